@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The published entry point. bpfctl ships TypeScript sources and runs them through tsx's loader,
+// so user policies (policy.ts) and bpfctl itself share one module graph and one set of types.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,72 @@
+/**
+ * Network namespaces for tests (the aya guard pattern): each test that needs a network gets its
+ * own pair of namespaces joined by a veth pair, and `destroy()` removes them whatever happened.
+ * Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking range), only inside these namespaces.
+ */
+import { sh } from './sh.ts';
+
+let counter = 0;
+
+export interface NetnsPair {
+  /** Namespace names, e.g. bt-1234-1a / bt-1234-1b. */
+  readonly nsA: string;
+  readonly nsB: string;
+  /** veth ends: ifA lives in nsA, ifB in nsB. */
+  readonly ifA: string;
+  readonly ifB: string;
+  readonly ipA: string;
+  readonly ipB: string;
+  readonly ip6A: string;
+  readonly ip6B: string;
+  /** Run a command inside a namespace. */
+  exec(ns: string, cmd: string, args: readonly string[], opts?: { allowFail?: boolean }): string;
+  destroy(): void;
+}
+
+export function createNetnsPair(tag = 'x'): NetnsPair {
+  const n = ++counter;
+  const base = `bt${process.pid % 100000}${tag}${n}`.slice(0, 11);
+  const nsA = `${base}a`;
+  const nsB = `${base}b`;
+  const ifA = `${base}a`;
+  const ifB = `${base}b`;
+  const sub = 18 + (n % 2);
+  const ipA = `198.${sub}.${n % 250}.1`;
+  const ipB = `198.${sub}.${n % 250}.2`;
+  const ip6A = `fd00:bf:${n.toString(16)}::1`;
+  const ip6B = `fd00:bf:${n.toString(16)}::2`;
+  const destroy = () => {
+    sh('ip', ['netns', 'del', nsA], { allowFail: true });
+    sh('ip', ['netns', 'del', nsB], { allowFail: true });
+    sh('ip', ['link', 'del', ifA], { allowFail: true });
+  };
+  try {
+    sh('ip', ['netns', 'add', nsA]);
+    sh('ip', ['netns', 'add', nsB]);
+    sh('ip', ['link', 'add', ifA, 'netns', nsA, 'type', 'veth', 'peer', 'name', ifB, 'netns', nsB]);
+    for (const [ns, ifn, ip, ip6] of [
+      [nsA, ifA, ipA, ip6A],
+      [nsB, ifB, ipB, ip6B],
+    ] as const) {
+      sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      sh('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', ifn]);
+      sh('ip', ['-n', ns, '-6', 'addr', 'add', `${ip6}/64`, 'dev', ifn, 'nodad']);
+      sh('ip', ['-n', ns, 'link', 'set', ifn, 'up']);
+    }
+  } catch (err) {
+    destroy();
+    throw err;
+  }
+  return {
+    nsA,
+    nsB,
+    ifA,
+    ifB,
+    ipA,
+    ipB,
+    ip6A,
+    ip6B,
+    exec: (ns, cmd, args, opts) => sh('ip', ['netns', 'exec', ns, cmd, ...args], opts),
+    destroy,
+  };
+}
