@@ -21,7 +21,8 @@ export async function main(args: readonly string[], io: Io = {}): Promise<number
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Full error details (verifier log, clang output)' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress messages' })
     .middleware((argv) => {
-      argv.out = createOutput({ json: Boolean(argv.json), quiet: Boolean(argv.quiet), stdout: io.stdout, stderr: io.stderr });
+      // With --json, stderr carries only the error object, so scripts can parse it.
+      argv.out = createOutput({ json: Boolean(argv.json), quiet: Boolean(argv.quiet) || Boolean(argv.json), stdout: io.stdout, stderr: io.stderr });
     })
     .demandCommand(1, 'name a command (bpfctl --help lists them)')
     .strict()

@@ -14,9 +14,9 @@ export interface Output {
   readonly stdout: Sink;
   readonly stderr: Sink;
   /** A table for people; with --json the rows themselves are printed as a JSON array. */
-  table(rows: readonly Record<string, unknown>[], columns?: readonly string[], title?: string): void;
+  table(rows: readonly object[], columns?: readonly string[], title?: string): void;
   /** Key/value pairs for people; the object itself with --json. */
-  record(obj: Record<string, unknown>, title?: string): void;
+  record(obj: object, title?: string): void;
   /** Print a value as JSON (always JSON). */
   printJson(value: unknown): void;
   /** One line of text for people; ignored with --json unless `always`. */
@@ -53,8 +53,9 @@ export function createOutput(opts: { json: boolean; quiet?: boolean; stdout?: Si
     stdout,
     stderr,
     printJson,
-    table(rows, columns, title) {
-      if (opts.json) return void printJson(rows);
+    table(objs, columns, title) {
+      if (opts.json) return void printJson(objs);
+      const rows = objs as readonly Record<string, unknown>[];
       const cols = columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))];
       if (title) stdout.write(`${title}\n`);
       if (rows.length === 0) return void stdout.write('(none)\n');

@@ -1,4 +1,13 @@
 /** Every bpfctl command, in the order `--help` lists them. Each file owns one command group. */
+import { buildCommand } from './build.ts';
+import { graphCommand } from './graph.ts';
+import { loadCommand, unloadCommand } from './load.ts';
+import { mapCommand } from './map.ts';
+import { poolCommand } from './pool.ts';
+import { progCommand } from './prog.ts';
+import { routeCommand } from './route.ts';
+import { statusCommand } from './status.ts';
+import { topCommand } from './top.ts';
 import type { Command } from './types.ts';
 
-export const commands: Command[] = [];
+export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, graphCommand, poolCommand, progCommand, mapCommand];

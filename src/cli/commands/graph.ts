@@ -1,0 +1,87 @@
+/**
+ * `bpfctl graph POLICY`: the policy's function chains as Graphviz DOT or Mermaid text, or rendered
+ * to SVG/PNG by Graphviz's `dot` when it is installed.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import type { Argv } from 'yargs';
+import { renderGraph } from '../../codegen/graph.ts';
+import { BpfctlError } from '../../errors.ts';
+import { loadPolicyFile } from '../../ir/policy.ts';
+import type { Args, Command } from './types.ts';
+
+const FORMATS = ['dot', 'mermaid', 'svg', 'png'] as const;
+type Format = (typeof FORMATS)[number];
+
+interface GraphArgs {
+  policy: string;
+  format?: Format;
+  output?: string;
+}
+
+/** Graphviz is missing or failed to render. */
+export class GraphvizError extends BpfctlError {
+  readonly stderr: string;
+  constructor(message: string, stderr = '') {
+    super('E_GRAPHVIZ', message);
+    this.stderr = stderr;
+  }
+  override detail(): string {
+    return this.stderr ? `${this.message}\n${this.stderr}` : this.message;
+  }
+}
+
+/** Renders DOT text with Graphviz. @throws GraphvizError when `dot` is not installed or fails. */
+export function renderWithDot(dot: string, format: 'svg' | 'png', dotBinary = process.env.BPFCTL_DOT ?? 'dot'): Buffer {
+  const r = spawnSync(dotBinary, [`-T${format}`], { input: dot, maxBuffer: 64 << 20 });
+  if (r.error) {
+    const missing = (r.error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new GraphvizError(
+      missing
+        ? `cannot render ${format}: Graphviz '${dotBinary}' is not installed (apt-get install graphviz), or use --format dot|mermaid`
+        : `cannot run ${dotBinary}: ${r.error.message}`,
+    );
+  }
+  if (r.status !== 0) throw new GraphvizError(`${dotBinary} -T${format} failed (exit ${r.status})`, r.stderr.toString());
+  return r.stdout;
+}
+
+function formatFromFile(file: string | undefined): Format | undefined {
+  const ext = file ? extname(file).slice(1).toLowerCase() : '';
+  if (ext === 'gv') return 'dot';
+  if (ext === 'mmd') return 'mermaid';
+  return (FORMATS as readonly string[]).includes(ext) ? (ext as Format) : undefined;
+}
+
+export const graphCommand: Command = {
+  command: 'graph <policy>',
+  describe: 'Draw the function chains of a policy (DOT, Mermaid, SVG or PNG)',
+  builder: (y: Argv) =>
+    y
+      .positional('policy', { type: 'string', demandOption: true, describe: 'policy.ts file' })
+      .option('format', { alias: 'f', choices: FORMATS, describe: 'Output format (default: from the -o extension, else dot)' })
+      .option('output', { alias: 'o', type: 'string', describe: 'Write to this file instead of stdout (required for png)' }),
+  handler: async (raw) => {
+    const argv = raw as Args<GraphArgs>;
+    const { out } = argv;
+    const ir = await loadPolicyFile(argv.policy);
+    const format: Format = argv.format ?? formatFromFile(argv.output) ?? 'dot';
+    let data: string | Buffer;
+    if (format === 'svg' || format === 'png') {
+      if (format === 'png' && argv.output === undefined) throw new BpfctlError('E_USAGE', 'PNG is binary: give a file with -o FILE');
+      data = renderWithDot(renderGraph(ir, 'dot'), format);
+    } else {
+      data = renderGraph(ir, format);
+    }
+    if (argv.output !== undefined) {
+      const file = resolve(argv.output);
+      writeFileSync(file, data);
+      if (out.json) out.printJson({ policy: ir.name, format, file });
+      else out.progress(`wrote ${format} graph of ${ir.name} to ${file}`);
+      return;
+    }
+    if (out.json) out.printJson({ policy: ir.name, format, text: data.toString() });
+    else out.stdout.write(data.toString());
+  },
+};

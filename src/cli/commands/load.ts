@@ -1,0 +1,82 @@
+/**
+ * `bpfctl load` and `bpfctl unload`: one verb for both kinds of thing bpfctl loads. A policy
+ * (policy.ts) is built, loaded, attached and pinned under /sys/fs/bpf/bpfctl/<policy>; a plain
+ * object file (.bpf.o) is loaded and its programs and maps pinned under --pin DIR.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { loadPolicyFile } from '../../ir/policy.ts';
+import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
+import { pinRoot } from '../../deploy/paths.ts';
+import { UsageError } from '../main.ts';
+import { loadObjectCommand, unloadDirCommand } from './object.ts';
+import { type Args, defineCommand } from './types.ts';
+
+const isObjectFile = (f: string) => /\.(bpf\.)?o$/.test(f);
+const isPolicyFile = (f: string) => /\.(ts|mts|js|mjs)$/.test(f);
+
+interface LoadArgs {
+  target: string;
+  pin?: string;
+  xdpMode?: 'native' | 'generic' | 'auto';
+}
+
+export const loadCommand = defineCommand({
+  command: 'load <target>',
+  describe: 'Load a policy (policy.ts: build, load, attach, pin) or an object file (.bpf.o, with --pin DIR)',
+  builder: (y) =>
+    y
+      .positional('target', { type: 'string', demandOption: true, describe: 'policy.ts or FILE.bpf.o' })
+      .option('pin', { type: 'string', describe: 'pin directory for an object file (default /sys/fs/bpf/bpfctl/obj/<name>)' })
+      .option('xdp-mode', { choices: ['native', 'generic', 'auto'] as const, describe: 'XDP attach mode for sections that do not set one' }),
+  handler: async (argv: Args<LoadArgs>) => {
+    const { out, target } = argv;
+    if (isObjectFile(target)) {
+      const dir = argv.pin ?? join(pinRoot(), 'obj', basename(target).replace(/\.(bpf\.)?o$/, ''));
+      await loadObjectCommand(target, dir, out);
+      return;
+    }
+    if (!isPolicyFile(target)) throw new UsageError(`cannot load ${target}: expected a policy (.ts) or an object file (.bpf.o)`);
+    out.progress(`validating ${target}`);
+    const ir = await loadPolicyFile(target);
+    const res = loadPolicy(ir, { policyFile: target, progress: (s) => out.progress(s), xdpMode: argv.xdpMode });
+    const m = res.manifest;
+    if (out.json) {
+      out.printJson({ policy: m.policy, dir: res.dir, replaced: res.replaced, schemaHash: m.schemaHash, cgroup: m.cgroup, pins: m.pins, xdp: m.xdp });
+      return;
+    }
+    out.record(
+      {
+        policy: m.policy,
+        pinned: res.dir,
+        cgroup: m.cgroup ?? '-',
+        functions: ir.functions.map((f) => `${f.name}x${f.instances}`).join(' '),
+        routes: ir.routes.map((r) => r.name).join(' '),
+        xdp: m.xdp.map((x) => `${x.interface} (${x.mode})`).join(' ') || '-',
+        replaced: res.replaced,
+      },
+      `${res.replaced ? 'Replaced' : 'Loaded'} ${m.policy}`,
+    );
+  },
+});
+
+interface UnloadArgs {
+  target: string;
+}
+
+export const unloadCommand = defineCommand({
+  command: 'unload <target>',
+  describe: 'Remove a loaded policy (by name or policy.ts), or everything `load --pin DIR` pinned in DIR',
+  builder: (y) => y.positional('target', { type: 'string', demandOption: true, describe: 'policy name, policy.ts, or a pin directory' }),
+  handler: async (argv: Args<UnloadArgs>) => {
+    const { out, target } = argv;
+    if (target.includes('/') && existsSync(target) && statSync(target).isDirectory()) {
+      await unloadDirCommand(target, out);
+      return;
+    }
+    const name = isPolicyFile(target) ? (await loadPolicyFile(target)).name : target;
+    const res = unloadPolicy(name);
+    if (out.json) out.printJson({ policy: name, removed: res.removed });
+    else out.line(`unloaded ${name} (${res.removed.length} pins removed)`);
+  },
+});

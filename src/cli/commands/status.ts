@@ -1,0 +1,48 @@
+/** `bpfctl status [POLICY]`: loaded policies, or one policy's programs, routes, functions, counters. */
+import { policyStatus } from '../../deploy/status.ts';
+import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
+import { type Args, defineCommand } from './types.ts';
+
+export const statusCommand = defineCommand({
+  command: 'status [policy]',
+  describe: 'Show loaded policies, or one policy: programs, maps, routes, instances and counters',
+  builder: (y) => y.positional('policy', { type: 'string', describe: 'policy name' }),
+  handler: (argv: Args<{ policy?: string }>) => {
+    const { out } = argv;
+    if (!argv.policy) {
+      const rows = listPolicies().map((name) => {
+        const m = loadedManifest(name);
+        return {
+          policy: name,
+          functions: m.ir.functions.length,
+          routes: m.ir.routes.length,
+          xdp: m.xdp.map((x) => x.interface).join(',') || '-',
+          programs: m.pins.progs.length + m.xdp.length,
+          loaded: m.createdAt,
+        };
+      });
+      out.table(rows, ['policy', 'functions', 'routes', 'xdp', 'programs', 'loaded']);
+      return;
+    }
+    const s = policyStatus(argv.policy);
+    if (out.json) return void out.printJson(s);
+    out.record({ policy: s.policy, pinned: s.dir, cgroup: s.cgroup ?? '-', loaded: s.createdAt, file: s.policyFile ?? '-', hash: s.schemaHash.slice(0, 16) }, `Policy ${s.policy}`);
+    out.line('');
+    out.table(s.programs, ['pin', 'id', 'type', 'name'], 'Programs');
+    if (s.routes.length) {
+      out.line('');
+      out.table(s.routes.map((r) => ({ ...r, functions: r.functions.join(' -> ') })), ['id', 'name', 'functions', 'msgs', 'bytes', 'drops'], 'Routes');
+      out.line('');
+      out.table(s.functions.map((f) => ({ ...f, live: f.live.length ? f.live.join(',') : 'none' })), ['id', 'name', 'instances', 'live', 'msgs', 'bytes', 'drops'], 'Functions');
+      const drops = s.drops.filter((d) => d.count > 0);
+      if (drops.length) {
+        out.line('');
+        out.table(drops, ['reason', 'count'], 'Drops');
+      }
+    }
+    if (s.xdp.length) {
+      out.line('');
+      out.table(s.xdp, ['interface', 'mode', 'dir'], 'XDP (bpfctl xdp status for rules and counters)');
+    }
+  },
+});

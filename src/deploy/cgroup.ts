@@ -1,0 +1,63 @@
+/**
+ * The cgroup a policy owns. sockops programs see only sockets of processes inside the cgroup they
+ * are attached to (design.md gotcha 7), which is what makes registration trustworthy: only root can
+ * move a process into it.
+ */
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { BpfctlError } from '../errors.ts';
+
+export class CgroupError extends BpfctlError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_CGROUP', message, options);
+  }
+}
+
+export function ensureCgroup(path: string): void {
+  try {
+    mkdirSync(path, { recursive: true });
+  } catch (err) {
+    throw new CgroupError(`cannot create cgroup ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function cgroupPids(path: string): number[] {
+  if (!existsSync(`${path}/cgroup.procs`)) return [];
+  return readFileSync(`${path}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+}
+
+/** Moves a process into the cgroup; its later connect() calls are seen by the policy's sockops. */
+export function joinCgroup(path: string, pid: number): void {
+  try {
+    writeFileSync(`${path}/cgroup.procs`, `${pid}\n`);
+  } catch (err) {
+    throw new CgroupError(`cannot move pid ${pid} into ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Removes the cgroup. A cgroup with live processes cannot be removed: they are moved to the parent
+ * first (the supervisor kills its own processes before this; strays are not ours to kill).
+ */
+export function removeCgroup(path: string): void {
+  if (!existsSync(path)) return;
+  const parent = dirname(path);
+  for (const pid of cgroupPids(path)) {
+    try {
+      writeFileSync(`${parent}/cgroup.procs`, `${pid}\n`);
+    } catch {
+      // the process exited meanwhile
+    }
+  }
+  try {
+    rmdirSync(path);
+  } catch (err) {
+    throw new CgroupError(`cannot remove cgroup ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  // The shared parent goes too once the last policy is gone, so nothing of bpfctl stays behind.
+  try {
+    rmdirSync(parent);
+  } catch {
+    // other policies still live there, or it is the hierarchy root
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Puts a policy's function-chain dataplane into the kernel: generate C from the IR, compile,
+ * load (the verifier runs here), then pin maps and programs, fill the route and config maps, and
+ * attach sk_msg to the sockhash and sockops to the policy's cgroup.
+ *
+ * Split in two so a replacement is safe: `prepareChain` does everything that can fail on bad code
+ * (compile, verify) without touching what is loaded; `installChain` pins and attaches.
+ */
+import { join } from 'node:path';
+import { CHAIN_PROGRAMS, generateChain } from '../codegen/chain/index.ts';
+import { compileBpf } from '../compile/index.ts';
+import type { PolicyIR } from '../ir/policy.ts';
+import { poolLayout } from '../runtime/pool/index.ts';
+import { TypedMap } from '../runtime/typed-map.ts';
+import { type ConfigValue, configValue, MAX_ROUTE_LEN, routeValue, u32 } from '../schema/index.ts';
+import { BpfObject } from '../../loader/index.ts';
+import { ensureCgroup } from './cgroup.ts';
+import { policyCgroup } from './paths.ts';
+
+export interface PreparedChain {
+  object: BpfObject;
+  objectPath: string;
+  cached: boolean;
+}
+
+export function hasChain(ir: PolicyIR): boolean {
+  return ir.functions.length > 0 && ir.routes.length > 0;
+}
+
+/** Generate, compile and load (verify) the chain object. Nothing is pinned or attached yet. */
+export function prepareChain(ir: PolicyIR, progress: (s: string) => void = () => {}): PreparedChain {
+  const gen = generateChain(ir);
+  progress(`compiling ${gen.fileName}`);
+  const { objectPath, cached } = compileBpf({ source: gen.source, name: gen.fileName });
+  progress(`loading ${objectPath}${cached ? ' (cached build)' : ''}`);
+  const object = BpfObject.open(objectPath, { name: ir.name });
+  try {
+    object.load();
+  } catch (err) {
+    object.close();
+    throw err;
+  }
+  return { object, objectPath, cached };
+}
+
+/** The config map's value for a policy: pool geometry as the runtime lays the pool out. */
+export function chainConfig(ir: PolicyIR, hubPort = 0): ConfigValue {
+  const g = poolLayout.geometry(ir.pool.bufferSize, ir.pool.bufferCount);
+  return { pool_size: g.totalSize, data_off: g.dataOff, buf_size: g.bufSize, buf_count: g.bufCount, hub_port: hubPort, pad: 0 };
+}
+
+/** Route map values from the IR: hop list padded to MAX_ROUTE_LEN (the gateway, id 0, fills the rest). */
+export function routeEntries(ir: PolicyIR): [number, { len: number; fn: number[] }][] {
+  return ir.routes.map((r) => [r.id, { len: r.hops.length, fn: [...r.hops, ...Array(MAX_ROUTE_LEN - r.hops.length).fill(0)] }]);
+}
+
+/**
+ * Pins the prepared chain under `dir`, fills routes and config, attaches. Returns the pinned
+ * paths (relative to dir). Closes the object: from here on the pins keep everything alive.
+ */
+export function installChain(ir: PolicyIR, dir: string, prepared: PreparedChain): { progs: string[]; maps: string[]; links: string[]; cgroup: string } {
+  const { object } = prepared;
+  const pins = { progs: [] as string[], maps: [] as string[], links: [] as string[] };
+  try {
+    for (const spec of object.maps) {
+      if (spec.name.startsWith('.')) continue; // .rodata/.bss are internal to the object
+      object.map(spec.name).pin(join(dir, 'maps', spec.name));
+      pins.maps.push(`maps/${spec.name}`);
+    }
+    for (const spec of object.programs) {
+      object.program(spec.name).pin(join(dir, 'progs', spec.name));
+      pins.progs.push(`progs/${spec.name}`);
+    }
+    new TypedMap(object.map('routes'), u32, routeValue).setMany(routeEntries(ir));
+    new TypedMap(object.map('config'), u32, configValue).set(0, chainConfig(ir));
+    // sk_msg first, sockets later (gotcha 2): nothing is registered before this attach.
+    object.program(CHAIN_PROGRAMS.msg).attachSockMap(object.map('socks'), 'msg_verdict');
+    const cgroup = policyCgroup(ir.name);
+    ensureCgroup(cgroup);
+    const link = object.program(CHAIN_PROGRAMS.sockops).attachCgroup(cgroup);
+    try {
+      link.pin(join(dir, 'links', 'sockops'));
+      pins.links.push('links/sockops');
+    } finally {
+      link.close();
+    }
+    return { ...pins, cgroup };
+  } finally {
+    object.close();
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Load, replace, inspect and remove whole policies. A loaded policy is one bpffs directory
+ * (`<root>/<policy>/`: maps/, progs/, links/, xdp/<ifname>/, manifest) plus one cgroup.
+ *
+ * Replacing a loaded policy builds and verifies the new code first, so a policy that does not
+ * compile or verify leaves the running one untouched; XDP programs are swapped atomically through
+ * their links; the chain's pins are swapped (its functions re-register, as after any code change:
+ * sockets keep the sk_msg program they were inserted with).
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfctlError } from '../errors.ts';
+import type { PolicyIR } from '../ir/policy.ts';
+import { ensureBpffs, mkdirp, unpin, unpinAll } from '../../loader/index.ts';
+import { removeCgroup } from './cgroup.ts';
+import { hasChain, installChain, prepareChain } from './chain.ts';
+import { type Manifest, MANIFEST_VERSION, readManifest, writeManifest } from './manifest.ts';
+import { pinRoot, policyCgroup, policyDir } from './paths.ts';
+import { deployXdp, undeployXdp } from './xdp.ts';
+
+export interface LoadOptions {
+  root?: string;
+  policyFile?: string;
+  progress?: (text: string) => void;
+  /** XDP attach mode for every section that does not name one. */
+  xdpMode?: 'native' | 'generic' | 'auto';
+}
+
+export interface LoadResult {
+  manifest: Manifest;
+  dir: string;
+  replaced: boolean;
+}
+
+export class PolicyNotLoadedError extends BpfctlError {
+  constructor(name: string, root: string) {
+    super('E_NOT_LOADED', `policy ${name} is not loaded (nothing under ${policyDir(name, root)}; bpfctl status lists loaded policies)`);
+  }
+}
+
+/** Names of loaded policies under the pin root. */
+export function listPolicies(root = pinRoot()): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((n) => !n.startsWith('.') && existsSync(join(root, n, 'manifest')))
+    .sort();
+}
+
+/** The manifest of a loaded policy. @throws PolicyNotLoadedError, ManifestError */
+export function loadedManifest(name: string, root = pinRoot()): Manifest {
+  const dir = policyDir(name, root);
+  if (!existsSync(dir)) throw new PolicyNotLoadedError(name, root);
+  return readManifest(dir);
+}
+
+/**
+ * Build, load, attach and pin a policy; replaces it if it is already loaded.
+ * @throws CompileError, VerifierError, LoaderError, CgroupError (nothing new is left behind)
+ */
+export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
+  const root = opts.root ?? pinRoot();
+  const progress = opts.progress ?? (() => {});
+  ensureBpffs(root.startsWith('/sys/fs/bpf') ? '/sys/fs/bpf' : root);
+  const dir = policyDir(ir.name, root);
+  const old = existsSync(join(dir, 'manifest')) ? readManifest(dir) : null;
+  const replaced = old !== null || existsSync(dir);
+
+  // Everything that can fail on bad code happens before the loaded policy is touched.
+  const prepared = hasChain(ir) ? prepareChain(ir, progress) : null;
+
+  const pins: Manifest['pins'] = { progs: [], maps: [], links: [] };
+  const xdp: Manifest['xdp'] = [];
+  let cgroup: string | null = null;
+  try {
+    mkdirp(dir);
+    for (const sub of ['maps', 'progs', 'links']) unpinAll(join(dir, sub));
+    if (prepared) {
+      progress('attaching sk_msg to the sockhash and sockops to the policy cgroup');
+      const installed = installChain(ir, dir, prepared);
+      pins.progs.push(...installed.progs);
+      pins.maps.push(...installed.maps);
+      pins.links.push(...installed.links);
+      cgroup = installed.cgroup;
+    } else if (old?.cgroup) {
+      removeCgroup(old.cgroup);
+    }
+    for (let i = 0; i < ir.xdp.length; i++) {
+      progress(`XDP: ${ir.xdp[i]!.interface}`);
+      const d = deployXdp(ir, i, dir, { mode: opts.xdpMode, progress });
+      xdp.push({ interface: d.interface, mode: d.mode, dir: d.dir });
+    }
+    // Interfaces the old policy classified and the new one does not: detach.
+    for (const o of old?.xdp ?? []) {
+      if (!ir.xdp.some((s) => s.interface === o.interface)) undeployXdp(dir, o.interface);
+    }
+    const manifest: Manifest = {
+      manifestVersion: MANIFEST_VERSION,
+      policy: ir.name,
+      schemaHash: ir.hash,
+      createdAt: new Date().toISOString(),
+      policyFile: opts.policyFile ?? null,
+      cgroup,
+      pins,
+      xdp,
+      ir,
+    };
+    writeManifest(dir, manifest);
+    progress(`${replaced ? 'replaced' : 'loaded'} policy ${ir.name} (pinned under ${dir})`);
+    return { manifest, dir, replaced };
+  } catch (err) {
+    // A half-installed policy is worse than none: remove all of it (the old one is gone already
+    // once installing started), and say so in the error.
+    prepared?.object.close();
+    removePolicyPins(dir);
+    if (cgroup ?? old?.cgroup) removeCgroupQuietly(cgroup ?? old!.cgroup!);
+    throw err;
+  }
+}
+
+/** Detach and remove everything a policy pinned, and its cgroup. @throws PolicyNotLoadedError */
+export function unloadPolicy(name: string, opts: { root?: string } = {}): { removed: string[] } {
+  const root = opts.root ?? pinRoot();
+  const dir = policyDir(name, root);
+  if (!existsSync(dir)) throw new PolicyNotLoadedError(name, root);
+  let manifest: Manifest | null = null;
+  try {
+    manifest = readManifest(dir);
+  } catch {
+    // A broken or foreign manifest must not keep `unload` from cleaning up what is there.
+  }
+  const removed = existsSync(dir) ? listPins(dir) : [];
+  removePolicyPins(dir);
+  removeCgroupQuietly(manifest?.cgroup ?? policyCgroup(name));
+  return { removed };
+}
+
+function removePolicyPins(dir: string): void {
+  if (!existsSync(dir)) return;
+  // XDP first and explicitly: its links are what keeps traffic flowing through old programs.
+  if (existsSync(join(dir, 'xdp'))) undeployXdp(dir);
+  unpin(join(dir, 'manifest'));
+  unpinAll(dir);
+}
+
+function removeCgroupQuietly(path: string): void {
+  try {
+    removeCgroup(path);
+  } catch {
+    // Processes still inside (a running `bpfctl run`) keep it; it is empty of programs anyway.
+  }
+}
+
+function listPins(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...listPins(join(dir, e.name), rel));
+    else out.push(rel);
+  }
+  return out.sort();
+}
