@@ -5,13 +5,28 @@
  * map pinned by an incompatible bpfctl is refused instead of misread.
  */
 import { join } from 'node:path';
+import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
 import { TypedMap } from '../runtime/typed-map.ts';
 import { configValue, countersValue, instancesValue, routeValue, u32, u64 } from '../schema/index.ts';
 import { BpfMap } from '../../loader/index.ts';
+import { ManifestError, readManifest } from './manifest.ts';
 import { pinRoot, policyDir } from './paths.ts';
 
+/**
+ * Opens the pinned chain maps of a loaded policy.
+ * @throws ManifestError when they were pinned with another map layout (another bpfctl version)
+ * @throws LoaderError when a pin is missing
+ */
 export function openChainMaps(policy: string, root = pinRoot()) {
-  const dir = join(policyDir(policy, root), 'maps');
+  const pdir = policyDir(policy, root);
+  const manifest = readManifest(pdir);
+  if (manifest.layoutHash !== CHAIN_LAYOUT_HASH) {
+    throw new ManifestError(
+      pdir,
+      `policy ${policy}: its maps were pinned with chain layout ${manifest.layoutHash?.slice(0, 12) ?? 'unknown'}, this bpfctl uses ${CHAIN_LAYOUT_HASH.slice(0, 12)}; refusing to reuse them (bpfctl load the policy again to replace them)`,
+    );
+  }
+  const dir = join(pdir, 'maps');
   const opened: BpfMap[] = [];
   const open = (name: string) => {
     const m = BpfMap.openPinned(join(dir, name));

@@ -17,8 +17,13 @@ const MAP_NAME = 'bpfctl_manifest';
 export interface Manifest {
   manifestVersion: number;
   policy: string;
-  /** IR schema hash (sha256 of the canonical IR). */
+  /** IR schema hash (sha256 of the canonical IR, as loaded). */
   schemaHash: string;
+  /**
+   * Hash of the chain maps' layout (value structs, limits, names) these pins were made with. A
+   * bpfctl whose layout differs refuses to read or write them rather than misinterpret them.
+   */
+  layoutHash: string;
   createdAt: string;
   policyFile: string | null;
   /** The cgroup the sockops program is attached to (null without chains). */

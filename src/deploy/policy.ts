@@ -10,6 +10,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfctlError } from '../errors.ts';
+import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
 import type { PolicyIR } from '../ir/policy.ts';
 import { ensureBpffs, mkdirp, unpin, unpinAll } from '../../loader/index.ts';
 import { removeCgroup } from './cgroup.ts';
@@ -97,6 +98,7 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
       manifestVersion: MANIFEST_VERSION,
       policy: ir.name,
       schemaHash: ir.hash,
+      layoutHash: CHAIN_LAYOUT_HASH,
       createdAt: new Date().toISOString(),
       policyFile: opts.policyFile ?? null,
       cgroup,

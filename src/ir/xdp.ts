@@ -1,11 +1,585 @@
-// Placeholder owned by the XDP work (issue 5): validation and lowering of `xdp` sections.
-import type { XdpSectionSpec } from '../dsl/xdp.ts';
+/**
+ * Validation and lowering of a policy's `xdp` sections into plain data (the IR codegen, deploy
+ * and the CLI share). Every error names the offending node with a path such as
+ * `xdp[0].rules[3].match.dport`, so a user can find it in a policy of thousands of lines.
+ *
+ * What the lowering decides (so codegen only translates):
+ * - the L3 family each rule needs (from prefixes, ethType, icmp/icmpv6), and rejects rules that
+ *   can never match (tcpFlags with proto udp, an IPv4 prefix with ethType ipv6, ...);
+ * - names resolved to numbers (ethType, proto, ICMP types, TCP flags);
+ * - devmap slots for redirect targets and one xskmap per AF_XDP group.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+// A cycle (policy.ts imports this module), safe because PolicyError is only used inside functions.
+import { PolicyError } from './policy.ts';
+import type { XdpAction, XdpIcmpTypeName, XdpMatch, XdpRuleSpec, XdpSectionSpec, XdpSetKind, XdpSetSpec, XdpTcpFlag } from '../dsl/xdp.ts';
 
-export interface XdpSectionIR {
-  interface: string;
+export type XdpActionIR =
+  | { readonly kind: 'pass' | 'drop' | 'tx' }
+  | { readonly kind: 'redirect'; readonly ifname: string; readonly slot: number }
+  | { readonly kind: 'xsk'; readonly group: string };
+
+export interface XdpPrefixIR {
+  readonly family: 4 | 6;
+  /** Canonical text, e.g. `10.0.0.0/8`. */
+  readonly text: string;
+  /** Network-order address bytes (4 or 16). */
+  readonly bytes: readonly number[];
+  readonly len: number;
 }
 
-/** Validates `xdp` sections; `path` is the policy path prefix for errors, e.g. "xdp". */
-export function lowerXdpSections(specs: readonly XdpSectionSpec[] | undefined, _path: string): XdpSectionIR[] {
-  return (specs ?? []).map((s) => ({ interface: s.interface }));
+export type XdpAddrIR = { readonly prefix: XdpPrefixIR } | { readonly set: string; readonly kind: XdpSetKind };
+export type XdpPortIR = { readonly lo: number; readonly hi: number } | { readonly set: string };
+export type XdpMacIR = { readonly mac: readonly number[] } | { readonly set: string };
+
+export interface XdpMatchIR {
+  /** The rule only matches this L3 family; `ip` means either. Absent: any frame. */
+  readonly l3?: 4 | 6 | 'ip';
+  readonly ethType?: number;
+  readonly vlan?: number;
+  readonly innerVlan?: number;
+  readonly srcMac?: XdpMacIR;
+  readonly dstMac?: XdpMacIR;
+  readonly src?: XdpAddrIR;
+  readonly dst?: XdpAddrIR;
+  /** IP protocol number; ports without a protocol mean "TCP or UDP" (`l4: 'ports'`). */
+  readonly proto?: number;
+  readonly dscp?: number;
+  readonly sport?: XdpPortIR;
+  readonly dport?: XdpPortIR;
+  /** `(flags & mask) == value` on the TCP flags byte. */
+  readonly tcpFlags?: { readonly mask: number; readonly value: number; readonly text: string };
+  readonly icmpType?: number;
+  readonly icmpCode?: number;
+}
+
+export interface XdpRuleIR {
+  /** Position in the section; also the rule's slot in the `rule_stats` map. */
+  readonly index: number;
+  readonly name: string;
+  /** One line for people: `ip4 src 10.0.0.0/8 tcp dport 22 -> drop`. */
+  readonly summary: string;
+  readonly match: XdpMatchIR;
+  readonly action: XdpActionIR;
+  readonly count: boolean;
+}
+
+export interface XdpSetIR {
+  readonly name: string;
+  readonly kind: XdpSetKind;
+  readonly maxEntries: number;
+  /** Canonical element text, deduplicated, in policy order. */
+  readonly elements: readonly string[];
+}
+
+export interface XdpSectionIR {
+  readonly index: number;
+  readonly interface: string;
+  readonly mode: 'auto' | 'native' | 'generic';
+  readonly default: XdpActionIR;
+  readonly malformed: 'drop' | 'pass';
+  readonly sets: readonly XdpSetIR[];
+  readonly rules: readonly XdpRuleIR[];
+  /** devmap `tx_ports`: slot i holds the ifindex of redirects[i]. */
+  readonly redirects: readonly string[];
+  /** One xskmap `xsk_<group>` per group, keyed by receive queue. */
+  readonly xskGroups: readonly string[];
+}
+
+/** Rules written out one by one; more belong in a set (one map lookup, whatever its size). */
+export const MAX_INLINE_RULES = 4096;
+export const MAX_SET_ENTRIES = 1 << 20;
+export const DEFAULT_SET_ENTRIES = 4096;
+
+export const ETH_TYPES: Readonly<Record<string, number>> = { ipv4: 0x0800, ipv6: 0x86dd, arp: 0x0806 };
+export const PROTOS: Readonly<Record<string, number>> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58 };
+export const TCP_FLAGS: Readonly<Record<XdpTcpFlag, number>> = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10, urg: 0x20, ece: 0x40, cwr: 0x80 };
+const ICMP4_TYPES: Partial<Record<XdpIcmpTypeName, number>> = { 'echo-reply': 0, 'dest-unreachable': 3, 'echo-request': 8, 'time-exceeded': 11 };
+const ICMP6_TYPES: Partial<Record<XdpIcmpTypeName, number>> = {
+  'dest-unreachable': 1,
+  'packet-too-big': 2,
+  'time-exceeded': 3,
+  'echo-request': 128,
+  'echo-reply': 129,
+  'router-solicitation': 133,
+  'router-advertisement': 134,
+  'neighbor-solicitation': 135,
+  'neighbor-advertisement': 136,
+};
+
+const SET_KINDS: readonly XdpSetKind[] = ['ipv4-prefix', 'ipv6-prefix', 'ipv4', 'ipv6', 'port', 'mac'];
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
+const RULE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const IFNAME = /^[^\s/:]{1,15}$/;
+
+// ---------------------------------------------------------------------------------------------
+// Addresses, prefixes, MACs, ports: parsers shared with deploy and the `set` command.
+
+/** Network-order bytes of a dotted IPv4 address, or null. */
+export function parseIpv4(text: string): number[] | null {
+  if (!isIPv4(text)) return null;
+  return text.split('.').map(Number);
+}
+
+/** Network-order bytes (16) of an IPv6 address, or null. */
+export function parseIpv6(text: string): number[] | null {
+  if (!isIPv6(text) || text.includes('%')) return null;
+  let s = text;
+  let tail: number[] = [];
+  const lastColon = s.lastIndexOf(':');
+  if (s.slice(lastColon + 1).includes('.')) {
+    const v4 = parseIpv4(s.slice(lastColon + 1));
+    if (!v4) return null;
+    tail = v4;
+    s = `${s.slice(0, lastColon + 1)}0:0`;
+  }
+  const [head, rest] = s.includes('::') ? s.split('::') : [s, undefined];
+  const words = (part: string | undefined) => (part ? part.split(':').map((w) => Number.parseInt(w, 16)) : []);
+  const h = words(head);
+  const r = words(rest);
+  const groups = rest === undefined ? h : [...h, ...new Array(8 - h.length - r.length).fill(0), ...r];
+  if (groups.length !== 8) return null;
+  const bytes = groups.flatMap((g) => [g >> 8, g & 0xff]);
+  if (tail.length) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
+
+export function formatIpv6(bytes: readonly number[]): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
+  // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on a tie.
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+function formatAddr(family: 4 | 6, bytes: readonly number[]): string {
+  return family === 4 ? bytes.join('.') : formatIpv6(bytes);
+}
+
+/**
+ * An address or prefix (`10.0.0.0/8`, `2001:db8::/32`, `192.0.2.1` = /32). Returns an error
+ * message instead of throwing so callers can attach their path.
+ */
+export function parsePrefix(text: string, want?: 4 | 6): XdpPrefixIR | string {
+  if (typeof text !== 'string') return `expected an address or prefix string, got ${JSON.stringify(text)}`;
+  const slash = text.indexOf('/');
+  const addrText = slash < 0 ? text : text.slice(0, slash);
+  const v4 = parseIpv4(addrText);
+  const v6 = v4 ? null : parseIpv6(addrText);
+  const bytes = v4 ?? v6;
+  if (!bytes) return `bad prefix '${text}': not an IPv4 or IPv6 address`;
+  const family: 4 | 6 = v4 ? 4 : 6;
+  const max = family === 4 ? 32 : 128;
+  let len = max;
+  if (slash >= 0) {
+    const lenText = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) return `bad prefix '${text}': length must be 0..${max}`;
+    len = Number(lenText);
+  }
+  if (want && want !== family) return `bad prefix '${text}': expected an IPv${want} ${slash < 0 ? 'address' : 'prefix'}`;
+  const masked = bytes.map((b, i) => {
+    const bits = Math.max(0, Math.min(8, len - i * 8));
+    return b & ((0xff << (8 - bits)) & 0xff);
+  });
+  if (masked.some((b, i) => b !== bytes[i])) {
+    return `bad prefix '${text}': host bits are set (did you mean ${formatAddr(family, masked)}/${len}?)`;
+  }
+  return { family, text: `${formatAddr(family, bytes)}/${len}`, bytes, len };
+}
+
+export function parseMac(text: string): number[] | null {
+  if (typeof text !== 'string' || !/^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i.test(text)) return null;
+  return text.split(/[:-]/).map((h) => Number.parseInt(h, 16));
+}
+
+export function formatMac(bytes: readonly number[]): string {
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+function isPort(n: unknown): n is number {
+  return Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 65535;
+}
+
+/**
+ * Validates one set element for a set of `kind`; returns its canonical text or an error message.
+ * Canonical text is what `bpfctl set ls` prints and what deploy encodes into a map key.
+ */
+export function canonicalSetElement(kind: XdpSetKind, element: unknown): { text: string } | { error: string } {
+  switch (kind) {
+    case 'ipv4-prefix':
+    case 'ipv6-prefix':
+    case 'ipv4':
+    case 'ipv6': {
+      const family = kind.startsWith('ipv4') ? 4 : 6;
+      const exact = !kind.endsWith('prefix');
+      if (typeof element !== 'string') return { error: `expected an IPv${family} ${exact ? 'address' : 'prefix'} string, got ${JSON.stringify(element)}` };
+      if (exact && element.includes('/')) return { error: `'${element}' is a prefix; a ${kind} set holds single addresses (use type '${kind}-prefix')` };
+      const p = parsePrefix(element, family);
+      if (typeof p === 'string') return { error: p };
+      return { text: exact ? p.text.slice(0, p.text.indexOf('/')) : p.text };
+    }
+    case 'port': {
+      const n = typeof element === 'string' && /^\d+$/.test(element) ? Number(element) : element;
+      if (!isPort(n)) return { error: `bad port ${JSON.stringify(element)}: must be an integer 0..65535` };
+      return { text: String(n) };
+    }
+    case 'mac': {
+      const m = typeof element === 'string' ? parseMac(element) : null;
+      if (!m) return { error: `bad MAC address ${JSON.stringify(element)} (want 'aa:bb:cc:dd:ee:ff')` };
+      return { text: formatMac(m) };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lowering.
+
+function fail(path: string, message: string): never {
+  throw new PolicyError([{ path, message }]);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], path: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) fail(`${path}.${k}`, `unknown field '${k}' (expected one of: ${allowed.join(', ')})`);
+  }
+}
+
+function lowerSet(name: string, spec: unknown, path: string): XdpSetIR {
+  if (!IDENT.test(name)) fail(path, `bad set name '${name}': letters, digits and '_', not starting with a digit, at most 32`);
+  if (!isObject(spec)) fail(path, 'a set is { type, elements?, maxEntries? }');
+  checkKeys(spec, ['type', 'elements', 'maxEntries'], path);
+  const s = spec as unknown as XdpSetSpec;
+  if (!SET_KINDS.includes(s.type)) fail(`${path}.type`, `unknown set type ${JSON.stringify(s.type)} (expected one of: ${SET_KINDS.join(', ')})`);
+  const maxEntries = s.maxEntries ?? DEFAULT_SET_ENTRIES;
+  if (!Number.isInteger(maxEntries) || maxEntries < 1 || maxEntries > MAX_SET_ENTRIES) fail(`${path}.maxEntries`, `must be an integer 1..${MAX_SET_ENTRIES}`);
+  if (s.elements !== undefined && !Array.isArray(s.elements)) fail(`${path}.elements`, 'must be an array');
+  const seen = new Set<string>();
+  (s.elements ?? []).forEach((e, i) => {
+    const c = canonicalSetElement(s.type, e);
+    if ('error' in c) fail(`${path}.elements[${i}]`, c.error);
+    seen.add(c.text);
+  });
+  if (seen.size > maxEntries) fail(`${path}.elements`, `${seen.size} elements do not fit maxEntries ${maxEntries}`);
+  return { name, kind: s.type, maxEntries, elements: [...seen] };
+}
+
+function lowerAction(a: unknown, path: string, redirects: string[], xskGroups: string[]): XdpActionIR {
+  if (a === 'pass' || a === 'drop' || a === 'tx') return { kind: a };
+  if (isObject(a) && 'redirect' in a) {
+    checkKeys(a, ['redirect'], path);
+    const ifname = a.redirect;
+    if (typeof ifname !== 'string' || !IFNAME.test(ifname)) fail(`${path}.redirect`, `bad interface name ${JSON.stringify(ifname)}`);
+    if (!redirects.includes(ifname)) redirects.push(ifname);
+    return { kind: 'redirect', ifname, slot: redirects.indexOf(ifname) };
+  }
+  if (isObject(a) && 'xsk' in a) {
+    checkKeys(a, ['xsk'], path);
+    const group = a.xsk;
+    if (typeof group !== 'string' || !IDENT.test(group)) fail(`${path}.xsk`, `bad AF_XDP group name ${JSON.stringify(group)}: letters, digits and '_'`);
+    if (!xskGroups.includes(group)) xskGroups.push(group);
+    return { kind: 'xsk', group };
+  }
+  return fail(path, `unknown action ${JSON.stringify(a)} (expected 'pass', 'drop', 'tx', { redirect: ifname } or { xsk: group })`);
+}
+
+function intIn(v: unknown, lo: number, hi: number, path: string, what: string): number {
+  if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) fail(path, `${what} must be an integer ${lo}..${hi}, got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+/** Tracks what a match has pinned down so far, to reject combinations no packet can satisfy. */
+interface Constraints {
+  l3?: 4 | 6 | 'ip' | 'other';
+  l3Why?: string;
+  proto?: number;
+  protoWhy?: string;
+}
+
+const familyName = (f: 4 | 6 | 'ip' | 'other') => (f === 'other' ? 'non-IP' : f === 'ip' ? 'IP' : `IPv${f}`);
+
+function needL3(c: Constraints, want: 4 | 6 | 'ip', why: string, path: string): void {
+  const have = c.l3;
+  if (have === want || (want === 'ip' && (have === 4 || have === 6))) return;
+  if (have === undefined || (have === 'ip' && want !== 'ip')) {
+    c.l3 = want;
+    c.l3Why = why;
+    return;
+  }
+  fail(path, `impossible match: ${why} needs ${familyName(want)} but ${c.l3Why} only matches ${familyName(have)} packets`);
+}
+
+function needProto(c: Constraints, want: number[], why: string, path: string): void {
+  if (c.proto === undefined) return;
+  if (!want.includes(c.proto)) {
+    const names = want.map((p) => Object.keys(PROTOS).find((k) => PROTOS[k] === p) ?? String(p)).join(' or ');
+    fail(path, `impossible match: ${why} needs proto ${names} but ${c.protoWhy}`);
+  }
+}
+
+function lowerAddr(v: unknown, path: string, sets: Map<string, XdpSetIR>, c: Constraints, field: string): XdpAddrIR {
+  if (isObject(v)) {
+    const s = setRef(v, path, sets, ['ipv4-prefix', 'ipv6-prefix', 'ipv4', 'ipv6']);
+    needL3(c, s.kind.startsWith('ipv4') ? 4 : 6, `${field} set '${s.name}' (${s.kind})`, path);
+    return { set: s.name, kind: s.kind };
+  }
+  const p = parsePrefix(v as string);
+  if (typeof p === 'string') fail(path, p);
+  needL3(c, p.family, `${field} ${p.text}`, path);
+  return { prefix: p };
+}
+
+function setRef(v: Record<string, unknown>, path: string, sets: Map<string, XdpSetIR>, kinds: readonly XdpSetKind[]): XdpSetIR {
+  checkKeys(v, ['set'], path);
+  const name = v.set;
+  const s = typeof name === 'string' ? sets.get(name) : undefined;
+  if (!s) {
+    const known = [...sets.keys()];
+    fail(`${path}.set`, `unknown set ${JSON.stringify(name)}${known.length ? ` (this section has: ${known.join(', ')})` : ' (this section declares no sets)'}`);
+  }
+  if (!kinds.includes(s.kind)) fail(`${path}.set`, `set '${s.name}' holds ${s.kind} elements; this field needs a ${kinds.join(' or ')} set`);
+  return s;
+}
+
+function lowerPort(v: unknown, path: string, sets: Map<string, XdpSetIR>): XdpPortIR {
+  if (isObject(v)) return { set: setRef(v, path, sets, ['port']).name };
+  let lo: unknown;
+  let hi: unknown;
+  if (typeof v === 'number') lo = hi = v;
+  else if (Array.isArray(v) && v.length === 2) [lo, hi] = v;
+  else if (typeof v === 'string' && /^\d+(-\d+)?$/.test(v)) [lo, hi] = v.includes('-') ? v.split('-').map(Number) : [Number(v), Number(v)];
+  else fail(path, `expected a port, [lo, hi], 'lo-hi' or { set }, got ${JSON.stringify(v)}`);
+  if (!isPort(lo) || !isPort(hi)) fail(path, `ports must be integers 0..65535, got ${JSON.stringify(v)}`);
+  if (lo > hi) fail(path, `port range reversed: ${lo} > ${hi} (write [${hi}, ${lo}])`);
+  return { lo, hi };
+}
+
+function lowerMac(v: unknown, path: string, sets: Map<string, XdpSetIR>): XdpMacIR {
+  if (isObject(v)) return { set: setRef(v, path, sets, ['mac']).name };
+  const m = parseMac(v as string);
+  if (!m) fail(path, `bad MAC address ${JSON.stringify(v)} (want 'aa:bb:cc:dd:ee:ff')`);
+  return { mac: m };
+}
+
+function lowerTcpFlags(v: unknown, path: string): { mask: number; value: number; text: string } {
+  const want: [XdpTcpFlag, boolean][] = [];
+  if (typeof v === 'string') {
+    for (const raw of v.split(/[\s,|+]+/).filter(Boolean)) {
+      const neg = raw.startsWith('!');
+      const name = raw.slice(neg ? 1 : 0).toLowerCase() as XdpTcpFlag;
+      if (!(name in TCP_FLAGS)) fail(path, `unknown TCP flag '${raw}' (flags: ${Object.keys(TCP_FLAGS).join(', ')}; prefix '!' for clear)`);
+      want.push([name, !neg]);
+    }
+  } else if (isObject(v)) {
+    for (const [k, on] of Object.entries(v)) {
+      if (!(k in TCP_FLAGS)) fail(`${path}.${k}`, `unknown TCP flag '${k}' (flags: ${Object.keys(TCP_FLAGS).join(', ')})`);
+      if (typeof on !== 'boolean') fail(`${path}.${k}`, 'true (set) or false (clear)');
+      want.push([k as XdpTcpFlag, on]);
+    }
+  } else fail(path, `expected { syn: true, ack: false } or 'syn,!ack', got ${JSON.stringify(v)}`);
+  if (!want.length) fail(path, 'names no flag');
+  let mask = 0;
+  let value = 0;
+  for (const [f, on] of want) {
+    const bit = TCP_FLAGS[f];
+    if (mask & bit && Boolean(value & bit) !== on) fail(path, `impossible match: flag '${f}' required both set and clear`);
+    mask |= bit;
+    if (on) value |= bit;
+  }
+  const text = (Object.keys(TCP_FLAGS) as XdpTcpFlag[])
+    .filter((f) => mask & TCP_FLAGS[f])
+    .map((f) => (value & TCP_FLAGS[f] ? f : `!${f}`))
+    .join(',');
+  return { mask, value, text };
+}
+
+const MATCH_KEYS = ['ethType', 'vlan', 'innerVlan', 'srcMac', 'dstMac', 'src', 'dst', 'proto', 'dscp', 'sport', 'dport', 'tcpFlags', 'icmpType', 'icmpCode'];
+
+function lowerMatch(m: unknown, path: string, sets: Map<string, XdpSetIR>): XdpMatchIR {
+  if (m === undefined) return {};
+  if (!isObject(m)) fail(path, 'a match is an object of fields that must all hold');
+  checkKeys(m, MATCH_KEYS, path);
+  const spec = m as XdpMatch;
+  const c: Constraints = {};
+  const out: { -readonly [K in keyof XdpMatchIR]: XdpMatchIR[K] } = {};
+
+  if (spec.ethType !== undefined) {
+    const t = typeof spec.ethType === 'string' ? ETH_TYPES[spec.ethType] : spec.ethType;
+    if (t === undefined) fail(`${path}.ethType`, `unknown ethType ${JSON.stringify(spec.ethType)} (names: ${Object.keys(ETH_TYPES).join(', ')}, or a number)`);
+    out.ethType = intIn(t, 0x0600, 0xffff, `${path}.ethType`, 'an EtherType');
+    c.l3 = t === 0x0800 ? 4 : t === 0x86dd ? 6 : 'other';
+    c.l3Why = `ethType 0x${t.toString(16).padStart(4, '0')}`;
+  }
+  if (spec.vlan !== undefined) out.vlan = intIn(spec.vlan, 0, 4095, `${path}.vlan`, 'a VLAN id');
+  if (spec.innerVlan !== undefined) out.innerVlan = intIn(spec.innerVlan, 0, 4095, `${path}.innerVlan`, 'a VLAN id');
+  if (spec.srcMac !== undefined) out.srcMac = lowerMac(spec.srcMac, `${path}.srcMac`, sets);
+  if (spec.dstMac !== undefined) out.dstMac = lowerMac(spec.dstMac, `${path}.dstMac`, sets);
+  if (spec.src !== undefined) out.src = lowerAddr(spec.src, `${path}.src`, sets, c, 'src');
+  if (spec.dst !== undefined) out.dst = lowerAddr(spec.dst, `${path}.dst`, sets, c, 'dst');
+  if (spec.dscp !== undefined) {
+    out.dscp = intIn(spec.dscp, 0, 63, `${path}.dscp`, 'a DSCP');
+    needL3(c, 'ip', 'dscp', `${path}.dscp`);
+  }
+  if (spec.proto !== undefined) {
+    const p = typeof spec.proto === 'string' ? PROTOS[spec.proto] : spec.proto;
+    if (p === undefined) fail(`${path}.proto`, `unknown proto ${JSON.stringify(spec.proto)} (names: ${Object.keys(PROTOS).join(', ')}, or a number)`);
+    out.proto = intIn(p, 0, 255, `${path}.proto`, 'an IP protocol');
+    needL3(c, p === 1 ? 4 : p === 58 ? 6 : 'ip', `proto ${spec.proto}`, `${path}.proto`);
+    c.proto = p;
+    c.protoWhy = `proto is ${spec.proto}`;
+  }
+  for (const f of ['sport', 'dport'] as const) {
+    if (spec[f] === undefined) continue;
+    needProto(c, [6, 17], f, `${path}.${f}`);
+    needL3(c, 'ip', f, `${path}.${f}`);
+    out[f] = lowerPort(spec[f], `${path}.${f}`, sets);
+  }
+  if (spec.tcpFlags !== undefined) {
+    needProto(c, [6], 'tcpFlags', `${path}.tcpFlags`);
+    needL3(c, 'ip', 'tcpFlags', `${path}.tcpFlags`);
+    out.tcpFlags = lowerTcpFlags(spec.tcpFlags, `${path}.tcpFlags`);
+    if (c.proto === undefined) {
+      c.proto = 6;
+      c.protoWhy = 'tcpFlags implies tcp';
+      out.proto = 6;
+    }
+  }
+  if (spec.icmpType !== undefined || spec.icmpCode !== undefined) {
+    const at = `${path}.${spec.icmpType !== undefined ? 'icmpType' : 'icmpCode'}`;
+    needProto(c, [1, 58], 'an ICMP match', at);
+    if (spec.sport !== undefined || spec.dport !== undefined) fail(at, 'impossible match: ICMP has no ports (sport/dport)');
+    if (c.proto === undefined) {
+      // The family already known picks ICMP or ICMPv6; otherwise the type names are ambiguous.
+      if (c.l3 === 4 || c.l3 === 6) out.proto = c.l3 === 4 ? 1 : 58;
+      else fail(at, "needs proto 'icmp' or 'icmpv6' (or an address that says the family)");
+      c.proto = out.proto;
+      needL3(c, c.proto === 1 ? 4 : 6, 'icmp', at);
+    }
+    if (spec.icmpType !== undefined) {
+      if (typeof spec.icmpType === 'string') {
+        const table = c.proto === 1 ? ICMP4_TYPES : ICMP6_TYPES;
+        const t = table[spec.icmpType];
+        if (t === undefined) fail(`${path}.icmpType`, `unknown ${c.proto === 1 ? 'ICMP' : 'ICMPv6'} type '${spec.icmpType}' (names: ${Object.keys(table).join(', ')})`);
+        out.icmpType = t;
+      } else out.icmpType = intIn(spec.icmpType, 0, 255, `${path}.icmpType`, 'an ICMP type');
+    }
+    if (spec.icmpCode !== undefined) out.icmpCode = intIn(spec.icmpCode, 0, 255, `${path}.icmpCode`, 'an ICMP code');
+  }
+  if (c.l3 !== undefined && c.l3 !== 'other') out.l3 = c.l3;
+  return out;
+}
+
+function describePort(p: XdpPortIR): string {
+  if ('set' in p) return `@${p.set}`;
+  return p.lo === p.hi ? String(p.lo) : `${p.lo}-${p.hi}`;
+}
+
+function describeAddr(a: XdpAddrIR): string {
+  return 'set' in a ? `@${a.set}` : a.prefix.text;
+}
+
+export function describeAction(a: XdpActionIR): string {
+  if (a.kind === 'redirect') return `redirect ${a.ifname}`;
+  if (a.kind === 'xsk') return `xsk ${a.group}`;
+  return a.kind;
+}
+
+/** One line for people, e.g. `ip4 src 10.0.0.0/8 tcp dport 22 flags syn,!ack`. */
+export function describeMatch(m: XdpMatchIR): string {
+  const parts: string[] = [];
+  if (m.ethType !== undefined && m.ethType !== 0x0800 && m.ethType !== 0x86dd) parts.push(`ethtype 0x${m.ethType.toString(16).padStart(4, '0')}`);
+  if (m.vlan !== undefined) parts.push(`vlan ${m.vlan}`);
+  if (m.innerVlan !== undefined) parts.push(`inner-vlan ${m.innerVlan}`);
+  if (m.srcMac) parts.push(`src-mac ${'set' in m.srcMac ? `@${m.srcMac.set}` : formatMac(m.srcMac.mac)}`);
+  if (m.dstMac) parts.push(`dst-mac ${'set' in m.dstMac ? `@${m.dstMac.set}` : formatMac(m.dstMac.mac)}`);
+  if (m.l3 !== undefined) parts.push(m.l3 === 'ip' ? 'ip' : `ip${m.l3}`);
+  if (m.src) parts.push(`src ${describeAddr(m.src)}`);
+  if (m.dst) parts.push(`dst ${describeAddr(m.dst)}`);
+  if (m.dscp !== undefined) parts.push(`dscp ${m.dscp}`);
+  if (m.proto !== undefined) parts.push(Object.keys(PROTOS).find((k) => PROTOS[k] === m.proto) ?? `proto ${m.proto}`);
+  else if (m.sport || m.dport) parts.push('tcp|udp');
+  if (m.sport) parts.push(`sport ${describePort(m.sport)}`);
+  if (m.dport) parts.push(`dport ${describePort(m.dport)}`);
+  if (m.tcpFlags) parts.push(`flags ${m.tcpFlags.text}`);
+  if (m.icmpType !== undefined) parts.push(`type ${m.icmpType}`);
+  if (m.icmpCode !== undefined) parts.push(`code ${m.icmpCode}`);
+  return parts.length ? parts.join(' ') : 'any';
+}
+
+function lowerRule(r: unknown, index: number, path: string, sets: Map<string, XdpSetIR>, redirects: string[], xskGroups: string[]): XdpRuleIR {
+  if (!isObject(r)) fail(path, 'a rule is { name?, match?, action, count? }');
+  checkKeys(r, ['name', 'match', 'action', 'count'], path);
+  const spec = r as unknown as XdpRuleSpec;
+  const name = spec.name ?? `rule${index}`;
+  if (typeof name !== 'string' || !RULE_NAME.test(name)) fail(`${path}.name`, `bad rule name ${JSON.stringify(name)}: letters, digits, '-', '_', '.', at most 64`);
+  if (spec.count !== undefined && typeof spec.count !== 'boolean') fail(`${path}.count`, 'must be true or false');
+  if (spec.action === undefined) fail(`${path}.action`, "missing (e.g. 'drop')");
+  const match = lowerMatch(spec.match, `${path}.match`, sets);
+  const action = lowerAction(spec.action as XdpAction, `${path}.action`, redirects, xskGroups);
+  return { index, name, summary: `${describeMatch(match)} -> ${describeAction(action)}`, match, action, count: spec.count ?? true };
+}
+
+function lowerSection(spec: unknown, index: number, path: string): XdpSectionIR {
+  if (!isObject(spec)) fail(path, 'an xdp section is { interface, mode?, default?, malformed?, sets?, rules? }');
+  checkKeys(spec, ['interface', 'mode', 'default', 'malformed', 'sets', 'rules'], path);
+  const s = spec as unknown as XdpSectionSpec;
+  if (typeof s.interface !== 'string' || !IFNAME.test(s.interface)) fail(`${path}.interface`, `bad interface name ${JSON.stringify(s.interface)} (1..15 characters, no '/', ':' or spaces)`);
+  const mode = s.mode ?? 'auto';
+  if (!['auto', 'native', 'generic'].includes(mode)) fail(`${path}.mode`, `must be 'auto', 'native' or 'generic', got ${JSON.stringify(mode)}`);
+  const malformed = s.malformed ?? 'drop';
+  if (malformed !== 'drop' && malformed !== 'pass') fail(`${path}.malformed`, `must be 'drop' or 'pass', got ${JSON.stringify(malformed)}`);
+  if (s.sets !== undefined && !isObject(s.sets)) fail(`${path}.sets`, 'must be an object of named sets');
+  const sets = new Map<string, XdpSetIR>();
+  for (const [name, set] of Object.entries(s.sets ?? {})) sets.set(name, lowerSet(name, set, `${path}.sets.${name}`));
+  if (s.rules !== undefined && !Array.isArray(s.rules)) fail(`${path}.rules`, 'must be an array of rules');
+  const rules = s.rules ?? [];
+  if (rules.length > MAX_INLINE_RULES) fail(`${path}.rules`, `${rules.length} rules; at most ${MAX_INLINE_RULES} are written out one by one (put long lists in a set)`);
+  const redirects: string[] = [];
+  const xskGroups: string[] = [];
+  const lowered = rules.map((r, i) => lowerRule(r, i, `${path}.rules[${i}]`, sets, redirects, xskGroups));
+  const names = new Map<string, number>();
+  for (const r of lowered) {
+    const prev = names.get(r.name);
+    if (prev !== undefined) fail(`${path}.rules[${r.index}].name`, `duplicate rule name '${r.name}' (also rules[${prev}])`);
+    names.set(r.name, r.index);
+  }
+  const dflt = lowerAction(s.default ?? 'pass', `${path}.default`, redirects, xskGroups);
+  return { index, interface: s.interface, mode, default: dflt, malformed, sets: [...sets.values()], rules: lowered, redirects, xskGroups };
+}
+
+/**
+ * Validates `xdp` sections and lowers them to plain data; `path` is the policy path prefix for
+ * errors, e.g. "xdp".
+ * @throws PolicyError (code E_POLICY) whose `path` names the first invalid node.
+ */
+export function lowerXdpSections(specs: readonly XdpSectionSpec[] | undefined, path: string): XdpSectionIR[] {
+  if (specs === undefined) return [];
+  if (!Array.isArray(specs)) fail(path, 'must be an array of xdp sections');
+  const out = specs.map((s, i) => lowerSection(s, i, `${path}[${i}]`));
+  const seen = new Map<string, number>();
+  for (const s of out) {
+    const prev = seen.get(s.interface);
+    if (prev !== undefined) fail(`${path}[${s.index}].interface`, `interface '${s.interface}' already has xdp[${prev}]; one section per interface (an interface runs one XDP program)`);
+    seen.set(s.interface, s.index);
+  }
+  return out;
 }

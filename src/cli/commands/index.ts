@@ -8,6 +8,8 @@ import { progCommand } from './prog.ts';
 import { routeCommand } from './route.ts';
 import { statusCommand } from './status.ts';
 import { topCommand } from './top.ts';
+import { setCommand } from './set.ts';
 import type { Command } from './types.ts';
+import { xdpCommand } from './xdp.ts';
 
-export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, graphCommand, poolCommand, progCommand, mapCommand];
+export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, graphCommand, poolCommand, progCommand, mapCommand, xdpCommand, setCommand];

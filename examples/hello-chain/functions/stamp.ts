@@ -1,0 +1,6 @@
+// Stamps the payload with the route it travelled, writing the result after the payload in place.
+import type { Request } from '../../../src/runtime/sdk/index.ts';
+
+export default function stamp(req: Request): string {
+  return `${req.text()} [${req.route}]`;
+}

@@ -1,0 +1,138 @@
+/**
+ * bpf_obj_get_info_by_fd decoders for programs, maps and links (layouts from linux/bpf.h,
+ * x86-64), plus the fd helpers every loader file needs.
+ */
+import { readFileSync } from 'node:fs';
+import { check, loaderError } from './errors.ts';
+import { addressOf, c, lastErrno, lib } from './libbpf.ts';
+import { attachTypeName, linkTypeName, mapTypeName, progTypeName } from './types.ts';
+
+export interface ProgInfo {
+  id: number;
+  name: string;
+  type: string;
+  /** The program's tag (hash of its instructions), hex, as bpftool prints it. */
+  tag: string;
+  mapIds: number[];
+  btfId: number;
+  /** Nanoseconds since boot. */
+  loadTime: bigint;
+}
+
+export interface MapInfo {
+  id: number;
+  name: string;
+  type: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  btfId: number;
+  btfKeyTypeId: number;
+  btfValueTypeId: number;
+}
+
+export interface LinkInfo {
+  id: number;
+  type: string;
+  progId: number;
+  /** What the link attaches to: 'ifindex:3', 'cgroup:1234', 'netns:4026531840', or the link type. */
+  target: string;
+  attachType?: string;
+}
+
+function cstr(buf: Buffer, off: number, len: number): string {
+  const end = buf.indexOf(0, off);
+  return buf.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
+}
+
+function rawInfo(fd: number, size: number, prepare?: (b: Buffer) => void): Buffer {
+  const buf = Buffer.alloc(size);
+  prepare?.(buf);
+  const len = new Uint32Array([size]);
+  check(lib().bpf_obj_get_info_by_fd(fd, buf, len), 'bpf_obj_get_info_by_fd');
+  return buf;
+}
+
+const PROG_INFO_SIZE = 232;
+const MAP_INFO_SIZE = 88;
+const LINK_INFO_SIZE = 64;
+
+export function progInfo(fd: number): ProgInfo {
+  let b = rawInfo(fd, PROG_INFO_SIZE);
+  const nrMaps = b.readUInt32LE(52);
+  let mapIds: number[] = [];
+  if (nrMaps) {
+    const ids = new Uint32Array(nrMaps);
+    b = rawInfo(fd, PROG_INFO_SIZE, (p) => {
+      p.writeUInt32LE(nrMaps, 52);
+      p.writeBigUInt64LE(addressOf(new Uint8Array(ids.buffer)), 56);
+    });
+    mapIds = [...ids];
+  }
+  return {
+    type: progTypeName(b.readUInt32LE(0)),
+    id: b.readUInt32LE(4),
+    tag: b.subarray(8, 16).toString('hex'),
+    loadTime: b.readBigUInt64LE(40),
+    mapIds,
+    name: cstr(b, 64, 16),
+    btfId: b.readUInt32LE(128),
+  };
+}
+
+export function mapInfo(fd: number): MapInfo {
+  const b = rawInfo(fd, MAP_INFO_SIZE);
+  return {
+    type: mapTypeName(b.readUInt32LE(0)),
+    id: b.readUInt32LE(4),
+    keySize: b.readUInt32LE(8),
+    valueSize: b.readUInt32LE(12),
+    maxEntries: b.readUInt32LE(16),
+    flags: b.readUInt32LE(20),
+    name: cstr(b, 24, 16),
+    btfId: b.readUInt32LE(64),
+    btfKeyTypeId: b.readUInt32LE(68),
+    btfValueTypeId: b.readUInt32LE(72),
+  };
+}
+
+export function linkInfo(fd: number): LinkInfo {
+  const b = rawInfo(fd, LINK_INFO_SIZE);
+  const type = linkTypeName(b.readUInt32LE(0));
+  const info: LinkInfo = { type, id: b.readUInt32LE(4), progId: b.readUInt32LE(8), target: type };
+  // The union after prog_id starts at offset 16 (8-byte aligned).
+  if (type === 'xdp') info.target = `ifindex:${b.readUInt32LE(16)}`;
+  else if (type === 'cgroup') {
+    info.target = `cgroup:${b.readBigUInt64LE(16)}`;
+    info.attachType = attachTypeName(b.readUInt32LE(24));
+  } else if (type === 'netns') {
+    info.target = `netns:${b.readUInt32LE(16)}`;
+    info.attachType = attachTypeName(b.readUInt32LE(20));
+  }
+  return info;
+}
+
+/** Which kind of BPF object an fd refers to, from /proc/self/fdinfo (no syscall needed). */
+export function fdKind(fd: number): 'prog' | 'map' | 'link' | 'btf' | 'other' {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+  } catch {
+    return 'other';
+  }
+  if (/^map_type:/m.test(text)) return 'map';
+  if (/^link_type:/m.test(text)) return 'link';
+  if (/^prog_type:/m.test(text)) return 'prog';
+  return 'other';
+}
+
+export function closeFd(fd: number): void {
+  if (fd >= 0) c().close(fd);
+}
+
+export function dupFd(fd: number, what: string): number {
+  const r = c().dup(fd) as number;
+  if (r < 0) throw loaderError(`dup(${what})`, lastErrno());
+  return r;
+}

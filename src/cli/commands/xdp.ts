@@ -1,0 +1,65 @@
+/**
+ * `bpfctl xdp status [POLICY]`: the interfaces a policy classifies, in the spirit of
+ * `xdp-loader status`: mode, program and link ids, then every rule with its live packet and byte
+ * counters (summed over CPUs), the malformed/fragment counters and the sets' sizes.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
+import { policyDir } from '../../deploy/paths.ts';
+import { type XdpSectionStatus, xdpStatus } from '../../deploy/xdp-status.ts';
+import { loadPolicyFile } from '../../ir/policy.ts';
+import type { Output } from '../output.ts';
+import { type Args, defineCommand } from './types.ts';
+
+/** A policy argument is a loaded policy's name or its policy file. */
+export async function policyName(arg: string): Promise<string> {
+  return /\.(ts|mts|js|mjs)$/.test(arg) ? (await loadPolicyFile(arg)).name : arg;
+}
+
+/** The XDP status of one loaded policy (its manifest names the rules and the modes). */
+export function policyXdpStatus(name: string): XdpSectionStatus[] {
+  const m = loadedManifest(name);
+  return xdpStatus(policyDir(name), m.ir.xdp ?? [], Object.fromEntries(m.xdp.map((x) => [x.interface, x.mode])));
+}
+
+function render(out: Output, policy: string, sections: XdpSectionStatus[]): void {
+  for (const s of sections) {
+    out.record(
+      { policy, interface: s.interface, ifindex: s.ifindex, mode: s.mode, program: `${s.progId} ${s.progName} (tag ${s.progTag})`, link: s.linkId, pinned: s.dir },
+      `XDP on ${s.interface}`,
+    );
+    out.line('');
+    out.table(
+      s.rules.map((r) => ({ '#': r.index === s.rules.length - 1 ? '-' : r.index, rule: r.name, match: r.match, action: r.action, packets: r.counted ? r.packets : '-', bytes: r.counted ? r.bytes : '-' })),
+      ['#', 'rule', 'match', 'action', 'packets', 'bytes'],
+    );
+    out.line(`malformed: ${s.malformed.packets} packets (${s.malformed.bytes} bytes); later fragments: ${s.fragments.packets} packets`);
+    if (s.sets.length) {
+      out.line('');
+      out.table(s.sets.map((x) => ({ set: x.name, type: x.kind, elements: x.size, capacity: x.maxEntries })), ['set', 'type', 'elements', 'capacity'], 'Sets (bpfctl set ls POLICY SET)');
+    }
+    out.line('');
+  }
+}
+
+const status = defineCommand({
+  command: 'status [policy]',
+  describe: 'Interfaces, mode, program and every rule with live counters',
+  builder: (y) => y.positional('policy', { type: 'string', describe: 'loaded policy name or policy.ts (default: every loaded policy)' }),
+  handler: async (argv: Args<{ policy?: string }>) => {
+    const { out } = argv;
+    const names = argv.policy ? [await policyName(argv.policy)] : listPolicies().filter((n) => existsSync(join(policyDir(n), 'xdp')));
+    const all = names.map((n) => ({ policy: n, sections: policyXdpStatus(n) }));
+    if (out.json) return void out.printJson(all.flatMap((p) => p.sections.map((s) => ({ policy: p.policy, ...s }))));
+    if (!all.some((p) => p.sections.length)) return void out.line(argv.policy ? `policy ${names[0]} has no XDP sections loaded` : 'no XDP programs loaded by bpfctl');
+    for (const p of all) render(out, p.policy, p.sections);
+  },
+});
+
+export const xdpCommand = defineCommand({
+  command: 'xdp <command>',
+  describe: 'XDP classifiers: status with per-rule counters',
+  builder: (y) => y.command(status).demandCommand(1),
+  handler: () => {},
+});

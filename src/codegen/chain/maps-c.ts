@@ -1,0 +1,46 @@
+/**
+ * The chain maps as BTF-defined maps. Names and layouts are the contract in docs/internals.md
+ * (the loader, `bpfctl status` and the runtime open them by these names), so they are fixed here
+ * and never derived from the policy.
+ */
+
+interface MapDef {
+  name: string;
+  why: string;
+  type: string;
+  maxEntries: string;
+  key: string;
+  value: string;
+}
+
+export const CHAIN_MAPS: readonly MapDef[] = [
+  { name: 'routes', why: 'route id -> functions in order', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: 'MAX_ROUTES', key: '__u32', value: 'struct bpfctl_route' },
+  { name: 'instances', why: 'function id -> live instance ids', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_instances' },
+  {
+    name: 'socks',
+    why: 'fn << 16 | inst -> socket. A u64 value so user space reads socket cookies back (a u32 value only takes fds)',
+    type: 'BPF_MAP_TYPE_SOCKHASH',
+    maxEntries: 'MAX_SOCKS',
+    key: '__u32',
+    value: '__u64',
+  },
+  { name: 'reg_ports', why: 'local TCP port reserved by the supervisor -> sock key (sockops registration)', type: 'BPF_MAP_TYPE_HASH', maxEntries: 'MAX_SOCKS', key: '__u32', value: '__u32' },
+  { name: 'config', why: 'pool geometry and hub port, written by the supervisor at load', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: '1', key: '__u32', value: 'struct bpfctl_config' },
+  { name: 'fn_stats', why: 'function id -> descriptors delivered to it / dropped on the way', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_counters' },
+  { name: 'route_stats', why: 'route id -> descriptors routed on it / dropped', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_ROUTES', key: '__u32', value: 'struct bpfctl_counters' },
+  { name: 'drop_reasons', why: 'enum bpfctl_drop_reason -> count', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'DROP_REASONS_MAX', key: '__u32', value: '__u64' },
+];
+
+export function mapDefinitions(): string {
+  return CHAIN_MAPS.map((m) =>
+    [
+      `/* ${m.why} */`,
+      'struct {',
+      `\t__uint(type, ${m.type});`,
+      `\t__uint(max_entries, ${m.maxEntries});`,
+      `\t__type(key, ${m.key});`,
+      `\t__type(value, ${m.value});`,
+      `} ${m.name} SEC(".maps");`,
+    ].join('\n'),
+  ).join('\n\n');
+}

@@ -1,0 +1,3 @@
+// The public DSL: `import { definePolicy } from 'bpfctl'` resolves here (package.json "exports").
+export * from './policy.ts';
+export * from './xdp.ts';

@@ -1,0 +1,60 @@
+/**
+ * The policy DSL: what a user writes in `examples/<name>/policy.ts`. `definePolicy` only captures
+ * the spec with precise types (function names flow into route checking); validation and id
+ * assignment happen in `lowerPolicy` (src/ir/policy.ts), which also accepts plain objects from
+ * JavaScript callers that the type checker never saw.
+ */
+import type { XdpSectionSpec } from './xdp.ts';
+
+/** Language of a function's handler: a TypeScript module run by the bpfctl runtime, or a C program. */
+export type FunctionLanguage = 'ts' | 'c';
+
+export interface FunctionSpec {
+  /** Processes to run; traffic spreads across them (`inst[req_id % count]`). 1..32. */
+  readonly instances: number;
+  /** Handler module, relative to the policy file (e.g. `./functions/upper.ts`). */
+  readonly handler: string;
+  /** Defaults to 'ts'. */
+  readonly language?: FunctionLanguage;
+  /** Requests one instance works on at once before the gateway queues (1..65535). */
+  readonly maxInFlight?: number;
+}
+
+export interface PoolSpec {
+  /** Bytes per buffer: a power of two, 64 B .. 1 MiB. */
+  readonly bufferSize: number;
+  /** Buffers in the pool: 1 .. 65536 (and the pool at most 1 GiB). */
+  readonly bufferCount: number;
+}
+
+export interface GatewaySpec {
+  /** Gateway processes (the descriptor's `gw_inst` names one). 1..32, default 1. */
+  readonly instances?: number;
+}
+
+/**
+ * A policy. `F` is the union of function names: a route that names anything else does not type
+ * check (`NoInfer` keeps routes from widening `F`, so the error lands on the bad route entry).
+ */
+export interface PolicySpec<F extends string = string> {
+  /** Names the pin directory and generated files: lowercase letters, digits, '-', '_' (1..48). */
+  readonly name: string;
+  readonly functions: { readonly [K in F]: FunctionSpec };
+  /** Route name or HTTP-like path -> the functions a request visits, in order, before it returns to the gateway. */
+  readonly routes: { readonly [route: string]: readonly NoInfer<F>[] };
+  readonly pool: PoolSpec;
+  readonly gateway?: GatewaySpec;
+  // Each section carries its own set names (checked inside xdpSection); `any` keeps this
+  // context from forcing them to `string` when TypeScript infers a section's type.
+  // biome-ignore lint/suspicious/noExplicitAny: see above
+  readonly xdp?: readonly XdpSectionSpec<any>[];
+}
+
+/**
+ * Declares a policy; the module's default export. Pure: nothing is checked at runtime here
+ * (lowerPolicy does that, with paths to the bad entries), but the types already reject a route
+ * naming an unknown function.
+ */
+export function definePolicy<const F extends string>(spec: PolicySpec<F>): PolicySpec<F> {
+  return spec;
+}

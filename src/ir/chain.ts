@@ -1,0 +1,241 @@
+/**
+ * The function-chain part of the IR: functions, routes, gateway and pool as plain data with ids
+ * assigned, and the checks that turn a user's spec into it. Checks report every problem they find
+ * (with the path to it) to an `Issues` sink instead of stopping at the first, so a user fixes a
+ * policy in one round.
+ */
+import {
+  GATEWAY_ID,
+  GATEWAY_NAME,
+  MAX_BUFFER_COUNT,
+  MAX_BUFFER_SIZE,
+  MAX_HOPS,
+  MAX_IN_FLIGHT,
+  MAX_INSTANCES,
+  MAX_POOL_BYTES,
+  MAX_ROUTES,
+  MAX_USER_FUNCTIONS,
+  MIN_BUFFER_SIZE,
+} from './chain-limits.ts';
+
+export interface FunctionIR {
+  /** 1..N in policy order (0 is the gateway). */
+  id: number;
+  name: string;
+  instances: number;
+  /** As written in the policy: relative to the policy file. */
+  handler: string;
+  language: 'ts' | 'c';
+  /** null: the runtime's default. */
+  maxInFlight: number | null;
+}
+
+export interface GatewayIR {
+  id: 0;
+  name: 'gateway';
+  instances: number;
+}
+
+export interface RouteIR {
+  /** 0..R-1 in policy order: the key in the `routes` map and the descriptor's `route`. */
+  id: number;
+  name: string;
+  /** Function names in visiting order. */
+  functions: string[];
+  /** The same as function ids: `struct bpfctl_route.fn`. */
+  hops: number[];
+}
+
+export interface PoolIR {
+  bufferSize: number;
+  bufferCount: number;
+}
+
+/** Where validation problems go; `path` segments become `routes['/hello'][1]`. */
+export interface Issues {
+  add(path: readonly PathSegment[], message: string): void;
+}
+export type PathSegment = string | number;
+
+const C_IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ROUTE_PATH = /^\/[A-Za-z0-9._~\-/]*$/;
+const MAX_NAME = 32;
+const MAX_ROUTE_NAME = 64;
+const C_KEYWORDS = new Set(
+  'auto break case char const continue default do double else enum extern float for goto if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while _Bool'.split(
+    ' ',
+  ),
+);
+
+/** Renders a path the way a user would write it in TypeScript: `functions.upper.instances`, `routes['/a'][1]`. */
+export function formatPath(path: readonly PathSegment[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(seg)) out += out ? `.${seg}` : seg;
+    else out += `[${JSON.stringify(seg).replace(/^"|"$/g, "'")}]`;
+  }
+  return out || '(policy)';
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}
+
+/** Reports keys the spec does not know: a misspelt option must not be silently ignored. */
+export function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], path: readonly PathSegment[], issues: Issues): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) issues.add([...path, k], `unknown setting '${k}' (expected one of: ${allowed.join(', ')})`);
+  }
+}
+
+function checkInt(v: unknown, min: number, max: number, path: readonly PathSegment[], what: string, issues: Issues): number | undefined {
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    issues.add(path, `${what} must be an integer, got ${describe(v)}`);
+    return undefined;
+  }
+  if (v < min || v > max) {
+    issues.add(path, `${what} must be between ${min} and ${max}, got ${v}`);
+    return undefined;
+  }
+  return v;
+}
+
+export function lowerFunctions(spec: unknown, issues: Issues): FunctionIR[] {
+  const path = ['functions'];
+  if (!isPlainObject(spec)) {
+    issues.add(path, `functions must be an object of name -> { instances, handler }, got ${describe(spec)}`);
+    return [];
+  }
+  const names = Object.keys(spec);
+  if (names.length === 0) issues.add(path, 'a policy needs at least one function');
+  if (names.length > MAX_USER_FUNCTIONS) issues.add(path, `too many functions: ${names.length} (at most ${MAX_USER_FUNCTIONS})`);
+  const seen = new Map<string, string>();
+  const out: FunctionIR[] = [];
+  for (const name of names) {
+    const p = [...path, name];
+    if (!C_IDENT.test(name) || name.length > MAX_NAME) {
+      issues.add(p, `function name '${name}' must be a C identifier of at most ${MAX_NAME} characters ([A-Za-z_][A-Za-z0-9_]*)`);
+    } else if (C_KEYWORDS.has(name)) {
+      issues.add(p, `function name '${name}' is a C keyword`);
+    }
+    const folded = name.toLowerCase();
+    if (folded === GATEWAY_NAME) {
+      issues.add(p, `function name '${name}' is reserved: function 0 is the gateway`);
+    } else if (seen.has(folded)) {
+      issues.add(p, `duplicate function name '${name}' (same as '${seen.get(folded)}' apart from case; handler files and pins would collide)`);
+    }
+    seen.set(folded, name);
+    const f = spec[name];
+    if (!isPlainObject(f)) {
+      issues.add(p, `function '${name}' must be an object { instances, handler }, got ${describe(f)}`);
+      continue;
+    }
+    checkKeys(f, ['instances', 'handler', 'language', 'maxInFlight'], p, issues);
+    const instances = checkInt(f.instances, 1, MAX_INSTANCES, [...p, 'instances'], 'instances', issues) ?? 1;
+    let handler = '';
+    if (typeof f.handler !== 'string' || f.handler.trim() === '') {
+      issues.add([...p, 'handler'], `handler must be a non-empty path to the handler module, got ${describe(f.handler)}`);
+    } else {
+      handler = f.handler;
+    }
+    let language: 'ts' | 'c' = 'ts';
+    if (f.language !== undefined) {
+      if (f.language === 'ts' || f.language === 'c') language = f.language;
+      else issues.add([...p, 'language'], `language must be 'ts' or 'c', got ${describe(f.language)}`);
+    }
+    let maxInFlight: number | null = null;
+    if (f.maxInFlight !== undefined) maxInFlight = checkInt(f.maxInFlight, 1, MAX_IN_FLIGHT, [...p, 'maxInFlight'], 'maxInFlight', issues) ?? null;
+    out.push({ id: out.length + 1, name, instances, handler, language, maxInFlight });
+  }
+  return out;
+}
+
+export function lowerRoutes(spec: unknown, functions: readonly FunctionIR[], issues: Issues): RouteIR[] {
+  const path = ['routes'];
+  if (!isPlainObject(spec)) {
+    issues.add(path, `routes must be an object of route -> [function, ...], got ${describe(spec)}`);
+    return [];
+  }
+  const names = Object.keys(spec);
+  if (names.length === 0) issues.add(path, 'a policy needs at least one route');
+  if (names.length > MAX_ROUTES) issues.add(path, `too many routes: ${names.length} (at most ${MAX_ROUTES})`);
+  const byName = new Map(functions.map((f) => [f.name, f.id]));
+  const seen = new Map<string, string>();
+  const out: RouteIR[] = [];
+  for (const name of names) {
+    const p = [...path, name];
+    const isPath = name.startsWith('/');
+    if (name.length > MAX_ROUTE_NAME || !(isPath ? ROUTE_PATH.test(name) : C_IDENT.test(name))) {
+      issues.add(
+        p,
+        `route name '${name}' must be a C identifier or a path like '/hello' ([A-Za-z0-9._~-/] after the leading '/'), at most ${MAX_ROUTE_NAME} characters`,
+      );
+    }
+    // '/a' and '/a/' reach the same handler in every HTTP router users know: one route, not two.
+    const canonical = isPath && name.length > 1 ? name.replace(/\/+$/, '') : name;
+    if (seen.has(canonical)) issues.add(p, `duplicate route '${name}' (same as '${seen.get(canonical)}')`);
+    seen.set(canonical, name);
+    const hops = spec[name];
+    if (!Array.isArray(hops)) {
+      issues.add(p, `route '${name}' must be an array of function names, got ${describe(hops)}`);
+      continue;
+    }
+    if (hops.length === 0) issues.add(p, `route '${name}' is empty: it must visit at least one function`);
+    if (hops.length > MAX_HOPS) issues.add(p, `route '${name}' has ${hops.length} hops (at most ${MAX_HOPS})`);
+    const ids: number[] = [];
+    const fnames: string[] = [];
+    hops.forEach((h: unknown, i) => {
+      const id = typeof h === 'string' ? byName.get(h) : undefined;
+      if (id === undefined) {
+        const known = functions.map((f) => f.name).join(', ') || 'none';
+        issues.add([...p, i], `route '${name}' hop ${i} names unknown function ${describe(h)} (functions: ${known})`);
+        return;
+      }
+      ids.push(id);
+      fnames.push(h as string);
+    });
+    out.push({ id: out.length, name, functions: fnames, hops: ids });
+  }
+  return out;
+}
+
+export function lowerPool(spec: unknown, issues: Issues): PoolIR {
+  const path = ['pool'];
+  const fallback = { bufferSize: 4096, bufferCount: 1 };
+  if (!isPlainObject(spec)) {
+    issues.add(path, `pool must be an object { bufferSize, bufferCount }, got ${describe(spec)}`);
+    return fallback;
+  }
+  checkKeys(spec, ['bufferSize', 'bufferCount'], path, issues);
+  const size = checkInt(spec.bufferSize, MIN_BUFFER_SIZE, MAX_BUFFER_SIZE, [...path, 'bufferSize'], 'bufferSize', issues);
+  if (size !== undefined && (size & (size - 1)) !== 0) {
+    issues.add([...path, 'bufferSize'], `bufferSize must be a power of two (buffers are aligned to it), got ${size}`);
+  }
+  const count = checkInt(spec.bufferCount, 1, MAX_BUFFER_COUNT, [...path, 'bufferCount'], 'bufferCount', issues);
+  if (size !== undefined && count !== undefined && size * count > MAX_POOL_BYTES) {
+    issues.add(path, `pool of ${count} x ${size} B = ${size * count} B exceeds ${MAX_POOL_BYTES} B (1 GiB)`);
+  }
+  return { bufferSize: size ?? fallback.bufferSize, bufferCount: count ?? fallback.bufferCount };
+}
+
+export function lowerGateway(spec: unknown, issues: Issues): GatewayIR {
+  const gw: GatewayIR = { id: GATEWAY_ID, name: GATEWAY_NAME, instances: 1 };
+  if (spec === undefined) return gw;
+  if (!isPlainObject(spec)) {
+    issues.add(['gateway'], `gateway must be an object { instances }, got ${describe(spec)}`);
+    return gw;
+  }
+  checkKeys(spec, ['instances'], ['gateway'], issues);
+  if (spec.instances !== undefined) gw.instances = checkInt(spec.instances, 1, MAX_INSTANCES, ['gateway', 'instances'], 'instances', issues) ?? 1;
+  return gw;
+}

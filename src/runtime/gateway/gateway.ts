@@ -1,0 +1,341 @@
+/**
+ * The HTTP gateway: function id 0 of the chain. It maps a request path to a route, puts the body
+ * into a pool buffer, sends a descriptor (hop 0) into the chain over its own registered socket and
+ * answers when the descriptor comes back (hop = route length).
+ *
+ * Statuses of its own: 404 unknown route, 413 body larger than a buffer, 503 pool exhausted / a
+ * function of the route has no live instance / too many requests in flight / chain socket down,
+ * 504 no answer within `timeoutMs`. Errors raised by functions come back with the status they set.
+ *
+ * Buffers: the gateway allocates one per request and frees it when the reply arrives or the
+ * request times out; a client that disconnects changes nothing (the reply is simply not written).
+ * A reply flagged RESPONSE_NEW_BUF carries a buffer a function allocated (the original was freed by
+ * that function): the gateway copies it out and frees it. Generations make every one of these
+ * frees safe against replies that arrive after a timeout.
+ */
+import { Buffer } from 'node:buffer';
+import http from 'node:http';
+import type { PolicyIR } from '../../ir/policy.ts';
+import { Pool } from '../pool/index.ts';
+import { Link } from '../sdk/link.ts';
+import { freeQuietly, isLive, type RuntimePool } from '../sdk/pool-api.ts';
+import { Batcher, bounce, canBounce, DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF, type Desc, FrameReader } from '../sdk/wire.ts';
+import { type InstancesMap, LiveInstances } from './live-instances.ts';
+
+export interface GatewayOptions {
+  policy: PolicyIR;
+  /** An open pool, or its name/path (default: the policy's name). */
+  pool?: RuntimePool | string;
+  hubPort: number;
+  hubHost?: string;
+  /** This gateway's instance id (the descriptor's gw_inst). Default 0. */
+  gwInst?: number;
+  /** Loader-path registration: insert `fd` into `socks` under key (0 << 16 | gwInst). */
+  register?: (fd: number) => void | Promise<void>;
+  /** sockops registration instead: the reserved local port (the process must be in the policy cgroup). */
+  regPort?: number;
+  cgroup?: string;
+  /** The `instances` map: requests to a function without live instances get 503. Without it, all are assumed live. */
+  instances?: InstancesMap;
+  /** HTTP port (0: any free one) and address (default 127.0.0.1). */
+  port?: number;
+  host?: string;
+  /** Reply deadline per request; default 5000 ms. */
+  timeoutMs?: number;
+  /** Requests in the chain at once before new ones get 503; default: the pool's buffer count. */
+  maxInFlight?: number;
+  /** How long an `instances` count is trusted; default 20 ms. */
+  instanceCacheMs?: number;
+  log?: (msg: string) => void;
+}
+
+export interface GatewayStats {
+  requests: number;
+  replies: number;
+  byStatus: Record<number, number>;
+  timeouts: number;
+  late: number;
+  /** Descriptors that were not replies to this gateway (kernel-refused, another gw_inst). */
+  misrouted: number;
+  inFlight: number;
+  clientGone: number;
+  chainUp: boolean;
+}
+
+export interface Gateway {
+  readonly port: number;
+  /** Resolves once the chain socket is registered (requests before that get 503). */
+  readonly ready: Promise<void>;
+  stats(): GatewayStats;
+  close(): Promise<void>;
+}
+
+interface RouteEntry {
+  id: number;
+  name: string;
+  len: number;
+  hops: readonly number[];
+}
+
+interface Pending {
+  res: http.ServerResponse;
+  off: number;
+  gen: number;
+  deadline: number;
+}
+
+const TEXT = 'text/plain; charset=utf-8';
+const BINARY = 'application/octet-stream';
+
+/** Starts the gateway. @throws Error when the HTTP port cannot be bound; PoolError when the pool cannot be opened. */
+export async function startGateway(o: GatewayOptions): Promise<Gateway> {
+  const ir = o.policy;
+  const log = o.log ?? ((m: string) => process.stderr.write(`[gateway pid ${process.pid}] ${m}\n`));
+  const ownPool = o.pool === undefined || typeof o.pool === 'string';
+  const pool: RuntimePool = ownPool ? Pool.open((o.pool as string | undefined) ?? ir.name) : (o.pool as RuntimePool);
+  const bufSize = pool.bufferSize;
+  const gwInst = o.gwInst ?? 0;
+  const timeoutMs = o.timeoutMs ?? 5000;
+  const maxInFlight = o.maxInFlight ?? (pool as Partial<Pool>).bufferCount ?? ir.pool.bufferCount;
+  const owner = process.pid;
+
+  const routes = new Map<string, RouteEntry>();
+  for (const r of ir.routes) {
+    const e: RouteEntry = { id: r.id, name: r.name, len: r.hops.length, hops: r.hops };
+    const path = r.name.startsWith('/') ? r.name : `/${r.name}`;
+    routes.set(path, e);
+    // '/a' and '/a/' are one route (the IR refuses to have both).
+    if (path.length > 1) routes.set(path.endsWith('/') ? path.slice(0, -1) : `${path}/`, e);
+  }
+  const declared = new Map<number, number>(ir.functions.map((f) => [f.id, f.instances]));
+  const live = new LiveInstances(o.instances ?? null, (id) => declared.get(id) ?? 0, o.instanceCacheMs ?? 20);
+
+  const pending = new Map<number, Pending>();
+  let nextReq = 1;
+  const stats = { requests: 0, replies: 0, byStatus: {} as Record<number, number>, timeouts: 0, late: 0, misrouted: 0, clientGone: 0 };
+  const out = new Batcher();
+  let flushScheduled = false;
+  let timer: NodeJS.Timeout | null = null;
+  let closing = false;
+
+  const respond = (res: http.ServerResponse, status: number, body: Uint8Array | string, type: string, close = false) => {
+    stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+    if (res.destroyed || res.writableEnded) {
+      stats.clientGone++;
+      return;
+    }
+    const len = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+    const headers: http.OutgoingHttpHeaders = { 'content-type': type, 'content-length': len };
+    if (close) headers.connection = 'close';
+    res.writeHead(status, headers);
+    res.end(body);
+  };
+
+  const flush = () => {
+    flushScheduled = false;
+    const batch = out.take();
+    if (batch && !link.write(batch.bytes)) {
+      // The link fell between accepting and sending: those requests cannot reach the chain.
+      for (const d of batch.descs) fail(d.reqId, 503, 'chain socket down');
+    }
+  };
+
+  const scheduleFlush = () => {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    // One write for every request accepted in this turn of the event loop.
+    setImmediate(flush);
+  };
+
+  const fail = (reqId: number, status: number, msg: string) => {
+    const p = pending.get(reqId);
+    if (!p) return;
+    pending.delete(reqId);
+    freeQuietly(pool, p.off, p.gen);
+    respond(p.res, status, `${msg}\n`, TEXT);
+  };
+
+  const armTimer = () => {
+    if (timer || pending.size === 0) return;
+    const first = pending.values().next().value as Pending;
+    timer = setTimeout(expire, Math.max(1, first.deadline - Date.now()));
+    timer.unref();
+  };
+
+  // Every request gets the same timeout, so the Map's insertion order is deadline order: expiry
+  // walks from the front and stops at the first request still in time (no timer per request).
+  const expire = () => {
+    timer = null;
+    const now = Date.now();
+    for (const [id, p] of pending) {
+      if (p.deadline > now) break;
+      pending.delete(id);
+      stats.timeouts++;
+      freeQuietly(pool, p.off, p.gen);
+      respond(p.res, 504, 'chain timed out\n', TEXT);
+    }
+    armTimer();
+  };
+
+  const routeLen: (number | undefined)[] = [];
+  for (const r of ir.routes) routeLen[r.id] = r.hops.length;
+
+  const onReply = (d: Desc) => {
+    if (d.flags & DESC_FLAG_DROPPED || d.gwInst !== gwInst) {
+      // Not a reply: a descriptor the kernel refused (it rode along in a send with one for us), or
+      // a reply for another gateway instance. Ours: fail it here; others: back through the chain.
+      stats.misrouted++;
+      if (d.gwInst === gwInst) {
+        if (d.flags & DESC_FLAG_RESPONSE_NEW_BUF) freeQuietly(pool, d.bufOff, d.bufGen);
+        fail(d.reqId, canBounce(d, routeLen[d.route]) ? 503 : 502, 'the chain refused the request');
+      } else if (canBounce(d, routeLen[d.route]) || !(d.flags & DESC_FLAG_DROPPED)) {
+        if (d.flags & DESC_FLAG_DROPPED) bounce(d, routeLen[d.route]!);
+        out.add(d, 0x10000 + d.gwInst);
+        scheduleFlush();
+      }
+      return;
+    }
+    const p = pending.get(d.reqId);
+    const fresh = (d.flags & DESC_FLAG_RESPONSE_NEW_BUF) !== 0;
+    if (!p) {
+      // After a timeout: the original was freed then; a buffer a function allocated is ours to free.
+      stats.late++;
+      if (fresh && isLive(pool, d.bufOff, d.bufGen)) freeQuietly(pool, d.bufOff, d.bufGen);
+      return;
+    }
+    pending.delete(d.reqId);
+    stats.replies++;
+    const error = (d.flags & DESC_FLAG_ERROR) !== 0;
+    let status = error ? d.status || 500 : 200;
+    let body: Uint8Array | string;
+    if (fresh ? isLive(pool, d.bufOff, d.bufGen) : d.bufOff === p.off && d.bufGen === p.gen) {
+      const len = Math.min(d.bufLen, bufSize);
+      // A copy: the response may sit in the socket's queue after end() returns, and the buffer
+      // is reused as soon as it is freed.
+      body = len === 0 && error ? `${http.STATUS_CODES[status] ?? 'error'}\n` : Buffer.from(pool.bytes(d.bufOff, len));
+      if (fresh) freeQuietly(pool, d.bufOff, d.bufGen);
+      else freeQuietly(pool, p.off, p.gen);
+    } else {
+      // The descriptor lost track of its buffer (a bug in a function, or a stale hop): fail safe.
+      if (!fresh) freeQuietly(pool, p.off, p.gen);
+      status = 502;
+      body = 'chain returned an invalid buffer\n';
+    }
+    respond(p.res, status, body, error || status === 502 ? TEXT : BINARY);
+  };
+
+  const reader = new FrameReader(onReply);
+  let firstUp: () => void = () => {};
+  const ready = new Promise<void>((r) => {
+    firstUp = r;
+  });
+  const link = new Link({
+    mode: o.regPort ? 'sockops' : 'callback',
+    hubPort: o.hubPort,
+    hubHost: o.hubHost,
+    regPort: o.regPort,
+    cgroup: o.cgroup,
+    register: o.register ?? (() => {}),
+    onData: (buf, len) => reader.push(buf, len),
+    onUp: () => {
+      reader.reset();
+      firstUp();
+    },
+    onDown: () => reader.reset(),
+    onFatal: (err) => log(err.message),
+    log,
+  });
+  link.start();
+
+  const dispatch = (route: RouteEntry, res: http.ServerResponse, off: number, gen: number, len: number) => {
+    let reqId = nextReq;
+    // u32 wrap; skip ids still pending (a request older than 4G requests would need it).
+    while (pending.has(reqId)) reqId = (reqId + 1) >>> 0;
+    nextReq = (reqId + 1) >>> 0;
+    pending.set(reqId, { res, off, gen, deadline: Date.now() + timeoutMs });
+    armTimer();
+    out.add({ route: route.id, hop: 0, flags: 0, gwInst, status: 0, reqId, bufOff: off, bufLen: len, bufGen: gen }, route.hops[0]!);
+    scheduleFlush();
+  };
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    stats.requests++;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const route = routes.get(q < 0 ? url : url.slice(0, q));
+    if (!route) return respond(res, 404, 'no such route\n', TEXT);
+    const cl = req.headers['content-length'];
+    const declaredLen = cl === undefined ? -1 : Number(cl);
+    if (declaredLen > bufSize) return respond(res, 413, `body larger than ${bufSize} bytes\n`, TEXT, true);
+    if (closing || !link.isUp) return respond(res, 503, 'chain not connected\n', TEXT);
+    if (pending.size >= maxInFlight) return respond(res, 503, 'too many requests in flight\n', TEXT);
+    const now = Date.now();
+    for (const fn of route.hops) {
+      if (live.count(fn, now) === 0) return respond(res, 503, `function ${ir.functions[fn - 1]?.name ?? fn} has no live instance\n`, TEXT);
+    }
+    const b = pool.alloc(owner);
+    if (!b) return respond(res, 503, 'pool exhausted\n', TEXT);
+    if (declaredLen === 0 || (declaredLen < 0 && req.headers['transfer-encoding'] === undefined)) {
+      return dispatch(route, res, b.offset, b.gen, 0);
+    }
+    const view = pool.bytes(b.offset, bufSize);
+    let at = 0;
+    let dead = false;
+    const drop = () => {
+      if (dead) return;
+      dead = true;
+      freeQuietly(pool, b.offset, b.gen);
+    };
+    req.on('data', (chunk: Buffer) => {
+      if (dead) return;
+      if (at + chunk.length > bufSize) {
+        drop();
+        respond(res, 413, `body larger than ${bufSize} bytes\n`, TEXT, true);
+        return;
+      }
+      view.set(chunk, at);
+      at += chunk.length;
+    });
+    req.on('end', () => {
+      if (dead) return;
+      dead = true;
+      dispatch(route, res, b.offset, b.gen, at);
+    });
+    // A client gone before the body ended: nothing was sent, the buffer goes straight back.
+    req.on('close', drop);
+    req.on('error', drop);
+  };
+
+  const server = http.createServer({ keepAlive: true, noDelay: true, requestTimeout: 0, headersTimeout: 60_000 }, onRequest);
+  server.keepAliveTimeout = 60_000;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: o.port ?? 0, host: o.host ?? '127.0.0.1' }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as { port: number }).port;
+
+  return {
+    port,
+    ready,
+    stats: () => ({ ...stats, byStatus: { ...stats.byStatus }, inFlight: pending.size, chainUp: link.isUp }),
+    close: async () => {
+      closing = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      for (const [id] of pending) fail(id, 503, 'gateway closing');
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      link.close();
+      if (ownPool) (pool as Pool).close();
+    },
+  };
+}

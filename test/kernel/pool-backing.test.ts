@@ -1,0 +1,93 @@
+/**
+ * Backings: hugetlbfs when huge pages are configured (the test configures them, then puts
+ * nr_hugepages and the mount back as they were), /dev/shm otherwise, memfd shared through
+ * /proc/<pid>/fd/<n>. A C process works on each through pool.h.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { hugetlbfsMounts, Pool } from '../../src/runtime/pool/index.ts';
+import { snapshot } from '../helpers/leaks.ts';
+import { buildPoolTest, hugeFree, poolLeaks, run, tsChild, uniqueName, withHugepages } from './pool-helpers.ts';
+
+const before = snapshot();
+const built = buildPoolTest();
+const HUGE = 2 * 1024 * 1024;
+
+async function shareWithC(pool: Pool): Promise<void> {
+  const [ts, c] = await Promise.all([run(...tsChild(['stress', pool.path, '800', '16'])), run(built.bin, ['stress', pool.path, '1000', '16'])]);
+  assert.is(ts.code, 0, ts.stderr);
+  assert.is(c.code, 0, c.stderr);
+  const walk = await run(built.bin, ['walk', pool.path]);
+  assert.is(walk.code, 0, walk.stderr);
+  assert.equal(JSON.parse(walk.stdout), { freeList: pool.bufferCount, inUse: 0, count: pool.bufferCount });
+  assert.is(pool.stats().inUse, 0);
+}
+
+test('hugetlbfs backing when huge pages are configured', async () => {
+  const saved = readFileSync('/proc/sys/vm/nr_hugepages', 'utf8');
+  const ran = await withHugepages(4, async () => {
+    const freeBefore = hugeFree();
+    const pool = Pool.create({ name: uniqueName('huge'), bufferSize: 2048, bufferCount: 1024 });
+    try {
+      assert.is(pool.backing, 'hugetlbfs');
+      assert.ok(pool.path.startsWith(hugetlbfsMounts()[0]!.mount), pool.path);
+      assert.is(pool.size, 2 * HUGE); // 16 KiB of metadata + 2 MiB of buffers, in whole huge pages
+      assert.is(hugeFree(), freeBefore - 2, 'the pool holds two huge pages');
+      const other = Pool.open(pool.path.split('/').pop()!.replace('bpfctl-pool-', ''));
+      assert.is(other.backing, 'hugetlbfs');
+      other.close();
+      await shareWithC(pool);
+    } finally {
+      pool.close();
+      Pool.remove(pool.path);
+    }
+    assert.is(hugeFree(), freeBefore, 'huge pages are given back');
+  });
+  if (!ran) console.log('  skipped: the kernel could not allocate 4 huge pages');
+  assert.is(readFileSync('/proc/sys/vm/nr_hugepages', 'utf8'), saved, 'nr_hugepages restored');
+});
+
+test('shm backing when no huge pages are free', async () => {
+  const pool = Pool.create({ name: uniqueName('shm'), bufferSize: 1000, bufferCount: 256 });
+  try {
+    // Only meaningful when this machine has no huge pages of its own configured.
+    if (hugetlbfsMounts().length === 0 || hugeFree() === 0) assert.is(pool.backing, 'shm');
+    if (pool.backing === 'shm') assert.ok(pool.path.startsWith('/dev/shm/bpfctl-pool-'));
+    await shareWithC(pool);
+  } finally {
+    pool.close();
+    Pool.remove(pool.path);
+  }
+  assert.not.ok(existsSync(pool.path));
+});
+
+test('memfd backing is shared through /proc/<pid>/fd', async () => {
+  const pool = Pool.create({ name: uniqueName('memfd'), bufferSize: 512, bufferCount: 128, backing: 'memfd' });
+  try {
+    assert.is(pool.backing, 'memfd');
+    assert.match(pool.path, new RegExp(`^/proc/${process.pid}/fd/\\d+$`));
+    await shareWithC(pool);
+  } finally {
+    pool.close();
+  }
+  assert.not.ok(existsSync(pool.path), 'closing the pool closes the memfd');
+});
+
+test('hugetlbfs asked for explicitly without huge pages is refused', () => {
+  if (hugeFree() > 0) return;
+  try {
+    Pool.create({ name: uniqueName('nohuge'), bufferSize: 64, bufferCount: 1, backing: 'hugetlbfs' });
+    assert.unreachable('created');
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'E_POOL_NO_HUGEPAGES');
+  }
+});
+
+test.after(() => {
+  built.cleanup();
+  const leaks = poolLeaks(before);
+  assert.equal(leaks, [], leaks.join("; "));
+});
+
+test.run();

@@ -1,0 +1,69 @@
+/**
+ * Generated XDP C against the files in test/golden/xdp/ (regenerate with UPDATE_GOLDEN=1): any
+ * change to the generated text shows up in review as a diff of these files.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import firewall from '../../examples/firewall/policy.ts';
+import { generateXdp } from '../../src/codegen/xdp/index.ts';
+import { lowerPolicy } from '../../src/ir/policy.ts';
+import { lowerXdpSections } from '../../src/ir/xdp.ts';
+import { GOLDEN_SECTIONS } from '../golden/xdp/sections.ts';
+
+const test = suite('xdp golden');
+const dir = join(dirname(fileURLToPath(import.meta.url)), '../golden/xdp');
+const update = process.env.UPDATE_GOLDEN === '1';
+
+function golden(name: string, source: string): void {
+  const file = join(dir, `${name}.bpf.c`);
+  if (update) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, source);
+    return;
+  }
+  assert.ok(existsSync(file), `${file} is missing: run with UPDATE_GOLDEN=1`);
+  assert.fixture(source, readFileSync(file, 'utf8'), `${name}: generated C drifted from ${file} (UPDATE_GOLDEN=1 regenerates it)`);
+}
+
+for (const [name, section] of Object.entries(GOLDEN_SECTIONS)) {
+  test(`section ${name}`, () => {
+    const xdp = lowerXdpSections([section], 'xdp');
+    const out = generateXdp({ name: `golden-${name}`, xdp }, 0);
+    assert.is(out.file, `xdp-${section.interface}.bpf.c`);
+    golden(name, out.source);
+  });
+}
+
+test('examples/firewall', () => {
+  golden('firewall', generateXdp(lowerPolicy(firewall), 0).source);
+});
+
+test('deterministic and self-describing', () => {
+  const ir = lowerPolicy(firewall);
+  const a = generateXdp(ir, 0).source;
+  const b = generateXdp(JSON.parse(JSON.stringify(ir)), 0).source;
+  assert.is(a, b);
+  assert.ok(a.startsWith('/* DO NOT EDIT'));
+  assert.ok(a.includes('counted in\n * xdp_stats[0] ("malformed") and dropped'));
+  for (const r of ir.xdp[0]!.rules) assert.ok(a.includes(`/* rule ${r.index} "${r.name}": ${r.summary} */`), r.name);
+});
+
+test('user text cannot end a C comment', () => {
+  const xdp = lowerXdpSections([{ interface: 'eth0', rules: [{ action: 'pass' }] }], 'xdp');
+  const src = generateXdp({ name: 'a*/b', xdp }, 0).source;
+  assert.ok(src.includes('"a* /b"'));
+});
+
+test('an xdp error surfaces from lowerPolicy with its path', () => {
+  try {
+    lowerPolicy({ ...firewall, xdp: [{ interface: 'eth0', rules: [{ match: { dport: [9, 1] }, action: 'drop' }] }] });
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as { path: string }).path, 'xdp[0].rules[0].match.dport');
+  }
+});
+
+test.run();
