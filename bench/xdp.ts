@@ -32,6 +32,8 @@ const ROUNDS = Number(process.env.BENCH_XDP_ROUNDS ?? 5);
 const RULE_COUNTS = [10, 100, 1000, 10000];
 const FLOOD_SECONDS = Number(process.env.BENCH_XDP_SECONDS ?? 2);
 const SINK_PORT = 9;
+/** Each measurement is repeated and the best kept: the VM's noise only ever slows a run down. */
+const FLOOD_ROUNDS = Number(process.env.BENCH_XDP_FLOOD_ROUNDS ?? 3);
 
 /** The frames both classifiers see: from the first rule to the default, IPv4 and IPv6. */
 const FRAMES: { name: string; frame: Uint8Array }[] = [
@@ -48,7 +50,7 @@ function fillSets(obj: BpfObject, s: XdpSectionIR): void {
   for (const set of s.sets) for (const e of set.elements) obj.map(`set_${set.name}`).update(encodeSetKey(set.name, set.kind, e), SET_VALUE);
 }
 
-function testRunBench(): { generated_ns: number; handwritten_ns: number; ratio: number; repeat: number; rounds: number; frames: { name: string; generated_ns: number; handwritten_ns: number; verdict: number }[] } {
+export function testRunBench(): { generated_ns: number; handwritten_ns: number; ratio: number; repeat: number; rounds: number; frames: { name: string; generated_ns: number; handwritten_ns: number; verdict: number }[] } {
   const ir = lowerPolicy(firewall);
   const section = { ...ir.xdp[0]!, interface: 'lo' };
   const gen = buildXdpObject({ name: ir.name, xdp: [section] }, 0);
@@ -96,18 +98,20 @@ function blockedSources(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}/32`);
 }
 
-function flood(bin: string, ns: string, dst: string): number {
-  const r = spawnSync('ip', ['netns', 'exec', ns, bin, dst, String(SINK_PORT), String(FLOOD_SECONDS)], { encoding: 'utf8' });
+function flood(bin: string, ns: string, dst: string, seconds = FLOOD_SECONDS): number {
+  const r = spawnSync('ip', ['netns', 'exec', ns, bin, dst, String(SINK_PORT), String(seconds)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`flood: ${r.stderr}`);
   return Number(r.stdout.trim());
 }
 
-function scalingBench(): { rules: number; xdp_pps: number; iptables_pps: number; xdp_sent_pps: number; iptables_sent_pps: number }[] {
+export function scalingBench(): { rules: number; xdp_pps: number; iptables_pps: number; xdp_sent_pps: number; iptables_sent_pps: number }[] {
   const bin = buildFlood();
   const net = createNetnsPair('b');
   const pinDir = `/sys/fs/bpf/bpfctl-bench-${process.pid}`;
   const out: ReturnType<typeof scalingBench> = [];
   try {
+    // Warm the path (neighbour entries, page cache of the binary, CPU frequency) before measuring.
+    flood(bin, net.nsA, net.ipB, 0.5);
     for (const n of RULE_COUNTS) {
       const sources = blockedSources(n);
       // XDP: the N sources in one LPM set, then the sink rule the flood ends at.
@@ -126,22 +130,33 @@ function scalingBench(): { rules: number; xdp_pps: number; iptables_pps: number;
         'xdp',
       );
       const d = deployXdp({ name: 'bench-xdp', xdp }, 0, pinDir, { netns: net.nsB });
-      const xdpSent = flood(bin, net.nsA, net.ipB);
-      const sink = readSectionCounters(d.dir).rules[1]!.packets;
+      let xdpBest = 0;
+      let xdpSent = 0;
+      for (let r = 0; r < FLOOD_ROUNDS; r++) {
+        const before = readSectionCounters(d.dir).rules[1]!.packets;
+        const sent = flood(bin, net.nsA, net.ipB);
+        const got = Number(readSectionCounters(d.dir).rules[1]!.packets - before);
+        if (got > xdpBest) [xdpBest, xdpSent] = [got, sent];
+      }
       undeployXdp(pinDir);
 
       // iptables: the same N sources as N rules, then the sink rule.
       const rules = ['*raw', ':PREROUTING ACCEPT [0:0]', ...sources.map((s) => `-A PREROUTING -s ${s} -j DROP`), `-A PREROUTING -p udp --dport ${SINK_PORT} -j DROP`, 'COMMIT', ''];
       execFileSync('ip', ['netns', 'exec', net.nsB, 'iptables-restore'], { input: rules.join('\n') });
-      const iptSent = flood(bin, net.nsA, net.ipB);
-      const listing = execFileSync('ip', ['netns', 'exec', net.nsB, 'iptables', '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-      const last = listing.trim().split('\n').pop()!.trim().split(/\s+/);
-      const iptPkts = Number(last[0]);
+      let iptPkts = 0;
+      let iptSent = 0;
+      for (let r = 0; r < FLOOD_ROUNDS; r++) {
+        execFileSync('ip', ['netns', 'exec', net.nsB, 'iptables', '-t', 'raw', '-Z']);
+        const sent = flood(bin, net.nsA, net.ipB);
+        const listing = execFileSync('ip', ['netns', 'exec', net.nsB, 'iptables', '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+        const got = Number(listing.trim().split('\n').pop()!.trim().split(/\s+/)[0]);
+        if (got > iptPkts) [iptPkts, iptSent] = [got, sent];
+      }
       execFileSync('ip', ['netns', 'exec', net.nsB, 'iptables', '-t', 'raw', '-F']);
 
       const row = {
         rules: n,
-        xdp_pps: Math.round(Number(sink) / FLOOD_SECONDS),
+        xdp_pps: Math.round(xdpBest / FLOOD_SECONDS),
         iptables_pps: Math.round(iptPkts / FLOOD_SECONDS),
         xdp_sent_pps: Math.round(xdpSent / FLOOD_SECONDS),
         iptables_sent_pps: Math.round(iptSent / FLOOD_SECONDS),
@@ -173,6 +188,7 @@ export async function run(): Promise<object> {
       xdp_10k_vs_10: lastRow.xdp_pps / first.xdp_pps,
       iptables_10k_vs_10: lastRow.iptables_pps / first.iptables_pps,
       flood_seconds: FLOOD_SECONDS,
+      flood_rounds: FLOOD_ROUNDS,
       note: 'pps = packets that reached the last (sink) rule per second; *_sent_pps = what the sender managed (sender and receive path share the CPU on veth)',
       target: 'XDP flat as rules grow, the linear chain falls',
     },
@@ -195,7 +211,7 @@ function print(r: { test_run: ReturnType<typeof testRunBench>; scaling: ReturnTy
   rows.push(['mean', t.generated_ns.toFixed(1), t.handwritten_ns.toFixed(1), `${t.ratio.toFixed(2)}x (target <= 1.1x)`]);
   process.stdout.write(`BPF_PROG_TEST_RUN, ns per packet (best of ${t.rounds} x ${t.repeat})\n`);
   process.stdout.write(table(['frame', 'generated', 'hand-written', 'ratio'], rows));
-  process.stdout.write(`\nRule scaling on veth, packets/s reaching the last rule (${FLOOD_SECONDS} s UDP flood each)\n`);
+  process.stdout.write(`\nRule scaling on veth, packets/s reaching the last rule (best of ${FLOOD_ROUNDS} ${FLOOD_SECONDS} s UDP floods)\n`);
   process.stdout.write(
     table(
       ['rules', 'XDP (set)', 'iptables chain', 'XDP / iptables'],

@@ -3,6 +3,9 @@
 // (`bpfctl set add edge-firewall blocklist4 192.0.2.0/24`) without reloading anything; VXLAN
 // traffic is one flow class handed to an AF_XDP deep-packet-inspection process; the rest is a
 // stateless port policy that ends in a default drop.
+//
+// The interface is `uplink0`: rename it to your uplink (e.g. eth0) on purpose. Loading a default-
+// drop policy on the interface you are logged in through cuts you off unless you are in `admins`.
 import { bounce, definePolicy, drop, pass, set, toXsk, xdpSection } from '../../src/dsl/index.ts';
 
 export default definePolicy({
@@ -16,7 +19,7 @@ export default definePolicy({
   pool: { bufferSize: 2048, bufferCount: 256 },
   xdp: [
     xdpSection({
-      interface: 'eth0',
+      interface: 'uplink0',
       mode: 'auto',
       default: 'drop',
       malformed: 'drop',

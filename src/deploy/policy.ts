@@ -25,6 +25,8 @@ export interface LoadOptions {
   progress?: (text: string) => void;
   /** XDP attach mode for every section that does not name one. */
   xdpMode?: 'native' | 'generic' | 'auto';
+  /** On a replacement, keep the live contents of XDP sets (changed with `bpfctl set`) instead of refilling them from the policy. */
+  keepSets?: boolean;
 }
 
 export interface LoadResult {
@@ -72,8 +74,21 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
   const pins: Manifest['pins'] = { progs: [], maps: [], links: [] };
   const xdp: Manifest['xdp'] = [];
   let cgroup: string | null = null;
+  // Until the chain swap starts, a failure leaves a loaded policy exactly as it was: deployXdp
+  // replaces each interface's program atomically or not at all.
+  let swapping = false;
   try {
     mkdirp(dir);
+    for (let i = 0; i < ir.xdp.length; i++) {
+      progress(`XDP: ${ir.xdp[i]!.interface}`);
+      const d = deployXdp(ir, i, dir, { mode: opts.xdpMode, keepSets: opts.keepSets, progress });
+      xdp.push({ interface: d.interface, mode: d.mode, dir: d.dir });
+    }
+    swapping = true;
+    // Interfaces the old policy classified and the new one does not: detach.
+    for (const o of old?.xdp ?? []) {
+      if (!ir.xdp.some((s) => s.interface === o.interface)) undeployXdp(dir, o.interface);
+    }
     for (const sub of ['maps', 'progs', 'links']) unpinAll(join(dir, sub));
     if (prepared) {
       progress('attaching sk_msg to the sockhash and sockops to the policy cgroup');
@@ -83,16 +98,7 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
       pins.links.push(...installed.links);
       cgroup = installed.cgroup;
     } else if (old?.cgroup) {
-      removeCgroup(old.cgroup);
-    }
-    for (let i = 0; i < ir.xdp.length; i++) {
-      progress(`XDP: ${ir.xdp[i]!.interface}`);
-      const d = deployXdp(ir, i, dir, { mode: opts.xdpMode, progress });
-      xdp.push({ interface: d.interface, mode: d.mode, dir: d.dir });
-    }
-    // Interfaces the old policy classified and the new one does not: detach.
-    for (const o of old?.xdp ?? []) {
-      if (!ir.xdp.some((s) => s.interface === o.interface)) undeployXdp(dir, o.interface);
+      removeCgroupQuietly(old.cgroup);
     }
     const manifest: Manifest = {
       manifestVersion: MANIFEST_VERSION,
@@ -110,9 +116,14 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
     progress(`${replaced ? 'replaced' : 'loaded'} policy ${ir.name} (pinned under ${dir})`);
     return { manifest, dir, replaced };
   } catch (err) {
-    // A half-installed policy is worse than none: remove all of it (the old one is gone already
-    // once installing started), and say so in the error.
     prepared?.object.close();
+    if (old && !swapping) {
+      // The old policy still runs. Sections replaced before the failure run the new program, which
+      // the old manifest does not describe: say which in the error rather than guess a rollback.
+      if (xdp.length && err instanceof Error) err.message += ` (the policy loaded before keeps running; XDP on ${xdp.map((x) => x.interface).join(', ')} was already replaced)`;
+      throw err;
+    }
+    // A half-installed policy is worse than none: remove all of it.
     removePolicyPins(dir);
     if (cgroup ?? old?.cgroup) removeCgroupQuietly(cgroup ?? old!.cgroup!);
     throw err;

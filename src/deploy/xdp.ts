@@ -161,6 +161,19 @@ function pinAll(obj: BpfObject, prog: BpfProgram, dir: string): string[] {
   }
 }
 
+function openPinnedMaps(dir: string): Map<string, BpfMap> {
+  const out = new Map<string, BpfMap>();
+  const maps = join(dir, 'maps');
+  if (!existsSync(maps)) return out;
+  try {
+    for (const name of readdirSync(maps)) out.set(name, BpfMap.openPinned(join(maps, name)));
+  } catch (err) {
+    for (const m of out.values()) m.close();
+    throw err;
+  }
+  return out;
+}
+
 function unpinProgAndMaps(dir: string): void {
   unpin(join(dir, 'prog'));
   unpinAll(join(dir, 'maps'));
@@ -192,22 +205,31 @@ export function deployXdp(ir: XdpPolicyLike, sectionIndex: number, pinDir: strin
       link = BpfLink.openPinned(linkPath);
       const info = link.info();
       const current = currentMode(info.target, opts.netns);
-      if (mode === 'auto' || mode === current) {
+      const live = ifindexFromTarget(info.target) !== 0; // 0: the interface went away under the link
+      if (live && (mode === 'auto' || mode === current)) {
         progress(`xdp ${s.interface}: replacing program ${info.progId} with ${prog.id} (link ${link.id})`);
         oldProg = existsSync(join(dir, 'prog')) ? BpfProgram.openPinned(join(dir, 'prog')) : null;
-        link.update(prog);
+        const oldMaps = openPinnedMaps(dir);
         try {
-          unpinProgAndMaps(dir);
-          pinAll(obj, prog, dir);
-        } catch (err) {
-          // Put the old program back on the interface; its maps are still alive through it.
-          if (oldProg) link.update(oldProg);
-          throw err;
+          link.update(prog);
+          try {
+            unpinProgAndMaps(dir);
+            pinAll(obj, prog, dir);
+          } catch (err) {
+            // Back to exactly what was there: the old program on the link, its pins in place.
+            if (oldProg) link.update(oldProg);
+            unpinProgAndMaps(dir);
+            oldProg?.pin(join(dir, 'prog'));
+            for (const [name, m] of oldMaps) m.pin(join(dir, 'maps', name));
+            throw err;
+          }
+        } finally {
+          for (const m of oldMaps.values()) m.close();
         }
         return { interface: s.interface, mode: current ?? 'unknown', dir, ifindex: ifindexFromTarget(info.target), progId: prog.id, linkId: link.id, replaced: true };
       }
       // A different mode needs a new attachment: the old one has to go first (brief gap).
-      progress(`xdp ${s.interface}: mode ${current} -> ${mode}: re-attaching`);
+      progress(live ? `xdp ${s.interface}: mode ${current} -> ${mode}: re-attaching` : `xdp ${s.interface}: the old link lost its interface: attaching anew`);
       link.close();
       link = null;
       detachDir(dir);
@@ -262,6 +284,8 @@ function detachDir(dir: string): void {
     const l = BpfLink.openPinned(linkPath);
     try {
       l.detach();
+    } catch {
+      // Already detached (its interface is gone): removing the pin below releases it.
     } finally {
       l.close();
     }

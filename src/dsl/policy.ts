@@ -39,10 +39,12 @@ export interface GatewaySpec {
 export interface PolicySpec<F extends string = string> {
   /** Names the pin directory and generated files: lowercase letters, digits, '-', '_' (1..48). */
   readonly name: string;
-  readonly functions: { readonly [K in F]: FunctionSpec };
+  /** The chain's functions; a policy of XDP sections only leaves out functions, routes and pool. */
+  readonly functions?: { readonly [K in F]: FunctionSpec };
   /** Route name or HTTP-like path -> the functions a request visits, in order, before it returns to the gateway. */
-  readonly routes: { readonly [route: string]: readonly NoInfer<F>[] };
-  readonly pool: PoolSpec;
+  readonly routes?: { readonly [route: string]: readonly NoInfer<F>[] };
+  /** Default: 1024 buffers of 4 KiB. */
+  readonly pool?: PoolSpec;
   readonly gateway?: GatewaySpec;
   // Each section carries its own set names (checked inside xdpSection); `any` keeps this
   // context from forcing them to `string` when TypeScript infers a section's type.

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 import type { PolicySpec } from '../dsl/policy.ts';
 import { BpfctlError } from '../errors.ts';
 import {
@@ -27,6 +28,9 @@ import {
 import { lowerXdpSections, type XdpSectionIR } from './xdp.ts';
 
 export type { FunctionIR, GatewayIR, PoolIR, RouteIR } from './chain.ts';
+
+/** The pool a chain gets when its policy names none: 4 MiB in 4 KiB buffers. */
+export const DEFAULT_POOL = { bufferSize: 4096, bufferCount: 1024 } as const;
 
 /** Format version of the IR itself (bump when its shape or meaning changes). */
 export const IR_VERSION = 1;
@@ -109,9 +113,14 @@ export function lowerPolicy(spec: PolicySpec | unknown): PolicyIR {
     name = spec.name;
   }
   const gateway = lowerGateway(spec.gateway, issues);
-  const functions = lowerFunctions(spec.functions, issues);
-  const routes = lowerRoutes(spec.routes, functions, issues);
-  const pool = lowerPool(spec.pool, issues);
+  // A chain is optional: a policy may be XDP sections only (a firewall), but not nothing at all.
+  const chainless = spec.functions === undefined && spec.routes === undefined;
+  if (chainless && (spec.xdp === undefined || (Array.isArray(spec.xdp) && spec.xdp.length === 0))) {
+    issues.add(['(policy)'], 'a policy needs a chain (functions and routes), xdp sections, or both');
+  }
+  const functions = chainless ? [] : lowerFunctions(spec.functions, issues);
+  const routes = chainless ? [] : lowerRoutes(spec.routes, functions, issues);
+  const pool = spec.pool === undefined ? { ...DEFAULT_POOL } : lowerPool(spec.pool, issues);
   let xdp: XdpSectionIR[] = [];
   if (spec.xdp !== undefined && !Array.isArray(spec.xdp)) {
     issues.add(['xdp'], 'xdp must be an array of sections');
@@ -159,7 +168,19 @@ export async function importPolicySpec(file: string): Promise<unknown> {
   if (!existsSync(abs)) throw new PolicyLoadError(abs, `policy file not found: ${abs}`);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+    const url = pathToFileURL(abs).href;
+    try {
+      mod = (await import(url)) as Record<string, unknown>;
+    } catch (err) {
+      // A policy in a directory whose package.json is not "type": "module" (or that has none) is
+      // compiled as CommonJS, which import() under the global tsx hook refuses ("require() of ES
+      // Module in a cycle"); tsx's own tsImport loads it.
+      if (!/require\(\) ES Module|ERR_REQUIRE/.test(String((err as Error)?.message ?? err))) throw err;
+      mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+    }
+    // CommonJS interop wraps the module's exports in `default`.
+    const inner = mod.default as Record<string, unknown> | undefined;
+    if (inner && typeof inner === 'object' && 'default' in inner && !('name' in inner)) mod = inner;
   } catch (err) {
     const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new PolicyLoadError(abs, `cannot import policy ${abs}: ${why}`, { cause: err });

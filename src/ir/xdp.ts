@@ -86,8 +86,11 @@ export interface XdpSectionIR {
   readonly xskGroups: readonly string[];
 }
 
-/** Rules written out one by one; more belong in a set (one map lookup, whatever its size). */
-export const MAX_INLINE_RULES = 4096;
+/**
+ * Rules written out one by one; more belong in a set (one map lookup, whatever its size). The
+ * verifier walks every rule, so very long lists of many-field rules reach its limits sooner.
+ */
+export const MAX_INLINE_RULES = 1024;
 export const MAX_SET_ENTRIES = 1 << 20;
 export const DEFAULT_SET_ENTRIES = 4096;
 

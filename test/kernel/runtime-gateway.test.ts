@@ -17,7 +17,8 @@ import { Pool } from '../../src/runtime/pool/index.ts';
 import { DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF } from '../../src/runtime/sdk/wire.ts';
 import { type Descriptor, descriptor } from '../../src/schema/descriptor.ts';
 import { decode, encode } from '../../src/schema/encode.ts';
-import { leaksSince, snapshot } from '../helpers/leaks.ts';
+import { snapshot } from '../helpers/leaks.ts';
+import { ownLeaks } from './runtime-fixtures/leaks.ts';
 
 const before = snapshot();
 const BUF = 128;
@@ -269,7 +270,7 @@ test('teardown: nothing leaked', async () => {
   pool.close();
   Pool.remove(pool.path);
   instances.close();
-  assert.equal(leaksSince(before), []);
+  assert.equal(ownLeaks(before), []);
 });
 
 test.run();

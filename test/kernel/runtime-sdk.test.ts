@@ -16,7 +16,8 @@ import { DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF } from '
 import { DESC_DROP_REASON_SHIFT } from '../../src/ir/chain-limits.ts';
 import { type Descriptor, descriptor } from '../../src/schema/descriptor.ts';
 import { decode, encode } from '../../src/schema/encode.ts';
-import { leaksSince, snapshot } from '../helpers/leaks.ts';
+import { snapshot } from '../helpers/leaks.ts';
+import { ownLeaks } from './runtime-fixtures/leaks.ts';
 
 const before = snapshot();
 const ir = lowerPolicy({
@@ -288,7 +289,7 @@ test('teardown: pool empty, nothing leaked', () => {
   assert.is(pool.stats().inUse, 0);
   pool.close();
   Pool.remove(pool.path);
-  assert.equal(leaksSince(before), []);
+  assert.equal(ownLeaks(before), []);
 });
 
 test.run();

@@ -226,6 +226,46 @@ test('malformed: pass sends malformed frames to the stack (still counted)', () =
   }
 });
 
+test('long sections: rules split into functions still verify and match in order', () => {
+  const rules = Array.from({ length: 300 }, (_, i) =>
+    i % 3 === 0
+      ? { name: `v6-${i}`, match: { dst: `fd00::${i.toString(16)}`, proto: 'udp' as const, dport: [1000, 2000 + i] as [number, number] }, action: 'tx' as const }
+      : { name: `udp-${i}`, match: { proto: 'udp' as const, dport: 10000 + i }, action: 'drop' as const },
+  );
+  const [s] = lowerXdpSections([{ interface: 'lo', rules }], 'xdp');
+  const o = buildXdpObject({ name: 'testrun-long', xdp: [s!] }, 0);
+  try {
+    const prog = o.program(XDP_PROG_NAME);
+    for (const [frame, verdict, slot] of [
+      [v4({}, udp({ dport: 10299 })), XDP.drop, 299],
+      [v4({}, udp({ dport: 10151 })), XDP.drop, 151],
+      [v6({ dst: 'fd00::129' }, udp({ dport: 1500 })), XDP.tx, 297],
+      [v6({ dst: 'fd00::96' }, udp({ dport: 2150 })), XDP.tx, 150],
+      [v4({}, udp({ dport: 9 })), XDP.pass, 300],
+    ] as const) {
+      const before = readCounter(o.map('rule_stats'), slot).packets;
+      assert.is(prog.testRun(frame).retval, verdict, `rule ${slot}`);
+      assert.is(readCounter(o.map('rule_stats'), slot).packets, before + 1n, `counter of rule ${slot}`);
+    }
+  } finally {
+    o.close();
+  }
+});
+
+test('a 10000-element set: one lookup, matched at either end', () => {
+  const elements = Array.from({ length: 10000 }, (_, i) => `10.${(i >> 8) & 0xff}.${i & 0xff}.0/24`);
+  const [s] = lowerXdpSections([{ interface: 'lo', sets: { big: { type: 'ipv4-prefix', elements, maxEntries: 10000 } }, rules: [{ match: { src: { set: 'big' } }, action: 'drop' }] }], 'xdp');
+  const o = buildXdpObject({ name: 'testrun-bigset', xdp: [s!] }, 0);
+  try {
+    const prog = o.program(XDP_PROG_NAME);
+    assert.is(prog.testRun(v4({ src: '10.0.0.9' }, udp({}))).retval, XDP.drop);
+    assert.is(prog.testRun(v4({ src: '10.39.15.200' }, udp({}))).retval, XDP.drop);
+    assert.is(prog.testRun(v4({ src: '10.39.16.1' }, udp({}))).retval, XDP.pass);
+  } finally {
+    o.close();
+  }
+});
+
 test('every golden program and the example pass the verifier', () => {
   const sections = Object.entries(GOLDEN_SECTIONS).map(([name, spec]) => ({ name, ir: { name: `golden-${name}`, xdp: lowerXdpSections([{ ...spec, interface: 'lo' } as XdpSectionSpec], 'xdp') } }));
   const fw = lowerPolicy(firewall);

@@ -261,6 +261,15 @@ test('redeploy swaps the program atomically under load (no window without a prog
   assert.is(c.rules[9]!.packets, 10n);
 });
 
+test('redeploy resets sets to the policy unless asked to keep them', () => {
+  const dir = xdpDir(pinDir, net.ifB);
+  changeSet(dir, 'open', 'add', [7004]);
+  deployXdp(policy(2), 0, pinDir, { netns: net.nsB, keepSets: true });
+  assert.equal(readSet(dir, 'open').elements, ['7001', '7004']);
+  deployXdp(policy(2), 0, pinDir, { netns: net.nsB });
+  assert.equal(readSet(dir, 'open').elements, ['7001']);
+});
+
 test('an AF_XDP socket in copy mode receives its flow class', async () => {
   const bin = join(buildDir, 'xsk-recv');
   execFileSync('cc', ['-O2', '-o', bin, join(here, 'xdp-xsk-recv.c'), '-lxdp', '-lbpf']);
@@ -301,6 +310,28 @@ test('a failed deploy leaves the running program alone', () => {
   assert.throws(() => deployXdp(other, 0, pinDir, { netns: net.nsA }));
   assert.is(JSON.parse(sh('ip', ['-n', net.nsA, '-d', '-j', 'link', 'show', 'dev', net.ifA]))[0].xdp, undefined);
   assert.not.ok(existsSync(xdpDir(pinDir, net.ifA)));
+});
+
+test('an interface that went away and came back gets a fresh attachment', () => {
+  const mk = () => sh('ip', ['-n', net.nsB, 'link', 'add', 'xdpt0', 'type', 'veth', 'peer', 'name', 'xdpt1']);
+  const up = () => sh('ip', ['-n', net.nsB, 'link', 'set', 'xdpt0', 'up']);
+  mk();
+  up();
+  try {
+    const ir = { name: 'xdp-traffic', xdp: lowerXdpSections([{ interface: 'xdpt0', rules: [{ action: 'pass' }] }], 'xdp') };
+    const first = deployXdp(ir, 0, pinDir, { netns: net.nsB });
+    sh('ip', ['-n', net.nsB, 'link', 'del', 'xdpt0']);
+    mk();
+    up();
+    const again = deployXdp(ir, 0, pinDir, { netns: net.nsB });
+    assert.is(again.replaced, false);
+    assert.is.not(again.linkId, first.linkId);
+    const xdp = JSON.parse(sh('ip', ['-n', net.nsB, '-d', '-j', 'link', 'show', 'dev', 'xdpt0']))[0].xdp;
+    assert.is(xdp?.prog?.id, again.progId);
+    assert.equal(undeployXdp(pinDir, 'xdpt0'), ['xdpt0']);
+  } finally {
+    sh('ip', ['-n', net.nsB, 'link', 'del', 'xdpt0'], { allowFail: true });
+  }
 });
 
 test('generic mode on request, and undeploy detaches and unpins', () => {

@@ -33,7 +33,7 @@ test('known functions type check and infer the name union', () => {
     routes: { x: ['a', 'b', 'a'] },
     pool: { bufferSize: 4096, bufferCount: 8 },
   });
-  const names: ('a' | 'b')[] = [...(spec.routes.x ?? [])];
+  const names: ('a' | 'b')[] = [...(spec.routes?.x ?? [])];
   assert.equal(names, ['a', 'b', 'a']);
   // @ts-expect-error language is 'ts' | 'c'
   definePolicy({ name: 'l', functions: { a: { instances: 1, handler: './a.ts', language: 'go' } }, routes: { x: ['a'] }, pool: { bufferSize: 64, bufferCount: 1 } });

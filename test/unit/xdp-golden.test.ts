@@ -51,6 +51,16 @@ test('deterministic and self-describing', () => {
   for (const r of ir.xdp[0]!.rules) assert.ok(a.includes(`/* rule ${r.index} "${r.name}": ${r.summary} */`), r.name);
 });
 
+test('long sections are split into rule functions; short ones switch on the protocol', () => {
+  const long = lowerXdpSections([{ interface: 'eth0', rules: Array.from({ length: 300 }, (_, i) => ({ match: { proto: 'udp' as const, dport: i + 1 }, action: 'drop' as const })) }], 'xdp');
+  const src = generateXdp({ name: 'x', xdp: long }, 0).source;
+  for (const f of ['rules_0', 'rules_128', 'rules_256']) assert.ok(src.includes(`static __noinline int ${f}(`), f);
+  assert.not.ok(src.includes('switch (p.proto)'));
+  const short = generateXdp({ name: 'x', xdp: lowerXdpSections([GOLDEN_SECTIONS.everything!], 'xdp') }, 0).source;
+  assert.ok(short.includes('switch (p.proto)'));
+  assert.not.ok(short.includes('__noinline'));
+});
+
 test('user text cannot end a C comment', () => {
   const xdp = lowerXdpSections([{ interface: 'eth0', rules: [{ action: 'pass' }] }], 'xdp');
   const src = generateXdp({ name: 'a*/b', xdp }, 0).source;

@@ -144,6 +144,10 @@ test('actions, names, sections', () => {
   );
 });
 
+test('too many inline rules point at sets', () => {
+  rejects({ rules: Array.from({ length: 1025 }, () => ({ action: 'pass' })) as never }, 'xdp[0].rules', 'put long lists in a set');
+});
+
 test('sets: names, types, elements, capacity', () => {
   rejects({ sets: { '1x': { type: 'port' } } }, 'xdp[0].sets.1x', 'bad set name');
   rejects({ sets: { a: { type: 'cidr' as 'port' } } }, 'xdp[0].sets.a.type', 'unknown set type "cidr"');

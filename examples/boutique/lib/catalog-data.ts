@@ -8,7 +8,7 @@ export interface Product {
   name: string;
   description: string;
   categories: string[];
-  /** USD cents. */
+  /** USD units. */
   priceUsd: number;
 }
 

@@ -3,7 +3,7 @@
  * buffer and written back in place. Every function parses what the previous hop wrote, adds its
  * part and hands the document on, so a request carries all it needs (no service calls back).
  */
-import { FunctionError, type Request } from '../../../src/runtime/sdk/index.ts';
+import { FunctionError, type Request } from 'bpfctl/runtime';
 
 /** A JSON object (the only shape the boutique's hops exchange). */
 export type Doc = Record<string, unknown>;

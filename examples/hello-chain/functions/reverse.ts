@@ -1,6 +1,6 @@
 // Reverses the payload. ASCII is reversed in place; anything else goes through a string so that
 // multi-byte UTF-8 characters stay whole.
-import type { Request } from '../../../src/runtime/sdk/index.ts';
+import type { Request } from 'bpfctl/runtime';
 
 export default function reverse(req: Request): number | string {
   const b = req.body;

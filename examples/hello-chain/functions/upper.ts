@@ -1,5 +1,5 @@
 // Upper-cases the payload in place: no copy, the response is the request's own buffer.
-import type { Request } from '../../../src/runtime/sdk/index.ts';
+import type { Request } from 'bpfctl/runtime';
 
 export default function upper(req: Request): number {
   const b = req.body;

@@ -6,10 +6,11 @@ import { mapCommand } from './map.ts';
 import { poolCommand } from './pool.ts';
 import { progCommand } from './prog.ts';
 import { routeCommand } from './route.ts';
+import { runCommand, scaleCommand } from './run.ts';
 import { statusCommand } from './status.ts';
 import { topCommand } from './top.ts';
 import { setCommand } from './set.ts';
 import type { Command } from './types.ts';
 import { xdpCommand } from './xdp.ts';
 
-export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, graphCommand, poolCommand, progCommand, mapCommand, xdpCommand, setCommand];
+export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, graphCommand, poolCommand, progCommand, mapCommand, xdpCommand, setCommand, runCommand, scaleCommand];

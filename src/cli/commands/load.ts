@@ -19,6 +19,7 @@ interface LoadArgs {
   target: string;
   pin?: string;
   xdpMode?: 'native' | 'generic' | 'auto';
+  keepSets: boolean;
 }
 
 export const loadCommand = defineCommand({
@@ -28,7 +29,8 @@ export const loadCommand = defineCommand({
     y
       .positional('target', { type: 'string', demandOption: true, describe: 'policy.ts or FILE.bpf.o' })
       .option('pin', { type: 'string', describe: 'pin directory for an object file (default /sys/fs/bpf/bpfctl/obj/<name>)' })
-      .option('xdp-mode', { choices: ['native', 'generic', 'auto'] as const, describe: 'XDP attach mode for sections that do not set one' }),
+      .option('xdp-mode', { choices: ['native', 'generic', 'auto'] as const, describe: 'XDP attach mode for sections that do not set one' })
+      .option('keep-sets', { type: 'boolean', default: false, describe: 'when replacing a loaded policy, keep the live contents of its XDP sets' }),
   handler: async (argv: Args<LoadArgs>) => {
     const { out, target } = argv;
     if (isObjectFile(target)) {
@@ -39,7 +41,7 @@ export const loadCommand = defineCommand({
     if (!isPolicyFile(target)) throw new UsageError(`cannot load ${target}: expected a policy (.ts) or an object file (.bpf.o)`);
     out.progress(`validating ${target}`);
     const ir = await loadPolicyFile(target);
-    const res = loadPolicy(ir, { policyFile: target, progress: (s) => out.progress(s), xdpMode: argv.xdpMode });
+    const res = loadPolicy(ir, { policyFile: target, progress: (s) => out.progress(s), xdpMode: argv.xdpMode, keepSets: argv.keepSets });
     const m = res.manifest;
     if (out.json) {
       out.printJson({ policy: m.policy, dir: res.dir, replaced: res.replaced, schemaHash: m.schemaHash, cgroup: m.cgroup, pins: m.pins, xdp: m.xdp });

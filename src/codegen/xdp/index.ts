@@ -5,9 +5,9 @@
  */
 import type { XdpSectionIR } from '../../ir/xdp.ts';
 import { describeAction } from '../../ir/xdp.ts';
-import { COUNTER_STRUCT, mapDecls, XDP_STATS } from './maps.ts';
+import { COUNTER_STRUCT, mapDecls } from './maps.ts';
 import { INCLUDES, MAX_EXT_HDRS, MAX_VLANS, PARSER } from './parser.ts';
-import { actionStmts, commentSafe, helperDecls, ruleBlock } from './rules.ts';
+import { commentSafe, helperDecls, ruleFunctions, rulesBody } from './rules.ts';
 
 export { SET_KEY, setMapName, XDP_STATS, XSK_QUEUES, xskMapName } from './maps.ts';
 export { matchConds } from './rules.ts';
@@ -53,7 +53,6 @@ function header(policy: string, s: XdpSectionIR): string {
 }
 
 function mainFn(s: XdpSectionIR): string {
-  const dflt = s.rules.length;
   const body = [
     '\tvoid *data = (void *)(long)ctx->data;',
     '\tvoid *data_end = (void *)(long)ctx->data_end;',
@@ -67,9 +66,7 @@ function mainFn(s: XdpSectionIR): string {
     '\tif (p.frag)',
     '\t\tcount(&xdp_stats, 1, bytes);',
     '',
-    ...s.rules.flatMap((r) => [ruleBlock(r), '']),
-    `\t/* default: ${describeAction(s.default)} */`,
-    ...actionStmts(s.default, dflt, true, '\t'),
+    ...rulesBody(s),
   ];
   return `SEC("xdp")\nint ${XDP_PROG_NAME}(struct xdp_md *ctx)\n{\n${body.join('\n')}\n}`;
 }
@@ -101,10 +98,9 @@ export function generateXdp(policy: XdpPolicyLike, section: XdpSectionIR | numbe
     PARSER,
     COUNT_FN,
     ...(helpers ? [helpers] : []),
+    ...ruleFunctions(s),
     mainFn(s),
     `char _license[] SEC("license") = "GPL";`,
   ];
   return { file: `xdp-${ifaceSlug(s.interface)}.bpf.c`, source: `${parts.join('\n\n')}\n`, progName: XDP_PROG_NAME };
 }
-
-export const XDP_STAT_NAMES: readonly string[] = XDP_STATS;

@@ -1,10 +1,9 @@
 /**
- * Rules -> C. Each rule becomes one `if` over the parsed packet, conditions ordered cheapest
- * first (the family and protocol bytes, then ports and flags, then inline prefixes, then map
- * lookups) so a packet leaves a non-matching rule at its first cheap test.
+ * Rules -> C. Each rule becomes one `if` over the parsed packet (see matchConds for the order of
+ * its conditions), so a packet leaves a non-matching rule at its first cheap test.
  */
 import type { XdpSetKind } from '../../dsl/xdp.ts';
-import type { XdpActionIR, XdpAddrIR, XdpMatchIR, XdpPortIR, XdpPrefixIR, XdpRuleIR, XdpSectionIR } from '../../ir/xdp.ts';
+import { describeAction, type XdpActionIR, type XdpAddrIR, type XdpMatchIR, type XdpPortIR, type XdpPrefixIR, type XdpRuleIR, type XdpSectionIR } from '../../ir/xdp.ts';
 import { setMapName, xskMapName } from './maps.ts';
 
 const PROTO_C: Readonly<Record<number, string>> = { 1: 'IPPROTO_ICMP', 6: 'IPPROTO_TCP', 17: 'IPPROTO_UDP', 58: 'IPPROTO_ICMPV6' };
@@ -50,6 +49,19 @@ const SET_HELPERS: Readonly<Record<XdpSetKind, string>> = {
 }`,
 };
 
+const PORT_IN = `/*
+ * lo <= port <= hi, tested on an opaque copy of the port: the verifier then learns nothing about
+ * p.sport/p.dport from a failed range, so the states after every rule stay alike and its
+ * pruning keeps verification linear in the number of rules (not exponential in the ranges).
+ */
+static __always_inline int port_in(__u16 port, __u32 lo, __u32 hi)
+{
+	__u32 v = port;
+
+	asm volatile("%0 &= 0xffff" : "+r"(v));
+	return v - lo <= hi - lo;
+}`;
+
 const MAC_EQ = `static __always_inline int mac_eq(const __u8 *m, const __u8 want[6])
 {
 	return m[0] == want[0] && m[1] == want[1] && m[2] == want[2] &&
@@ -60,8 +72,10 @@ const MAC_EQ = `static __always_inline int mac_eq(const __u8 *m, const __u8 want
 export function helperDecls(section: XdpSectionIR): string {
   const kinds = new Set<XdpSetKind>();
   let macEq = false;
+  let portIn = false;
   for (const r of section.rules) {
     const m = r.match;
+    for (const p of [m.sport, m.dport]) if (p && 'lo' in p && p.lo !== p.hi && !(p.lo === 0 && p.hi === 65535)) portIn = true;
     for (const a of [m.src, m.dst]) if (a && 'set' in a) kinds.add(a.kind);
     if ((m.sport && 'set' in m.sport) || (m.dport && 'set' in m.dport)) kinds.add('port');
     for (const mac of [m.srcMac, m.dstMac]) {
@@ -70,7 +84,7 @@ export function helperDecls(section: XdpSectionIR): string {
     }
   }
   const order: XdpSetKind[] = ['ipv4-prefix', 'ipv6-prefix', 'ipv4', 'ipv6', 'port', 'mac'];
-  return [...(macEq ? [MAC_EQ] : []), ...order.filter((k) => kinds.has(k)).map((k) => SET_HELPERS[k])].join('\n\n');
+  return [...(portIn ? [PORT_IN] : []), ...(macEq ? [MAC_EQ] : []), ...order.filter((k) => kinds.has(k)).map((k) => SET_HELPERS[k])].join('\n\n');
 }
 
 function prefix4(field: string, p: XdpPrefixIR): string[] {
@@ -113,39 +127,50 @@ function addrConds(dir: 'src' | 'dst', a: XdpAddrIR, l3: 4 | 6): { inline: strin
 function portConds(field: 'sport' | 'dport', p: XdpPortIR): { inline: string[]; lookups: string[] } {
   if ('set' in p) return { inline: [], lookups: [`in_ports(&${setMapName(p.set)}, p.${field})`] };
   if (p.lo === p.hi) return { inline: [`p.${field} == ${p.lo}`], lookups: [] };
-  const c: string[] = [];
-  if (p.lo > 0) c.push(`p.${field} >= ${p.lo}`);
-  if (p.hi < 65535) c.push(`p.${field} <= ${p.hi}`);
-  return { inline: c, lookups: [] };
+  if (p.lo === 0 && p.hi === 65535) return { inline: [], lookups: [] };
+  return { inline: [`port_in(p.${field}, ${p.lo}, ${p.hi})`], lookups: [] };
 }
 
 const macBytes = (m: readonly number[]) => m.map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ');
 
-/** The conditions of one match, cheapest first; empty means "every packet". */
-export function matchConds(m: XdpMatchIR): string[] {
-  const cheap: string[] = [];
+/**
+ * The conditions of one match; empty means "every packet". Order matters for speed, not for
+ * correctness (every field of `p` is initialised): the most selective byte compares come first
+ * so most packets leave a rule at its first test; the family/L4-presence guards come next (they
+ * rarely fail on their own), and must precede the address compares (which read the IPv6 header
+ * through p.ip6); map lookups come last.
+ */
+export function matchConds(m: XdpMatchIR, knownProto?: number): string[] {
+  const selective: string[] = [];
+  const guards: string[] = [];
   const inline: string[] = [];
   const lookups: string[] = [];
-  if (m.vlan !== undefined) cheap.push(...(m.innerVlan === undefined ? ['p.vlans >= 1'] : []), `p.vlan_outer == ${m.vlan}`);
-  if (m.innerVlan !== undefined) cheap.push('p.vlans == 2', `p.vlan_inner == ${m.innerVlan}`);
-  if (m.l3 === 4 || m.l3 === 6) cheap.push(`p.l3 == ${m.l3}`);
-  else if (m.l3 === 'ip') cheap.push('p.l3 != 0');
-  else if (m.ethType !== undefined) cheap.push(`p.eth_proto == 0x${m.ethType.toString(16).padStart(4, '0')}`);
-  if (m.proto !== undefined) cheap.push(`p.proto == ${PROTO_C[m.proto] ?? m.proto}`);
-  if (m.dscp !== undefined) cheap.push(`p.dscp == ${m.dscp}`);
-  const hasPorts = m.sport !== undefined || m.dport !== undefined;
-  if (hasPorts && m.proto === undefined) cheap.push('(p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)');
-  if (hasPorts || m.tcpFlags || m.icmpType !== undefined || m.icmpCode !== undefined) cheap.push('p.l4');
+  if (m.proto !== undefined && m.proto !== knownProto) selective.push(`p.proto == ${PROTO_C[m.proto] ?? m.proto}`);
   for (const f of ['sport', 'dport'] as const) {
     const p = m[f];
     if (!p) continue;
     const c = portConds(f, p);
-    cheap.push(...c.inline);
+    selective.push(...c.inline);
     lookups.push(...c.lookups);
   }
-  if (m.tcpFlags) cheap.push(`(p.tcp_flags & 0x${m.tcpFlags.mask.toString(16).padStart(2, '0')}) == 0x${m.tcpFlags.value.toString(16).padStart(2, '0')}`);
-  if (m.icmpType !== undefined) cheap.push(`p.icmp_type == ${m.icmpType}`);
-  if (m.icmpCode !== undefined) cheap.push(`p.icmp_code == ${m.icmpCode}`);
+  if (m.tcpFlags) selective.push(`(p.tcp_flags & 0x${m.tcpFlags.mask.toString(16).padStart(2, '0')}) == 0x${m.tcpFlags.value.toString(16).padStart(2, '0')}`);
+  if (m.icmpType !== undefined) selective.push(`p.icmp_type == ${m.icmpType}`);
+  if (m.icmpCode !== undefined) selective.push(`p.icmp_code == ${m.icmpCode}`);
+  if (m.dscp !== undefined) selective.push(`p.dscp == ${m.dscp}`);
+  if (m.vlan !== undefined) selective.push(`p.vlan_outer == ${m.vlan}`);
+  if (m.innerVlan !== undefined) selective.push(`p.vlan_inner == ${m.innerVlan}`);
+  if (m.innerVlan !== undefined) guards.push('p.vlans == 2');
+  else if (m.vlan !== undefined) guards.push('p.vlans >= 1');
+  if (m.l3 === 4 || m.l3 === 6) guards.push(`p.l3 == ${m.l3}`);
+  // p.proto is only ever set for IP packets, so a known non-zero protocol already implies IP.
+  else if (m.l3 === 'ip' && !knownProto) guards.push('p.l3 != 0');
+  else if (m.ethType !== undefined) selective.push(`p.eth_proto == 0x${m.ethType.toString(16).padStart(4, '0')}`);
+  const hasPorts = m.sport !== undefined || m.dport !== undefined;
+  if (hasPorts && m.proto === undefined && knownProto !== 6 && knownProto !== 17) guards.push('(p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)');
+  if (hasPorts || m.tcpFlags || m.icmpType !== undefined || m.icmpCode !== undefined) guards.push('p.l4');
+  // l3 == 6 implies ip6 is set, but in a rule function (long sections) the verifier only sees
+  // the caller's stack, where that link is lost: the explicit test keeps the read provably safe.
+  if (m.l3 === 6 && (m.src || m.dst)) guards.push('p.ip6');
   for (const dir of ['src', 'dst'] as const) {
     const a = m[dir];
     if (!a) continue;
@@ -161,7 +186,7 @@ export function matchConds(m: XdpMatchIR): string[] {
     if ('set' in mac) lookups.push(`in_macs(&${setMapName(mac.set)}, p.eth->${dir})`);
     else inline.push(`mac_eq(p.eth->${dir}, (const __u8[6]){ ${macBytes(mac.mac)} })`);
   }
-  return [...cheap, ...inline, ...lookups];
+  return [...selective, ...guards, ...inline, ...lookups];
 }
 
 /** The statements that count (when asked) and carry out an action. */
@@ -184,10 +209,84 @@ export function actionStmts(a: XdpActionIR, slot: number, count: boolean, indent
 /** A C comment can't hold the sequence that ends it; names and summaries are user text. */
 export const commentSafe = (s: string) => s.replace(/\*\//g, '* /');
 
-export function ruleBlock(r: XdpRuleIR): string {
-  const conds = matchConds(r.match);
-  const head = `\t/* rule ${r.index} "${commentSafe(r.name)}": ${commentSafe(r.summary)}${r.count ? '' : ' (not counted)'} */`;
-  if (!conds.length) return [head, ...actionStmts(r.action, r.index, r.count, '\t')].join('\n');
-  const cond = conds.length === 1 ? conds[0] : conds.join(' &&\n\t    ');
-  return [head, `\tif (${cond}) {`, ...actionStmts(r.action, r.index, r.count, '\t\t'), '\t}'].join('\n');
+/** One rule as an `if` at `indent`; `knownProto` when an enclosing switch already checked p.proto. */
+export function ruleBlock(r: XdpRuleIR, indent = '\t', knownProto?: number): string {
+  const conds = matchConds(r.match, knownProto);
+  const head = `${indent}/* rule ${r.index} "${commentSafe(r.name)}": ${commentSafe(r.summary)}${r.count ? '' : ' (not counted)'} */`;
+  if (!conds.length) return [head, ...actionStmts(r.action, r.index, r.count, indent)].join('\n');
+  const cond = conds.length === 1 ? conds[0] : conds.join(` &&\n${indent}    `);
+  return [head, `${indent}if (${cond}) {`, ...actionStmts(r.action, r.index, r.count, `${indent}\t`), `${indent}}`].join('\n');
+}
+
+/** Rules past this many are written out once, in order, without the protocol switch... */
+export const DISPATCH_MAX_RULES = 256;
+/**
+ * ...and split into functions of this many rules each: a BPF jump reaches at most 32767
+ * instructions (clang 14 has no long jumps), which one function of ~400 complex rules exceeds.
+ */
+export const RULES_PER_FUNCTION = 128;
+
+/** Can a packet of IP protocol `proto` (undefined: any other) match rule `r`? */
+function applies(r: XdpRuleIR, proto: number | undefined): boolean {
+  const m = r.match;
+  if (m.proto !== undefined) return m.proto === proto;
+  // A non-IP EtherType: such frames have no protocol (p.proto stays 0).
+  if (m.ethType !== undefined && m.l3 === undefined) return proto === undefined || proto === 0;
+  // Ports are only ever parsed from TCP and UDP.
+  if (m.sport !== undefined || m.dport !== undefined) return proto === 6 || proto === 17;
+  return true;
+}
+
+/**
+ * The rules and the default action. When rules name two or more protocols, a switch on the
+ * protocol comes first and each case holds only the rules that can match it (those of its
+ * protocol and those naming none), still in policy order: a packet no longer walks past every
+ * other protocol's rules. Rules naming no protocol are written once per case.
+ */
+export function rulesBody(s: XdpSectionIR): string[] {
+  const dflt = [`/* default: ${describeAction(s.default)} */`, ...actionStmts(s.default, s.rules.length, true, '')];
+  const protos = [...new Set(s.rules.map((r) => r.match.proto).filter((p): p is number => p !== undefined))];
+  if (s.rules.length > DISPATCH_MAX_RULES) {
+    const calls: string[] = ['\tint verdict;', ''];
+    for (let i = 0; i < s.rules.length; i += RULES_PER_FUNCTION) {
+      calls.push(`\tverdict = rules_${i}(ctx, &p, bytes);`, '\tif (verdict >= 0)', '\t\treturn verdict;');
+    }
+    return [...calls, '', ...dflt.map((l) => `\t${l}`)];
+  }
+  if (protos.length < 2) return [...s.rules.flatMap((r) => [ruleBlock(r), '']), ...dflt.map((l) => `\t${l}`)];
+  const out = [
+    '\t/*',
+    "\t * One case per protocol the rules name: each holds the rules that can match it, in policy",
+    '\t * order (a rule naming no protocol appears in every case it can match in).',
+    '\t */',
+    '\tswitch (p.proto) {',
+  ];
+  for (const proto of [...protos, undefined]) {
+    out.push(proto === undefined ? '\tdefault:' : `\tcase ${PROTO_C[proto] ?? proto}:`);
+    for (const r of s.rules.filter((x) => applies(x, proto))) out.push(ruleBlock(r, '\t\t', proto), '');
+    out.push(...dflt.map((l) => `\t\t${l}`));
+  }
+  out.push('\t}');
+  return out;
+}
+
+/**
+ * For sections of more than DISPATCH_MAX_RULES rules: the rules in functions of
+ * RULES_PER_FUNCTION each, returning the verdict of the first match or -1. Static and noinline,
+ * so the verifier checks them in their caller's context (the packet pointers in `p` stay valid).
+ */
+export function ruleFunctions(s: XdpSectionIR): string[] {
+  if (s.rules.length <= DISPATCH_MAX_RULES) return [];
+  // `p` reads the caller's struct in place: a copy would split its packet pointers into
+  // 4-byte loads, which the verifier no longer knows as pointers.
+  const out: string[] = ['#define p (*pp)'];
+  for (let i = 0; i < s.rules.length; i += RULES_PER_FUNCTION) {
+    const chunk = s.rules.slice(i, i + RULES_PER_FUNCTION);
+    const body = chunk.flatMap((r) => [ruleBlock(r), '']);
+    out.push(
+      `/* rules ${i}..${i + chunk.length - 1} */\nstatic __noinline int rules_${i}(struct xdp_md *ctx, const struct pkt *pp, __u64 bytes)\n{\n${body.join('\n')}\treturn -1; /* none of these matched */\n}`,
+    );
+  }
+  out.push('#undef p');
+  return out;
 }

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -178,6 +179,12 @@ static int establish(struct fn_state *s, int first)
 			exit(BPFCTL_FN_EXIT_RESTART);
 		}
 		s->fd = s->sock_fd;
+		/* Node (or any event-loop supervisor) made it non-blocking, and the flag lives on the
+		 * shared file description: this loop blocks in read() instead. */
+		int fl = fcntl(s->fd, F_GETFL);
+
+		if (fl >= 0 && (fl & O_NONBLOCK))
+			fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
 		return 0;
 	}
 	for (;;) {
@@ -260,6 +267,7 @@ static void handle(struct fn_state *s, bpfctl_fn_handler h, void *ctx, struct bp
 
 		if (d.hop < len && (reason == BPFCTL_DROP_NO_INSTANCE || reason == BPFCTL_DROP_DEAD_SOCKET)) {
 			d.flags &= (uint8_t) ~(BPFCTL_DESC_FLAG_DROPPED | BPFCTL_DESC_DROP_REASON_MASK);
+			d.buf_len = 0; /* the request's payload is not an answer */
 			to_gateway(s, &d, 503, NULL);
 		}
 		return;
@@ -335,6 +343,12 @@ static int flush_out(struct fn_state *s)
 
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+
+			poll(&p, 1, -1);
+			continue;
+		}
 		if (w < 0)
 			return -1; /* EACCES: the socket is poisoned (gotcha 4); the caller reconnects */
 		off += (size_t)w;
@@ -400,6 +414,13 @@ int bpfctl_fn_run(bpfctl_fn_handler handler, void *ctx)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* still non-blocking (someone set it again): wait without spinning */
+			struct pollfd p = { .fd = s->fd, .events = POLLIN };
+
+			poll(&p, 1, -1);
+			continue;
+		}
 		if (n <= 0) {
 			logf_(s, "chain socket %s; reconnecting", n == 0 ? "closed" : strerror(errno));
 			close_reset(s->fd);

@@ -86,6 +86,8 @@ interface Pending {
 
 const TEXT = 'text/plain; charset=utf-8';
 const BINARY = 'application/octet-stream';
+/** Bodies up to this size are sent as latin1 strings (one write with the headers). */
+const SMALL_BODY = 16 * 1024;
 
 /** Starts the gateway. @throws Error when the HTTP port cannot be bound; PoolError when the pool cannot be opened. */
 export async function startGateway(o: GatewayOptions): Promise<Gateway> {
@@ -118,17 +120,18 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   let timer: NodeJS.Timeout | null = null;
   let closing = false;
 
-  const respond = (res: http.ServerResponse, status: number, body: Uint8Array | string, type: string, close = false) => {
+  const respond = (res: http.ServerResponse, status: number, body: Uint8Array | string, type: string, close = false, latin1 = false) => {
     stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
     if (res.destroyed || res.writableEnded) {
       stats.clientGone++;
       return;
     }
-    const len = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+    const len = typeof body === 'string' ? (latin1 ? body.length : Buffer.byteLength(body)) : body.byteLength;
     const headers: http.OutgoingHttpHeaders = { 'content-type': type, 'content-length': len };
     if (close) headers.connection = 'close';
     res.writeHead(status, headers);
-    res.end(body);
+    if (latin1) res.end(body, 'latin1');
+    else res.end(body);
   };
 
   const flush = () => {
@@ -208,11 +211,22 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     const error = (d.flags & DESC_FLAG_ERROR) !== 0;
     let status = error ? d.status || 500 : 200;
     let body: Uint8Array | string;
+    let binary = false;
     if (fresh ? isLive(pool, d.bufOff, d.bufGen) : d.bufOff === p.off && d.bufGen === p.gen) {
       const len = Math.min(d.bufLen, bufSize);
       // A copy: the response may sit in the socket's queue after end() returns, and the buffer
       // is reused as soon as it is freed.
-      body = len === 0 && error ? `${http.STATUS_CODES[status] ?? 'error'}\n` : Buffer.from(pool.bytes(d.bufOff, len));
+      if (len === 0 && error) {
+        body = `${http.STATUS_CODES[status] ?? 'error'}\n`;
+      } else {
+        const v = pool.bytes(d.bufOff, len);
+        const b = Buffer.from(v.buffer, v.byteOffset, len);
+        // A copy either way: the response may sit in the socket's queue after end() returns,
+        // and the buffer is reused as soon as it is freed. Small bodies become a latin1 string
+        // (byte for byte): node:http then sends headers and body in one write instead of a writev.
+        body = len <= SMALL_BODY ? b.toString('latin1', 0, len) : Buffer.from(b);
+        binary = true;
+      }
       if (fresh) freeQuietly(pool, d.bufOff, d.bufGen);
       else freeQuietly(pool, p.off, p.gen);
     } else {
@@ -221,7 +235,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       status = 502;
       body = 'chain returned an invalid buffer\n';
     }
-    respond(p.res, status, body, error || status === 502 ? TEXT : BINARY);
+    respond(p.res, status, body, error || status === 502 ? TEXT : BINARY, false, binary);
   };
 
   const reader = new FrameReader(onReply);

@@ -281,6 +281,13 @@ export class Dispatcher {
       this.freeAllocs(req, null);
       return;
     }
+    if (!isLive(this.pool, d.bufOff, d.bufGen)) {
+      // The gateway gave up on the request while the handler ran (timeout) and freed its buffer,
+      // which may already carry another request: write nothing, send nothing.
+      this.counters.stale++;
+      this.freeAllocs(req, null);
+      return;
+    }
     let len: number;
     let fresh: { offset: number; gen: number } | null = null;
     try {

@@ -18,8 +18,8 @@
  *   inside `bpfctl run`, tests).
  */
 import { Buffer } from 'node:buffer';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { joinCgroup } from '../../deploy/cgroup.ts';
 
 export type RegisterMode = 'sockops' | 'ipc' | 'fd' | 'callback';
 
@@ -149,7 +149,12 @@ export class Link {
     if (this.closed) return;
     if (this.mode === 'sockops' && this.o.cgroup && !this.joined) {
       // The sockops program only sees sockets of processes in the policy cgroup (gotcha 7).
-      joinCgroup(this.o.cgroup, process.pid);
+      try {
+        writeFileSync(`${this.o.cgroup}/cgroup.procs`, `${process.pid}\n`);
+      } catch (err) {
+        this.o.onFatal(new Error(`cannot join cgroup ${this.o.cgroup}: ${(err as Error).message}`));
+        return;
+      }
       this.joined = true;
     }
     const opts: net.TcpNetConnectOpts & { onread: unknown } = {

@@ -27,6 +27,8 @@ export function bounce(d: Desc, routeLen: number): void {
   d.flags = (d.flags & ~(DESC_FLAG_DROPPED | DESC_DROP_REASON_MASK)) | DESC_FLAG_ERROR;
   d.status = 503;
   d.hop = routeLen;
+  // The request's payload is not an answer: the gateway says why instead.
+  d.bufLen = 0;
 }
 
 const O_ROUTE = DESC_OFFSETS.route;

@@ -350,6 +350,19 @@ static __always_inline void count(void *map, __u32 slot, __u64 bytes)
 	}
 }
 
+/*
+ * lo <= port <= hi, tested on an opaque copy of the port: the verifier then learns nothing about
+ * p.sport/p.dport from a failed range, so the states after every rule stay alike and its
+ * pruning keeps verification linear in the number of rules (not exponential in the ranges).
+ */
+static __always_inline int port_in(__u16 port, __u32 lo, __u32 hi)
+{
+	__u32 v = port;
+
+	asm volatile("%0 &= 0xffff" : "+r"(v));
+	return v - lo <= hi - lo;
+}
+
 static __always_inline int mac_eq(const __u8 *m, const __u8 want[6])
 {
 	return m[0] == want[0] && m[1] == want[1] && m[2] == want[2] &&
@@ -413,89 +426,187 @@ int xdp_classify(struct xdp_md *ctx)
 	if (p.frag)
 		count(&xdp_stats, 1, bytes);
 
-	/* rule 0 "blocked": ip4 src @blocked -> drop */
-	if (p.l3 == 4 &&
-	    in_lpm4(&set_blocked, p.saddr4)) {
-		count(&rule_stats, 0, bytes);
-		return XDP_DROP;
-	}
+	/*
+	 * One case per protocol the rules name: each holds the rules that can match it, in policy
+	 * order (a rule naming no protocol appears in every case it can match in).
+	 */
+	switch (p.proto) {
+	case IPPROTO_TCP:
+		/* rule 0 "blocked": ip4 src @blocked -> drop */
+		if (p.l3 == 4 &&
+		    in_lpm4(&set_blocked, p.saddr4)) {
+			count(&rule_stats, 0, bytes);
+			return XDP_DROP;
+		}
 
-	/* rule 1 "blocked6": ip6 src @blocked6 dst @hosts6 -> drop */
-	if (p.l3 == 6 &&
-	    in_lpm6(&set_blocked6, &p.ip6->saddr) &&
-	    in_hash6(&set_hosts6, &p.ip6->daddr)) {
-		count(&rule_stats, 1, bytes);
-		return XDP_DROP;
-	}
+		/* rule 1 "blocked6": ip6 src @blocked6 dst @hosts6 -> drop */
+		if (p.l3 == 6 &&
+		    p.ip6 &&
+		    in_lpm6(&set_blocked6, &p.ip6->saddr) &&
+		    in_hash6(&set_hosts6, &p.ip6->daddr)) {
+			count(&rule_stats, 1, bytes);
+			return XDP_DROP;
+		}
 
-	/* rule 2 "to-xsk": ip4 dst @hosts4 tcp|udp dport @ports -> xsk ids */
-	if (p.l3 == 4 &&
-	    (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) &&
-	    p.l4 &&
-	    in_ports(&set_ports, p.dport) &&
-	    in_hash4(&set_hosts4, p.daddr4)) {
-		count(&rule_stats, 2, bytes);
-		return bpf_redirect_map(&xsk_ids, ctx->rx_queue_index, XDP_PASS); /* to the stack if no socket on this queue */
-	}
+		/* rule 2 "to-xsk": ip4 dst @hosts4 tcp|udp dport @ports -> xsk ids */
+		if (p.l3 == 4 &&
+		    p.l4 &&
+		    in_ports(&set_ports, p.dport) &&
+		    in_hash4(&set_hosts4, p.daddr4)) {
+			count(&rule_stats, 2, bytes);
+			return bpf_redirect_map(&xsk_ids, ctx->rx_queue_index, XDP_PASS); /* to the stack if no socket on this queue */
+		}
 
-	/* rule 3 "mac-bounce": src-mac @macs dst-mac 02:00:00:00:00:01 -> tx */
-	if (mac_eq(p.eth->h_dest, (const __u8[6]){ 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 }) &&
-	    in_macs(&set_macs, p.eth->h_source)) {
-		count(&rule_stats, 3, bytes);
-		return XDP_TX;
-	}
+		/* rule 3 "mac-bounce": src-mac @macs dst-mac 02:00:00:00:00:01 -> tx */
+		if (mac_eq(p.eth->h_dest, (const __u8[6]){ 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 }) &&
+		    in_macs(&set_macs, p.eth->h_source)) {
+			count(&rule_stats, 3, bytes);
+			return XDP_TX;
+		}
 
-	/* rule 4 "syn-range": ip4 src 192.168.0.0/16 tcp dport 1000-2000 flags syn,!ack -> drop */
-	if (p.l3 == 4 &&
-	    p.proto == IPPROTO_TCP &&
-	    p.l4 &&
-	    p.dport >= 1000 &&
-	    p.dport <= 2000 &&
-	    (p.tcp_flags & 0x12) == 0x02 &&
-	    (p.saddr4 & bpf_htonl(0xffff0000)) == bpf_htonl(0xc0a80000)) {
-		count(&rule_stats, 4, bytes);
-		return XDP_DROP;
-	}
+		/* rule 4 "syn-range": ip4 src 192.168.0.0/16 tcp dport 1000-2000 flags syn,!ack -> drop */
+		if (port_in(p.dport, 1000, 2000) &&
+		    (p.tcp_flags & 0x12) == 0x02 &&
+		    p.l3 == 4 &&
+		    p.l4 &&
+		    (p.saddr4 & bpf_htonl(0xffff0000)) == bpf_htonl(0xc0a80000)) {
+			count(&rule_stats, 4, bytes);
+			return XDP_DROP;
+		}
 
-	/* rule 5 "ping6": ip6 dst 2001:db8:1:2::/64 icmpv6 type 128 -> drop (not counted) */
-	if (p.l3 == 6 &&
-	    p.proto == IPPROTO_ICMPV6 &&
-	    p.l4 &&
-	    p.icmp_type == 128 &&
-	    p.ip6->daddr.in6_u.u6_addr32[0] == bpf_htonl(0x20010db8) &&
-	    p.ip6->daddr.in6_u.u6_addr32[1] == bpf_htonl(0x00010002)) {
-		return XDP_DROP;
-	}
+		/* rule 8 "low-ports": ip tcp|udp sport 0-1023 -> drop */
+		if (port_in(p.sport, 0, 1023) &&
+		    p.l4) {
+			count(&rule_stats, 8, bytes);
+			return XDP_DROP;
+		}
 
-	/* rule 6 "qinq-arp": ethtype 0x0806 vlan 100 inner-vlan 200 -> redirect veth1 */
-	if (p.vlan_outer == 100 &&
-	    p.vlans == 2 &&
-	    p.vlan_inner == 200 &&
-	    p.eth_proto == 0x0806) {
-		count(&rule_stats, 6, bytes);
-		return bpf_redirect_map(&tx_ports, 0, XDP_DROP); /* veth1; drop if the slot is empty */
-	}
+		/* default: pass */
+		count(&rule_stats, 9, bytes);
+		return XDP_PASS;
+	case IPPROTO_ICMPV6:
+		/* rule 0 "blocked": ip4 src @blocked -> drop */
+		if (p.l3 == 4 &&
+		    in_lpm4(&set_blocked, p.saddr4)) {
+			count(&rule_stats, 0, bytes);
+			return XDP_DROP;
+		}
 
-	/* rule 7 "ef-udp": ip dscp 46 udp -> pass */
-	if (p.l3 != 0 &&
-	    p.proto == IPPROTO_UDP &&
-	    p.dscp == 46) {
-		count(&rule_stats, 7, bytes);
+		/* rule 1 "blocked6": ip6 src @blocked6 dst @hosts6 -> drop */
+		if (p.l3 == 6 &&
+		    p.ip6 &&
+		    in_lpm6(&set_blocked6, &p.ip6->saddr) &&
+		    in_hash6(&set_hosts6, &p.ip6->daddr)) {
+			count(&rule_stats, 1, bytes);
+			return XDP_DROP;
+		}
+
+		/* rule 3 "mac-bounce": src-mac @macs dst-mac 02:00:00:00:00:01 -> tx */
+		if (mac_eq(p.eth->h_dest, (const __u8[6]){ 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 }) &&
+		    in_macs(&set_macs, p.eth->h_source)) {
+			count(&rule_stats, 3, bytes);
+			return XDP_TX;
+		}
+
+		/* rule 5 "ping6": ip6 dst 2001:db8:1:2::/64 icmpv6 type 128 -> drop (not counted) */
+		if (p.icmp_type == 128 &&
+		    p.l3 == 6 &&
+		    p.l4 &&
+		    p.ip6 &&
+		    p.ip6->daddr.in6_u.u6_addr32[0] == bpf_htonl(0x20010db8) &&
+		    p.ip6->daddr.in6_u.u6_addr32[1] == bpf_htonl(0x00010002)) {
+			return XDP_DROP;
+		}
+
+		/* default: pass */
+		count(&rule_stats, 9, bytes);
+		return XDP_PASS;
+	case IPPROTO_UDP:
+		/* rule 0 "blocked": ip4 src @blocked -> drop */
+		if (p.l3 == 4 &&
+		    in_lpm4(&set_blocked, p.saddr4)) {
+			count(&rule_stats, 0, bytes);
+			return XDP_DROP;
+		}
+
+		/* rule 1 "blocked6": ip6 src @blocked6 dst @hosts6 -> drop */
+		if (p.l3 == 6 &&
+		    p.ip6 &&
+		    in_lpm6(&set_blocked6, &p.ip6->saddr) &&
+		    in_hash6(&set_hosts6, &p.ip6->daddr)) {
+			count(&rule_stats, 1, bytes);
+			return XDP_DROP;
+		}
+
+		/* rule 2 "to-xsk": ip4 dst @hosts4 tcp|udp dport @ports -> xsk ids */
+		if (p.l3 == 4 &&
+		    p.l4 &&
+		    in_ports(&set_ports, p.dport) &&
+		    in_hash4(&set_hosts4, p.daddr4)) {
+			count(&rule_stats, 2, bytes);
+			return bpf_redirect_map(&xsk_ids, ctx->rx_queue_index, XDP_PASS); /* to the stack if no socket on this queue */
+		}
+
+		/* rule 3 "mac-bounce": src-mac @macs dst-mac 02:00:00:00:00:01 -> tx */
+		if (mac_eq(p.eth->h_dest, (const __u8[6]){ 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 }) &&
+		    in_macs(&set_macs, p.eth->h_source)) {
+			count(&rule_stats, 3, bytes);
+			return XDP_TX;
+		}
+
+		/* rule 7 "ef-udp": ip dscp 46 udp -> pass */
+		if (p.dscp == 46) {
+			count(&rule_stats, 7, bytes);
+			return XDP_PASS;
+		}
+
+		/* rule 8 "low-ports": ip tcp|udp sport 0-1023 -> drop */
+		if (port_in(p.sport, 0, 1023) &&
+		    p.l4) {
+			count(&rule_stats, 8, bytes);
+			return XDP_DROP;
+		}
+
+		/* default: pass */
+		count(&rule_stats, 9, bytes);
+		return XDP_PASS;
+	default:
+		/* rule 0 "blocked": ip4 src @blocked -> drop */
+		if (p.l3 == 4 &&
+		    in_lpm4(&set_blocked, p.saddr4)) {
+			count(&rule_stats, 0, bytes);
+			return XDP_DROP;
+		}
+
+		/* rule 1 "blocked6": ip6 src @blocked6 dst @hosts6 -> drop */
+		if (p.l3 == 6 &&
+		    p.ip6 &&
+		    in_lpm6(&set_blocked6, &p.ip6->saddr) &&
+		    in_hash6(&set_hosts6, &p.ip6->daddr)) {
+			count(&rule_stats, 1, bytes);
+			return XDP_DROP;
+		}
+
+		/* rule 3 "mac-bounce": src-mac @macs dst-mac 02:00:00:00:00:01 -> tx */
+		if (mac_eq(p.eth->h_dest, (const __u8[6]){ 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 }) &&
+		    in_macs(&set_macs, p.eth->h_source)) {
+			count(&rule_stats, 3, bytes);
+			return XDP_TX;
+		}
+
+		/* rule 6 "qinq-arp": ethtype 0x0806 vlan 100 inner-vlan 200 -> redirect veth1 */
+		if (p.vlan_outer == 100 &&
+		    p.vlan_inner == 200 &&
+		    p.eth_proto == 0x0806 &&
+		    p.vlans == 2) {
+			count(&rule_stats, 6, bytes);
+			return bpf_redirect_map(&tx_ports, 0, XDP_DROP); /* veth1; drop if the slot is empty */
+		}
+
+		/* default: pass */
+		count(&rule_stats, 9, bytes);
 		return XDP_PASS;
 	}
-
-	/* rule 8 "low-ports": ip tcp|udp sport 0-1023 -> drop */
-	if (p.l3 != 0 &&
-	    (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) &&
-	    p.l4 &&
-	    p.sport <= 1023) {
-		count(&rule_stats, 8, bytes);
-		return XDP_DROP;
-	}
-
-	/* default: pass */
-	count(&rule_stats, 9, bytes);
-	return XDP_PASS;
 }
 
 char _license[] SEC("license") = "GPL";

@@ -300,8 +300,8 @@ int xdp_classify(struct xdp_md *ctx)
 		count(&xdp_stats, 1, bytes);
 
 	/* rule 0 "vlan-10": vlan 10 -> pass */
-	if (p.vlans >= 1 &&
-	    p.vlan_outer == 10) {
+	if (p.vlan_outer == 10 &&
+	    p.vlans >= 1) {
 		count(&rule_stats, 0, bytes);
 		return XDP_PASS;
 	}
@@ -319,8 +319,8 @@ int xdp_classify(struct xdp_md *ctx)
 	}
 
 	/* rule 3 "all-ports": ip udp dport 0-65535 -> pass */
-	if (p.l3 != 0 &&
-	    p.proto == IPPROTO_UDP &&
+	if (p.proto == IPPROTO_UDP &&
+	    p.l3 != 0 &&
 	    p.l4) {
 		count(&rule_stats, 3, bytes);
 		return XDP_PASS;

@@ -286,14 +286,16 @@ int xdp_classify(struct xdp_md *ctx)
 		count(&xdp_stats, 1, bytes);
 
 	/* rule 0 "rule0": ip6 src ::/0 tcp -> pass */
-	if (p.l3 == 6 &&
-	    p.proto == IPPROTO_TCP) {
+	if (p.proto == IPPROTO_TCP &&
+	    p.l3 == 6 &&
+	    p.ip6) {
 		count(&rule_stats, 0, bytes);
 		return XDP_PASS;
 	}
 
 	/* rule 1 "rule1": ip6 src 8000::/1 -> pass */
 	if (p.l3 == 6 &&
+	    p.ip6 &&
 	    (p.ip6->saddr.in6_u.u6_addr32[0] & bpf_htonl(0x80000000)) == bpf_htonl(0x80000000)) {
 		count(&rule_stats, 1, bytes);
 		return XDP_PASS;
@@ -301,6 +303,7 @@ int xdp_classify(struct xdp_md *ctx)
 
 	/* rule 2 "rule2": ip6 src 2001:db8:8000::/33 -> pass */
 	if (p.l3 == 6 &&
+	    p.ip6 &&
 	    p.ip6->saddr.in6_u.u6_addr32[0] == bpf_htonl(0x20010db8) &&
 	    (p.ip6->saddr.in6_u.u6_addr32[1] & bpf_htonl(0x80000000)) == bpf_htonl(0x80000000)) {
 		count(&rule_stats, 2, bytes);
@@ -309,6 +312,7 @@ int xdp_classify(struct xdp_md *ctx)
 
 	/* rule 3 "rule3": ip6 dst fd00:1:2:3::/64 -> pass */
 	if (p.l3 == 6 &&
+	    p.ip6 &&
 	    p.ip6->daddr.in6_u.u6_addr32[0] == bpf_htonl(0xfd000001) &&
 	    p.ip6->daddr.in6_u.u6_addr32[1] == bpf_htonl(0x00020003)) {
 		count(&rule_stats, 3, bytes);
@@ -317,6 +321,7 @@ int xdp_classify(struct xdp_md *ctx)
 
 	/* rule 4 "rule4": ip6 dst fd00::/127 -> pass */
 	if (p.l3 == 6 &&
+	    p.ip6 &&
 	    p.ip6->daddr.in6_u.u6_addr32[0] == bpf_htonl(0xfd000000) &&
 	    p.ip6->daddr.in6_u.u6_addr32[1] == bpf_htonl(0x00000000) &&
 	    p.ip6->daddr.in6_u.u6_addr32[2] == bpf_htonl(0x00000000) &&
@@ -327,6 +332,7 @@ int xdp_classify(struct xdp_md *ctx)
 
 	/* rule 5 "rule5": ip6 dst fd00::1/128 -> pass */
 	if (p.l3 == 6 &&
+	    p.ip6 &&
 	    p.ip6->daddr.in6_u.u6_addr32[0] == bpf_htonl(0xfd000000) &&
 	    p.ip6->daddr.in6_u.u6_addr32[1] == bpf_htonl(0x00000000) &&
 	    p.ip6->daddr.in6_u.u6_addr32[2] == bpf_htonl(0x00000000) &&

@@ -1,0 +1,58 @@
+/**
+ * One function of the Knative-style chain: an HTTP server that does its work on the request body
+ * and, unless it is the last, POSTs the result to the next function (through that function's
+ * sidecar) and answers with what comes back. Usage: `function.ts <work> [next port]`; prints
+ * `listening <port>`. Keep-alive connections throughout: the baseline pays for HTTP, not for
+ * TCP handshakes.
+ */
+import { Buffer } from 'node:buffer';
+import http from 'node:http';
+import { exitWithParent } from '../proc.ts';
+import { STAMP_BYTES, WORK, type WorkName } from '../work.ts';
+
+const [workName, nextPort] = process.argv.slice(2);
+const work = WORK[workName as WorkName];
+if (!work) {
+  process.stderr.write('usage: function.ts <upper|reverse|stamp> [next port]\n');
+  process.exit(2);
+}
+const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+
+const answer = (res: http.ServerResponse, status: number, body: Buffer) => {
+  res.writeHead(status, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+  res.end(body);
+};
+
+const server = http.createServer({ keepAlive: true, noDelay: true, requestTimeout: 0 }, (req, res) => {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (c: Buffer) => {
+    chunks.push(c);
+    size += c.length;
+  });
+  req.on('end', () => {
+    const b = Buffer.allocUnsafe(size + STAMP_BYTES);
+    let o = 0;
+    for (const c of chunks) o += c.copy(b, o);
+    const out = b.subarray(0, work(b, 0, size));
+    if (!nextPort) return answer(res, 200, out);
+    const fwd = http.request(
+      { host: '127.0.0.1', port: Number(nextPort), path: req.url, method: 'POST', agent, headers: { 'content-type': 'application/octet-stream', 'content-length': out.length } },
+      (r) => {
+        const got: Buffer[] = [];
+        r.on('data', (c: Buffer) => got.push(c));
+        r.on('end', () => answer(res, r.statusCode ?? 502, Buffer.concat(got)));
+      },
+    );
+    fwd.on('error', (err) => answer(res, 502, Buffer.from(`${err.message}\n`)));
+    fwd.end(out);
+  });
+});
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`));
+
+exitWithParent(() => {
+  server.closeAllConnections();
+  server.close();
+  agent.destroy();
+});

@@ -1,0 +1,221 @@
+/**
+ * Processes of the chain bench: spawning them so that none outlives the bench (a registry the
+ * bench's exit and signal handlers sweep, and children that exit when their stdin closes, which
+ * also covers a bench killed with SIGKILL), and reading their CPU time from /proc.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+const live = new Set<ChildProcess>();
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on every Linux seen). */
+export const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export interface Child {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  readonly name: string;
+  /** The next stdout line matching `re` (lines seen before the call count too). */
+  line(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Everything the child wrote to stderr so far (for error messages). */
+  stderr(): string;
+  send(line: string): void;
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
+}
+
+/** `node --import tsx <script> ...args`, stdin a pipe (closing it tells the child to leave). */
+export function spawnTs(name: string, script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Child {
+  return spawnChild(name, process.execPath, ['--import', 'tsx', script, ...args], env);
+}
+
+export function spawnChild(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
+  // A process group of its own: Ctrl-C reaches the bench only, which then stops every variant in
+  // order (a chain whose processes all got SIGINT at once would tear down in a race).
+  const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env }, detached: true });
+  live.add(proc);
+  const lines: string[] = [];
+  let partial = '';
+  let err = '';
+  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  proc.stdout!.setEncoding('utf8');
+  proc.stdout!.on('data', (chunk: string) => {
+    partial += chunk;
+    let nl = partial.indexOf('\n');
+    while (nl >= 0) {
+      const l = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      lines.push(l);
+      for (let i = 0; i < waiters.length; i++) {
+        const m = l.match(waiters[i]!.re);
+        if (m) {
+          waiters[i]!.resolve(m);
+          waiters.splice(i, 1);
+          i--;
+        }
+      }
+      nl = partial.indexOf('\n');
+    }
+  });
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (c: string) => {
+    // Bounded: a chatty child must not grow the bench's memory.
+    err = (err + c).slice(-8000);
+    if (process.env.BENCH_VERBOSE) process.stderr.write(`[${name}] ${c}`);
+  });
+  proc.stdin!.on('error', () => {});
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.once('exit', () => live.delete(proc));
+  return {
+    proc,
+    pid: proc.pid ?? -1,
+    name,
+    line(re, timeoutMs = 30_000) {
+      for (const l of lines) {
+        const m = l.match(re);
+        if (m) return Promise.resolve(m);
+      }
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => done(new Error(`${name}: no line matching ${re} within ${timeoutMs} ms; stderr:\n${err.slice(-2000)}`)), timeoutMs);
+        const onExit = (code: number | null) => done(new Error(`${name} exited (${code}) before printing ${re}; stderr:\n${err.slice(-2000)}`));
+        const w = {
+          re,
+          resolve: (m: RegExpMatchArray) => {
+            clearTimeout(t);
+            proc.off('exit', onExit);
+            resolve(m);
+          },
+        };
+        const done = (e: Error) => {
+          clearTimeout(t);
+          const i = waiters.indexOf(w);
+          if (i >= 0) waiters.splice(i, 1);
+          reject(e);
+        };
+        waiters.push(w);
+        proc.once('exit', onExit);
+      });
+    },
+    stderr: () => err,
+    send(l) {
+      proc.stdin!.write(`${l}\n`);
+    },
+    async stop(signal = 'SIGTERM', graceMs = 5000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill(signal);
+      const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/**
+ * SIGTERM to every child still running, SIGKILL to those still there after `graceMs`: the
+ * bench's way out on Ctrl-C (a bpfctl host tears its chain down on SIGTERM, even mid-start).
+ */
+export async function stopAll(graceMs = 15_000): Promise<void> {
+  const procs = [...live];
+  await Promise.all(
+    procs.map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          if (p.exitCode !== null || p.signalCode !== null) return resolve();
+          const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
+          p.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          p.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+/** Kills every child still running (synchronous: usable from 'exit'). */
+export function killAllSync(): void {
+  for (const p of live) {
+    try {
+      p.kill('SIGKILL');
+    } catch {}
+  }
+  live.clear();
+}
+
+/** utime + stime of a process (all its threads), in seconds; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm (field 2) may hold spaces and parentheses: count fields from the last ')'.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    // f[0] is field 3 (state): utime and stime are fields 14 and 15.
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+export function totalCpu(pids: readonly number[]): number {
+  let s = 0;
+  for (const p of pids) s += cpuSeconds(p);
+  return s;
+}
+
+/** `pid` and every process below it (children of children...), from /proc's ppid fields. */
+export function processTree(pid: number): number[] {
+  const parent = new Map<number, number[]>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = parent.get(ppid) ?? [];
+      list.push(Number(e));
+      parent.set(ppid, list);
+    } catch {}
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    out.push(p);
+    for (const c of parent.get(p) ?? []) walk(c);
+  };
+  walk(pid);
+  return out;
+}
+
+/**
+ * Exits the calling (child) process when its parent closes our stdin (the bench went away, even
+ * by SIGKILL) or sends SIGTERM/SIGINT, after `cleanup`. Other stdin lines go to `onLine`.
+ */
+export function exitWithParent(cleanup: () => void | Promise<void> = () => {}, onLine: (line: string) => void = () => {}): void {
+  let leaving = false;
+  const leave = async () => {
+    if (leaving) return;
+    leaving = true;
+    try {
+      await cleanup();
+    } finally {
+      process.exit(0);
+    }
+  };
+  let partial = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (c: string) => {
+    partial += c;
+    let nl = partial.indexOf('\n');
+    while (nl >= 0) {
+      onLine(partial.slice(0, nl));
+      partial = partial.slice(nl + 1);
+      nl = partial.indexOf('\n');
+    }
+  });
+  process.stdin.on('end', leave);
+  process.stdin.on('error', leave);
+  process.on('SIGTERM', leave);
+  process.on('SIGINT', leave);
+}

@@ -1,0 +1,79 @@
+/**
+ * Runs wrk (Debian's package) against a chain entry and reads its report: requests, requests/s
+ * and the p50/p99 latencies from `--latency`. The body is the bench's payload, POSTed through a
+ * generated Lua script (one source for every variant).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PAYLOAD } from './work.ts';
+
+export interface WrkResult {
+  requests: number;
+  seconds: number;
+  rps: number;
+  p50_us: number;
+  p99_us: number;
+  /** Responses that were not 2xx/3xx, and socket errors (connect/read/write/timeout). */
+  non2xx: number;
+  errors: number;
+}
+
+let scriptDir: string | null = null;
+
+function script(): string {
+  if (!scriptDir) {
+    scriptDir = mkdtempSync(join(tmpdir(), 'bpfctl-bench-wrk-'));
+    // wrk's Lua strings: the payload has no quotes or backslashes, but escape them anyway.
+    const body = PAYLOAD.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+    writeFileSync(join(scriptDir, 'post.lua'), `wrk.method = "POST"\nwrk.body = "${body}"\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
+  }
+  return join(scriptDir, 'post.lua');
+}
+
+export function cleanupWrk(): void {
+  if (scriptDir) rmSync(scriptDir, { recursive: true, force: true });
+  scriptDir = null;
+}
+
+function toUs(v: string, unit: string): number {
+  const n = Number(v);
+  return unit === 'us' ? n : unit === 'ms' ? n * 1e3 : unit === 's' ? n * 1e6 : unit === 'm' ? n * 6e7 : Number.NaN;
+}
+
+export function parseWrk(text: string): WrkResult {
+  const reqs = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(text);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
+  const pct = (p: string) => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text);
+    return m ? toUs(m[1]!, m[2]!) : Number.NaN;
+  };
+  if (!reqs || !rps) throw new Error(`cannot read wrk's report:\n${text}`);
+  const non = /Non-2xx or 3xx responses: (\d+)/.exec(text);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  return {
+    requests: Number(reqs[1]),
+    seconds: toUs(reqs[2]!, reqs[3]!) / 1e6,
+    rps: Number(rps[1]),
+    p50_us: pct('50'),
+    p99_us: pct('99'),
+    non2xx: non ? Number(non[1]) : 0,
+    errors: sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0,
+  };
+}
+
+/** One wrk run; one thread (the 2-core machine also runs the chain), `connections` in flight. */
+export function runWrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', '-s', script(), url];
+  return new Promise((resolve, reject) => {
+    execFile('wrk', args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`wrk ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      try {
+        resolve(parseWrk(stdout));
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}

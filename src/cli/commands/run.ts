@@ -1,0 +1,118 @@
+/**
+ * `bpfctl run POLICY`: the policy's chain as running processes (src/runtime/supervisor), its URLs
+ * printed, until Ctrl-C or SIGTERM; then everything it made is removed. `--demo` sends a few
+ * requests to every route, shows the answers and stops (the README's `npm run demo`).
+ * `bpfctl scale POLICY FUNCTION N` asks the running supervisor (its control socket) to run N
+ * instances of a function.
+ */
+import { BpfctlError } from '../../errors.ts';
+import { askSupervisor, type Chain, type DemoResult, runDemo, type SlotInfo, startChain } from '../../runtime/supervisor/index.ts';
+import type { Output } from '../output.ts';
+import { type Args, defineCommand } from './types.ts';
+
+interface RunArgs {
+  policy: string;
+  port: number;
+  host?: string;
+  demo: boolean;
+  timeout?: number;
+  pool?: string;
+}
+
+function printUrls(out: Output, chain: Chain): void {
+  const rows = [{ route: '(gateway)', functions: '', url: chain.url }, ...chain.routes.map((r) => ({ route: r.name, functions: r.functions.join(' -> '), url: r.url }))];
+  out.table(rows, ['route', 'functions', 'url'], `policy ${chain.policy.name} is running (supervisor pid ${process.pid})`);
+}
+
+function printDemo(out: Output, results: DemoResult[]): void {
+  for (const r of results) out.line(`POST ${r.url}  ${JSON.stringify(r.request)}  ->  ${r.status} ${JSON.stringify(r.response)}  (${r.ms} ms)`);
+}
+
+export const runCommand = defineCommand<RunArgs>({
+  command: 'run <policy>',
+  describe: "Run a policy's chain (gateway + one process per function instance) and print its URLs; Ctrl-C stops it and removes everything",
+  builder: (y) =>
+    y
+      .positional('policy', { type: 'string', demandOption: true, describe: 'policy file (policy.ts)' })
+      .option('port', { type: 'number', default: 0, describe: 'gateway HTTP port (0: any free one)' })
+      .option('host', { type: 'string', describe: 'gateway HTTP address (default 127.0.0.1; --host alone: all interfaces)' })
+      .option('timeout', { type: 'number', describe: 'gateway reply deadline per request, in ms (default 5000)' })
+      .option('pool', { type: 'string', describe: "pool file name (default: the policy's name)" })
+      .option('demo', { type: 'boolean', default: false, describe: 'send example requests to every route, print the answers, stop' }),
+  handler: async (argv: Args<RunArgs>) => {
+    const { out } = argv;
+    const stopReq = new AbortController();
+    // Ctrl-C reaches the whole process group: the instances stop on their own, the supervisor
+    // must not restart them, and must still clean up (a start under way is aborted and undone).
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (!stopReq.signal.aborted) out.progress(`${sig}: stopping`);
+      stopReq.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const chain = await startChain(argv.policy, {
+        port: argv.port,
+        host: argv.host === '' ? '0.0.0.0' : argv.host,
+        timeoutMs: argv.timeout,
+        poolName: argv.pool,
+        progress: (t) => out.progress(t),
+        log: (l) => out.stderr.write(`${l}\n`),
+        signal: stopReq.signal,
+      });
+      let demo: DemoResult[] | null = null;
+      try {
+        if (argv.demo) {
+          demo = await runDemo(chain);
+          if (out.json) out.printJson({ policy: chain.policy.name, url: chain.url, routes: chain.routes, demo });
+          else {
+            printUrls(out, chain);
+            printDemo(out, demo);
+          }
+        } else {
+          if (out.json) out.printJson({ policy: chain.policy.name, pid: process.pid, url: chain.url, routes: chain.routes });
+          else printUrls(out, chain);
+          out.progress('Ctrl-C (or SIGTERM) stops the chain and removes its pins, pool and processes');
+          await new Promise<void>((resolve) => {
+            if (stopReq.signal.aborted) resolve();
+            stopReq.signal.addEventListener('abort', () => resolve(), { once: true });
+          });
+        }
+      } finally {
+        out.progress(`stopping ${chain.policy.name}`);
+        await chain.stop();
+        out.progress(`stopped; removed the pins under ${chain.pinDir}, pool ${chain.poolName} and cgroup ${chain.cgroup}`);
+      }
+      const failed = demo?.filter((r) => r.status !== 200) ?? [];
+      if (failed.length) throw new BpfctlError('E_DEMO', `${failed.length} of ${demo!.length} demo requests failed (first: ${failed[0]!.route} -> ${failed[0]!.status} ${failed[0]!.response})`);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+});
+
+interface ScaleArgs {
+  policy: string;
+  function: string;
+  instances: number;
+}
+
+export const scaleCommand = defineCommand<ScaleArgs>({
+  command: 'scale <policy> <function> <instances>',
+  describe: 'Run N instances of a function of a chain started by `bpfctl run` (0..32)',
+  builder: (y) =>
+    y
+      .positional('policy', { type: 'string', demandOption: true, describe: 'policy name' })
+      .positional('function', { type: 'string', demandOption: true })
+      .positional('instances', { type: 'number', demandOption: true }),
+  handler: async (argv: Args<ScaleArgs>) => {
+    const { out } = argv;
+    out.progress(`asking the supervisor of ${argv.policy} for ${argv.instances} instance(s) of ${argv.function}`);
+    const slots = (await askSupervisor(argv.policy, { op: 'scale', function: argv.function, instances: argv.instances })) as SlotInfo[];
+    out.table(
+      slots.map((s) => ({ function: s.name, instance: s.instance, pid: s.pid, state: s.state, restarts: s.restarts })),
+      ['function', 'instance', 'pid', 'state', 'restarts'],
+    );
+  },
+});

@@ -1,0 +1,70 @@
+/**
+ * Changing a running function's instance count. Up: new slots start, and join `instances` as
+ * each registers; all or nothing, so a count that cannot be reached leaves the old one. Down: the
+ * highest instance ids leave `instances` first, keep running a moment for descriptors already
+ * on their way to them, then stop. One change at a time.
+ */
+import { MAX_INSTANCES } from '../../ir/chain-limits.ts';
+import type { FunctionIR, PolicyIR } from '../../ir/policy.ts';
+import { ChainStartError, ScaleError } from './errors.ts';
+import type { Registry } from './registry.ts';
+import type { Slot, SlotInfo } from './slot.ts';
+
+/** Time a retired instance keeps running so descriptors already sent to it are answered. */
+const DRAIN_MS = 500;
+
+export interface ScaleContext {
+  ir: PolicyIR;
+  /** The chain's slots (changed in place). */
+  slots: Slot[];
+  newSlot(f: FunctionIR, inst: number): Slot;
+  registry: Registry;
+  graceMs: number;
+  stopping(): boolean;
+  log(line: string): void;
+}
+
+export function scaler(c: ScaleContext): (fn: string, n: number) => Promise<SlotInfo[]> {
+  let queue: Promise<unknown> = Promise.resolve();
+  const of = (f: FunctionIR) => c.slots.filter((s) => s.kind === 'function' && s.fnId === f.id).sort((a, b) => a.instance - b.instance);
+  const drop = (gone: Slot[]) => {
+    for (const s of gone) c.slots.splice(c.slots.indexOf(s), 1);
+  };
+
+  const now = async (fnName: string, n: number): Promise<SlotInfo[]> => {
+    const f = c.ir.functions.find((x) => x.name === fnName);
+    if (!f) throw new ScaleError(`policy ${c.ir.name} has no function '${fnName}' (functions: ${c.ir.functions.map((x) => x.name).join(', ')})`);
+    if (!Number.isInteger(n) || n < 0 || n > MAX_INSTANCES) throw new ScaleError(`instances must be 0..${MAX_INSTANCES}, got ${n}`);
+    if (c.stopping()) throw new ScaleError(`${c.ir.name} is stopping`);
+    const mine = of(f);
+    if (n > mine.length) {
+      const added = Array.from({ length: n - mine.length }, (_, i) => c.newSlot(f, mine.length + i));
+      c.slots.push(...added);
+      for (const s of added) void s.start();
+      try {
+        await Promise.all(added.map((s) => s.ready));
+      } catch (err) {
+        await Promise.all(added.map((s) => s.stop(c.graceMs)));
+        drop(added);
+        throw new ChainStartError((err as Error).message.split('\n')[0]!.replace(/:$/, ''), { cause: err });
+      }
+    } else if (n < mine.length) {
+      const gone = mine.slice(n);
+      for (const s of gone) {
+        s.halt();
+        c.registry.retire(s);
+      }
+      await new Promise((r) => setTimeout(r, DRAIN_MS));
+      await Promise.all(gone.map((s) => s.stop(c.graceMs)));
+      drop(gone);
+    }
+    c.log(`[supervisor] ${f.name}: ${n} instance${n === 1 ? '' : 's'} (live: ${c.registry.liveIds(f.id).join(', ') || 'none'})`);
+    return of(f).map((s) => s.snapshot());
+  };
+
+  return (fnName, n) => {
+    const run = queue.then(() => now(fnName, n));
+    queue = run.catch(() => {});
+    return run;
+  };
+}

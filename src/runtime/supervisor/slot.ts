@@ -1,0 +1,242 @@
+/**
+ * One instance slot (function id + instance id, i.e. one `socks` key) and the process filling
+ * it. A slot outlives its processes: a process that dies is replaced, with growing delays while
+ * it keeps dying, under the same key, so the kernel's view of the function never changes shape.
+ *
+ * Each process gets a fresh reserved port (its predecessor's may linger in the kernel for a
+ * moment); the port is written to `reg_ports` before the process starts and removed when it
+ * exits, so a port is only ever trusted while its own process lives.
+ */
+import type { ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { eachLine, Tail } from './lines.ts';
+
+export type SlotState = 'starting' | 'ready' | 'restarting' | 'stopped' | 'failed';
+
+/** How a started process says it is registered. */
+export type ReadySignal = 'ipc' | 'fd3';
+
+export interface Launch {
+  child: ChildProcess;
+  ready: ReadySignal;
+}
+
+/** What a slot needs from its supervisor. */
+export interface SlotHost {
+  reservePort(): Promise<number>;
+  /** reg_ports[port] = key (before the process starts) / delete it (after it exited). */
+  allowPort(port: number, fnId: number, inst: number): void;
+  revokePort(port: number): void;
+  /** The slot's process registered: its instance may be picked by the sk_msg program. */
+  up(slot: Slot): void;
+  /** The slot's process exited: no new traffic to it; its pool buffers are reclaimed. */
+  down(slot: Slot, pid: number): void;
+  log(line: string): void;
+}
+
+export interface SlotInfo {
+  kind: 'function' | 'gateway';
+  name: string;
+  fnId: number;
+  instance: number;
+  pid: number | null;
+  state: SlotState;
+  restarts: number;
+  regPort: number | null;
+  /** Extra data the process sent with its ready message (the gateway: its HTTP port). */
+  info: Record<string, unknown>;
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+/** A process that lived this long before dying is treated as healthy: its replacement starts at once. */
+const HEALTHY_MS = 10_000;
+
+export class Slot {
+  state: SlotState = 'starting';
+  restarts = 0;
+  info: Record<string, unknown> = {};
+  private child: ChildProcess | null = null;
+  private port: number | null = null;
+  private backoff = BACKOFF_MIN_MS;
+  private timer: NodeJS.Timeout | null = null;
+  private readyTimer: NodeJS.Timeout | null = null;
+  private startedAt = 0;
+  private closed: Promise<void> = Promise.resolve();
+  private stopping = false;
+  private readonly tail = new Tail();
+  private firstReady: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  /** Resolves at the first registration; rejects if the first process dies before it (startup fails fast). */
+  readonly ready: Promise<void>;
+
+  constructor(
+    readonly kind: 'function' | 'gateway',
+    readonly name: string,
+    readonly fnId: number,
+    readonly instance: number,
+    private readonly launch: (regPort: number) => Launch,
+    private readonly host: SlotHost,
+    private readonly readyTimeoutMs: number,
+  ) {
+    this.ready = new Promise((resolve, reject) => {
+      this.firstReady = { resolve, reject };
+    });
+    // Awaited by startChain; a rejection nobody awaits (stop during startup) must not crash.
+    this.ready.catch(() => {});
+  }
+
+  get label(): string {
+    return `${this.name}#${this.instance}`;
+  }
+
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
+  snapshot(): SlotInfo {
+    return { kind: this.kind, name: this.name, fnId: this.fnId, instance: this.instance, pid: this.pid, state: this.state, restarts: this.restarts, regPort: this.port, info: { ...this.info } };
+  }
+
+  async start(): Promise<void> {
+    if (this.stopping) return;
+    this.state = this.restarts ? 'restarting' : 'starting';
+    const port = await this.host.reservePort();
+    if (this.stopping) {
+      this.host.revokePort(port);
+      return;
+    }
+    this.port = port;
+    this.host.allowPort(port, this.fnId, this.instance);
+    let launched: Launch;
+    try {
+      launched = this.launch(port);
+    } catch (err) {
+      this.host.revokePort(port);
+      this.port = null;
+      if (!this.failFirst(new Error(`${this.label}: cannot start: ${(err as Error).message}`))) this.scheduleRestart();
+      return;
+    }
+    const child = launched.child;
+    this.child = child;
+    this.startedAt = Date.now();
+    const forward = (line: string) => {
+      this.tail.push(line);
+      this.host.log(line);
+    };
+    eachLine(child.stdout, forward);
+    eachLine(child.stderr, forward);
+    if (launched.ready === 'ipc') {
+      child.on('message', (m: { type?: string } & Record<string, unknown>) => {
+        if (m?.type === 'bpfctl:ready') this.onReady(child, m);
+      });
+      // An IPC channel that breaks as the child dies must not take the supervisor down.
+      child.on('error', (err) => this.host.log(`[${this.label}] ${err.message}`));
+    } else {
+      eachLine(child.stdio[3] as Readable | null, (line) => {
+        if (line.startsWith('ready ')) this.onReady(child, {});
+      });
+    }
+    child.once('exit', (code, signal) => this.onExit(child, code, signal));
+    this.closed = new Promise((r) => child.once('close', () => r()));
+    this.readyTimer = setTimeout(() => {
+      if (this.child !== child || this.state === 'ready') return;
+      this.host.log(`[${this.label}] not registered after ${this.readyTimeoutMs} ms; killing pid ${child.pid}`);
+      child.kill('SIGKILL');
+    }, this.readyTimeoutMs);
+  }
+
+  /**
+   * From now on a dying process is not replaced. Synchronous, so a Ctrl-C that reaches the
+   * instances too (the whole process group) is not mistaken for a crash.
+   */
+  halt(): void {
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.failFirst(new Error(`${this.label}: stopped before it was ready`));
+  }
+
+  /** Stops the process (SIGTERM, then SIGKILL after `graceMs`) and never restarts it. */
+  async stop(graceMs: number): Promise<void> {
+    this.halt();
+    const child = this.child;
+    if (child) {
+      await this.end(child, graceMs);
+      // 'close', not 'exit': the pipes to the child are closed too, so a stopped chain holds no
+      // fds (bounded: a grandchild could keep a pipe open forever).
+      await Promise.race([this.closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
+    this.state = 'stopped';
+  }
+
+  private async end(child: ChildProcess, graceMs: number): Promise<void> {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(kill);
+    }
+  }
+
+  private onReady(child: ChildProcess, m: Record<string, unknown>): void {
+    if (this.child !== child) return;
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    this.readyTimer = null;
+    const { type: _t, ...rest } = m;
+    this.info = rest;
+    this.state = 'ready';
+    this.host.up(this);
+    this.firstReady?.resolve();
+    this.firstReady = null;
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.child !== child) return;
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    this.readyTimer = null;
+    const pid = child.pid ?? 0;
+    this.host.down(this, pid);
+    if (this.port !== null) this.host.revokePort(this.port);
+    this.port = null;
+    if (this.stopping) {
+      this.state = 'stopped';
+      return;
+    }
+    const why = signal ? `signal ${signal}` : `exit code ${code}`;
+    this.host.log(`[${this.label}] pid ${pid} died (${why})`);
+    const tail = this.tail.text();
+    if (!this.failFirst(new Error(`${this.label} (pid ${pid}) died before it registered (${why})${tail ? `:\n${tail}` : ''}`))) this.scheduleRestart();
+  }
+
+  /**
+   * Startup fails fast: a process that cannot even start once is a bug (a handler that does not
+   * import, a bad build), not bad luck, and restarting it forever would hide that. True when this
+   * was the first process (the slot is now failed); later deaths are restarted.
+   */
+  private failFirst(err: Error): boolean {
+    if (!this.firstReady) return false;
+    const f = this.firstReady;
+    this.firstReady = null;
+    if (!this.stopping) this.state = 'failed';
+    f.reject(err);
+    return true;
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopping) return;
+    const lived = Date.now() - this.startedAt;
+    if (lived >= HEALTHY_MS) this.backoff = BACKOFF_MIN_MS;
+    const delay = this.backoff;
+    this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
+    this.state = 'restarting';
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.restarts++;
+      this.start().catch((err: unknown) => {
+        this.host.log(`[${this.label}] restart failed: ${(err as Error).message}`);
+        this.scheduleRestart();
+      });
+    }, delay);
+  }
+}
