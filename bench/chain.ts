@@ -23,7 +23,7 @@ import type { LoopResult } from './chain/driver/loop.ts';
 import { killAllSync, stopAll, totalCpu } from './chain/proc.ts';
 import { startVariant, VARIANTS, type Variant, type VariantName } from './chain/variants.ts';
 import { expected, PAYLOAD } from './chain/work.ts';
-import { cleanupWrk, runWrk } from './chain/wrk.ts';
+import { runWrk } from './chain/wrk.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CONCURRENCY = [1, 16, 64] as const;
@@ -271,10 +271,7 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
     }
     interrupted = true;
     log(`${sig}: stopping ${current?.name ?? 'what was starting'} and leaving`);
-    void stopAll().finally(() => {
-      cleanupWrk();
-      process.exit(130);
-    });
+    void stopAll().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -329,8 +326,8 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
       }
       rounds.push(these);
     }
-    // For reference: the TCP chain writing each frame on its own (what a Node program does
-    // without explicit batching; the prototype's TCP baseline in docs/design was of this kind).
+    // For context, not a target: the TCP chain writing each frame on its own, as a Node program
+    // does without explicit batching. The tcp variant batches like the bpfctl runtime does.
     const tcp = up.find((v) => v.name === 'tcp');
     if (tcp && !interrupted) {
       try {
@@ -350,9 +347,9 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
     }
   } finally {
     if (!interrupted) for (const v of up) await v.stop();
-    cleanupWrk();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('exit', killAllSync);
   }
   const { ratios, targets } = ratiosAndTargets(rows, loop);
   const unb = loopRef.find((r) => r.name === 'tcp-unbatched');
@@ -362,6 +359,9 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
     ratios.loop_cpu_bpfctl_ts_vs_tcp_unbatched = la.cpu_us_per_rt / unb.cpu_us_per_rt;
   }
   const result: ChainBenchResult = { variants: rows, loop, loop_rounds: rounds, loop_reference: loopRef, ratios, targets, failures, machine: machine(s, startLoad, (Date.now() - t0) / 1000) };
+  // An interrupted run is partial: it must not replace the last complete results (the signal
+  // handler exits once everything is stopped).
+  if (interrupted) return result;
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results/chain.json'), `${JSON.stringify(result, null, 2)}\n`);
   print(result);

@@ -70,6 +70,12 @@ export function spawnChild(name: string, cmd: string, args: string[], env: NodeJ
   });
   proc.stdin!.on('error', () => {});
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  // 'close' (not 'exit'): it comes after the child's stdout is drained, so a last line written
+  // just before exiting is seen before waiting for it is declared hopeless.
+  let closed = false;
+  proc.once('close', () => {
+    closed = true;
+  });
   proc.once('exit', () => live.delete(proc));
   return {
     proc,
@@ -80,6 +86,9 @@ export function spawnChild(name: string, cmd: string, args: string[], env: NodeJ
         const m = l.match(re);
         if (m) return Promise.resolve(m);
       }
+      if (closed) {
+        return Promise.reject(new Error(`${name} exited (${proc.exitCode ?? proc.signalCode}) before printing ${re}; stderr:\n${err.slice(-2000)}`));
+      }
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => done(new Error(`${name}: no line matching ${re} within ${timeoutMs} ms; stderr:\n${err.slice(-2000)}`)), timeoutMs);
         const onExit = (code: number | null) => done(new Error(`${name} exited (${code}) before printing ${re}; stderr:\n${err.slice(-2000)}`));
@@ -87,18 +96,19 @@ export function spawnChild(name: string, cmd: string, args: string[], env: NodeJ
           re,
           resolve: (m: RegExpMatchArray) => {
             clearTimeout(t);
-            proc.off('exit', onExit);
+            proc.off('close', onExit);
             resolve(m);
           },
         };
         const done = (e: Error) => {
           clearTimeout(t);
+          proc.off('close', onExit);
           const i = waiters.indexOf(w);
           if (i >= 0) waiters.splice(i, 1);
           reject(e);
         };
         waiters.push(w);
-        proc.once('exit', onExit);
+        proc.once('close', onExit);
       });
     },
     stderr: () => err,

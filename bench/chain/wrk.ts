@@ -4,9 +4,9 @@
  * generated Lua script (one source for every variant).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PAYLOAD } from './work.ts';
 
 export interface WrkResult {
@@ -20,21 +20,20 @@ export interface WrkResult {
   errors: number;
 }
 
-let scriptDir: string | null = null;
+// Generated (not committed) so that the payload has one source; a fixed path under the repo's
+// build cache, rewritten by every run, so that nothing is left in /tmp by a killed bench.
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '../../.cache/bench/chain-post.lua');
+let written = false;
 
 function script(): string {
-  if (!scriptDir) {
-    scriptDir = mkdtempSync(join(tmpdir(), 'bpfctl-bench-wrk-'));
+  if (!written) {
+    mkdirSync(dirname(SCRIPT), { recursive: true });
     // wrk's Lua strings: the payload has no quotes or backslashes, but escape them anyway.
     const body = PAYLOAD.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
-    writeFileSync(join(scriptDir, 'post.lua'), `wrk.method = "POST"\nwrk.body = "${body}"\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
+    writeFileSync(SCRIPT, `wrk.method = "POST"\nwrk.body = "${body}"\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
+    written = true;
   }
-  return join(scriptDir, 'post.lua');
-}
-
-export function cleanupWrk(): void {
-  if (scriptDir) rmSync(scriptDir, { recursive: true, force: true });
-  scriptDir = null;
+  return SCRIPT;
 }
 
 function toUs(v: string, unit: string): number {
