@@ -1,5 +1,5 @@
 /**
- * `npm run bench [maps|xdp|chain ...]`: runs the named benchmarks (all by default) one after the
+ * `npm run bench [-- maps|xdp|chain ... --quick]`: runs the named benchmarks (all by default) one after the
  * other. Each prints its own table and writes bench/results/<name>.json; see BENCHMARKS.md.
  */
 const ALL = ['maps', 'xdp', 'chain'] as const;
@@ -11,6 +11,6 @@ for (const name of names.length ? names : ALL) {
     process.exit(2);
   }
   process.stdout.write(`\n=== bench/${name} ===\n`);
-  const mod = (await import(`./${name}.ts`)) as { run: () => Promise<unknown> };
-  await mod.run();
+  const mod = (await import(`./${name}.ts`)) as { run: (opts?: { quick?: boolean }) => Promise<unknown> };
+  await mod.run({ quick: process.argv.includes('--quick') });
 }

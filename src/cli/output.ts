@@ -59,7 +59,8 @@ export function createOutput(opts: { json: boolean; quiet?: boolean; stdout?: Si
       const cols = columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))];
       if (title) stdout.write(`${title}\n`);
       if (rows.length === 0) return void stdout.write('(none)\n');
-      const t = new Table({ head: [...cols], style: { head: [], border: [] } });
+      // No rule between body rows: status tables are read down a column.
+      const t = new Table({ head: [...cols], style: { head: [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } });
       for (const r of rows) t.push(cols.map((c) => formatCell(r[c])));
       stdout.write(`${t.toString()}\n`);
     },

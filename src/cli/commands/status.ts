@@ -1,5 +1,7 @@
 /** `bpfctl status [POLICY]`: loaded policies, or one policy's programs, routes, functions, counters. */
+import { existsSync } from 'node:fs';
 import { policyStatus } from '../../deploy/status.ts';
+import { askSupervisor, controlPath, type SlotInfo } from '../../runtime/supervisor/index.ts';
 import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
 import { type Args, defineCommand } from './types.ts';
 
@@ -7,7 +9,7 @@ export const statusCommand = defineCommand({
   command: 'status [policy]',
   describe: 'Show loaded policies, or one policy: programs, maps, routes, instances and counters',
   builder: (y) => y.positional('policy', { type: 'string', describe: 'policy name' }),
-  handler: (argv: Args<{ policy?: string }>) => {
+  handler: async (argv: Args<{ policy?: string }>) => {
     const { out } = argv;
     if (!argv.policy) {
       const rows = listPolicies().map((name) => {
@@ -25,7 +27,8 @@ export const statusCommand = defineCommand({
       return;
     }
     const s = policyStatus(argv.policy);
-    if (out.json) return void out.printJson(s);
+    const processes = await runningProcesses(argv.policy);
+    if (out.json) return void out.printJson({ ...s, processes });
     out.record({ policy: s.policy, pinned: s.dir, cgroup: s.cgroup ?? '-', loaded: s.createdAt, file: s.policyFile ?? '-', hash: s.schemaHash.slice(0, 16) }, `Policy ${s.policy}`);
     out.line('');
     out.table(s.programs, ['pin', 'id', 'type', 'name'], 'Programs');
@@ -44,5 +47,20 @@ export const statusCommand = defineCommand({
       out.line('');
       out.table(s.xdp, ['interface', 'mode', 'dir'], 'XDP (bpfctl xdp status for rules and counters)');
     }
+    if (processes) {
+      out.line('');
+      out.table(processes, ['kind', 'name', 'instance', 'pid', 'state', 'restarts'], 'Processes (bpfctl run)');
+    }
   },
 });
+
+/** The instances a running `bpfctl run` supervises, or null when none runs this policy. */
+async function runningProcesses(policy: string): Promise<SlotInfo[] | null> {
+  if (!existsSync(controlPath(policy))) return null;
+  try {
+    return (await askSupervisor(policy, { op: 'instances' }, undefined, 2000)) as SlotInfo[];
+  } catch {
+    // A stale socket from a supervisor that was killed: nothing runs.
+    return null;
+  }
+}
