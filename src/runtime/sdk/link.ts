@@ -118,6 +118,15 @@ export class Link {
     return true;
   }
 
+  /**
+   * Nothing is waiting to be written: the last `write` went to the kernel before it returned (or
+   * was dropped with the link down), so its bytes are not referenced any more and may be reused.
+   */
+  get drained(): boolean {
+    const s = this.sock;
+    return s === null || !this.up || s.writableLength === 0;
+  }
+
   close(): void {
     this.closed = true;
     this.up = false;

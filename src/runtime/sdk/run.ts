@@ -13,7 +13,6 @@ import { Dispatcher, type DispatcherStats } from './dispatcher.ts';
 import { Link, type RegisterMode } from './link.ts';
 import type { RuntimePool } from './pool-api.ts';
 import { FunctionError, type Handler } from './types.ts';
-import { FrameReader } from './wire.ts';
 
 /** Handlers running at once per instance when the policy does not say (`maxInFlight`). */
 export const DEFAULT_MAX_IN_FLIGHT = 64;
@@ -104,12 +103,11 @@ export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstan
     owner: process.pid,
     maxInFlight: o.maxInFlight ?? fn.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
     maxQueue: o.maxQueue ?? DEFAULT_MAX_QUEUE,
-    send: (bytes) => {
-      link?.write(bytes);
-    },
+    // A batch written to the kernel at once (the usual case: sk_msg hands it to the next hop
+    // inside the send) leaves its buffer free for the next batch of the same size.
+    send: (bytes) => (link?.write(bytes) ? link.drained : true),
     log,
   });
-  const reader = new FrameReader(dispatcher.onDesc);
 
   let firstUp: () => void = () => {};
   const ready = new Promise<void>((r) => {
@@ -127,11 +125,11 @@ export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstan
     register: o.register,
     identity: { fn: fn.name, fnId: fn.id, inst: o.instance },
     onData: (buf, len) => {
-      reader.push(buf, len);
+      dispatcher.push(buf, len);
       dispatcher.flush();
     },
     onUp: () => {
-      reader.reset();
+      dispatcher.resetFraming();
       dispatcher.hold(false);
       if (announced) return;
       announced = true;
@@ -141,7 +139,7 @@ export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstan
     },
     onDown: (err) => {
       // A half-read descriptor died with the connection; what finishes meanwhile waits for the next.
-      reader.reset();
+      dispatcher.resetFraming();
       dispatcher.hold(true);
       process.send?.({ type: 'bpfctl:lost', fn: fn.name, inst: o.instance, pid: process.pid, error: err?.message ?? 'closed' });
     },

@@ -3,7 +3,11 @@
  */
 import { BpfctlError } from '../../errors.ts';
 
-/** One request at one hop. Views into the pool are valid only until the handler's result settles. */
+/**
+ * One request at one hop. The object and the views into the pool it gives are valid only until
+ * the handler's result settles: the runtime then reuses the object for a later request (copy out
+ * whatever a handler needs afterwards, e.g. `req.id` for a log line written later).
+ */
 export interface Request {
   /** Request id chosen by the gateway (unique among requests in flight). */
   readonly id: number;

@@ -31,15 +31,13 @@ export function bounce(d: Desc, routeLen: number): void {
   d.bufLen = 0;
 }
 
-const O_ROUTE = DESC_OFFSETS.route;
-const O_HOP = DESC_OFFSETS.hop;
-const O_FLAGS = DESC_OFFSETS.flags;
-const O_GW = DESC_OFFSETS.gw_inst;
-const O_STATUS = DESC_OFFSETS.status;
-const O_REQ = DESC_OFFSETS.req_id;
-const O_OFF = DESC_OFFSETS.buf_off;
-const O_LEN = DESC_OFFSETS.buf_len;
-const O_GEN = DESC_OFFSETS.buf_gen;
+// Field offsets as literals (checked against the schema below): the readers and writers are the
+// hottest code of every hop, and a literal offset is an immediate where an imported binding or a
+// module-level constant is a load (under tsx imported bindings even compiled to getter calls).
+const EXPECTED_OFFSETS = { route: 0, hop: 2, flags: 3, gw_inst: 4, status: 6, req_id: 8, buf_off: 12, buf_len: 16, buf_gen: 20 } as const;
+for (const [k, v] of Object.entries(EXPECTED_OFFSETS)) {
+  if (DESC_OFFSETS[k as keyof typeof EXPECTED_OFFSETS] !== v) throw new Error(`wire.ts: descriptor field ${k} is at ${DESC_OFFSETS[k as keyof typeof EXPECTED_OFFSETS]}, expected ${v}`);
+}
 
 /** A descriptor as plain numbers (mutable: a hop rewrites hop/flags/status/buffer and sends it on). */
 export interface Desc {
@@ -54,43 +52,94 @@ export interface Desc {
   bufGen: number;
 }
 
-export function readDesc(b: Buffer, at: number): Desc {
+/**
+ * A reusable descriptor: every field set in the constructor, so all records share one hidden class
+ * and the code that touches them stays monomorphic. For code that recycles records instead of
+ * allocating one per descriptor (readDescInto).
+ */
+export class DescRecord implements Desc {
+  route = 0;
+  hop = 0;
+  flags = 0;
+  gwInst = 0;
+  status = 0;
+  reqId = 0;
+  bufOff = 0;
+  bufLen = 0;
+  bufGen = 0;
+}
+
+// Byte by byte rather than Buffer#readUInt32LE and friends: those validate the offset and the
+// value on every call, and here the caller has already checked that 24 bytes are there.
+const u32At = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+
+function putU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v;
+  b[at + 1] = v >>> 8;
+  b[at + 2] = v >>> 16;
+  b[at + 3] = v >>> 24;
+}
+
+/** A new object with the descriptor at `at` (24 bytes must be there). */
+export function readDesc(b: Uint8Array, at: number): Desc {
   return {
-    route: b.readUInt16LE(at + O_ROUTE),
-    hop: b[at + O_HOP]!,
-    flags: b[at + O_FLAGS]!,
-    gwInst: b.readUInt16LE(at + O_GW),
-    status: b.readUInt16LE(at + O_STATUS),
-    reqId: b.readUInt32LE(at + O_REQ),
-    bufOff: b.readUInt32LE(at + O_OFF),
-    bufLen: b.readUInt32LE(at + O_LEN),
-    bufGen: b.readUInt32LE(at + O_GEN),
+    route: b[at]! | (b[at + 1]! << 8),
+    hop: b[at + 2]!,
+    flags: b[at + 3]!,
+    gwInst: b[at + 4]! | (b[at + 5]! << 8),
+    status: b[at + 6]! | (b[at + 7]! << 8),
+    reqId: u32At(b, at + 8),
+    bufOff: u32At(b, at + 12),
+    bufLen: u32At(b, at + 16),
+    bufGen: u32At(b, at + 20),
   };
 }
 
-export function writeDesc(b: Buffer, at: number, d: Desc): void {
-  b.writeUInt16LE(d.route, at + O_ROUTE);
-  b[at + O_HOP] = d.hop;
-  b[at + O_FLAGS] = d.flags;
-  b.writeUInt16LE(d.gwInst, at + O_GW);
-  b.writeUInt16LE(d.status, at + O_STATUS);
-  b.writeUInt32LE(d.reqId >>> 0, at + O_REQ);
-  b.writeUInt32LE(d.bufOff >>> 0, at + O_OFF);
-  b.writeUInt32LE(d.bufLen >>> 0, at + O_LEN);
-  b.writeUInt32LE(d.bufGen >>> 0, at + O_GEN);
+/** readDesc into an existing record (no allocation). */
+export function readDescInto(b: Uint8Array, at: number, d: Desc): void {
+  d.route = b[at]! | (b[at + 1]! << 8);
+  d.hop = b[at + 2]!;
+  d.flags = b[at + 3]!;
+  d.gwInst = b[at + 4]! | (b[at + 5]! << 8);
+  d.status = b[at + 6]! | (b[at + 7]! << 8);
+  d.reqId = u32At(b, at + 8);
+  d.bufOff = u32At(b, at + 12);
+  d.bufLen = u32At(b, at + 16);
+  d.bufGen = u32At(b, at + 20);
+}
+
+/** Encodes `d` at `at` (24 bytes must be there); every field is taken modulo its width. */
+export function writeDesc(b: Uint8Array, at: number, d: Desc): void {
+  const route = d.route;
+  const gw = d.gwInst;
+  const status = d.status;
+  // Typed-array stores keep the low 8 bits: the shifts pick each byte.
+  b[at] = route;
+  b[at + 1] = route >>> 8;
+  b[at + 2] = d.hop;
+  b[at + 3] = d.flags;
+  b[at + 4] = gw;
+  b[at + 5] = gw >>> 8;
+  b[at + 6] = status;
+  b[at + 7] = status >>> 8;
+  putU32(b, at + 8, d.reqId);
+  putU32(b, at + 12, d.bufOff);
+  putU32(b, at + 16, d.bufLen);
+  putU32(b, at + 20, d.bufGen);
 }
 
 /**
- * Cuts a TCP byte stream into descriptors. TCP keeps no message boundaries and sk_msg redirects
- * whatever a sender wrote, so one read may hold several descriptors, or end inside one: the tail
- * is carried to the next read. `push` calls `onDesc` synchronously for each complete descriptor;
- * the chunk may be a reused read buffer (net `onread`), so nothing keeps a reference to it.
+ * Cuts a TCP byte stream into 24-byte frames. TCP keeps no message boundaries and sk_msg
+ * redirects whatever a sender wrote, so one read may hold several descriptors, or end inside one:
+ * the tail is carried to the next read. `push` calls `onFrame(bytes, at)` synchronously for each
+ * complete descriptor, which must read it before returning: the chunk may be a reused read buffer
+ * (net `onread`), and the carry is reused too.
  */
-export class FrameReader {
+export class FrameCutter {
   private readonly carry = Buffer.alloc(DESC_SIZE);
   private carried = 0;
 
-  constructor(private readonly onDesc: (d: Desc) => void) {}
+  constructor(private readonly onFrame: (b: Buffer, at: number) => void) {}
 
   /** Bytes of a partial descriptor waiting for the rest. */
   get pending(): number {
@@ -107,9 +156,9 @@ export class FrameReader {
       at = take;
       if (this.carried < DESC_SIZE) return;
       this.carried = 0;
-      this.onDesc(readDesc(this.carry, 0));
+      this.onFrame(this.carry, 0);
     }
-    for (; at + DESC_SIZE <= len; at += DESC_SIZE) this.onDesc(readDesc(chunk, at));
+    for (; at + DESC_SIZE <= len; at += DESC_SIZE) this.onFrame(chunk, at);
     if (at < len) {
       chunk.copy(this.carry, 0, at, len);
       this.carried = len - at;
@@ -118,6 +167,16 @@ export class FrameReader {
 
   reset(): void {
     this.carried = 0;
+  }
+}
+
+/**
+ * A FrameCutter that hands over each descriptor as a new object (`onDesc` may keep it). For
+ * readers that keep descriptors around; the function runtime recycles records instead.
+ */
+export class FrameReader extends FrameCutter {
+  constructor(onDesc: (d: Desc) => void) {
+    super((b, at) => onDesc(readDesc(b, at)));
   }
 }
 
