@@ -19,6 +19,17 @@ function ids(kind: 'prog' | 'map' | 'link'): Set<number> {
   return new Set((JSON.parse(out) as { id: number }[]).map((o) => o.id));
 }
 
+/** Names and holders of leftover objects, so a leak report says whose it is. */
+function describe(kind: 'progs' | 'maps' | 'links', ids: number[]): string {
+  const k = kind === 'progs' ? 'prog' : kind === 'maps' ? 'map' : 'link';
+  const parts = ids.slice(0, 5).map((id) => {
+    const o = JSON.parse(sh('bpftool', ['-j', k, 'show', 'id', String(id)], { allowFail: true }) || '{}') as { name?: string; type?: string; pids?: { pid: number; comm: string }[] };
+    const who = o.pids?.map((p) => `${p.comm}:${p.pid}${p.pid === process.pid ? ' (this process)' : ''}`).join(' ') || 'no process';
+    return `${id}=${o.type ?? '?'}/${o.name ?? '?'} held by ${who}`;
+  });
+  return ` (${parts.join('; ')})`;
+}
+
 export function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
@@ -43,7 +54,7 @@ export function leaksSince(before: Snapshot, opts: { pinDirs?: string[]; fdSlack
     problems = [];
     for (const k of ['progs', 'maps', 'links'] as const) {
       const extra = [...now[k]].filter((id) => !before[k].has(id));
-      if (extra.length) problems.push(`${k} still loaded: ids ${extra.join(', ')}`);
+      if (extra.length) problems.push(`${k} still loaded: ids ${extra.join(', ')}${describe(k, extra)}`);
     }
     const extraNs = [...now.netns].filter((n) => !before.netns.has(n));
     if (extraNs.length) problems.push(`network namespaces left: ${extraNs.join(', ')}`);

@@ -9,7 +9,11 @@ import { leaksSince, snapshot } from '../helpers/leaks.ts';
 
 const root = '/sys/fs/cgroup/unified';
 const cgroup = `${root}/bpfctl-test-${process.pid}`;
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 
 /** Our cgroup v2 path, to move back to. */
 function currentCgroup(): string {

@@ -11,7 +11,11 @@ import { leaksSince, snapshot } from '../helpers/leaks.ts';
 
 const pinDir = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
 const tmp = mkdtempSync(join(tmpdir(), 'bpfctl-loader-'));
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 
 test('a program the verifier rejects: one-line message, full log, nothing left behind', () => {
   const progsBefore = new Set(listPrograms().map((p) => p.id));

@@ -4,7 +4,11 @@ import { BpfMap, BpfObject, LoaderError, listMaps, listPrograms } from '../../lo
 import { fixtureObject, u32, u64 } from '../fixtures/fixture-path.ts';
 import { leaksSince, snapshot } from '../helpers/leaks.ts';
 
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 const objPath = fixtureObject('maps');
 
 test('specs are readable before load', () => {

@@ -9,7 +9,11 @@ import { leaksSince, snapshot } from '../helpers/leaks.ts';
 
 const dir = `/sys/fs/bpf/bpfctl-test-${process.pid}/pins`;
 const child = fileURLToPath(new URL('../fixtures/pin-child.ts', import.meta.url));
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 
 function runChild(mode: 'create' | 'read'): Record<string, unknown> {
   const out = execFileSync(process.execPath, ['--import', 'tsx', child, mode, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

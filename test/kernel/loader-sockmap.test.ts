@@ -6,7 +6,11 @@ import { BpfMap, BpfObject, LoaderError } from '../../loader/index.ts';
 import { fixtureObject, u32 } from '../fixtures/fixture-path.ts';
 import { leaksSince, snapshot } from '../helpers/leaks.ts';
 
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 
 function fdOf(s: Socket): number {
   const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;

@@ -6,7 +6,11 @@ import { leaksSince, snapshot } from '../helpers/leaks.ts';
 import { createNetnsPair } from '../helpers/netns.ts';
 
 const pinDir = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 const cleanup: (() => void)[] = [];
 
 function hits(obj: BpfObject): [bigint, bigint] {

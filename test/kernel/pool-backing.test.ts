@@ -10,7 +10,11 @@ import { hugetlbfsMounts, Pool } from '../../src/runtime/pool/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { buildPoolTest, hugeFree, poolLeaks, run, tsChild, uniqueName, withHugepages } from './pool-helpers.ts';
 
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 const built = buildPoolTest();
 const HUGE = 2 * 1024 * 1024;
 

@@ -7,7 +7,11 @@ import { Pool } from '../../src/runtime/pool/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { buildPoolTest, killAndWait, poolLeaks, startReady, uniqueName } from './pool-helpers.ts';
 
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 const built = buildPoolTest();
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

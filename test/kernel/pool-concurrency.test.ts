@@ -11,7 +11,11 @@ import { Pool } from '../../src/runtime/pool/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { buildPoolTest, poolLeaks, run, tsChild, uniqueName } from './pool-helpers.ts';
 
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 const built = buildPoolTest();
 
 test('TS and C processes share one pool without losing or duplicating a buffer', async () => {

@@ -15,7 +15,11 @@ import { Pool } from '../../src/runtime/pool/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { poolLeaks, ROOT, run, uniqueName, withHugepages } from './pool-helpers.ts';
 
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 const out = mkdtempSync(join(tmpdir(), 'bpfctl-dpdk-'));
 execFileSync('make', ['-s', '-C', join(ROOT, 'examples/dpdk-pool'), `OUT=${out}`], { stdio: ['ignore', 'pipe', 'pipe'] });
 const NF = join(out, 'dpdk-pool-nf');

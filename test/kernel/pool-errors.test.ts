@@ -9,7 +9,11 @@ import { Pool, PoolError } from '../../src/runtime/pool/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { buildPoolTest, killAndWait, poolLeaks, run, startReady, tsChild, uniqueName } from './pool-helpers.ts';
 
-const before = snapshot();
+// Taken when this file's tests start, not at import: uvu imports every file before running any.
+let before = snapshot();
+test.before(() => {
+  before = snapshot();
+});
 const built = buildPoolTest();
 
 function code(fn: () => unknown): string {

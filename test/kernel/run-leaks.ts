@@ -38,10 +38,10 @@ export function runLeaks(before: Snapshot, own: Set<string>, pinDirs: string[]):
   }
   const ownIds = new Set([...own].map((o) => o.split(':')[1]));
   for (const p of leaksSince(before, { pinDirs })) {
-    const m = /^(progs|maps|links) still loaded: ids (.*)$/.exec(p);
+    const m = /^(progs|maps|links) still loaded: ids ([\d, ]+)/.exec(p);
     if (p.startsWith('network namespaces left')) continue;
     if (!m) problems.push(p);
-    else if (m[2]!.split(', ').some((id) => ownIds.has(id))) problems.push(p);
+    else if (m[2]!.trim().replace(/,$/, '').split(', ').some((id) => ownIds.has(id))) problems.push(p);
   }
   return problems;
 }

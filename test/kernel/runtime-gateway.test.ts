@@ -17,10 +17,12 @@ import { Pool } from '../../src/runtime/pool/index.ts';
 import { DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF } from '../../src/runtime/sdk/wire.ts';
 import { type Descriptor, descriptor } from '../../src/schema/descriptor.ts';
 import { decode, encode } from '../../src/schema/encode.ts';
-import { snapshot } from '../helpers/leaks.ts';
+import { type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { ownLeaks } from './runtime-fixtures/leaks.ts';
 
-const before = snapshot();
+// Every resource is made in before(): uvu imports all test files before running any, so objects
+// made at import time would appear inside other files' leak-check windows.
+let before: Snapshot;
 const BUF = 128;
 const ir = lowerPolicy({
   name: 'gw-test',
@@ -28,12 +30,10 @@ const ir = lowerPolicy({
   routes: { '/up': ['upper'], '/both': ['upper', 'other'], named: ['other'] },
   pool: { bufferSize: BUF, bufferCount: 8 },
 });
-const pool = Pool.create({ name: `bpfctl-test-${process.pid}-gw`, bufferSize: BUF, bufferCount: 8, backing: 'shm' });
-const instances = BpfMap.create({ type: 'array', name: 'gwt_inst', keySize: 4, valueSize: instancesValue.size, maxEntries: 64 });
+let pool: Pool;
+let instances: BpfMap;
 const setLive = (fn: number, count: number) =>
   instances.update(u32Key(fn), encode(instancesValue, { count, inst: Array.from({ length: 32 }, (_, i) => (i < count ? i : 0)) }));
-setLive(1, 1);
-setLive(2, 2);
 
 type Script = (d: Descriptor, reply: (d: Descriptor) => void) => void;
 let script: Script = () => {};
@@ -55,6 +55,11 @@ let registeredFd = -1;
 let gw: Gateway;
 // uvu loads tests as CommonJS (no top-level await): the async setup lives in before().
 test.before(async () => {
+  before = snapshot();
+  pool = Pool.create({ name: `bpfctl-test-${process.pid}-gw`, bufferSize: BUF, bufferCount: 8, backing: 'shm' });
+  instances = BpfMap.create({ type: 'array', name: 'gwt_inst', keySize: 4, valueSize: instancesValue.size, maxEntries: 64 });
+  setLive(1, 1);
+  setLive(2, 2);
   await new Promise<void>((r) => chain.listen(0, '127.0.0.1', r));
   gw = await startGateway({
     policy: ir,

@@ -33,10 +33,10 @@ export function ownLeaks(before: Snapshot, opts: { pinDirs?: string[]; fdSlack?:
   if (!problems.length) return problems;
   const held = heldIds();
   return problems.flatMap((p) => {
-    const m = /^(progs|maps|links) still loaded: ids (.*)$/.exec(p);
+    const m = /^(progs|maps|links) still loaded: ids ([\d, ]+)/.exec(p);
     if (!m) return [p];
     const kind = m[1] as keyof typeof held;
-    const ours = m[2]!.split(', ').map(Number).filter((id) => held[kind].has(id));
+    const ours = m[2]!.trim().replace(/,$/, '').split(', ').map(Number).filter((id) => held[kind].has(id));
     return ours.length ? [`${kind} still held by this process: ids ${ours.join(', ')}`] : [];
   });
 }
