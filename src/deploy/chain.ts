@@ -9,10 +9,11 @@
 import { join } from 'node:path';
 import { CHAIN_PROGRAMS, generateChain } from '../codegen/chain/index.ts';
 import { compileBpf } from '../compile/index.ts';
+import { routeTable } from '../ir/chain-maps.ts';
 import type { PolicyIR } from '../ir/policy.ts';
 import { poolLayout } from '../runtime/pool/index.ts';
 import { TypedMap } from '../runtime/typed-map.ts';
-import { type ConfigValue, configValue, MAX_ROUTE_LEN, routeValue, u32 } from '../schema/index.ts';
+import { type ConfigValue, configValue, u32 } from '../schema/index.ts';
 import { BpfObject } from '../../loader/index.ts';
 import { ensureCgroup } from './cgroup.ts';
 import { policyCgroup } from './paths.ts';
@@ -49,11 +50,6 @@ export function chainConfig(ir: PolicyIR, hubPort = 0): ConfigValue {
   return { pool_size: g.totalSize, data_off: g.dataOff, buf_size: g.bufSize, buf_count: g.bufCount, hub_port: hubPort, pad: 0 };
 }
 
-/** Route map values from the IR: hop list padded to MAX_ROUTE_LEN (the gateway, id 0, fills the rest). */
-export function routeEntries(ir: PolicyIR): [number, { len: number; fn: number[] }][] {
-  return ir.routes.map((r) => [r.id, { len: r.hops.length, fn: [...r.hops, ...Array(MAX_ROUTE_LEN - r.hops.length).fill(0)] }]);
-}
-
 /**
  * Pins the prepared chain under `dir`, fills routes and config, attaches. Returns the pinned
  * paths (relative to dir). Closes the object: from here on the pins keep everything alive.
@@ -71,7 +67,11 @@ export function installChain(ir: PolicyIR, dir: string, prepared: PreparedChain)
       object.program(spec.name).pin(join(dir, 'progs', spec.name));
       pins.progs.push(`progs/${spec.name}`);
     }
-    new TypedMap(object.map('routes'), u32, routeValue).setMany(routeEntries(ir));
+    const routes = routeTable(ir);
+    object.map('routes').updateBatch(
+      routes.map((e) => e.key),
+      routes.map((e) => e.value),
+    );
     new TypedMap(object.map('config'), u32, configValue).set(0, chainConfig(ir));
     // sk_msg first, sockets later (gotcha 2): nothing is registered before this attach.
     object.program(CHAIN_PROGRAMS.msg).attachSockMap(object.map('socks'), 'msg_verdict');

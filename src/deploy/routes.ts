@@ -6,7 +6,8 @@
  */
 import { hashIR, type PolicyIR, PolicyError, type RouteIR } from '../ir/policy.ts';
 import { lowerRoutes } from '../ir/chain.ts';
-import { MAX_ROUTE_LEN, MAX_ROUTES } from '../schema/index.ts';
+import { MAX_ROUTES } from '../schema/index.ts';
+import { encodeRoute, u32Key } from '../ir/chain-maps.ts';
 import { openChainMaps } from './chain-maps.ts';
 import { writeManifest } from './manifest.ts';
 import { pinRoot, policyDir } from './paths.ts';
@@ -41,9 +42,8 @@ export function changeRoute(policy: string, change: RouteChange, root = pinRoot(
   }
   const cm = openChainMaps(policy, root);
   try {
-    if (next) cm.routes.set(next.id, { len: next.hops.length, fn: [...next.hops, ...Array(MAX_ROUTE_LEN - next.hops.length).fill(0)] });
-    // len 0 = no such route: descriptors still in flight on it are dropped and counted.
-    else cm.routes.set(existing!.id, { len: 0, fn: Array(MAX_ROUTE_LEN).fill(0) });
+    // An empty hop list is len 0 = no such route: descriptors still in flight on it are dropped and counted.
+    cm.routes.map.update(u32Key(next?.id ?? existing!.id), encodeRoute(next?.hops ?? []));
   } finally {
     cm.close();
   }
