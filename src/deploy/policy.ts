@@ -7,7 +7,7 @@
  * their links; the chain's pins are swapped (its functions re-register, as after any code change:
  * sockets keep the sk_msg program they were inserted with).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfctlError } from '../errors.ts';
 import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
@@ -144,6 +144,12 @@ export function unloadPolicy(name: string, opts: { root?: string } = {}): { remo
   const removed = existsSync(dir) ? listPins(dir) : [];
   removePolicyPins(dir);
   removeCgroupQuietly(manifest?.cgroup ?? policyCgroup(name));
+  // The shared root goes with the last policy, so an unloaded machine holds nothing of bpfctl.
+  try {
+    rmdirSync(root);
+  } catch {
+    // other policies still loaded, or not ours to remove
+  }
   return { removed };
 }
 
