@@ -9,17 +9,17 @@ import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
 import { TypedMap } from '../runtime/typed-map.ts';
 import { configValue, countersValue, instancesValue, routeValue, u32, u64 } from '../schema/index.ts';
 import { BpfMap } from '../../loader/index.ts';
-import { ManifestError, readManifest } from './manifest.ts';
+import { type Manifest, ManifestError, readManifest } from './manifest.ts';
 import { pinRoot, policyDir } from './paths.ts';
 
 /**
- * Opens the pinned chain maps of a loaded policy.
+ * Opens the pinned chain maps of a loaded policy (pass its manifest when already read).
  * @throws ManifestError when they were pinned with another map layout (another bpfctl version)
  * @throws LoaderError when a pin is missing
  */
-export function openChainMaps(policy: string, root = pinRoot()) {
+export function openChainMaps(policy: string, root = pinRoot(), manifest?: Manifest) {
   const pdir = policyDir(policy, root);
-  const manifest = readManifest(pdir);
+  manifest ??= readManifest(pdir);
   if (manifest.layoutHash !== CHAIN_LAYOUT_HASH) {
     throw new ManifestError(
       pdir,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { BpfctlError } from '../errors.ts';
 import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
 import type { PolicyIR } from '../ir/policy.ts';
-import { ensureBpffs, mkdirp, unpin, unpinAll } from '../../loader/index.ts';
+import { ensureBpffs, mkdirp, unpinAll } from '../../loader/index.ts';
 import { removeCgroup } from './cgroup.ts';
 import { hasChain, installChain, prepareChain } from './chain.ts';
 import { type Manifest, MANIFEST_VERSION, readManifest, writeManifest } from './manifest.ts';
@@ -157,7 +157,6 @@ function removePolicyPins(dir: string): void {
   if (!existsSync(dir)) return;
   // XDP first and explicitly: its links are what keeps traffic flowing through old programs.
   if (existsSync(join(dir, 'xdp'))) undeployXdp(dir);
-  unpin(join(dir, 'manifest'));
   unpinAll(dir);
 }
 

@@ -40,7 +40,7 @@ export function changeRoute(policy: string, change: RouteChange, root = pinRoot(
   } else {
     routes = ir.routes.filter((r) => r.name !== change.route);
   }
-  const cm = openChainMaps(policy, root);
+  const cm = openChainMaps(policy, root, manifest);
   try {
     // An empty hop list is len 0 = no such route: descriptors still in flight on it are dropped and counted.
     cm.routes.map.update(u32Key(next?.id ?? existing!.id), encodeRoute(next?.hops ?? []));

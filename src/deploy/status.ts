@@ -36,11 +36,16 @@ export interface PolicyStatus {
 const num = (v: bigint | number | undefined) => Number(v ?? 0);
 const counters = (c: { msgs: bigint; bytes: bigint; drops: bigint } | undefined): Counters => ({ msgs: num(c?.msgs), bytes: num(c?.bytes), drops: num(c?.drops) });
 
-export function policyStatus(name: string, root = pinRoot()): PolicyStatus {
+/**
+ * Reads a loaded policy's state. `objects: false` skips opening every pinned program and map for
+ * its kernel id (what `top` does once a second needs only the counters).
+ */
+export function policyStatus(name: string, root = pinRoot(), opts: { objects?: boolean } = {}): PolicyStatus {
   const manifest = loadedManifest(name, root);
   const dir = policyDir(name, root);
   const { ir } = manifest;
-  const programs = manifest.pins.progs.map((pin) => {
+  const objects = opts.objects ?? true;
+  const programs = (objects ? manifest.pins.progs : []).map((pin) => {
     const p = BpfProgram.openPinned(join(dir, pin));
     try {
       return { pin, id: p.id, type: p.type, name: p.name };
@@ -48,7 +53,7 @@ export function policyStatus(name: string, root = pinRoot()): PolicyStatus {
       p.close();
     }
   });
-  const maps = manifest.pins.maps.map((pin) => {
+  const maps = (objects ? manifest.pins.maps : []).map((pin) => {
     const m = BpfMap.openPinned(join(dir, pin));
     try {
       return { pin, id: m.id, type: m.type, entries: m.maxEntries };
@@ -71,7 +76,7 @@ export function policyStatus(name: string, root = pinRoot()): PolicyStatus {
     xdp: manifest.xdp,
   };
   if (!existsSync(join(dir, 'maps', 'routes'))) return status;
-  const cm = openChainMaps(name, root);
+  const cm = openChainMaps(name, root, manifest);
   try {
     const byId = new Map([[0, 'gateway'], ...ir.functions.map((f) => [f.id, f.name] as [number, string])]);
     status.routes = ir.routes.map((r) => {

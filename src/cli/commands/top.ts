@@ -48,7 +48,7 @@ export const topCommand = defineCommand({
   handler: async (argv: Args<TopArgs>) => {
     const { out } = argv;
     const ms = Math.max(0.1, argv.interval) * 1000;
-    let prev = policyStatus(argv.policy);
+    let prev = policyStatus(argv.policy, undefined, { objects: false });
     let prevAt = performance.now();
     let stopped = false;
     const stop = () => {
@@ -58,7 +58,7 @@ export const topCommand = defineCommand({
     try {
       for (let i = 0; !stopped && (argv.count === undefined || i < argv.count); i++) {
         await new Promise((r) => setTimeout(r, ms));
-        const cur = policyStatus(argv.policy);
+        const cur = policyStatus(argv.policy, undefined, { objects: false });
         const now = performance.now();
         const rows = rates(prev, cur, (now - prevAt) / 1000);
         if (out.json) {
