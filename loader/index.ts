@@ -10,3 +10,4 @@ export { BpfObject, type MapSpec, type ProgramSpec } from './object.ts';
 export { DEFAULT_BPFFS, ensureBpffs, isBpffs, mkdirp, unpin, unpinAll } from './pin.ts';
 export { BpfProgram, type TestRunResult } from './program.ts';
 export { type LinkInfo, listLinks, listMaps, listPrograms, type MapInfo, type ProgInfo } from './system.ts';
+export { BPF_F_MMAPABLE, MappedArray, mmapArray } from './map-mmap.ts';
