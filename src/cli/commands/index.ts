@@ -1,5 +1,6 @@
 /** Every bpfctl command, in the order `--help` lists them. Each file owns one command group. */
 import { buildCommand } from './build.ts';
+import { diffCommand } from './diff.ts';
 import { graphCommand } from './graph.ts';
 import { loadCommand, unloadCommand } from './load.ts';
 import { mapCommand } from './map.ts';
@@ -13,4 +14,4 @@ import { setCommand } from './set.ts';
 import type { Command } from './types.ts';
 import { xdpCommand } from './xdp.ts';
 
-export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, graphCommand, poolCommand, progCommand, mapCommand, xdpCommand, setCommand, runCommand, scaleCommand];
+export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, diffCommand, graphCommand, poolCommand, progCommand, mapCommand, xdpCommand, setCommand, runCommand, scaleCommand];

@@ -1,0 +1,50 @@
+/**
+ * Content hashes of a policy's handler files, so `diff` and `apply` can tell a function whose code
+ * changed from one that merely kept its path. Only the handler file itself is hashed: a change in a
+ * module it imports is not seen (the handler path, language and maxInFlight are compared apart).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { BpfctlError } from '../errors.ts';
+import { formatPath } from '../ir/chain.ts';
+import { type PolicyIR, resolveHandler } from '../ir/policy.ts';
+
+/** A function's handler file cannot be read. `path` is the policy path, e.g. `functions.upper.handler`. */
+export class HandlerFileError extends BpfctlError {
+  readonly path: string;
+  readonly function: string;
+  readonly file: string;
+  constructor(fn: string, file: string, why: string, options?: { cause?: unknown }) {
+    const path = formatPath(['functions', fn, 'handler']);
+    super('E_HANDLER', `${path}: ${why}: ${file}`, options);
+    this.path = path;
+    this.function = fn;
+    this.file = file;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), path: this.path, function: this.function, file: this.file };
+  }
+}
+
+/** sha256 hex of one file's bytes. */
+function sha256File(fn: string, file: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'handler file not found' : code === 'EISDIR' ? 'handler is a directory, not a file' : `cannot read handler (${code ?? String(err)})`;
+    throw new HandlerFileError(fn, file, why, { cause: err });
+  }
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * Function name -> sha256 hex of its handler file, resolved relative to `policyFile`.
+ * @throws HandlerFileError (E_HANDLER) naming the first function whose handler cannot be read.
+ */
+export function hashHandlers(policyFile: string, ir: PolicyIR): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of ir.functions) out[f.name] = sha256File(f.name, resolveHandler(policyFile, f));
+  return out;
+}
