@@ -39,7 +39,6 @@ export function openChainMaps(policy: string, root = pinRoot(), manifest?: Manif
       instances: new TypedMap(open('instances'), u32, instancesValue),
       /** Raw: values are socket fds going in, cookies coming out. */
       socks: open('socks'),
-      regPorts: new TypedMap(open('reg_ports'), u32, u32),
       config: new TypedMap(open('config'), u32, configValue),
       fnStats: new TypedMap(open('fn_stats'), u32, countersValue),
       routeStats: new TypedMap(open('route_stats'), u32, countersValue),

@@ -1,7 +1,9 @@
 /**
  * Puts a policy's function-chain dataplane into the kernel: generate C from the IR, compile,
  * load (the verifier runs here), then pin maps and programs, fill the route and config maps, and
- * attach sk_msg to the sockhash and sockops to the policy's cgroup.
+ * attach sk_msg to the sockhash. Sockets enter the sockhash only through the supervisor, which
+ * holds each instance's socket (src/runtime/supervisor/registry.ts); the policy's cgroup holds its
+ * processes.
  *
  * Split in two so a replacement is safe: `prepareChain` does everything that can fail on bad code
  * (compile, verify) without touching what is loaded; `installChain` pins and attaches.
@@ -9,7 +11,7 @@
 import { join } from 'node:path';
 import { CHAIN_PROGRAMS, generateChain } from '../codegen/chain/index.ts';
 import { compileBpf } from '../compile/index.ts';
-import { routeTable } from '../ir/chain-maps.ts';
+import { INITIAL_ROUTES_GEN, routeTable } from '../ir/chain-maps.ts';
 import type { PolicyIR } from '../ir/policy.ts';
 import { poolLayout } from '../runtime/pool/index.ts';
 import { TypedMap } from '../runtime/typed-map.ts';
@@ -47,12 +49,13 @@ export function prepareChain(ir: PolicyIR, progress: (s: string) => void = () =>
 /** The config map's value for a policy: pool geometry as the runtime lays the pool out. */
 export function chainConfig(ir: PolicyIR, hubPort = 0): ConfigValue {
   const g = poolLayout.geometry(ir.pool.bufferSize, ir.pool.bufferCount);
-  return { pool_size: g.totalSize, data_off: g.dataOff, buf_size: g.bufSize, buf_count: g.bufCount, hub_port: hubPort, pad: 0 };
+  return { pool_size: g.totalSize, data_off: g.dataOff, buf_size: g.bufSize, buf_count: g.bufCount, hub_port: hubPort, routes_gen: INITIAL_ROUTES_GEN };
 }
 
 /**
  * Pins the prepared chain under `dir`, fills routes and config, attaches. Returns the pinned
  * paths (relative to dir). Closes the object: from here on the pins keep everything alive.
+ * (No links: a sockmap attachment lives as long as the map.)
  */
 export function installChain(ir: PolicyIR, dir: string, prepared: PreparedChain): { progs: string[]; maps: string[]; links: string[]; cgroup: string } {
   const { object } = prepared;
@@ -77,13 +80,6 @@ export function installChain(ir: PolicyIR, dir: string, prepared: PreparedChain)
     object.program(CHAIN_PROGRAMS.msg).attachSockMap(object.map('socks'), 'msg_verdict');
     const cgroup = policyCgroup(ir.name);
     ensureCgroup(cgroup);
-    const link = object.program(CHAIN_PROGRAMS.sockops).attachCgroup(cgroup);
-    try {
-      link.pin(join(dir, 'links', 'sockops'));
-      pins.links.push('links/sockops');
-    } finally {
-      link.close();
-    }
     return { ...pins, cgroup };
   } finally {
     object.close();

@@ -48,3 +48,19 @@ export function hashHandlers(policyFile: string, ir: PolicyIR): Record<string, s
   for (const f of ir.functions) out[f.name] = sha256File(f.name, resolveHandler(policyFile, f));
   return out;
 }
+
+/**
+ * The hashes a manifest records: like hashHandlers, but a handler file that cannot be read is left
+ * out (unknown to `diff`) instead of failing a load that does not run it.
+ */
+export function manifestHashes(policyFile: string, ir: PolicyIR): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of ir.functions) {
+    try {
+      Object.assign(out, hashHandlers(policyFile, { ...ir, functions: [f] }));
+    } catch {
+      // unknown: diff reports no code change for it
+    }
+  }
+  return out;
+}

@@ -15,6 +15,7 @@ import type { PolicyIR } from '../ir/policy.ts';
 import { ensureBpffs, mkdirp, unpinAll } from '../../loader/index.ts';
 import { removeCgroup } from './cgroup.ts';
 import { hasChain, installChain, prepareChain } from './chain.ts';
+import { manifestHashes } from './code-hash.ts';
 import { type Manifest, MANIFEST_VERSION, readManifest, writeManifest } from './manifest.ts';
 import { pinRoot, policyCgroup, policyDir } from './paths.ts';
 import { deployXdp, undeployXdp } from './xdp.ts';
@@ -27,6 +28,8 @@ export interface LoadOptions {
   xdpMode?: 'native' | 'generic' | 'auto';
   /** On a replacement, keep the live contents of XDP sets (changed with `bpfctl set`) instead of refilling them from the policy. */
   keepSets?: boolean;
+  /** Handler file hashes to record (manifestHashes). */
+  codeHashes?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -110,6 +113,7 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
       cgroup,
       pins,
       xdp,
+      codeHashes: opts.codeHashes ?? (opts.policyFile ? manifestHashes(opts.policyFile, ir) : {}),
       ir,
     };
     writeManifest(dir, manifest);

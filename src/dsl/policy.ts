@@ -20,6 +20,16 @@ export interface FunctionSpec {
   readonly maxInFlight?: number;
 }
 
+/** HTTP methods a route can accept; GET implies HEAD. */
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'OPTIONS';
+
+/** The long form of a route. */
+export interface RouteSpec<F extends string = string> {
+  readonly functions: readonly F[];
+  /** Default `['POST']`: a route runs functions, and GET/HEAD are expected to be safe to repeat. */
+  readonly methods?: readonly HttpMethod[];
+}
+
 export interface PoolSpec {
   /** Bytes per buffer: a power of two, 64 B .. 1 MiB. */
   readonly bufferSize: number;
@@ -41,8 +51,11 @@ export interface PolicySpec<F extends string = string> {
   readonly name: string;
   /** The chain's functions; a policy of XDP sections only leaves out functions, routes and pool. */
   readonly functions?: { readonly [K in F]: FunctionSpec };
-  /** Route name or HTTP-like path -> the functions a request visits, in order, before it returns to the gateway. */
-  readonly routes?: { readonly [route: string]: readonly NoInfer<F>[] };
+  /**
+   * Route name or HTTP-like path -> the functions a request visits, in order, before it returns
+   * to the gateway; or `{ functions, methods }` to accept other HTTP methods than POST.
+   */
+  readonly routes?: { readonly [route: string]: readonly NoInfer<F>[] | RouteSpec<NoInfer<F>> };
   /** Default: 1024 buffers of 4 KiB. */
   readonly pool?: PoolSpec;
   readonly gateway?: GatewaySpec;

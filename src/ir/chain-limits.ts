@@ -8,12 +8,12 @@ import { MAX_FUNCTIONS, MAX_ROUTE_LEN } from '../schema/chain-maps.ts';
 
 // The map geometry is the schema's (it also lays out the C structs); re-exported for the IR.
 export { DESC_SIZE } from '../schema/descriptor.ts';
-export { MAX_FUNCTIONS, MAX_INSTANCES, MAX_ROUTES } from '../schema/chain-maps.ts';
+export { MAX_FUNCTIONS, MAX_INSTANCES, MAX_ROUTE_SLOTS, MAX_ROUTES } from '../schema/chain-maps.ts';
 /** User functions: every `instances` entry but the gateway's (id 0). */
 export const MAX_USER_FUNCTIONS = MAX_FUNCTIONS - 1;
 /** Functions in one route (`struct bpfctl_route.fn[16]`); the return to the gateway is implicit. */
 export const MAX_HOPS = MAX_ROUTE_LEN;
-/** Entries in the `socks` sockhash and `reg_ports`. */
+/** Entries in the `socks` sockhash. */
 export const MAX_SOCKS = 4096;
 
 export const MIN_BUFFER_SIZE = 64;

@@ -12,6 +12,10 @@ import {
   configValue,
   countersValue,
   instancesValue,
+  MAX_ROUTE_SLOTS,
+  ROUTE_METHODS,
+  ROUTE_NAME_MAX,
+  type RouteMethod,
   routeValue,
   sockKey,
 } from '../schema/chain-maps.ts';
@@ -32,10 +36,10 @@ import {
 } from './chain-limits.ts';
 import type { PolicyIR } from './policy.ts';
 
-export { type ConfigValue, type CountersValue, configValue, countersValue, instancesValue, routeValue, sockKey };
+export { type ConfigValue, type CountersValue, configValue, countersValue, instancesValue, MAX_ROUTE_SLOTS, ROUTE_METHODS, type RouteMethod, routeValue, sockKey };
 
 /** The chain maps' names (docs/internals.md); the loader and `bpfctl status` open them by these. */
-export const CHAIN_MAP_NAMES = ['routes', 'instances', 'socks', 'reg_ports', 'config', 'fn_stats', 'route_stats', 'drop_reasons'] as const;
+export const CHAIN_MAP_NAMES = ['routes', 'instances', 'socks', 'config', 'fn_stats', 'route_stats', 'drop_reasons'] as const;
 export type ChainMapName = (typeof CHAIN_MAP_NAMES)[number];
 
 export interface MapEntry {
@@ -62,29 +66,106 @@ export function sockKeyBytes(fn: number, inst: number): Uint8Array {
 
 export const DEAD_LETTER_KEY_BYTES = u32Key(DEAD_LETTER_KEY);
 
-/** A `routes` value: function ids in visiting order (an empty list removes the route). */
-export function encodeRoute(hops: readonly number[]): Uint8Array {
-  if (hops.length > MAX_HOPS) throw new RangeError(`a route has at most ${MAX_HOPS} hops, got ${hops.length}`);
-  for (const h of hops) {
-    if (!Number.isInteger(h) || h < 1 || h >= MAX_FUNCTIONS) throw new RangeError(`route hop must be a function id 1..${MAX_FUNCTIONS - 1}, got ${h}`);
-  }
-  const fn = Array.from({ length: MAX_HOPS }, (_, i) => hops[i] ?? 0);
-  return encode(routeValue, { len: hops.length, fn });
+/** One version of a route as its `routes` slot holds it. */
+export interface RouteSlot {
+  /** Function ids in visiting order ([] = a free slot). */
+  hops: number[];
+  /** The route generation that published this version (0 = free). */
+  version: number;
+  /** The generation that superseded or deleted it (0 = current). */
+  retired: number;
+  /** Wall-clock ms when it was retired: it is freed once drained (DRAIN_MS later). */
+  retiredAtMs: number;
+  methods: RouteMethod[];
+  name: string;
 }
 
-/** Function ids of a `routes` value ([] for "no route"). */
-export function decodeRoute(value: Uint8Array): number[] {
-  const r = decode(routeValue, value);
-  return r.fn.slice(0, Math.min(r.len, MAX_HOPS));
+const utf8 = new TextEncoder();
+const utf8d = new TextDecoder();
+
+export function methodBits(methods: readonly string[]): number {
+  let bits = 0;
+  for (const m of methods) {
+    const i = ROUTE_METHODS.indexOf(m as RouteMethod);
+    if (i < 0) throw new RangeError(`unknown HTTP method ${m} (${ROUTE_METHODS.join(', ')})`);
+    bits |= 1 << i;
+  }
+  return bits;
+}
+
+export function methodsOf(bits: number): RouteMethod[] {
+  return ROUTE_METHODS.filter((_, i) => bits & (1 << i));
+}
+
+/** A `routes` slot value. */
+export function encodeRouteSlot(r: RouteSlot): Uint8Array {
+  if (r.hops.length > MAX_HOPS) throw new RangeError(`a route has at most ${MAX_HOPS} hops, got ${r.hops.length}`);
+  for (const h of r.hops) {
+    if (!Number.isInteger(h) || h < 1 || h >= MAX_FUNCTIONS) throw new RangeError(`route hop must be a function id 1..${MAX_FUNCTIONS - 1}, got ${h}`);
+  }
+  const name = utf8.encode(r.name);
+  if (name.length > ROUTE_NAME_MAX) throw new RangeError(`route name '${r.name}' is longer than ${ROUTE_NAME_MAX} bytes`);
+  const nameBytes = new Uint8Array(ROUTE_NAME_MAX);
+  nameBytes.set(name);
+  return encode(routeValue, {
+    len: r.hops.length,
+    fn: Array.from({ length: MAX_HOPS }, (_, i) => r.hops[i] ?? 0),
+    version: r.version,
+    retired: r.retired,
+    retired_at_ms: BigInt(r.retiredAtMs),
+    methods: methodBits(r.methods),
+    name_len: name.length,
+    name: nameBytes,
+  });
+}
+
+export function decodeRouteSlot(value: Uint8Array): RouteSlot {
+  const v = decode(routeValue, value);
+  const len = Math.min(v.name_len, ROUTE_NAME_MAX);
+  return {
+    hops: v.fn.slice(0, Math.min(v.len, MAX_HOPS)),
+    version: v.version,
+    retired: v.retired,
+    retiredAtMs: Number(v.retired_at_ms),
+    methods: methodsOf(v.methods),
+    name: utf8d.decode(v.name.subarray(0, len)),
+  };
+}
+
+export const FREE_SLOT = encodeRouteSlot({ hops: [], version: 0, retired: 0, retiredAtMs: 0, methods: [], name: '' });
+
+/** Whether a slot is the current version of its route at generation `gen`. */
+export function isCurrent(s: Pick<RouteSlot, 'version' | 'retired'>, gen: number): boolean {
+  return s.version !== 0 && s.version <= gen && (s.retired === 0 || s.retired > gen);
 }
 
 /**
- * The whole `routes` table for a policy: every id 0..MAX_ROUTES-1, unused ones with len 0, so
- * writing it replaces whatever an earlier version of the policy left there.
+ * A `routes` value for a route that is live from generation 1 (what a policy is loaded with), e.g.
+ * for tests that write routes directly. An empty hop list is a free slot.
+ */
+export function encodeRoute(hops: readonly number[], name = '', methods: RouteMethod[] = ['POST']): Uint8Array {
+  if (hops.length === 0) return FREE_SLOT;
+  return encodeRouteSlot({ hops: [...hops], version: 1, retired: 0, retiredAtMs: 0, methods, name });
+}
+
+/** Function ids of a `routes` value ([] for a free slot). */
+export function decodeRoute(value: Uint8Array): number[] {
+  return decodeRouteSlot(value).hops;
+}
+
+/** The generation a freshly loaded policy's routes are published at. */
+export const INITIAL_ROUTES_GEN = 1;
+
+/**
+ * The whole `routes` table for a freshly loaded policy: route i in slot i at generation 1, every
+ * other slot free, so writing it replaces whatever an earlier version of the policy left there.
  */
 export function routeTable(ir: Pick<PolicyIR, 'routes'>): MapEntry[] {
-  const byId = new Map(ir.routes.map((r) => [r.id, r.hops]));
-  return Array.from({ length: MAX_ROUTES }, (_, id) => ({ key: u32Key(id), value: encodeRoute(byId.get(id) ?? []) }));
+  const byId = new Map(ir.routes.map((r) => [r.id, r]));
+  return Array.from({ length: MAX_ROUTE_SLOTS }, (_, id) => {
+    const r = byId.get(id);
+    return { key: u32Key(id), value: r ? encodeRoute(r.hops, r.name, r.methods) : FREE_SLOT };
+  });
 }
 
 /** An `instances` value: the live instance ids of a function (empty: none live). */
@@ -120,23 +201,19 @@ export interface ChainConfig {
   dataOff: number;
   bufSize: number;
   bufCount: number;
-  /** TCP port of the hub that function sockets connect to (sockops registration); 0 disables it. */
+  /** TCP port of the hub that function sockets connect to. */
   hubPort: number;
+  /** Route generation (see routeValue). */
+  routesGen: number;
 }
 
 export function encodeConfig(c: ChainConfig): Uint8Array {
-  return encode(configValue, { pool_size: c.poolSize, data_off: c.dataOff, buf_size: c.bufSize, buf_count: c.bufCount, hub_port: c.hubPort, pad: 0 });
+  return encode(configValue, { pool_size: c.poolSize, data_off: c.dataOff, buf_size: c.bufSize, buf_count: c.bufCount, hub_port: c.hubPort, routes_gen: c.routesGen });
 }
 
 export function decodeConfig(value: Uint8Array): ChainConfig {
   const v = decode(configValue, value);
-  return { poolSize: v.pool_size, dataOff: v.data_off, bufSize: v.buf_size, bufCount: v.buf_count, hubPort: v.hub_port };
-}
-
-/** A `reg_ports` entry: the supervisor reserves `port` for instance `inst` of function `fn`. */
-export function regPortEntry(port: number, fn: number, inst: number): MapEntry {
-  if (!Number.isInteger(port) || port < 1 || port > 0xffff) throw new RangeError(`TCP port must be 1..65535, got ${port}`);
-  return { key: u32Key(port), value: u32Key(sockKey(fn, inst)) };
+  return { poolSize: v.pool_size, dataOff: v.data_off, bufSize: v.buf_size, bufCount: v.buf_count, hubPort: v.hub_port, routesGen: v.routes_gen };
 }
 
 /** Per-CPU value buffers hold one slot per possible CPU, each rounded up to 8 bytes. */
@@ -185,7 +262,7 @@ export const CHAIN_LAYOUT_HASH: string = createHash('sha256')
       cStruct(instancesValue),
       cStruct(configValue),
       cStruct(countersValue),
-      JSON.stringify({ MAX_ROUTES, MAX_FUNCTIONS, MAX_HOPS, MAX_INSTANCES, MAX_SOCKS, DEAD_LETTER_KEY, drops: DROP_REASON_KEYS, maps: CHAIN_MAP_NAMES }),
+      JSON.stringify({ MAX_ROUTES, MAX_ROUTE_SLOTS, MAX_FUNCTIONS, MAX_HOPS, MAX_INSTANCES, MAX_SOCKS, DEAD_LETTER_KEY, drops: DROP_REASON_KEYS, maps: CHAIN_MAP_NAMES }),
     ].join('\n'),
   )
   .digest('hex');

@@ -17,6 +17,10 @@ import {
   MAX_USER_FUNCTIONS,
   MIN_BUFFER_SIZE,
 } from './chain-limits.ts';
+import { ROUTE_METHODS, type RouteMethod } from '../schema/chain-maps.ts';
+
+/** What a route accepts when its policy does not say: POST, since a route runs functions (side effects). */
+export const DEFAULT_METHODS: RouteMethod[] = ['POST'];
 
 export interface FunctionIR {
   /** 1..N in policy order (0 is the gateway). */
@@ -44,6 +48,8 @@ export interface RouteIR {
   functions: string[];
   /** The same as function ids: `struct bpfctl_route.fn`. */
   hops: number[];
+  /** HTTP methods the gateway accepts for it (default POST); others get 405. */
+  methods: RouteMethod[];
 }
 
 export interface PoolIR {
@@ -185,28 +191,62 @@ export function lowerRoutes(spec: unknown, functions: readonly FunctionIR[], iss
     const canonical = isPath && name.length > 1 ? name.replace(/\/+$/, '') : name;
     if (seen.has(canonical)) issues.add(p, `duplicate route '${name}' (same as '${seen.get(canonical)}')`);
     seen.set(canonical, name);
-    const hops = spec[name];
+    let hops: unknown = spec[name];
+    let methods: RouteMethod[] = [...DEFAULT_METHODS];
+    let hp: PathSegment[] = p;
+    if (isPlainObject(hops)) {
+      // The long form: { functions: [...], methods: ['GET', 'POST'] }.
+      const obj = hops;
+      checkKeys(obj, ['functions', 'methods'], p, issues);
+      methods = lowerMethods(obj.methods, [...p, 'methods'], issues);
+      hops = obj.functions;
+      hp = [...p, 'functions'];
+    }
     if (!Array.isArray(hops)) {
-      issues.add(p, `route '${name}' must be an array of function names, got ${describe(hops)}`);
+      issues.add(hp, `route '${name}' must be an array of function names or { functions, methods }, got ${describe(hops)}`);
       continue;
     }
-    if (hops.length === 0) issues.add(p, `route '${name}' is empty: it must visit at least one function`);
-    if (hops.length > MAX_HOPS) issues.add(p, `route '${name}' has ${hops.length} hops (at most ${MAX_HOPS})`);
+    if (hops.length === 0) issues.add(hp, `route '${name}' is empty: it must visit at least one function`);
+    if (hops.length > MAX_HOPS) issues.add(hp, `route '${name}' has ${hops.length} hops (at most ${MAX_HOPS})`);
     const ids: number[] = [];
     const fnames: string[] = [];
-    hops.forEach((h: unknown, i) => {
+    // A plain loop, not forEach: forEach skips the holes of a sparse array (new Array(3)).
+    for (let i = 0; i < hops.length; i++) {
+      const h: unknown = hops[i];
       const id = typeof h === 'string' ? byName.get(h) : undefined;
       if (id === undefined) {
         const known = functions.map((f) => f.name).join(', ') || 'none';
-        issues.add([...p, i], `route '${name}' hop ${i} names unknown function ${describe(h)} (functions: ${known})`);
-        return;
+        issues.add([...hp, i], `route '${name}' hop ${i} names unknown function ${describe(h)} (functions: ${known})`);
+        continue;
       }
       ids.push(id);
       fnames.push(h as string);
-    });
-    out.push({ id: out.length, name, functions: fnames, hops: ids });
+    }
+    out.push({ id: out.length, name, functions: fnames, hops: ids, methods });
   }
   return out;
+}
+
+/** HTTP methods of a route: a non-empty list of ROUTE_METHODS, stored upper-case and in that order. */
+export function lowerMethods(spec: unknown, path: PathSegment[], issues: Issues): RouteMethod[] {
+  if (spec === undefined) return [...DEFAULT_METHODS];
+  if (!Array.isArray(spec) || spec.length === 0) {
+    issues.add(path, `methods must be a non-empty array of HTTP methods (${ROUTE_METHODS.join(', ')}), got ${describe(spec)}`);
+    return [...DEFAULT_METHODS];
+  }
+  const seen = new Set<RouteMethod>();
+  for (let i = 0; i < spec.length; i++) {
+    const m: unknown = spec[i];
+    const up = typeof m === 'string' ? m.toUpperCase() : m;
+    if (typeof up !== 'string' || !(ROUTE_METHODS as readonly string[]).includes(up)) {
+      issues.add([...path, i], `unknown HTTP method ${describe(m)} (one of ${ROUTE_METHODS.join(', ')})`);
+      continue;
+    }
+    seen.add(up as RouteMethod);
+  }
+  // HEAD is GET without the body: a route that answers GET answers HEAD (RFC 9110 9.3.2).
+  if (seen.has('GET')) seen.add('HEAD');
+  return ROUTE_METHODS.filter((m) => seen.has(m));
 }
 
 export function lowerPool(spec: unknown, issues: Issues): PoolIR {

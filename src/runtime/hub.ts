@@ -7,12 +7,11 @@
  * Bytes that do reach the hub were sent by a socket that is not (yet) in `socks`: they are counted
  * as `strayBytes` and dropped, a sign of a registration that went wrong.
  *
- * When a peer goes away, the hub answers its FIN with a reset: the instance's side then never sits
- * in TIME_WAIT, so a restarted instance can connect from its reserved registration port at once.
+ * When a peer goes away, the hub answers its FIN with a reset, so nothing lingers in TIME_WAIT.
+ * Connecting to the hub gives a process nothing: only the supervisor puts sockets into `socks`.
  */
 import net from 'node:net';
 import { DESC_DROP_REASON_MASK, DESC_DROP_REASON_SHIFT, DROP_REASON_KEYS } from '../ir/chain-limits.ts';
-import type { PolicyIR } from '../ir/policy.ts';
 import { Link } from './sdk/link.ts';
 import { Batcher, bounce, canBounce, type Desc, FrameReader } from './sdk/wire.ts';
 
@@ -96,7 +95,8 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
 }
 
 export interface DeadLetterOptions {
-  policy: Pick<PolicyIR, 'routes'>;
+  /** A route slot's length, from the live table (undefined: no such slot). */
+  routeLen: (slot: number) => number | undefined;
   hubPort: number;
   hubHost?: string;
   /** Inserts the socket into `socks` under DEAD_LETTER_KEY (0xffffffff); the caller holds the maps. */
@@ -118,15 +118,13 @@ export interface DeadLetter {
  * (the gateway's timeout answers those requests). Never touches the pool: the gateway frees.
  */
 export function startDeadLetter(o: DeadLetterOptions): DeadLetter {
-  const routeLen: (number | undefined)[] = [];
-  for (const r of o.policy.routes) routeLen[r.id] = r.hops.length;
   const counters = { received: 0, bounced: 0, discarded: 0, byReason: {} as Record<string, number> };
   const out = new Batcher();
   const onDesc = (d: Desc) => {
     counters.received++;
     const reason = DROP_REASON_KEYS[(d.flags & DESC_DROP_REASON_MASK) >> DESC_DROP_REASON_SHIFT] ?? 'unknown';
     counters.byReason[reason] = (counters.byReason[reason] ?? 0) + 1;
-    const len = routeLen[d.route];
+    const len = o.routeLen(d.route);
     if (len !== undefined && canBounce(d, len)) {
       bounce(d, len);
       out.add(d, d.gwInst);

@@ -59,6 +59,11 @@ export const runCommand = defineCommand<RunArgs>({
         progress: (t) => out.progress(t),
         log: (l) => out.stderr.write(`${l}\n`),
         signal: stopReq.signal,
+        // `bpfctl unload` of this policy: end the run as Ctrl-C does.
+        onStopRequest: () => {
+          out.progress('bpfctl unload asked to stop');
+          stopReq.abort();
+        },
       });
       let demo: DemoResult[] | null = null;
       try {

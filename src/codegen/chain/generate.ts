@@ -7,7 +7,6 @@ import { joinBlocks } from './c-text.ts';
 import { mapDefinitions } from './maps-c.ts';
 import { header, includes, limits, structs } from './prelude.ts';
 import { type DropVerdict, skMsgProgram } from './sk-msg.ts';
-import { sockopsProgram } from './sockops.ts';
 
 export interface GeneratedSource {
   /** `<policy>.chain.bpf.c` */
@@ -25,7 +24,7 @@ export interface ChainOptions {
 export const DEFAULT_DROP_VERDICT: DropVerdict = 'dead-letter';
 
 /** Program names in the object (the loader opens them by name). */
-export const CHAIN_PROGRAMS = { msg: 'chain_msg', sockops: 'chain_sockops' } as const;
+export const CHAIN_PROGRAMS = { msg: 'chain_msg' } as const;
 
 export function chainFileName(ir: Pick<PolicyIR, 'name'>): string {
   return `${ir.name}.chain.bpf.c`;
@@ -39,7 +38,6 @@ export function generateChain(ir: PolicyIR, opts: ChainOptions = {}): GeneratedS
     structs(),
     mapDefinitions(),
     skMsgProgram(opts.dropVerdict ?? DEFAULT_DROP_VERDICT),
-    sockopsProgram(),
     'char LICENSE[] SEC("license") = "Dual MIT/GPL";',
   ]);
   const fileName = chainFileName(ir);

@@ -11,11 +11,21 @@ interface MapDef {
   maxEntries: string;
   key: string;
   value: string;
+  /** BPF_F_MMAPABLE: processes follow the live table through a read-only mapping, no syscall per read. */
+  mmapable?: boolean;
 }
 
 export const CHAIN_MAPS: readonly MapDef[] = [
-  { name: 'routes', why: 'route id -> functions in order', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: 'MAX_ROUTES', key: '__u32', value: 'struct bpfctl_route' },
-  { name: 'instances', why: 'function id -> live instance ids', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_instances' },
+  {
+    name: 'routes',
+    why: 'route slot (the descriptor\'s route id) -> one version of a route: functions in order',
+    type: 'BPF_MAP_TYPE_ARRAY',
+    maxEntries: 'MAX_ROUTE_SLOTS',
+    key: '__u32',
+    value: 'struct bpfctl_route',
+    mmapable: true,
+  },
+  { name: 'instances', why: 'function id -> live instance ids', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_instances', mmapable: true },
   {
     name: 'socks',
     why: 'fn << 16 | inst -> socket. A u64 value so user space reads socket cookies back (a u32 value only takes fds)',
@@ -24,10 +34,9 @@ export const CHAIN_MAPS: readonly MapDef[] = [
     key: '__u32',
     value: '__u64',
   },
-  { name: 'reg_ports', why: 'local TCP port reserved by the supervisor -> sock key (sockops registration)', type: 'BPF_MAP_TYPE_HASH', maxEntries: 'MAX_SOCKS', key: '__u32', value: '__u32' },
-  { name: 'config', why: 'pool geometry and hub port, written by the supervisor at load', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: '1', key: '__u32', value: 'struct bpfctl_config' },
+  { name: 'config', why: 'pool geometry, hub port and route generation', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: '1', key: '__u32', value: 'struct bpfctl_config', mmapable: true },
   { name: 'fn_stats', why: 'function id -> descriptors delivered to it / dropped on the way', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_counters' },
-  { name: 'route_stats', why: 'route id -> descriptors routed on it / dropped', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_ROUTES', key: '__u32', value: 'struct bpfctl_counters' },
+  { name: 'route_stats', why: 'route id -> descriptors routed on it / dropped', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_ROUTE_SLOTS', key: '__u32', value: 'struct bpfctl_counters' },
   { name: 'drop_reasons', why: 'enum bpfctl_drop_reason -> count', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'DROP_REASONS_MAX', key: '__u32', value: '__u64' },
 ];
 
@@ -38,6 +47,7 @@ export function mapDefinitions(): string {
       'struct {',
       `\t__uint(type, ${m.type});`,
       `\t__uint(max_entries, ${m.maxEntries});`,
+      ...(m.mmapable ? ['\t__uint(map_flags, BPF_F_MMAPABLE);'] : []),
       `\t__type(key, ${m.key});`,
       `\t__type(value, ${m.value});`,
       `} ${m.name} SEC(".maps");`,

@@ -3,7 +3,7 @@
  * someone reading map dumps or drop counters can map numbers back to names), includes, limits
  * and the shared structs, whose C text comes from the same schemas the runtime encodes with.
  */
-import { DEAD_LETTER_KEY, DESC_DROP_REASON_SHIFT, DESC_FLAG_DROPPED, DROP_REASON_KEYS, MAX_FUNCTIONS, MAX_HOPS, MAX_INSTANCES, MAX_ROUTES, MAX_SOCKS } from '../../ir/chain-limits.ts';
+import { DEAD_LETTER_KEY, DESC_DROP_REASON_SHIFT, DESC_FLAG_DROPPED, DROP_REASON_KEYS, MAX_FUNCTIONS, MAX_HOPS, MAX_INSTANCES, MAX_ROUTE_SLOTS, MAX_ROUTES, MAX_SOCKS } from '../../ir/chain-limits.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { configValue, countersValue, instancesValue, routeValue } from '../../schema/chain-maps.ts';
 import { cStruct } from '../../schema/c-decl.ts';
@@ -22,7 +22,8 @@ export function header(ir: PolicyIR): string {
     ' *',
     ' * Routes, instances and sockets live in maps, so the tables below are the state this policy',
     ' * starts with, not compiled-in constants: changing a route or scaling a function is a map',
-    ' * update and never needs this program reloaded.',
+    ' * update and never needs this program reloaded. Route ids here are the slots the routes',
+    ' * start in; a changed route moves to a new slot.',
     ' *',
     ...alignColumns(fnRows).map((l) => ` *   ${commentSafe(l)}`),
     ' *',
@@ -38,14 +39,6 @@ export function includes(): string {
     '#include <linux/bpf.h>',
     '#include <linux/types.h>',
     '#include <bpf/bpf_helpers.h>',
-    '#include <bpf/bpf_endian.h>',
-    '',
-    '#ifndef AF_INET',
-    '#define AF_INET 2',
-    '#endif',
-    '#ifndef AF_INET6',
-    '#define AF_INET6 10',
-    '#endif',
   ].join('\n');
 }
 
@@ -54,6 +47,8 @@ export function limits(): string {
   return [
     '/* Map geometry: docs/internals.md "Chain maps"; bpfctl validates policies against the same limits. */',
     `#define MAX_ROUTES ${MAX_ROUTES}`,
+    '/* Entries of routes: versions of routes, so a change never rewrites one that is in use. */',
+    `#define MAX_ROUTE_SLOTS ${MAX_ROUTE_SLOTS}`,
     `#define MAX_FUNCTIONS ${MAX_FUNCTIONS}`,
     `#define MAX_HOPS ${MAX_HOPS}`,
     `#define MAX_INSTANCES ${MAX_INSTANCES}`,
@@ -84,13 +79,13 @@ export function structs(): string {
     '/* The descriptor one hop hands the next: 24 bytes, little-endian (src/schema/descriptor.ts). */',
     cStruct(descriptor),
     '',
-    '/* routes[route id]: function ids in visiting order; len 0 = no such route. */',
+    '/* routes[slot]: one version of a route; len 0 = free. The program reads len and fn only. */',
     cStruct(routeValue),
     '',
     '/* instances[function id]: live instance ids; the instance for a request is inst[req_id % count]. */',
     cStruct(instancesValue),
     '',
-    '/* config[0]: pool geometry (buffer checks) and the hub port (sockops registration). */',
+    '/* config[0]: pool geometry (buffer checks), hub port, route generation. */',
     cStruct(configValue),
     '',
     '/* fn_stats / route_stats, per CPU: bytes are payload bytes (buf_len), not descriptor bytes. */',

@@ -88,6 +88,16 @@ static __always_inline int buffer_ok(const struct bpfctl_config *cfg, const stru
 	return 1;
 }
 
+/*
+ * A descriptor goes back to its gateway when it has visited every function of its route, or when
+ * a function failed it (ERROR): the function need not know the route's length, which may have
+ * changed while the request was under way (the request keeps the route version it started on).
+ */
+static __always_inline int to_gateway(const struct bpfctl_desc *d, __u32 len)
+{
+	return (d->flags & DESC_FLAG_ERROR) || d->hop == len;
+}
+
 /* Longest run of descriptors one verdict may cover (the scan below is bounded by it). */
 #define MAX_RUN 64
 
@@ -101,10 +111,11 @@ static __always_inline int buffer_ok(const struct bpfctl_config *cfg, const stru
  * early rather than pull data.
  */
 static __always_inline __u32 same_target_run(struct sk_msg_md *msg, const struct bpfctl_config *cfg,
-					     const struct bpfctl_desc *first, __u32 ninst, __u32 idx,
+					     const struct bpfctl_desc *first, __u32 len, __u32 ninst, __u32 idx,
 					     __u64 *bytes)
 {
 	__u32 n = 1;
+	int back = to_gateway(first, len);
 
 	for (__u32 i = 1; i < MAX_RUN; i++) {
 		struct bpfctl_desc *q = msg->data + i * DESC_SIZE;
@@ -113,7 +124,9 @@ static __always_inline __u32 same_target_run(struct sk_msg_md *msg, const struct
 			break;
 		if (q->route != first->route || q->hop != first->hop || (q->flags & DESC_FLAG_DROPPED))
 			break;
-		if (ninst ? q->req_id % ninst != idx : q->gw_inst != first->gw_inst)
+		if (to_gateway(q, len) != back)
+			break;
+		if (back ? q->gw_inst != first->gw_inst : q->req_id % ninst != idx)
 			break;
 		if (!buffer_ok(cfg, q))
 			break;
@@ -131,7 +144,8 @@ int chain_msg(struct sk_msg_md *msg)
 	struct bpfctl_instances *in;
 	struct bpfctl_config *cfg;
 	/* idx and ninst are passed to same_target_run() on the way back to the gateway too: left
-	 * indeterminate there, clang treats that path as undefined and folds it away (seen). */
+	 * indeterminate there, clang treats that path as undefined and folds it away (seen). ninst is
+	 * never 0 on the way out (checked below), so the modulo in same_target_run is safe. */
 	__u32 zero = 0, route, len, fn, inst, idx = 0, key, ninst = 0, run;
 	__u64 bytes;
 
@@ -166,14 +180,14 @@ int chain_msg(struct sk_msg_md *msg)
 		return drop(msg, DROP_UNKNOWN_ROUTE, NO_ID, NO_ID);
 	len = r->len;
 	/* hop == len is the way back to the gateway; beyond that the sender is confused */
-	if (d.hop > len)
+	if (d.hop > len && !(d.flags & DESC_FLAG_ERROR))
 		return drop(msg, DROP_BAD_HOP, route, NO_ID);
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || !buffer_ok(cfg, &d))
 		return drop(msg, DROP_BAD_BUFFER, route, NO_ID);
 
-	if (d.hop == len) {
+	if (to_gateway(&d, len)) {
 		/* the reply goes to the gateway instance that took the request */
 		fn = GATEWAY_ID;
 		inst = d.gw_inst;
@@ -198,7 +212,7 @@ int chain_msg(struct sk_msg_md *msg)
 	key = fn << 16 | inst;
 
 	bytes = d.buf_len;
-	run = same_target_run(msg, cfg, &d, ninst, idx, &bytes);
+	run = same_target_run(msg, cfg, &d, len, ninst, idx, &bytes);
 	if (run > 1)
 		bpf_msg_apply_bytes(msg, run * DESC_SIZE);
 

@@ -18,13 +18,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include "bpfctl/pool.h"
 #include "bpfctl/fn.h"
 
-#define MAX_ROUTES 64
-#define MAX_HOPS 16
 #define READ_BUF (64 * 1024)
 #define MAX_OUT (READ_BUF / BPFCTL_DESC_SIZE + 1)
 
@@ -32,13 +29,8 @@ struct fn_state {
 	const char *name;
 	uint32_t fn_id, inst, pid;
 	struct bpfctl_pool *pool;
-	int hub_port, reg_port, sock_fd, ready_fd;
-	const char *cgroup;
+	int sock_fd, ready_fd;
 	int fd;
-	uint32_t route_len[MAX_ROUTES];
-	uint16_t route_hop[MAX_ROUTES][MAX_HOPS];
-	int have_hops;
-	uint32_t nroutes;
 	struct bpfctl_desc out[MAX_OUT];
 	uint32_t out_key[MAX_OUT];
 	uint32_t nout;
@@ -80,46 +72,7 @@ static int env_u32(const char *name, uint32_t *out, int required)
 	return 0;
 }
 
-static int parse_routes(struct fn_state *s)
-{
-	const char *lens = getenv("BPFCTL_ROUTES"), *hops = getenv("BPFCTL_ROUTE_HOPS");
-	char *end;
-
-	if (!lens || !*lens) {
-		fprintf(stderr, "bpfctl fn: BPFCTL_ROUTES is not set\n");
-		return -1;
-	}
-	for (const char *p = lens; *p && s->nroutes < MAX_ROUTES;) {
-		unsigned long n = strtoul(p, &end, 10);
-
-		if (end == p || n == 0 || n > MAX_HOPS) {
-			fprintf(stderr, "bpfctl fn: bad BPFCTL_ROUTES '%s'\n", lens);
-			return -1;
-		}
-		s->route_len[s->nroutes++] = (uint32_t)n;
-		p = *end == ',' ? end + 1 : end;
-	}
-	if (!hops || !*hops)
-		return 0;
-	uint32_t r = 0, h = 0;
-	for (const char *p = hops; *p && r < MAX_ROUTES;) {
-		unsigned long n = strtoul(p, &end, 10);
-
-		if (end == p)
-			break;
-		if (h < MAX_HOPS)
-			s->route_hop[r][h++] = (uint16_t)n;
-		if (*end == ';') {
-			r++;
-			h = 0;
-		}
-		p = *end ? end + 1 : end;
-	}
-	s->have_hops = 1;
-	return 0;
-}
-
-/* RST on close: a reserved registration port must not sit in TIME_WAIT. */
+/* RST on close: nothing is left in TIME_WAIT. */
 static void close_reset(int fd)
 {
 	struct linger l = { .l_onoff = 1, .l_linger = 0 };
@@ -128,76 +81,25 @@ static void close_reset(int fd)
 	close(fd);
 }
 
-static int join_cgroup(const struct fn_state *s)
-{
-	char path[4096], pid[32];
-	int fd, n;
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", s->cgroup);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = snprintf(pid, sizeof(pid), "%u\n", s->pid);
-	n = (int)write(fd, pid, (size_t)n);
-	close(fd);
-	return n > 0 ? 0 : -1;
-}
-
-/* sockops registration: the program inserts the socket when it becomes established. */
-static int connect_hub(struct fn_state *s)
-{
-	struct sockaddr_in local = { .sin_family = AF_INET }, hub = { .sin_family = AF_INET };
-	int one = 1, fd;
-
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	local.sin_port = htons((uint16_t)s->reg_port);
-	hub.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	hub.sin_port = htons((uint16_t)s->hub_port);
-	if (bind(fd, (struct sockaddr *)&local, sizeof(local)) || connect(fd, (struct sockaddr *)&hub, sizeof(hub))) {
-		int e = errno;
-
-		close_reset(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-/* Gets a registered socket: the inherited one once, or a fresh sockops connection (with backoff). */
+/*
+ * The chain socket is the one the supervisor connected, registered and handed down as an
+ * inherited fd: nothing else can register for this instance. It is used once; when it fails the
+ * process exits for a restart with a new one.
+ */
 static int establish(struct fn_state *s, int first)
 {
-	unsigned delay_ms = 20;
-
-	if (s->sock_fd >= 0) {
-		if (!first) {
-			logf_(s, "inherited socket failed; exiting %d for a restart", BPFCTL_FN_EXIT_RESTART);
-			exit(BPFCTL_FN_EXIT_RESTART);
-		}
-		s->fd = s->sock_fd;
-		/* Node (or any event-loop supervisor) made it non-blocking, and the flag lives on the
-		 * shared file description: this loop blocks in read() instead. */
-		int fl = fcntl(s->fd, F_GETFL);
-
-		if (fl >= 0 && (fl & O_NONBLOCK))
-			fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
-		return 0;
+	if (!first) {
+		logf_(s, "chain socket failed; exiting %d for a restart", BPFCTL_FN_EXIT_RESTART);
+		exit(BPFCTL_FN_EXIT_RESTART);
 	}
-	for (;;) {
-		s->fd = connect_hub(s);
-		if (s->fd >= 0)
-			return 0;
-		logf_(s, "connect from port %d to hub %d: %s; retrying", s->reg_port, s->hub_port, strerror(errno));
-		struct timespec ts = { .tv_sec = delay_ms / 1000, .tv_nsec = (long)(delay_ms % 1000) * 1000000L };
+	s->fd = s->sock_fd;
+	/* Node (or any event-loop supervisor) made it non-blocking, and the flag lives on the
+	 * shared file description: this loop blocks in read() instead. */
+	int fl = fcntl(s->fd, F_GETFL);
 
-		nanosleep(&ts, NULL);
-		if (delay_ms < 2000)
-			delay_ms *= 2;
-	}
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
+	return 0;
 }
 
 uint8_t *bpfctl_fn_alloc(struct bpfctl_fn_req *req, uint32_t n)
@@ -228,18 +130,17 @@ int bpfctl_fn_errorf(struct bpfctl_fn_req *req, int status, const char *fmt, ...
 
 static void emit(struct fn_state *s, const struct bpfctl_desc *d)
 {
-	uint32_t len = s->route_len[d->route];
-
-	/* destination identity, for grouping: the gateway instance or the next function */
-	s->out_key[s->nout] = d->hop >= len ? d->gw_inst : 0x10000u + ((uint32_t)d->route << 8) + d->hop;
+	/* destination identity, for grouping: the gateway instance for errors, else route and hop
+	 * (the kernel knows whether that hop is the last; descriptors that share both go one way) */
+	s->out_key[s->nout] = d->flags & BPFCTL_DESC_FLAG_ERROR ? d->gw_inst : 0x10000u + ((uint32_t)d->route << 8) + d->hop;
 	s->out[s->nout++] = *d;
 }
 
 static void to_gateway(struct fn_state *s, struct bpfctl_desc *d, int status, const char *msg)
 {
+	/* ERROR sends it straight back to the gateway (the kernel's rule): no route length needed */
 	d->flags |= BPFCTL_DESC_FLAG_ERROR;
 	d->status = (uint16_t)status;
-	d->hop = (uint8_t)s->route_len[d->route];
 	if (msg && *msg && bpfctl_pool_validate(s->pool, d->buf_off, d->buf_gen)) {
 		char tmp[256];
 		size_t n = (size_t)snprintf(tmp, sizeof(tmp), "%s: %s", s->name, msg);
@@ -256,26 +157,19 @@ static void to_gateway(struct fn_state *s, struct bpfctl_desc *d, int status, co
 
 static void handle(struct fn_state *s, bpfctl_fn_handler h, void *ctx, struct bpfctl_desc d)
 {
-	uint32_t len;
-
-	if (d.route >= s->nroutes)
-		return; /* cannot even find the way back: the kernel checks routes, so the policy changed */
-	len = s->route_len[d.route];
 	if (d.flags & BPFCTL_DESC_FLAG_DROPPED) {
-		/* refused by the kernel, delivered here inside someone's batch: bounce if sound */
+		/* refused by the kernel, delivered here inside someone's batch: bounce if sound (an
+		 * error reply refused on its way back is not bounced again) */
 		uint32_t reason = (d.flags & BPFCTL_DESC_DROP_REASON_MASK) >> BPFCTL_DESC_DROP_REASON_SHIFT;
 
-		if (d.hop < len && (reason == BPFCTL_DROP_NO_INSTANCE || reason == BPFCTL_DROP_DEAD_SOCKET)) {
+		if (!(d.flags & BPFCTL_DESC_FLAG_ERROR) && (reason == BPFCTL_DROP_NO_INSTANCE || reason == BPFCTL_DROP_DEAD_SOCKET)) {
 			d.flags &= (uint8_t) ~(BPFCTL_DESC_FLAG_DROPPED | BPFCTL_DESC_DROP_REASON_MASK);
 			d.buf_len = 0; /* the request's payload is not an answer */
 			to_gateway(s, &d, 503, NULL);
 		}
 		return;
 	}
-	if (d.hop >= len || (s->have_hops && s->route_hop[d.route][d.hop] != s->fn_id)) {
-		to_gateway(s, &d, 500, NULL);
-		return;
-	}
+	/* the kernel delivered it by routes[d.route].fn[d.hop], the live table: it is ours */
 	/* a buffer a previous hop allocated becomes ours (a reclaim of that process must spare it) */
 	int live = d.flags & BPFCTL_DESC_FLAG_RESPONSE_NEW_BUF ? bpfctl_pool_transfer(s->pool, d.buf_off, d.buf_gen, s->pid) == 0
 							       : bpfctl_pool_validate(s->pool, d.buf_off, d.buf_gen);
@@ -373,20 +267,14 @@ int bpfctl_fn_run(bpfctl_fn_handler handler, void *ctx)
 		fprintf(stderr, "bpfctl fn: BPFCTL_FN is not set (the supervisor sets it)\n");
 		return 2;
 	}
-	if (env_u32("BPFCTL_FN_ID", &s->fn_id, 1) || env_u32("BPFCTL_INST", &s->inst, 1) || env_u32("BPFCTL_HUB_PORT", &v, 1))
+	if (env_u32("BPFCTL_FN_ID", &s->fn_id, 1) || env_u32("BPFCTL_INST", &s->inst, 1))
 		return 2;
-	s->hub_port = (int)v;
-	if (parse_routes(s))
-		return 2;
-	if (env_u32("BPFCTL_REG_PORT", &v, 0) == 0)
-		s->reg_port = (int)v;
 	if (env_u32("BPFCTL_SOCK_FD", &v, 0) == 0)
 		s->sock_fd = (int)v;
 	if (env_u32("BPFCTL_READY_FD", &v, 0) == 0)
 		s->ready_fd = (int)v;
-	s->cgroup = getenv("BPFCTL_CGROUP");
-	if (s->sock_fd < 0 && !s->reg_port) {
-		logf_(s, "neither BPFCTL_SOCK_FD nor BPFCTL_REG_PORT is set: no way to register");
+	if (s->sock_fd < 0) {
+		logf_(s, "BPFCTL_SOCK_FD is not set: the supervisor hands each instance its registered socket");
 		return 2;
 	}
 	pool_path = getenv("BPFCTL_POOL");
@@ -396,10 +284,6 @@ int bpfctl_fn_run(bpfctl_fn_handler handler, void *ctx)
 	}
 	/* a dead peer must surface as an error return, not kill us */
 	signal(SIGPIPE, SIG_IGN);
-	if (s->cgroup && *s->cgroup && s->sock_fd < 0 && join_cgroup(s)) {
-		logf_(s, "cannot join cgroup %s: %s", s->cgroup, strerror(errno));
-		return 2;
-	}
 	establish(s, 1);
 	if (s->ready_fd >= 0) {
 		char line[128];

@@ -1,11 +1,17 @@
 /**
- * The HTTP gateway: function id 0 of the chain. It maps a request path to a route, puts the body
- * into a pool buffer, sends a descriptor (hop 0) into the chain over its own registered socket and
- * answers when the descriptor comes back (hop = route length).
+ * The HTTP gateway: function id 0 of the chain. It maps a request path to the route's current
+ * version in the live route table, puts the body into a pool buffer, sends a descriptor (hop 0)
+ * into the chain over its own registered socket and answers when the descriptor comes back.
  *
- * Statuses of its own: 404 unknown route, 413 body larger than a buffer, 503 pool exhausted / a
- * function of the route has no live instance / too many requests in flight / chain socket down,
- * 504 no answer within `timeoutMs`. Errors raised by functions come back with the status they set.
+ * Statuses of its own: 404 unknown route, 405 method the route does not accept (with `Allow`),
+ * 408 body not received within `bodyTimeoutMs`, 413 body larger than a buffer, 503 pool exhausted
+ * / a function of the route has no live instance / too many requests in flight / chain socket
+ * down / an instance holding the request died, 504 no answer within `timeoutMs`. Errors raised by
+ * functions come back with the status they set.
+ *
+ * A body is collected from the socket first and copied into a pool buffer once complete (the copy
+ * from the socket's buffer happens either way): a client that sends its body slowly, or never,
+ * holds no pool buffer, so slow clients cannot starve the others of buffers.
  *
  * Buffers: the gateway allocates one per request and frees it when the reply arrives or the
  * request times out; a client that disconnects changes nothing (the reply is simply not written).
@@ -15,8 +21,10 @@
  */
 import { Buffer } from 'node:buffer';
 import http from 'node:http';
+import { ROUTE_METHODS } from '../../ir/chain-maps.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { Pool } from '../pool/index.ts';
+import { type RouteEntry, type RouteView, staticRouteTable } from '../route-table.ts';
 import { Link } from '../sdk/link.ts';
 import { freeQuietly, isLive, type RuntimePool } from '../sdk/pool-api.ts';
 import { Batcher, bounce, canBounce, DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF, type Desc, FrameReader } from '../sdk/wire.ts';
@@ -30,18 +38,25 @@ export interface GatewayOptions {
   hubHost?: string;
   /** This gateway's instance id (the descriptor's gw_inst). Default 0. */
   gwInst?: number;
-  /** Loader-path registration: insert `fd` into `socks` under key (0 << 16 | gwInst). */
+  /** Registration by the caller: insert `fd` into `socks` under key (0 << 16 | gwInst). */
   register?: (fd: number) => void | Promise<void>;
-  /** sockops registration instead: the reserved local port (the process must be in the policy cgroup). */
-  regPort?: number;
-  cgroup?: string;
-  /** The `instances` map: requests to a function without live instances get 503. Without it, all are assumed live. */
-  instances?: InstancesMap;
+  /** Registration by the supervisor instead: the socket goes to it over the IPC channel. */
+  mode?: 'callback' | 'ipc';
+  /** The live routes (default: the policy's routes, fixed). */
+  routes?: RouteView;
+  /**
+   * Live instance counts: the mapped `instances` map (`LiveInstanceCounts`), or the map itself
+   * (looked up, cached for `instanceCacheMs`). Requests to a function without live instances get
+   * 503. Without it, all are assumed live.
+   */
+  instances?: InstancesMap | InstanceCounts;
   /** HTTP port (0: any free one) and address (default 127.0.0.1). */
   port?: number;
   host?: string;
   /** Reply deadline per request; default 5000 ms. */
   timeoutMs?: number;
+  /** Deadline for receiving a request's headers and body; default 10000 ms (then 408). */
+  bodyTimeoutMs?: number;
   /** Requests in the chain at once before new ones get 503; default: the pool's buffer count. */
   maxInFlight?: number;
   /** How long an `instances` count is trusted; default 20 ms. */
@@ -67,14 +82,17 @@ export interface Gateway {
   /** Resolves once the chain socket is registered (requests before that get 503). */
   readonly ready: Promise<void>;
   stats(): GatewayStats;
+  /**
+   * An instance died: fails at once (503) the requests the kernel sent to it. `before` is the
+   * function's live instance list just before the instance left it: a request went to
+   * `before[req_id % before.length]` at that function. Returns how many requests were failed.
+   */
+  instanceDown(fnId: number, inst: number, before: readonly number[]): number;
   close(): Promise<void>;
 }
 
-interface RouteEntry {
-  id: number;
-  name: string;
-  len: number;
-  hops: readonly number[];
+export interface InstanceCounts {
+  count(fnId: number): number;
 }
 
 interface Pending {
@@ -82,9 +100,11 @@ interface Pending {
   off: number;
   gen: number;
   deadline: number;
+  route: RouteEntry;
 }
 
 const TEXT = 'text/plain; charset=utf-8';
+const METHOD_BITS = new Map<string, number>(ROUTE_METHODS.map((m, i) => [m, 1 << i]));
 const BINARY = 'application/octet-stream';
 /** Bodies up to this size are sent as latin1 strings (one write with the headers). */
 const SMALL_BODY = 16 * 1024;
@@ -101,16 +121,17 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const maxInFlight = o.maxInFlight ?? (pool as Partial<Pool>).bufferCount ?? ir.pool.bufferCount;
   const owner = process.pid;
 
-  const routes = new Map<string, RouteEntry>();
-  for (const r of ir.routes) {
-    const e: RouteEntry = { id: r.id, name: r.name, len: r.hops.length, hops: r.hops };
-    const path = r.name.startsWith('/') ? r.name : `/${r.name}`;
-    routes.set(path, e);
-    // '/a' and '/a/' are one route (the IR refuses to have both).
-    if (path.length > 1) routes.set(path.endsWith('/') ? path.slice(0, -1) : `${path}/`, e);
-  }
+  const bodyTimeoutMs = o.bodyTimeoutMs ?? 10_000;
+  const routes = o.routes ?? staticRouteTable(ir);
   const declared = new Map<number, number>(ir.functions.map((f) => [f.id, f.instances]));
-  const live = new LiveInstances(o.instances ?? null, (id) => declared.get(id) ?? 0, o.instanceCacheMs ?? 20);
+  const fnNames = new Map<number, string>(ir.functions.map((f) => [f.id, f.name]));
+  const counts: InstanceCounts =
+    o.instances && 'count' in o.instances
+      ? o.instances
+      : (() => {
+          const li = new LiveInstances((o.instances as InstancesMap | undefined) ?? null, (id) => declared.get(id) ?? 0, o.instanceCacheMs ?? 20);
+          return { count: (fn: number) => li.count(fn, Date.now()) };
+        })();
 
   const pending = new Map<number, Pending>();
   let nextReq = 1;
@@ -120,17 +141,21 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   let timer: NodeJS.Timeout | null = null;
   let closing = false;
 
-  const respond = (res: http.ServerResponse, status: number, body: Uint8Array | string, type: string, close = false, latin1 = false) => {
+  // Responses to HEAD requests: headers only (node:http drops a body for HEAD itself, but the
+  // content-length must still be the GET answer's).
+  const headOnly = new WeakSet<http.ServerResponse>();
+  const respond = (res: http.ServerResponse, status: number, body: Uint8Array | string, type: string, close = false, latin1 = false, extra?: http.OutgoingHttpHeaders) => {
     stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
     if (res.destroyed || res.writableEnded) {
       stats.clientGone++;
       return;
     }
     const len = typeof body === 'string' ? (latin1 ? body.length : Buffer.byteLength(body)) : body.byteLength;
-    const headers: http.OutgoingHttpHeaders = { 'content-type': type, 'content-length': len };
+    const headers: http.OutgoingHttpHeaders = { 'content-type': type, 'content-length': len, ...extra };
     if (close) headers.connection = 'close';
     res.writeHead(status, headers);
-    if (latin1) res.end(body, 'latin1');
+    if (headOnly.has(res)) res.end();
+    else if (latin1) res.end(body, 'latin1');
     else res.end(body);
   };
 
@@ -180,8 +205,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     armTimer();
   };
 
-  const routeLen: (number | undefined)[] = [];
-  for (const r of ir.routes) routeLen[r.id] = r.hops.length;
+  const routeLen = (slot: number) => routes.bySlot(slot)?.len;
 
   const onReply = (d: Desc) => {
     if (d.flags & DESC_FLAG_DROPPED || d.gwInst !== gwInst) {
@@ -190,9 +214,9 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       stats.misrouted++;
       if (d.gwInst === gwInst) {
         if (d.flags & DESC_FLAG_RESPONSE_NEW_BUF) freeQuietly(pool, d.bufOff, d.bufGen);
-        fail(d.reqId, canBounce(d, routeLen[d.route]) ? 503 : 502, 'the chain refused the request');
-      } else if (canBounce(d, routeLen[d.route]) || !(d.flags & DESC_FLAG_DROPPED)) {
-        if (d.flags & DESC_FLAG_DROPPED) bounce(d, routeLen[d.route]!);
+        fail(d.reqId, canBounce(d, routeLen(d.route)) ? 503 : 502, 'the chain refused the request');
+      } else if (canBounce(d, routeLen(d.route)) || !(d.flags & DESC_FLAG_DROPPED)) {
+        if (d.flags & DESC_FLAG_DROPPED) bounce(d, routeLen(d.route)!);
         out.add(d, 0x10000 + d.gwInst);
         scheduleFlush();
       }
@@ -244,12 +268,11 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     firstUp = r;
   });
   const link = new Link({
-    mode: o.regPort ? 'sockops' : 'callback',
+    mode: o.mode ?? 'callback',
     hubPort: o.hubPort,
     hubHost: o.hubHost,
-    regPort: o.regPort,
-    cgroup: o.cgroup,
     register: o.register ?? (() => {}),
+    identity: { gateway: gwInst },
     onData: (buf, len) => reader.push(buf, len),
     onUp: () => {
       reader.reset();
@@ -266,9 +289,9 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     // u32 wrap; skip ids still pending (a request older than 4G requests would need it).
     while (pending.has(reqId)) reqId = (reqId + 1) >>> 0;
     nextReq = (reqId + 1) >>> 0;
-    pending.set(reqId, { res, off, gen, deadline: Date.now() + timeoutMs });
+    pending.set(reqId, { res, off, gen, deadline: Date.now() + timeoutMs, route });
     armTimer();
-    out.add({ route: route.id, hop: 0, flags: 0, gwInst, status: 0, reqId, bufOff: off, bufLen: len, bufGen: gen }, route.hops[0]!);
+    out.add({ route: route.slot, hop: 0, flags: 0, gwInst, status: 0, reqId, bufOff: off, bufLen: len, bufGen: gen }, route.hops[0]!);
     scheduleFlush();
   };
 
@@ -276,51 +299,83 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     stats.requests++;
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    const route = routes.get(q < 0 ? url : url.slice(0, q));
+    const route = routes.byPath(q < 0 ? url : url.slice(0, q));
     if (!route) return respond(res, 404, 'no such route\n', TEXT);
+    const m = METHOD_BITS.get(req.method ?? '') ?? 0;
+    if ((route.methods & m) === 0) {
+      const allow = ROUTE_METHODS.filter((_, i) => route.methods & (1 << i)).join(', ');
+      return respond(res, 405, `${route.name} accepts ${allow}\n`, TEXT, false, false, { allow });
+    }
     const cl = req.headers['content-length'];
     const declaredLen = cl === undefined ? -1 : Number(cl);
     if (declaredLen > bufSize) return respond(res, 413, `body larger than ${bufSize} bytes\n`, TEXT, true);
     if (closing || !link.isUp) return respond(res, 503, 'chain not connected\n', TEXT);
     if (pending.size >= maxInFlight) return respond(res, 503, 'too many requests in flight\n', TEXT);
-    const now = Date.now();
     for (const fn of route.hops) {
-      if (live.count(fn, now) === 0) return respond(res, 503, `function ${ir.functions[fn - 1]?.name ?? fn} has no live instance\n`, TEXT);
+      if (counts.count(fn) === 0) return respond(res, 503, `function ${fnNames.get(fn) ?? `#${fn}`} has no live instance\n`, TEXT);
     }
-    const b = pool.alloc(owner);
-    if (!b) return respond(res, 503, 'pool exhausted\n', TEXT);
+    const head = req.method === 'HEAD';
+    if (head) headOnly.add(res);
     if (declaredLen === 0 || (declaredLen < 0 && req.headers['transfer-encoding'] === undefined)) {
+      const b = pool.alloc(owner);
+      if (!b) return respond(res, 503, 'pool exhausted\n', TEXT);
       return dispatch(route, res, b.offset, b.gen, 0);
     }
-    const view = pool.bytes(b.offset, bufSize);
+    // The body is collected first and copied into a pool buffer once complete: a client that
+    // sends it slowly holds memory of its own (at most one buffer's worth), never a pool buffer.
+    let chunks: Buffer[] | null = [];
     let at = 0;
-    let dead = false;
-    const drop = () => {
-      if (dead) return;
-      dead = true;
-      freeQuietly(pool, b.offset, b.gen);
-    };
     req.on('data', (chunk: Buffer) => {
-      if (dead) return;
+      if (chunks === null) return;
       if (at + chunk.length > bufSize) {
-        drop();
+        chunks = null;
         respond(res, 413, `body larger than ${bufSize} bytes\n`, TEXT, true);
         return;
       }
-      view.set(chunk, at);
+      chunks.push(chunk);
       at += chunk.length;
     });
     req.on('end', () => {
-      if (dead) return;
-      dead = true;
+      if (chunks === null) return;
+      const parts = chunks;
+      chunks = null;
+      const b = pool.alloc(owner);
+      if (!b) return respond(res, 503, 'pool exhausted\n', TEXT);
+      const view = pool.bytes(b.offset, bufSize);
+      let off = 0;
+      for (const c of parts) {
+        view.set(c, off);
+        off += c.length;
+      }
+      // The route is taken as it was when the request arrived; it may have changed since.
       dispatch(route, res, b.offset, b.gen, at);
     });
-    // A client gone before the body ended: nothing was sent, the buffer goes straight back.
-    req.on('close', drop);
-    req.on('error', drop);
+    // A client gone before the body ended: nothing was allocated, nothing to give back.
+    req.on('close', () => {
+      chunks = null;
+    });
+    req.on('error', () => {
+      chunks = null;
+    });
   };
 
-  const server = http.createServer({ keepAlive: true, noDelay: true, requestTimeout: 0, headersTimeout: 60_000 }, onRequest);
+  const instanceDown = (fnId: number, inst: number, before: readonly number[]): number => {
+    if (before.length === 0) return 0;
+    let failed = 0;
+    for (const [id, p] of pending) {
+      if (!p.route.hops.includes(fnId) || before[id % before.length] !== inst) continue;
+      fail(id, 503, `instance ${inst} of ${fnNames.get(fnId) ?? `#${fnId}`} died`);
+      failed++;
+    }
+    return failed;
+  };
+
+  // requestTimeout bounds headers and body together (408, connection closed); the check runs once
+  // a second, so a slow or silent client is cut off within bodyTimeoutMs + 1 s.
+  const server = http.createServer(
+    { keepAlive: true, noDelay: true, requestTimeout: bodyTimeoutMs, headersTimeout: bodyTimeoutMs, connectionsCheckingInterval: 1000 },
+    onRequest,
+  );
   server.keepAliveTimeout = 60_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
@@ -339,6 +394,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     port,
     ready,
     stats: () => ({ ...stats, byStatus: { ...stats.byStatus }, inFlight: pending.size, chainUp: link.isUp }),
+    instanceDown,
     close: async () => {
       closing = true;
       if (timer) clearTimeout(timer);

@@ -13,7 +13,7 @@
  * next hop (or dropped); pool views come from a per-buffer cache (PoolAccess).
  */
 import { Buffer } from 'node:buffer';
-import type { RouteIR } from '../../ir/policy.ts';
+import { RouteEntry, type RouteView } from '../route-table.ts';
 import { adopt, freeQuietly, PoolAccess, type RuntimePool } from './pool-api.ts';
 import { FunctionError, type Handler, type HandlerResult, type Request } from './types.ts';
 import { bounce, canBounce, DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF, DESC_SIZE, DescRecord, FrameCutter, readDescInto, writeDesc } from './wire.ts';
@@ -26,8 +26,8 @@ export interface DispatcherOptions {
   fnId: number;
   fnName: string;
   instance: number;
-  /** Routes indexed by id (PolicyIR.routes). */
-  routes: readonly RouteIR[];
+  /** The live routes: each descriptor's hop is checked against the version its slot holds. */
+  routes: RouteView;
   /** Owner recorded on buffers this instance allocates (its pid: reclaimed if it dies). */
   owner: number;
   /** Handlers running at once; more wait in the queue. */
@@ -56,16 +56,8 @@ export interface DispatcherStats {
   batches: number;
 }
 
-class RouteInfo {
-  constructor(
-    readonly name: string,
-    readonly len: number,
-    readonly hops: readonly number[],
-  ) {}
-}
-
-/** Placeholder for records not bound to a route (keeps the field's type a RouteInfo). */
-const NO_ROUTE = new RouteInfo('', 0, []);
+/** Placeholder for records not bound to a route (keeps the field's type a RouteEntry). */
+const NO_ROUTE = new RouteEntry(0, '', 0, [], 0, 0);
 
 class Alloc {
   constructor(
@@ -91,7 +83,7 @@ const utf8Out = new TextEncoder();
  */
 class Req implements Request {
   readonly d = new DescRecord();
-  routeInfo: RouteInfo = NO_ROUTE;
+  routeInfo: RouteEntry = NO_ROUTE;
   allocs: Alloc[] | null = null;
   /** Taken from the free list and not yet given back (guards against releasing twice). */
   busy = false;
@@ -157,7 +149,7 @@ export class Dispatcher {
   readonly owner: number;
   private readonly fnId: number;
   private readonly handler: Handler;
-  private readonly routes: (RouteInfo | undefined)[];
+  private readonly routes: RouteView;
   private readonly maxInFlight: number;
   private readonly maxQueue: number;
   private readonly sendBatch: (bytes: Buffer, count: number) => boolean | undefined;
@@ -196,8 +188,7 @@ export class Dispatcher {
     this.maxQueue = Math.max(0, o.maxQueue);
     this.sendBatch = o.send;
     this.log = o.log;
-    this.routes = [];
-    for (const r of o.routes) this.routes[r.id] = new RouteInfo(r.name, r.hops.length, r.hops);
+    this.routes = o.routes;
     this.frames = new FrameCutter(this.onFrame);
   }
 
@@ -255,7 +246,7 @@ export class Dispatcher {
   private accept(req: Req): void {
     this.counters.received++;
     const d = req.d;
-    const r = this.routes[d.route];
+    const r = this.routes.bySlot(d.route);
     if (d.flags & DESC_FLAG_DROPPED) {
       // Refused by the kernel and delivered here only because it shared a send with a
       // descriptor for us (no dead-letter socket registered): not ours to run.
@@ -270,8 +261,8 @@ export class Dispatcher {
       return;
     }
     if (!r) {
-      // Without the route we cannot even tell the gateway's hop: the kernel checks routes, so
-      // this only happens when the policy changed under a running instance.
+      // The kernel routed it by a slot that no longer holds a route: it was freed after its
+      // drain time, so this request is long answered (504) by its gateway.
       this.counters.misrouted++;
       this.log(`descriptor for unknown route ${d.route} (req ${d.reqId}) dropped`);
       this.release(req);

@@ -4,10 +4,9 @@
  * hub: the chain's sk_msg program redirects each descriptor this socket sends into the next hop's
  * socket (ingress), and descriptors for this instance arrive in this socket's receive queue.
  *
- * Registration (docs/internals.md, trust model; see docs in the report / runtime README):
- * - 'sockops': connect from 127.0.0.1:`regPort` while this process sits in the policy cgroup; the
- *   supervisor has written `reg_ports[regPort] = key`, and the sockops program inserts the socket
- *   when it becomes established. Reconnects on its own (same port).
+ * Registration (docs/internals.md, trust model): only the supervisor puts sockets into `socks`,
+ * and only sockets it got from the process it started for that slot, so no other process (one in
+ * the policy cgroup included) can take over or evict a registration.
  * - 'ipc': connect from any port, then hand the socket to the supervisor over the Node IPC channel
  *   (`process.send(msg, socket, { keepOpen: true })`); the supervisor inserts its copy of the fd
  *   under the key *it* assigned this child, closes the copy and answers `bpfctl:registered`.
@@ -18,19 +17,14 @@
  *   inside `bpfctl run`, tests).
  */
 import { Buffer } from 'node:buffer';
-import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 
-export type RegisterMode = 'sockops' | 'ipc' | 'fd' | 'callback';
+export type RegisterMode = 'ipc' | 'fd' | 'callback';
 
 export interface LinkOptions {
   mode: RegisterMode;
   hubPort: number;
   hubHost?: string;
-  /** sockops: the reserved local port. */
-  regPort?: number;
-  /** sockops: join this cgroup (path of the policy cgroup) before the first connect. */
-  cgroup?: string;
   /** fd: the inherited, already registered socket. */
   sockFd?: number;
   /** callback: inserts `fd` into `socks` (synchronously, or before the promise resolves). */
@@ -73,7 +67,6 @@ export class Link {
   private closed = false;
   private backoff = BACKOFF_MIN;
   private timer: NodeJS.Timeout | null = null;
-  private joined = false;
   private ipcToken = 0;
   private ipcWait: { token: number; resolve: (err: string | null) => void } | null = null;
   private readonly readBuf = Buffer.allocUnsafe(READ_BUF);
@@ -83,7 +76,6 @@ export class Link {
 
   constructor(private readonly o: LinkOptions) {
     this.mode = o.mode;
-    if (this.mode === 'sockops' && !o.regPort) throw new Error('sockops registration needs regPort');
     if (this.mode === 'fd' && o.sockFd === undefined) throw new Error('fd registration needs sockFd');
     if (this.mode === 'callback' && !o.register) throw new Error('callback registration needs register()');
     if (this.mode === 'ipc' && !process.send) throw new Error('ipc registration needs an IPC channel (spawn with stdio "ipc")');
@@ -135,7 +127,7 @@ export class Link {
     this.ipcWait?.resolve('closed');
     const s = this.sock;
     this.sock = null;
-    // RST instead of FIN: a reserved registration port must not sit in TIME_WAIT.
+    // RST instead of FIN: nothing is left in TIME_WAIT.
     if (s && !s.destroyed) s.resetAndDestroy();
   }
 
@@ -156,26 +148,12 @@ export class Link {
 
   private connect(): void {
     if (this.closed) return;
-    if (this.mode === 'sockops' && this.o.cgroup && !this.joined) {
-      // The sockops program only sees sockets of processes in the policy cgroup (gotcha 7).
-      try {
-        writeFileSync(`${this.o.cgroup}/cgroup.procs`, `${process.pid}\n`);
-      } catch (err) {
-        this.o.onFatal(new Error(`cannot join cgroup ${this.o.cgroup}: ${(err as Error).message}`));
-        return;
-      }
-      this.joined = true;
-    }
     const opts: net.TcpNetConnectOpts & { onread: unknown } = {
       host: this.o.hubHost ?? '127.0.0.1',
       port: this.o.hubPort,
       noDelay: true,
       onread: this.onread,
     };
-    if (this.mode === 'sockops') {
-      opts.localAddress = '127.0.0.1';
-      opts.localPort = this.o.regPort!;
-    }
     const s = net.connect(opts as net.TcpNetConnectOpts);
     this.wire(s);
     s.once('connect', () => {
@@ -198,7 +176,6 @@ export class Link {
     try {
       if (this.mode === 'callback') await this.o.register!(socketFd(s));
       else if (this.mode === 'ipc') await this.registerIpc(s);
-      // sockops: the program inserted the socket when it became established, before connect fired.
     } catch (err) {
       this.fail(s, err instanceof Error ? err : new Error(String(err)));
       return;

@@ -1,7 +1,7 @@
 /**
  * Process entry of a TypeScript function instance: `node --import tsx src/runtime/sdk/main.ts`
- * with the environment of sdk/env.ts. Stays alive blocked in epoll until killed (SIGTERM closes
- * the socket with a reset, so its reserved port is reusable at once).
+ * with the environment of sdk/env.ts. Registers its socket through the supervisor (IPC) and stays
+ * alive blocked in epoll until killed.
  */
 import { ENV } from './env.ts';
 import { runFunction } from './run.ts';
@@ -22,15 +22,14 @@ function need(name: string): string {
 
 async function main(): Promise<void> {
   const inst = await runFunction({
-    policy: need(ENV.policy),
     functionName: need(ENV.fn),
+    fnId: num(ENV.fnId) ?? Number(need(ENV.fnId)),
     instance: num(ENV.inst) ?? 0,
-    handlerPath: process.env[ENV.handler] || undefined,
+    handlerPath: need(ENV.handler),
     hubPort: num(ENV.hubPort) ?? Number(need(ENV.hubPort)),
-    regPort: num(ENV.regPort),
-    cgroup: process.env[ENV.cgroup] || undefined,
+    pinDir: need(ENV.pinDir),
     sockFd: num(ENV.sockFd),
-    pool: process.env[ENV.pool] || undefined,
+    pool: need(ENV.pool),
     maxInFlight: num(ENV.maxInFlight),
     readyFd: num(ENV.readyFd),
   });

@@ -12,6 +12,7 @@ import { Pool } from '../pool/index.ts';
 import { Dispatcher, type DispatcherStats } from './dispatcher.ts';
 import { Link, type RegisterMode } from './link.ts';
 import type { RuntimePool } from './pool-api.ts';
+import { LiveRouteTable, type RouteView, staticRouteTable } from '../route-table.ts';
 import { FunctionError, type Handler } from './types.ts';
 
 /** Handlers running at once per instance when the policy does not say (`maxInFlight`). */
@@ -20,9 +21,15 @@ export const DEFAULT_MAX_IN_FLIGHT = 64;
 export const DEFAULT_MAX_QUEUE = 4096;
 
 export interface RunFunctionOptions {
-  /** The policy (IR), or the path of its policy.ts. */
-  policy: PolicyIR | string;
+  /**
+   * The policy (IR), or the path of its policy.ts: where the function's id, handler and routes
+   * come from unless given below. The supervisor gives them explicitly instead (`fnId`,
+   * `handlerPath`, `pinDir`): a policy file edited after the chain started says nothing about it.
+   */
+  policy?: PolicyIR | string;
   functionName: string;
+  /** The function's id in the running chain (default: the policy's). */
+  fnId?: number;
   instance: number;
   /** Handler module (default export). Default: the policy's handler path, resolved against the policy file. */
   handlerPath?: string;
@@ -30,15 +37,15 @@ export interface RunFunctionOptions {
   handler?: Handler;
   hubPort: number;
   hubHost?: string;
-  /** Registration through sockops: the reserved local port (`reg_ports`). */
-  regPort?: number;
-  /** With regPort: the policy cgroup to join before connecting (unless the supervisor put us there). */
-  cgroup?: string;
+  /** The loaded policy's pin directory: routes are followed live through its mapped `routes` map. */
+  pinDir?: string;
+  /** Routes to follow instead (default: pinDir's live table, else the policy's routes, fixed). */
+  routes?: RouteView;
   /** Registration by the supervisor: an inherited socket it already inserted into `socks`. */
   sockFd?: number;
   /** Registration by the caller: inserts the socket's fd into `socks` (processes holding the maps). */
   register?: (fd: number) => void | Promise<void>;
-  /** Force a registration mode (default: regPort -> sockops, sockFd -> fd, register -> callback, IPC channel -> ipc). */
+  /** Force a registration mode (default: sockFd -> fd, register -> callback, IPC channel -> ipc). */
   mode?: RegisterMode;
   /** The pool: an open Pool, or its name/path for Pool.open (default: the policy's name). */
   pool?: RuntimePool | string;
@@ -72,24 +79,34 @@ export const EXIT_RESTART = 75;
  * @throws PoolError when the pool cannot be opened; PolicyLoadError/PolicyError for a bad policy path.
  */
 export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstance> {
-  const ir = typeof o.policy === 'string' ? await loadPolicyFile(o.policy) : o.policy;
-  const fn = ir.functions.find((f) => f.name === o.functionName);
-  if (!fn) throw new FunctionError(404, `policy ${ir.name} has no function '${o.functionName}' (functions: ${ir.functions.map((f) => f.name).join(', ')})`);
+  const ir = typeof o.policy === 'string' ? await loadPolicyFile(o.policy) : (o.policy ?? null);
+  const found = ir?.functions.find((f) => f.name === o.functionName);
+  if (ir && !found && o.fnId === undefined) {
+    throw new FunctionError(404, `policy ${ir.name} has no function '${o.functionName}' (functions: ${ir.functions.map((f) => f.name).join(', ')})`);
+  }
+  if (!found && (o.fnId === undefined || !o.handlerPath && !o.handler)) {
+    throw new FunctionError(500, `function '${o.functionName}': without a policy, fnId and a handler are needed`);
+  }
+  const fn = { id: o.fnId ?? found!.id, name: o.functionName, maxInFlight: found?.maxInFlight ?? null };
   const tag = `[${fn.name}#${o.instance} pid ${process.pid}]`;
   const log = o.log ?? ((m: string) => process.stderr.write(`${tag} ${m}\n`));
 
   let handler = o.handler;
   if (!handler) {
-    const path = o.handlerPath ?? (typeof o.policy === 'string' ? resolveHandler(o.policy, fn) : undefined);
+    const path = o.handlerPath ?? (typeof o.policy === 'string' && found ? resolveHandler(o.policy, found) : undefined);
     if (!path) throw new FunctionError(500, `function '${fn.name}': no handler (pass handlerPath when the policy is given as IR)`);
     handler = await loadHandler(path);
   }
 
   const ownPool = o.pool === undefined || typeof o.pool === 'string';
-  const pool: RuntimePool = ownPool ? Pool.open((o.pool as string | undefined) ?? ir.name) : (o.pool as RuntimePool);
+  if (ownPool && o.pool === undefined && !ir) throw new FunctionError(500, `function '${fn.name}': no pool given`);
+  const pool: RuntimePool = ownPool ? Pool.open((o.pool as string | undefined) ?? ir!.name) : (o.pool as RuntimePool);
+  const liveRoutes = !o.routes && o.pinDir ? LiveRouteTable.open(o.pinDir) : null;
+  const routes = o.routes ?? liveRoutes ?? (ir ? staticRouteTable(ir) : null);
+  if (!routes) throw new FunctionError(500, `function '${fn.name}': no routes (pass pinDir or a policy)`);
 
-  const mode: RegisterMode =
-    o.mode ?? (o.regPort ? 'sockops' : o.sockFd !== undefined ? 'fd' : o.register ? 'callback' : process.send ? 'ipc' : 'sockops');
+  const mode: RegisterMode | undefined = o.mode ?? (o.sockFd !== undefined ? 'fd' : o.register ? 'callback' : process.send ? 'ipc' : undefined);
+  if (!mode) throw new FunctionError(500, `function '${fn.name}': no way to register its socket (pass sockFd or register, or run it under bpfctl run)`);
 
   let link: Link | null = null;
   const dispatcher = new Dispatcher({
@@ -99,7 +116,7 @@ export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstan
     fnId: fn.id,
     fnName: fn.name,
     instance: o.instance,
-    routes: ir.routes,
+    routes,
     owner: process.pid,
     maxInFlight: o.maxInFlight ?? fn.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
     maxQueue: o.maxQueue ?? DEFAULT_MAX_QUEUE,
@@ -119,8 +136,6 @@ export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstan
     mode,
     hubPort: o.hubPort,
     hubHost: o.hubHost,
-    regPort: o.regPort,
-    cgroup: o.cgroup,
     sockFd: o.sockFd,
     register: o.register,
     identity: { fn: fn.name, fnId: fn.id, inst: o.instance },
@@ -162,6 +177,7 @@ export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstan
     close: () => {
       dispatcher.close();
       link.close();
+      liveRoutes?.close();
       if (ownPool) (pool as Pool).close();
     },
   };

@@ -17,7 +17,8 @@ export { DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF, DESC_SI
  * discarded: sending it again would be refused again, and could bounce forever.
  */
 export function canBounce(d: Desc, routeLen: number | undefined): boolean {
-  if (!(d.flags & DESC_FLAG_DROPPED) || routeLen === undefined || d.hop >= routeLen) return false;
+  // ERROR: it was already on its way back (an error reply), like hop == len.
+  if (!(d.flags & DESC_FLAG_DROPPED) || routeLen === undefined || d.hop >= routeLen || d.flags & DESC_FLAG_ERROR) return false;
   const reason = DROP_REASON_KEYS[(d.flags & DESC_DROP_REASON_MASK) >> DESC_DROP_REASON_SHIFT];
   return reason === 'no_instance' || reason === 'dead_socket';
 }

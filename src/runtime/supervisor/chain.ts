@@ -4,27 +4,36 @@
  * Process layout: this process (the supervisor) loads the policy, owns the pool file, the hub
  * and the dead-letter socket, and writes the registration maps; it carries no request traffic.
  * Every gateway instance and every function instance is a process of its own, in the policy
- * cgroup, registered through sockops from a port the supervisor reserved for it (slot.ts,
- * launch.ts). The registry keeps `instances` equal to the set of registered, living processes,
- * so the sk_msg program never picks a dead one; slots replace processes that die.
+ * cgroup, whose chain socket only the supervisor inserts into `socks` (slot.ts, registry.ts). The
+ * registry keeps `instances` equal to the set of registered, living processes, so the sk_msg
+ * program never picks a dead one; slots replace processes that die.
+ *
+ * Live state is the pinned maps and the manifest, never a copy in a process: route changes are
+ * written there (src/deploy/routes.ts) and gateways and functions follow them; scaling and
+ * `apply` go through the control socket, one change at a time, and are recorded in the manifest
+ * so `status`, `diff` and `graph` show what runs.
  */
 import { resolve } from 'node:path';
 import { type ChainMaps, openChainMaps } from '../../deploy/chain-maps.ts';
+import { manifestHashes } from '../../deploy/code-hash.ts';
+import { readManifest, writeManifest } from '../../deploy/manifest.ts';
 import { pinRoot, policyCgroup, policyDir } from '../../deploy/paths.ts';
 import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
+import { applyRouteChanges, DEFAULT_DRAIN_MS, type RouteChange } from '../../deploy/routes.ts';
 import { BpfctlError } from '../../errors.ts';
 import { DEAD_LETTER_KEY_BYTES } from '../../ir/chain-maps.ts';
 import { type FunctionIR, loadPolicyFile, type PolicyIR, resolveHandler } from '../../ir/policy.ts';
 import { buildCFunction } from '../c/build.ts';
 import { type DeadLetter, type Hub, startDeadLetter, startHub } from '../hub.ts';
 import { Pool, type PoolStats } from '../pool/index.ts';
+import { LiveRouteTable } from '../route-table.ts';
 import { functionEnv } from '../sdk/env.ts';
+import { type ApplyResult, applyToChain, type FunctionCode } from './apply.ts';
 import { controlPath, serveControl } from './control.ts';
 import { ChainStartError, ScaleError } from './errors.ts';
 import { gatewayEnv } from './gateway-env.ts';
 import { launchCFunction, launchGateway, launchTsFunction } from './launch.ts';
 import { lockPolicy, type RunLock } from './lock.ts';
-import { PortReserver } from './ports.ts';
 import { Registry } from './registry.ts';
 import { scaler } from './scale.ts';
 import { createPool, freePort } from './setup.ts';
@@ -43,6 +52,8 @@ export interface ChainOptions {
   poolName?: string;
   /** The gateway's reply deadline per request (default: the gateway's, 5 s). */
   timeoutMs?: number;
+  /** The gateway's deadline for receiving a request's headers and body (default 10 s). */
+  bodyTimeoutMs?: number;
   /** How long an instance may take to register before it is killed (default 30 s). */
   readyTimeoutMs?: number;
   /** SIGTERM to SIGKILL when stopping (default 3 s). */
@@ -57,6 +68,8 @@ export interface ChainOptions {
    * stops restarts at once (the instances got the signal too), and the caller then calls stop().
    */
   signal?: AbortSignal;
+  /** `bpfctl unload` asked the running chain to stop (default: stop()). `bpfctl run` ends its run. */
+  onStopRequest?: () => void;
 }
 
 export interface ChainRoute {
@@ -85,6 +98,10 @@ export interface Chain {
    * @throws ScaleError (unknown function, bad count), ChainStartError (a new instance died at start)
    */
   scale(fn: string, n: number): Promise<SlotInfo[]>;
+  /** Route changes, as one generation (the same as `bpfctl route set|del` on a running chain). */
+  changeRoutes(changes: RouteChange[]): Promise<unknown>;
+  /** Converges to a policy file (`bpfctl apply`). */
+  apply(file: string): Promise<ApplyResult>;
   poolStats(): PoolStats;
   deadLetterStats(): ReturnType<DeadLetter['stats']>;
   /** Stops every process and removes pins, programs, pool file, cgroup and lock. Idempotent. */
@@ -126,6 +143,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
   let hub: Hub | null = null;
   let deadLetter: DeadLetter | null = null;
   let control: { close(): Promise<void> } | null = null;
+  let routeTable: LiveRouteTable | null = null;
   let stopping: Promise<void> | null = null;
 
   const teardown = async (): Promise<void> => {
@@ -138,6 +156,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     await hub?.close();
     registry?.close();
     maps?.close();
+    routeTable?.close();
     const errors: unknown[] = [];
     const attempt = (what: () => void) => {
       try {
@@ -168,32 +187,44 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     if (lock.stale) progress(`a previous supervisor of ${ir.name} died; cleaning up after it`);
 
     // C functions are built before anything is loaded: a compile error leaves nothing behind.
-    const executables = new Map<string, string>();
-    for (const f of ir.functions.filter((fn) => fn.language === 'c')) {
-      progress(`building C function ${f.name}`);
-      executables.set(f.name, await buildCFunction(resolveHandler(file, f)));
+    const code = new Map<string, FunctionCode>();
+    for (const f of ir.functions) {
+      if (f.language === 'c') progress(`building C function ${f.name}`);
+      const handler = resolveHandler(file, f);
+      code.set(f.name, { handler, exe: f.language === 'c' ? await buildCFunction(handler) : null, maxInFlight: f.maxInFlight });
     }
     aborted();
 
     // loadPolicy removes what it made itself when it fails.
-    loadPolicy(ir, { root, policyFile: file, progress });
+    loadPolicy(ir, { root, policyFile: file, progress, codeHashes: manifestHashes(file, ir) });
     loaded = true;
     aborted();
 
     progress(`creating pool ${poolName} (${ir.pool.bufferCount} x ${ir.pool.bufferSize} B)`);
     pool = createPool(poolName, ir, lock.stale);
     const thePool = pool;
+    const pinDir = policyDir(ir.name, root);
     maps = openChainMaps(ir.name, root);
     const theMaps = maps;
-    const reg = new Registry(theMaps, thePool, new PortReserver(), log);
+    const reg = new Registry(theMaps, thePool, log);
     registry = reg;
+    routeTable = LiveRouteTable.open(pinDir);
+    const table = routeTable;
 
     hub = await startHub({ host: LOOPBACK });
     const hubPort = hub.port;
     // The kernel checks buffers against the pool as it was really laid out (huge pages round up).
-    theMaps.config.set(0, { pool_size: thePool.size, data_off: thePool.dataOffset, buf_size: thePool.bufferSize, buf_count: thePool.bufferCount, hub_port: hubPort, pad: 0 });
+    const cfg = theMaps.config.get(0);
+    theMaps.config.set(0, {
+      pool_size: thePool.size,
+      data_off: thePool.dataOffset,
+      buf_size: thePool.bufferSize,
+      buf_count: thePool.bufferCount,
+      hub_port: hubPort,
+      routes_gen: cfg?.routes_gen ?? 1,
+    });
     deadLetter = startDeadLetter({
-      policy: ir,
+      routeLen: (slot) => table.bySlot(slot)?.len,
       hubPort,
       register: (fd) => theMaps.socks.updateFd(DEAD_LETTER_KEY_BYTES, fd),
       log: (m) => log(`[dead-letter] ${m}`),
@@ -201,26 +232,46 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     await deadLetter.ready;
     aborted();
 
+    // Instance ids are never reused while a chain runs: a replacement (apply) gets a new one, so
+    // the old instance keeps its socket, and its sends their redirects, while it drains.
+    const nextInst = new Map<number, number>();
+    const takeInst = (fnId: number): number => {
+      const n = nextInst.get(fnId) ?? 0;
+      nextInst.set(fnId, n + 1);
+      return n;
+    };
     const fnSlot = (f: FunctionIR, inst: number): Slot => {
-      const exe = executables.get(f.name);
-      const launch = (regPort: number) => {
-        const env = functionEnv(ir, { policyFile: file, functionName: f.name, instance: inst, hubPort, pool: thePool.path, regPort });
-        return exe ? launchCFunction(cgroup, exe, env) : launchTsFunction(cgroup, env);
+      const c = code.get(f.name)!;
+      const launch = (slot: Slot) => {
+        const env = functionEnv({
+          functionName: f.name,
+          fnId: f.id,
+          instance: inst,
+          hubPort,
+          pool: thePool.path,
+          pinDir,
+          maxInFlight: c.maxInFlight,
+          handler: c.exe ? undefined : c.handler,
+        });
+        return c.exe ? launchCFunction(cgroup, c.exe, env, hubPort, (fd) => reg.register(slot, fd)) : launchTsFunction(cgroup, env);
       };
       return new Slot('function', f.name, f.id, inst, launch, reg, readyTimeout);
     };
-    for (const f of ir.functions) for (let inst = 0; inst < f.instances; inst++) slots.push(fnSlot(f, inst));
+    for (const f of ir.functions) for (let i = 0; i < f.instances; i++) slots.push(fnSlot(f, takeInst(f.id)));
 
     // Chosen here, not by the first gateway's listen(0): cluster workers share a listening socket
     // only when they ask for the same address and port, and a gateway restarted after the last one
     // died must come back on the URL that was printed.
     const httpPort = opts.port || (await freePort(host));
-    const instancesPin = `${policyDir(ir.name, root)}/maps/instances`;
     for (let gw = 0; gw < ir.gateway.instances; gw++) {
-      const env = (regPort: number) =>
-        gatewayEnv({ policyFile: file, pool: thePool.path, hubPort, regPort, cgroup, gwInst: gw, httpPort, httpHost: host, instancesPin, timeoutMs: opts.timeoutMs });
-      slots.push(new Slot('gateway', 'gateway', 0, gw, (regPort) => launchGateway(env(regPort)), reg, readyTimeout));
+      const env = gatewayEnv({ pinDir, pool: thePool.path, hubPort, gwInst: gw, httpPort, httpHost: host, timeoutMs: opts.timeoutMs, bodyTimeoutMs: opts.bodyTimeoutMs });
+      slots.push(new Slot('gateway', 'gateway', 0, gw, () => launchGateway(cgroup, env), reg, readyTimeout));
     }
+    // A process that dies takes the requests it held with it: the gateways fail them now (503)
+    // instead of letting them wait for the reply deadline.
+    reg.onDeath = (d) => {
+      for (const s of slots) if (s.kind === 'gateway') s.send({ type: 'bpfctl:instance-down', ...d });
+    };
 
     const total = slots.length;
     const nGw = ir.gateway.instances;
@@ -244,12 +295,61 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     for (const s of slots) void s.start();
     await Promise.race([Promise.all(slots.map(counted)), abortP]);
 
-    const scale = scaler({ ir, slots, newSlot: fnSlot, registry: reg, graceMs, stopping: () => stopping !== null, log });
+    // Every change to the running chain goes through one queue: they read and write the same
+    // maps and manifest.
+    let queue: Promise<unknown> = Promise.resolve();
+    const serial = <T>(what: () => Promise<T>): Promise<T> => {
+      const run = queue.then(what);
+      queue = run.catch(() => {});
+      return run;
+    };
+    const drainMs = Math.max(DEFAULT_DRAIN_MS, 2 * (opts.timeoutMs ?? 5000));
+    const scaleNow = scaler({ policy: ir.name, functions: () => readManifest(pinDir).ir.functions, slots, newSlot: (f) => fnSlot(f, takeInst(f.id)), registry: reg, graceMs, stopping: () => stopping !== null, log });
+    const recordInstances = (fnName: string, n: number) => {
+      const m = readManifest(pinDir);
+      writeManifest(pinDir, { ...m, ir: { ...m.ir, functions: m.ir.functions.map((f) => (f.name === fnName ? { ...f, instances: n } : f)) } });
+    };
+    const scale = (fnName: string, n: number) =>
+      serial(async () => {
+        const res = await scaleNow(fnName, n);
+        recordInstances(fnName, n);
+        return res;
+      });
+    const changeRoutes = (changes: RouteChange[]) =>
+      serial(async () => {
+        if (stopping) throw new ScaleError(`${ir.name} is stopping`);
+        return applyRouteChanges(ir.name, changes, { root, drainMs });
+      });
+    const apply = (next: string) =>
+      serial(() =>
+        applyToChain({
+          file: resolve(next),
+          root,
+          pinDir,
+          slots,
+          code,
+          newSlot: (f) => fnSlot(f, takeInst(f.id)),
+          registry: reg,
+          scale: scaleNow,
+          drainMs,
+          graceMs,
+          progress,
+          log,
+        }),
+      );
 
+    let stopChain: () => Promise<void> = async () => {};
     if (opts.control ?? true) {
       control = await serveControl(controlPath(ir.name), async (req) => {
         if (req.op === 'scale') return scale(req.function, req.instances);
         if (req.op === 'instances') return slots.map((s) => s.snapshot());
+        if (req.op === 'routes') return changeRoutes(req.changes);
+        if (req.op === 'apply') return apply(req.file);
+        if (req.op === 'stop') {
+          // Answered first: the control socket closes as the chain stops.
+          setImmediate(() => (opts.onStopRequest ? opts.onStopRequest() : void stopChain()));
+          return { stopping: true, pid: process.pid };
+        }
         throw new BpfctlError('E_CONTROL', `unknown request ${JSON.stringify((req as { op?: unknown }).op)}`);
       });
     }
@@ -273,13 +373,15 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
       cgroup,
       instances: () => slots.map((s) => s.snapshot()),
       scale,
+      changeRoutes,
+      apply,
       poolStats: () => thePool.stats(),
       deadLetterStats: () => deadLetter!.stats(),
       stopped,
-      stop: () => {
+      stop: (stopChain = () => {
         stopping ??= teardown().finally(resolveStopped);
         return stopping;
-      },
+      }),
     };
   } catch (err) {
     try {

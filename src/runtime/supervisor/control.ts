@@ -7,10 +7,16 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import type { RouteChange } from '../../deploy/routes.ts';
 import { BpfctlError } from '../../errors.ts';
 import { runDir } from './lock.ts';
 
-export type ControlRequest = { op: 'scale'; function: string; instances: number } | { op: 'instances' };
+export type ControlRequest =
+  | { op: 'scale'; function: string; instances: number }
+  | { op: 'instances' }
+  | { op: 'routes'; changes: RouteChange[] }
+  | { op: 'apply'; file: string }
+  | { op: 'stop' };
 
 export type ControlHandler = (req: ControlRequest) => Promise<unknown>;
 

@@ -4,12 +4,13 @@
  * an event loop of its own, and with `gateway.instances` > 1 the workers share one listening
  * socket (the cluster primary only creates it; each worker accepts for itself).
  *
- * Registration is sockops, like the functions': the reserved port is in `reg_ports`, and the
- * process joins the policy cgroup before it connects.
+ * Its chain socket goes to the supervisor over the cluster IPC channel, which inserts it. Routes
+ * and live instances are read from the pinned maps through read-only mappings; the supervisor
+ * tells it over IPC when an instance dies, so the requests that instance held fail at once.
  */
-import { BpfMap } from '../../../loader/index.ts';
-import { loadPolicyFile } from '../../ir/policy.ts';
+import { readManifest } from '../../deploy/manifest.ts';
 import { startGateway } from '../gateway/index.ts';
+import { LiveInstanceCounts, LiveRouteTable } from '../route-table.ts';
 import { GW_ENV } from './gateway-env.ts';
 
 function need(name: string): string {
@@ -26,20 +27,30 @@ function num(name: string): number {
 
 async function main(): Promise<void> {
   const gwInst = num(GW_ENV.gwInst);
-  const ir = await loadPolicyFile(need(GW_ENV.policy));
-  const instances = BpfMap.openPinned(need(GW_ENV.instancesPin));
+  const pinDir = need(GW_ENV.pinDir);
+  // Function names (for messages) and the pool's size; routes and instances are followed live.
+  const ir = readManifest(pinDir).ir;
+  const routes = LiveRouteTable.open(pinDir);
+  const instances = LiveInstanceCounts.open(pinDir);
   const timeout = process.env[GW_ENV.timeoutMs];
+  const bodyTimeout = process.env[GW_ENV.bodyTimeoutMs];
   const gw = await startGateway({
     policy: ir,
     pool: need(GW_ENV.pool),
     hubPort: num(GW_ENV.hubPort),
     gwInst,
-    regPort: num(GW_ENV.regPort),
-    cgroup: need(GW_ENV.cgroup),
+    mode: 'ipc',
+    routes,
     instances,
     port: num(GW_ENV.httpPort),
     host: need(GW_ENV.httpHost),
     timeoutMs: timeout ? Number(timeout) : undefined,
+    bodyTimeoutMs: bodyTimeout ? Number(bodyTimeout) : undefined,
+  });
+  process.on('message', (m: { type?: string; fnId?: number; inst?: number; before?: number[] }) => {
+    if (m?.type === 'bpfctl:instance-down' && typeof m.fnId === 'number' && typeof m.inst === 'number' && Array.isArray(m.before)) {
+      gw.instanceDown(m.fnId, m.inst, m.before);
+    }
   });
   await gw.ready;
   process.send?.({ type: 'bpfctl:ready', port: gw.port, pid: process.pid, gwInst });
@@ -49,6 +60,7 @@ async function main(): Promise<void> {
     closing = true;
     // Open requests get a 503 rather than a reset connection.
     void gw.close().finally(() => {
+      routes.close();
       instances.close();
       process.exit(0);
     });

@@ -1,15 +1,16 @@
 /**
  * How instance processes are started. Every one is placed in the policy cgroup *before* it runs
  * a single instruction of its own: a tiny shell writes its pid into `cgroup.procs` and then execs
- * the instance (same pid). So the process is inside when it connects (gotcha 7) without needing
- * the right to move itself, and nothing it could do first escapes the sockops trust check.
+ * the instance (same pid). The cgroup holds a policy's processes together (what `bpfctl status`
+ * lists, what stopping a chain must leave empty); registration does not depend on it.
  *
- * Gateways are cluster workers instead (their HTTP socket is shared between them), and join the
- * cgroup themselves before connecting: they are bpfctl's own code, run as the supervisor's user.
+ * Gateways are cluster workers instead (their HTTP socket is shared between them); the supervisor
+ * moves each into the cgroup right after the fork.
  */
 import { spawn } from 'node:child_process';
 import cluster from 'node:cluster';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -53,24 +54,48 @@ export function launchTsFunction(cgroup: string, env: Record<string, string>): L
 
 const SETPRIV = '/usr/bin/setpriv';
 
+/** fd of the chain socket a C instance inherits (after stdin, stdout, stderr and the ready pipe). */
+const C_SOCK_FD = 4;
+
 /**
- * A C function instance: the executable the C SDK built; it writes "ready ..." to fd 3. Unlike a
- * TS instance it has no IPC channel whose closing tells it the supervisor is gone, so it gets a
- * parent-death signal instead (when util-linux's setpriv is there to set one across exec).
+ * A C function instance: the executable the C SDK built; it writes "ready ..." to fd 3. It has no
+ * IPC channel to hand a socket over, so the supervisor connects its chain socket to the hub,
+ * inserts it (`register`) and passes it down as fd 4; a C instance whose socket fails exits and
+ * is restarted with a new one. Unlike a TS instance it has no IPC channel whose closing tells it
+ * the supervisor is gone, so it gets a parent-death signal instead (when util-linux's setpriv is
+ * there to set one across exec).
  */
-export function launchCFunction(cgroup: string, executable: string, env: Record<string, string>): Launch {
-  const cmd = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', '--', executable] : [executable];
-  const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), ...cmd], {
-    env: { ...baseEnv(), ...env, BPFCTL_READY_FD: '3' },
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+export async function launchCFunction(cgroup: string, executable: string, env: Record<string, string>, hubPort: number, register: (fd: number) => void): Promise<Launch> {
+  const sock = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port: hubPort, noDelay: true });
+    s.once('connect', () => {
+      s.off('error', reject);
+      // Nothing may be read here: once registered, the socket's traffic is the instance's.
+      s.pause();
+      resolve(s);
+    });
+    s.once('error', reject);
   });
-  return { child, ready: 'fd3' };
+  try {
+    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number') throw new Error('connected socket has no fd');
+    register(fd);
+    const cmd = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', '--', executable] : [executable];
+    const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), ...cmd], {
+      env: { ...baseEnv(), ...env, BPFCTL_READY_FD: '3', BPFCTL_SOCK_FD: String(C_SOCK_FD) },
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', sock],
+    });
+    return { child, ready: 'fd3' };
+  } finally {
+    // The child holds its own copy now. destroy(), not end(): a FIN would close it for the child too.
+    sock.destroy();
+  }
 }
 
 let clusterReady = false;
 
-/** A gateway instance as a cluster worker; ready over IPC with its HTTP port. */
-export function launchGateway(env: Record<string, string>): Launch {
+/** A gateway instance as a cluster worker, moved into the policy cgroup; ready over IPC with its HTTP port. */
+export function launchGateway(cgroup: string, env: Record<string, string>): Launch {
   if (!clusterReady) {
     // The primary only creates the listening socket; every worker accepts on it itself, so the
     // supervisor stays off the request path (round-robin would route every connection through it).
@@ -80,5 +105,11 @@ export function launchGateway(env: Record<string, string>): Launch {
   }
   cluster.setupPrimary({ exec: GATEWAY_MAIN, execArgv: ['--import', tsxLoader()], args: [], silent: true });
   const worker = cluster.fork({ ...baseEnv(), ...env });
+  try {
+    writeFileSync(join(cgroup, 'cgroup.procs'), `${worker.process.pid}\n`);
+  } catch (err) {
+    worker.process.kill('SIGKILL');
+    throw err;
+  }
   return { child: worker.process, ready: 'ipc' };
 }

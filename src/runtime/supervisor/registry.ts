@@ -1,24 +1,34 @@
 /**
  * The supervisor's side of registration: what the kernel may trust, kept equal to what is alive.
- * `reg_ports` holds a port only while the process it was reserved for lives; `instances` lists a
- * function's instance only between its process registering and dying, so the sk_msg program never
- * picks a dead socket; and a dead process's pool buffers are reclaimed the moment it is gone.
+ * Only the supervisor writes `socks`, and only with a socket it got from the process it started
+ * for that slot (over that process's own IPC channel, or connected by the supervisor and handed
+ * down): a process it did not start, even one inside the policy cgroup, has no way to put a socket
+ * there or to replace one. `instances` lists a function's instance only between its process
+ * registering and dying, so the sk_msg program never picks a dead socket; a dead process's pool
+ * buffers are reclaimed the moment it is gone.
  */
 import type { ChainMaps } from '../../deploy/chain-maps.ts';
 import { MAX_INSTANCES } from '../../ir/chain-limits.ts';
-import { sockKey } from '../../schema/chain-maps.ts';
+import { sockKeyBytes } from '../../ir/chain-maps.ts';
 import type { Pool } from '../pool/index.ts';
-import type { PortReserver } from './ports.ts';
 import type { Slot, SlotHost } from './slot.ts';
 
+export interface InstanceDown {
+  fnId: number;
+  inst: number;
+  /** The function's live ids just before it left them (how the kernel picked among them). */
+  before: number[];
+}
+
 export class Registry implements SlotHost {
-  private readonly live = new Map<number, Set<number>>();
+  private readonly live = new Map<number, number[]>();
   private closed = false;
+  /** A process died (not a planned stop): requests it held are lost. */
+  onDeath: (d: InstanceDown) => void = () => {};
 
   constructor(
     private readonly maps: ChainMaps,
     private readonly pool: Pool,
-    private readonly ports: PortReserver,
     readonly log: (line: string) => void,
   ) {}
 
@@ -28,35 +38,39 @@ export class Registry implements SlotHost {
   }
 
   liveIds(fnId: number): number[] {
-    return [...(this.live.get(fnId) ?? [])].sort((a, b) => a - b);
+    return [...(this.live.get(fnId) ?? [])];
   }
 
-  reservePort = (): Promise<number> => this.ports.take();
-
-  allowPort = (port: number, fnId: number, inst: number): void => {
-    this.maps.regPorts.set(port, sockKey(fnId, inst));
-  };
-
-  revokePort = (port: number): void => {
-    this.ports.release(port);
-    if (!this.closed) this.maps.regPorts.delete(port);
+  register = (slot: Slot, fd: number): void => {
+    if (this.closed) throw new Error('the chain is stopping');
+    this.maps.socks.updateFd(sockKeyBytes(slot.fnId, slot.instance), fd);
   };
 
   up = (slot: Slot): void => {
-    const set = this.live.get(slot.fnId) ?? new Set<number>();
-    this.live.set(slot.fnId, set);
-    set.add(slot.instance);
+    const ids = this.live.get(slot.fnId) ?? [];
+    this.live.set(slot.fnId, ids);
+    // Appended, not sorted: the ids already live keep their positions, so most requests keep
+    // mapping to the instance they mapped to (req_id % count changes only for the new count).
+    if (!ids.includes(slot.instance)) ids.push(slot.instance);
     this.write(slot.fnId);
     if (slot.restarts) this.log(`[${slot.label}] restarted as pid ${slot.pid}`);
   };
 
-  /** Also used to take an instance out of rotation before it is stopped (scaling down). */
-  retire(slot: Slot): void {
-    if (this.live.get(slot.fnId)?.delete(slot.instance)) this.write(slot.fnId);
+  /** Also used to take an instance out of rotation before it is stopped (scaling down, replacing). */
+  retire(slot: Slot): number[] {
+    const ids = this.live.get(slot.fnId) ?? [];
+    const before = [...ids];
+    const at = ids.indexOf(slot.instance);
+    if (at >= 0) {
+      ids.splice(at, 1);
+      this.write(slot.fnId);
+    }
+    return before;
   }
 
-  down = (slot: Slot, pid: number): void => {
-    this.retire(slot);
+  down = (slot: Slot, pid: number, planned: boolean): void => {
+    const before = this.retire(slot);
+    if (!planned && before.includes(slot.instance)) this.onDeath({ fnId: slot.fnId, inst: slot.instance, before });
     // What the dead process held (buffers it allocated, or adopted mid-request) is free again.
     if (pid > 0 && !this.closed) {
       const n = this.pool.reclaim(pid);

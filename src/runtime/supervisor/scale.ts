@@ -3,9 +3,12 @@
  * each registers; all or nothing, so a count that cannot be reached leaves the old one. Down: the
  * highest instance ids leave `instances` first, keep running a moment for descriptors already
  * on their way to them, then stop. One change at a time.
+ *
+ * The function is looked up in the manifest's IR (functions added by `apply` are there), through
+ * `functions()`.
  */
 import { MAX_INSTANCES } from '../../ir/chain-limits.ts';
-import type { FunctionIR, PolicyIR } from '../../ir/policy.ts';
+import type { FunctionIR } from '../../ir/policy.ts';
 import { ChainStartError, ScaleError } from './errors.ts';
 import type { Registry } from './registry.ts';
 import type { Slot, SlotInfo } from './slot.ts';
@@ -14,10 +17,13 @@ import type { Slot, SlotInfo } from './slot.ts';
 const DRAIN_MS = 500;
 
 export interface ScaleContext {
-  ir: PolicyIR;
+  /** The chain's functions now (apply adds and removes them). */
+  functions(): FunctionIR[];
+  policy: string;
   /** The chain's slots (changed in place). */
   slots: Slot[];
-  newSlot(f: FunctionIR, inst: number): Slot;
+  /** A new slot for the function, with a fresh instance id. */
+  newSlot(f: FunctionIR): Slot;
   registry: Registry;
   graceMs: number;
   stopping(): boolean;
@@ -32,13 +38,14 @@ export function scaler(c: ScaleContext): (fn: string, n: number) => Promise<Slot
   };
 
   const now = async (fnName: string, n: number): Promise<SlotInfo[]> => {
-    const f = c.ir.functions.find((x) => x.name === fnName);
-    if (!f) throw new ScaleError(`policy ${c.ir.name} has no function '${fnName}' (functions: ${c.ir.functions.map((x) => x.name).join(', ')})`);
+    const fns = c.functions();
+    const f = fns.find((x) => x.name === fnName);
+    if (!f) throw new ScaleError(`policy ${c.policy} has no function '${fnName}' (functions: ${fns.map((x) => x.name).join(', ')})`);
     if (!Number.isInteger(n) || n < 0 || n > MAX_INSTANCES) throw new ScaleError(`instances must be 0..${MAX_INSTANCES}, got ${n}`);
-    if (c.stopping()) throw new ScaleError(`${c.ir.name} is stopping`);
+    if (c.stopping()) throw new ScaleError(`${c.policy} is stopping`);
     const mine = of(f);
     if (n > mine.length) {
-      const added = Array.from({ length: n - mine.length }, (_, i) => c.newSlot(f, mine.length + i));
+      const added = Array.from({ length: n - mine.length }, () => c.newSlot(f));
       c.slots.push(...added);
       for (const s of added) void s.start();
       try {

@@ -3,11 +3,17 @@
  * it. A slot outlives its processes: a process that dies is replaced, with growing delays while
  * it keeps dying, under the same key, so the kernel's view of the function never changes shape.
  *
- * Each process gets a fresh reserved port (its predecessor's may linger in the kernel for a
- * moment); the port is written to `reg_ports` before the process starts and removed when it
- * exits, so a port is only ever trusted while its own process lives.
+ * Registration: a TypeScript process (function or gateway) hands its chain socket to the
+ * supervisor over its own IPC channel (`bpfctl:register`), and the supervisor inserts it under
+ * this slot's key. The message's claims are ignored: the key is the slot's, and only the process
+ * the slot started has that channel. A C process gets a socket the supervisor connected and
+ * inserted before it started (launch.ts).
+ *
+ * A failure to start (spawn, connect) is this slot's alone: it is logged and retried with the
+ * same backoff as a crash; it never reaches the supervisor as an exception.
  */
 import type { ChildProcess } from 'node:child_process';
+import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import { eachLine, Tail } from './lines.ts';
 
@@ -23,14 +29,12 @@ export interface Launch {
 
 /** What a slot needs from its supervisor. */
 export interface SlotHost {
-  reservePort(): Promise<number>;
-  /** reg_ports[port] = key (before the process starts) / delete it (after it exited). */
-  allowPort(port: number, fnId: number, inst: number): void;
-  revokePort(port: number): void;
+  /** socks[slot key] = fd (a socket the slot's own process handed over). */
+  register(slot: Slot, fd: number): void;
   /** The slot's process registered: its instance may be picked by the sk_msg program. */
   up(slot: Slot): void;
-  /** The slot's process exited: no new traffic to it; its pool buffers are reclaimed. */
-  down(slot: Slot, pid: number): void;
+  /** The slot's process exited (`planned`: it was being stopped): no new traffic to it; its pool buffers are reclaimed. */
+  down(slot: Slot, pid: number, planned: boolean): void;
   log(line: string): void;
 }
 
@@ -42,7 +46,6 @@ export interface SlotInfo {
   pid: number | null;
   state: SlotState;
   restarts: number;
-  regPort: number | null;
   /** Extra data the process sent with its ready message (the gateway: its HTTP port). */
   info: Record<string, unknown>;
 }
@@ -57,7 +60,6 @@ export class Slot {
   restarts = 0;
   info: Record<string, unknown> = {};
   private child: ChildProcess | null = null;
-  private port: number | null = null;
   private backoff = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | null = null;
   private readyTimer: NodeJS.Timeout | null = null;
@@ -74,7 +76,7 @@ export class Slot {
     readonly name: string,
     readonly fnId: number,
     readonly instance: number,
-    private readonly launch: (regPort: number) => Launch,
+    private readonly launch: (slot: Slot) => Launch | Promise<Launch>,
     private readonly host: SlotHost,
     private readonly readyTimeoutMs: number,
   ) {
@@ -93,27 +95,31 @@ export class Slot {
     return this.child?.pid ?? null;
   }
 
-  snapshot(): SlotInfo {
-    return { kind: this.kind, name: this.name, fnId: this.fnId, instance: this.instance, pid: this.pid, state: this.state, restarts: this.restarts, regPort: this.port, info: { ...this.info } };
+  /** A message to the slot's process over its IPC channel (dropped when it has none or it is gone). */
+  send(message: unknown): void {
+    const c = this.child;
+    if (c?.connected) c.send(message as object, (err: Error | null) => void err);
   }
 
+  snapshot(): SlotInfo {
+    return { kind: this.kind, name: this.name, fnId: this.fnId, instance: this.instance, pid: this.pid, state: this.state, restarts: this.restarts, info: { ...this.info } };
+  }
+
+  /** Starts a process for the slot. Never rejects: a failure is retried (or fails `ready` the first time). */
   async start(): Promise<void> {
     if (this.stopping) return;
     this.state = this.restarts ? 'restarting' : 'starting';
-    const port = await this.host.reservePort();
-    if (this.stopping) {
-      this.host.revokePort(port);
-      return;
-    }
-    this.port = port;
-    this.host.allowPort(port, this.fnId, this.instance);
+    this.startedAt = Date.now();
     let launched: Launch;
     try {
-      launched = this.launch(port);
+      launched = await this.launch(this);
     } catch (err) {
-      this.host.revokePort(port);
-      this.port = null;
+      this.host.log(`[${this.label}] cannot start: ${(err as Error).message}`);
       if (!this.failFirst(new Error(`${this.label}: cannot start: ${(err as Error).message}`))) this.scheduleRestart();
+      return;
+    }
+    if (this.stopping) {
+      launched.child.kill('SIGKILL');
       return;
     }
     const child = launched.child;
@@ -126,8 +132,9 @@ export class Slot {
     eachLine(child.stdout, forward);
     eachLine(child.stderr, forward);
     if (launched.ready === 'ipc') {
-      child.on('message', (m: { type?: string } & Record<string, unknown>) => {
+      child.on('message', (m: { type?: string; token?: unknown } & Record<string, unknown>, handle?: unknown) => {
         if (m?.type === 'bpfctl:ready') this.onReady(child, m);
+        else if (m?.type === 'bpfctl:register') this.onRegister(child, m.token, handle as net.Socket | undefined);
       });
       // An IPC channel that breaks as the child dies must not take the supervisor down.
       child.on('error', (err) => this.host.log(`[${this.label}] ${err.message}`));
@@ -179,6 +186,29 @@ export class Slot {
     }
   }
 
+  /**
+   * The slot's own process hands over its chain socket. The supervisor's copy of the fd is
+   * closed again right after the insert (destroy, never end: a FIN would close the socket for the
+   * process too), within this callback, so the supervisor never reads from it.
+   */
+  private onRegister(child: ChildProcess, token: unknown, handle: net.Socket | undefined): void {
+    if (this.child !== child) {
+      handle?.destroy();
+      return;
+    }
+    let error: string | null = null;
+    try {
+      const fd = (handle as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+      if (typeof fd !== 'number' || fd < 0) throw new Error('no socket came with the registration');
+      this.host.register(this, fd);
+    } catch (err) {
+      error = (err as Error).message;
+    } finally {
+      handle?.destroy();
+    }
+    if (child.connected) child.send(error ? { type: 'bpfctl:refused', token, error } : { type: 'bpfctl:registered', token });
+  }
+
   private onReady(child: ChildProcess, m: Record<string, unknown>): void {
     if (this.child !== child) return;
     if (this.readyTimer) clearTimeout(this.readyTimer);
@@ -196,9 +226,7 @@ export class Slot {
     if (this.readyTimer) clearTimeout(this.readyTimer);
     this.readyTimer = null;
     const pid = child.pid ?? 0;
-    this.host.down(this, pid);
-    if (this.port !== null) this.host.revokePort(this.port);
-    this.port = null;
+    this.host.down(this, pid, this.stopping);
     if (this.stopping) {
       this.state = 'stopped';
       return;
@@ -233,10 +261,7 @@ export class Slot {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.restarts++;
-      this.start().catch((err: unknown) => {
-        this.host.log(`[${this.label}] restart failed: ${(err as Error).message}`);
-        this.scheduleRestart();
-      });
+      void this.start();
     }, delay);
   }
 }

@@ -1,0 +1,84 @@
+/**
+ * `bpfctl apply POLICY_FILE`: converge what runs to the file (the kubectl model; `bpfctl diff`
+ * shows the same changes without making them).
+ * - running under `bpfctl run`: the supervisor makes every change live (routes as one
+ *   generation, scaling, rolling replacement of changed code, added and removed functions, XDP);
+ *   a change that cannot be live (pool geometry, gateway count) is refused with the reason.
+ * - loaded, not running: route and XDP changes are written live; anything else is refused unless
+ *   `--restart`, which loads the policy again (nothing runs that could lose a request).
+ * - not loaded: the same as `bpfctl load`.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { manifestHashes } from '../../deploy/code-hash.ts';
+import { diffPolicies, type PolicyDiff, viewOfIr } from '../../deploy/diff.ts';
+import { renderDiff } from '../../deploy/diff-render.ts';
+import { listPolicies, loadedManifest, loadPolicy } from '../../deploy/policy.ts';
+import { applyRouteChanges, type RouteChange } from '../../deploy/routes.ts';
+import { BpfctlError } from '../../errors.ts';
+import { loadPolicyFile } from '../../ir/policy.ts';
+import { askSupervisor, controlPath } from '../../runtime/supervisor/index.ts';
+import { type Args, defineCommand } from './types.ts';
+
+interface ApplyArgs {
+  policyFile: string;
+  restart: boolean;
+}
+
+async function running(policy: string): Promise<boolean> {
+  if (!existsSync(controlPath(policy))) return false;
+  try {
+    await askSupervisor(policy, { op: 'instances' }, undefined, 5000);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const applyCommand = defineCommand<ApplyArgs>({
+  command: 'apply <policy-file>',
+  describe: 'Make the loaded or running policy match the file, live (bpfctl diff shows what changes)',
+  builder: (y) =>
+    y
+      .positional('policy-file', { type: 'string', demandOption: true, describe: 'policy file (policy.ts)' })
+      .option('restart', { type: 'boolean', default: false, describe: 'allow changes that need a reload of a policy that is loaded but not running' }),
+  handler: async (argv: Args<ApplyArgs>) => {
+    const { out } = argv;
+    const file = resolve(argv.policyFile);
+    const ir = await loadPolicyFile(file);
+    let diff: PolicyDiff | null = null;
+    let how: string;
+    if (!listPolicies().includes(ir.name)) {
+      loadPolicy(ir, { policyFile: file, progress: (s) => out.progress(s) });
+      how = 'loaded';
+    } else if (await running(ir.name)) {
+      out.progress(`asking the supervisor of ${ir.name} to apply ${file}`);
+      diff = ((await askSupervisor(ir.name, { op: 'apply', file })) as { diff: PolicyDiff }).diff;
+      how = 'applied to the running chain';
+    } else {
+      const m = loadedManifest(ir.name);
+      diff = diffPolicies(viewOfIr(m.ir, m.codeHashes ?? {}), viewOfIr(ir, manifestHashes(file, ir)));
+      const mapOnly = diff.changes.every((c) => c.kind.startsWith('route-'));
+      if (mapOnly) {
+        const changes: RouteChange[] = diff.changes.map((c) => {
+          if (c.kind === 'route-removed') return { op: 'del', route: c.name };
+          const r = ir.routes.find((x) => x.name === c.name)!;
+          return { op: 'set', route: r.name, functions: r.functions, methods: r.methods };
+        });
+        if (changes.length) applyRouteChanges(ir.name, changes);
+        how = 'applied (routes changed live)';
+      } else if (argv.restart) {
+        loadPolicy(ir, { policyFile: file, progress: (s) => out.progress(s) });
+        how = 'reloaded (--restart)';
+      } else {
+        throw new BpfctlError(
+          'E_APPLY_RESTART',
+          `policy ${ir.name} is loaded but not running: changes other than routes need a reload (bpfctl apply --restart ${argv.policyFile}), or run it with bpfctl run`,
+        );
+      }
+    }
+    if (out.json) return void out.printJson({ policy: ir.name, result: how, diff });
+    if (diff) out.line(renderDiff(diff));
+    out.line(`${ir.name}: ${how}`);
+  },
+});

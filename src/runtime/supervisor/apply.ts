@@ -1,0 +1,182 @@
+/**
+ * `bpfctl apply` on a running chain: converge to a policy file without failing a request.
+ *
+ * What `diff` reports is done in its order: new functions start (fresh ids, appended), changed
+ * code is rolled (per function: new instances with new ids start and register, then the old ones
+ * leave `instances`, drain and stop; the old keep their sockets while draining, so what they
+ * answer still reaches its gateway), instance counts change, all route changes are published as
+ * one generation, functions no route uses any more stop, XDP sections are swapped through their
+ * links. A change that cannot be made live (pool geometry, gateway count) refuses the whole apply
+ * before anything changes.
+ */
+import { manifestHashes } from '../../deploy/code-hash.ts';
+import { diffPolicies, type PolicyDiff, viewOfIr } from '../../deploy/diff.ts';
+import { readManifest, writeManifest } from '../../deploy/manifest.ts';
+import { applyRouteChanges, type RouteChange, type RouteChangeResult } from '../../deploy/routes.ts';
+import { deployXdp, undeployXdp } from '../../deploy/xdp.ts';
+import { BpfctlError } from '../../errors.ts';
+import { MAX_USER_FUNCTIONS } from '../../ir/chain-limits.ts';
+import { type FunctionIR, hashIR, loadPolicyFile, type PolicyIR, resolveHandler } from '../../ir/policy.ts';
+import { buildCFunction } from '../c/build.ts';
+import { ChainStartError } from './errors.ts';
+import type { Registry } from './registry.ts';
+import type { Slot, SlotInfo } from './slot.ts';
+
+/** The code an instance of a function runs. */
+export interface FunctionCode {
+  handler: string;
+  /** The built executable of a C function (null: TypeScript). */
+  exe: string | null;
+  maxInFlight: number | null;
+}
+
+export interface ApplyContext {
+  file: string;
+  root: string;
+  pinDir: string;
+  slots: Slot[];
+  code: Map<string, FunctionCode>;
+  newSlot(f: FunctionIR): Slot;
+  registry: Registry;
+  scale(fn: string, n: number): Promise<SlotInfo[]>;
+  drainMs: number;
+  graceMs: number;
+  progress(text: string): void;
+  log(line: string): void;
+}
+
+export interface ApplyResult {
+  diff: PolicyDiff;
+  routes: RouteChangeResult[];
+}
+
+/** Time an instance taken out of rotation keeps running for the descriptors already sent to it. */
+const REPLACE_DRAIN_MS = 500;
+
+export class ApplyError extends BpfctlError {
+  constructor(code: string, message: string) {
+    super(code, message);
+  }
+}
+
+/** @throws ApplyError (E_APPLY_RESTART) when the change cannot be made to a running chain; PolicyError, CFunctionBuildError, ChainStartError */
+export async function applyToChain(c: ApplyContext): Promise<ApplyResult> {
+  const next = await loadPolicyFile(c.file);
+  const manifest = readManifest(c.pinDir);
+  const live = manifest.ir;
+  if (next.name !== live.name) throw new ApplyError('E_APPLY', `${c.file} is policy ${next.name}, the running chain is ${live.name}`);
+  const nextHashes = manifestHashes(c.file, next);
+  const diff = diffPolicies(viewOfIr(live, manifest.codeHashes ?? {}), viewOfIr(next, nextHashes));
+  if (!diff.live) {
+    throw new ApplyError('E_APPLY_RESTART', `policy ${live.name} cannot change this while it runs: ${diff.restartReasons.join('; ')} (stop bpfctl run and start it again with the new policy)`);
+  }
+  if (diff.changes.length === 0) return { diff, routes: [] };
+
+  const byName = new Map(next.functions.map((f) => [f.name, f]));
+  let functions = live.functions.map((f) => ({ ...f }));
+  const writeFunctions = () => {
+    const m = readManifest(c.pinDir);
+    writeManifest(c.pinDir, { ...m, ir: { ...m.ir, functions } });
+  };
+  const codeOf = async (f: FunctionIR): Promise<FunctionCode> => {
+    const handler = resolveHandler(c.file, f);
+    return { handler, exe: f.language === 'c' ? await buildCFunction(handler) : null, maxInFlight: f.maxInFlight };
+  };
+
+  // Everything that can fail on bad input (C builds) before the chain is touched.
+  const built = new Map<string, FunctionCode>();
+  for (const ch of diff.changes) {
+    if (ch.kind === 'function-added' || ch.kind === 'function-code-changed') built.set(ch.name, await codeOf(byName.get(ch.name)!));
+  }
+
+  for (const ch of diff.changes.filter((x) => x.kind === 'function-added')) {
+    const f = byName.get(ch.name)!;
+    const used = new Set(functions.map((x) => x.id));
+    let id = 1;
+    while (used.has(id)) id++;
+    if (id > MAX_USER_FUNCTIONS) throw new ApplyError('E_APPLY', `policy ${live.name} has no free function id for ${f.name}`);
+    const added: FunctionIR = { ...f, id, instances: 0 };
+    functions.push(added);
+    c.code.set(f.name, built.get(f.name)!);
+    writeFunctions();
+    c.progress(`starting ${f.instances} instance(s) of new function ${f.name}`);
+    await c.scale(f.name, f.instances);
+    added.instances = f.instances;
+  }
+
+  for (const ch of diff.changes.filter((x) => x.kind === 'function-code-changed')) {
+    const f = byName.get(ch.name)!;
+    const cur = functions.find((x) => x.name === ch.name)!;
+    c.code.set(ch.name, built.get(ch.name)!);
+    Object.assign(cur, { handler: f.handler, language: f.language, maxInFlight: f.maxInFlight });
+    writeFunctions();
+    c.progress(`replacing the instances of ${ch.name} with its new code`);
+    await replaceInstances(c, cur);
+  }
+
+  for (const ch of diff.changes) {
+    if (ch.kind !== 'function-scaled') continue;
+    await c.scale(ch.name, ch.to);
+    functions.find((x) => x.name === ch.name)!.instances = ch.to;
+  }
+  writeFunctions();
+
+  const routeChanges: RouteChange[] = [];
+  for (const ch of diff.changes) {
+    if (ch.kind === 'route-removed') routeChanges.push({ op: 'del', route: ch.name });
+    if (ch.kind === 'route-added' || ch.kind === 'route-changed') {
+      const r = next.routes.find((x) => x.name === ch.name)!;
+      routeChanges.push({ op: 'set', route: r.name, functions: r.functions, methods: r.methods });
+    }
+  }
+  const routes = routeChanges.length ? applyRouteChanges(live.name, routeChanges, { root: c.root, drainMs: c.drainMs }) : [];
+
+  for (const ch of diff.changes.filter((x) => x.kind === 'function-removed')) {
+    c.progress(`stopping removed function ${ch.name}`);
+    await c.scale(ch.name, 0);
+    functions = functions.filter((f) => f.name !== ch.name);
+    c.code.delete(ch.name);
+  }
+
+  const xdp = manifest.xdp.filter((x) => next.xdp.some((s) => s.interface === x.interface));
+  if (diff.changes.some((x) => x.kind.startsWith('xdp-'))) {
+    for (const o of manifest.xdp) if (!next.xdp.some((s) => s.interface === o.interface)) undeployXdp(c.pinDir, o.interface);
+    xdp.length = 0;
+    for (let i = 0; i < next.xdp.length; i++) {
+      const d = deployXdp(next, i, c.pinDir, { progress: c.progress });
+      xdp.push({ interface: d.interface, mode: d.mode, dir: d.dir });
+    }
+  }
+
+  const m = readManifest(c.pinDir);
+  const ir: PolicyIR = { ...m.ir, functions, xdp: next.xdp };
+  ir.hash = hashIR(ir);
+  writeManifest(c.pinDir, { ...m, ir, xdp, policyFile: c.file, codeHashes: nextHashes, schemaHash: ir.hash });
+  return { diff, routes };
+}
+
+/**
+ * Rolls a function onto its new code: as many new instances as it runs now start (new ids) and
+ * register; only then do the old ones leave `instances`, drain and stop. Capacity never drops.
+ */
+async function replaceInstances(c: ApplyContext, f: FunctionIR): Promise<void> {
+  const old = c.slots.filter((s) => s.kind === 'function' && s.fnId === f.id);
+  const fresh = old.map(() => c.newSlot(f));
+  c.slots.push(...fresh);
+  for (const s of fresh) void s.start();
+  try {
+    await Promise.all(fresh.map((s) => s.ready));
+  } catch (err) {
+    await Promise.all(fresh.map((s) => s.stop(c.graceMs)));
+    for (const s of fresh) c.slots.splice(c.slots.indexOf(s), 1);
+    throw new ChainStartError(`new code of ${f.name} did not start; the old instances keep running: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+  }
+  for (const s of old) {
+    s.halt();
+    c.registry.retire(s);
+  }
+  await new Promise((r) => setTimeout(r, REPLACE_DRAIN_MS));
+  await Promise.all(old.map((s) => s.stop(c.graceMs)));
+  for (const s of old) c.slots.splice(c.slots.indexOf(s), 1);
+  c.log(`[supervisor] ${f.name}: ${fresh.length} instance(s) on the new code (live: ${c.registry.liveIds(f.id).join(', ') || 'none'})`);
+}
