@@ -69,7 +69,27 @@ test('empty route', () => {
 test('route that is not an array', () => {
   const s = good();
   s.routes.shout = 'upper';
-  rejects(s, 'routes.shout', /must be an array of function names, got "upper"/);
+  rejects(s, 'routes.shout', /must be an array of function names or \{ functions, methods \}, got "upper"/);
+});
+
+test('the long route form: { functions, methods }', () => {
+  const s = good();
+  s.routes.shout = { functions: ['upper'], methods: ['get', 'PUT'] };
+  const ir = lowerPolicy(s);
+  const shout = ir.routes.find((r) => r.name === 'shout')!;
+  assert.equal(shout.functions, ['upper']);
+  // Upper-cased, in ROUTE_METHODS order; GET implies HEAD.
+  assert.equal(shout.methods, ['GET', 'HEAD', 'PUT']);
+  assert.equal(ir.routes.find((r) => r.name === '/hello')!.methods, ['POST'], 'the default is POST');
+  const bad = good();
+  bad.routes.shout = { functions: ['upper'], methods: ['BREW'] };
+  rejects(bad, 'routes.shout.methods[0]', /unknown HTTP method "BREW"/);
+  const empty = good();
+  empty.routes.shout = { functions: ['upper'], methods: [] };
+  rejects(empty, 'routes.shout.methods', /methods must be a non-empty array/);
+  const hop = good();
+  hop.routes.shout = { functions: ['upper', 'nope'] };
+  rejects(hop, 'routes.shout.functions[1]', /hop 1 names unknown function "nope"/);
 });
 
 test('too many hops', () => {

@@ -9,7 +9,6 @@ import { join, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DESC_DROP_REASON_SHIFT } from '../../src/ir/chain-limits.ts';
-import { lowerPolicy } from '../../src/ir/policy.ts';
 import { ENV, functionEnv } from '../../src/runtime/sdk/env.ts';
 import {
   Batcher,
@@ -115,6 +114,10 @@ test('refused descriptors: only target failures on the way out bounce, as a bare
   assert.not.ok(canBounce(d(1, 1), 3), 'unknown route');
   assert.not.ok(canBounce({ ...d(4, 1), flags: 0 }, 3), 'not refused');
   assert.not.ok(canBounce(d(4, 1), undefined), 'route unknown here');
+  // An error reply (ERROR: on its way to the gateway whatever its hop) refused on the way back
+  // is not bounced again.
+  assert.not.ok(canBounce({ ...d(4, 1), flags: d(4, 1).flags | DESC_FLAG_ERROR }, 3), 'error reply');
+  assert.not.ok(canBounce({ ...d(5, 0), flags: d(5, 0).flags | DESC_FLAG_ERROR }, 3), 'error reply, dead socket');
   const b = d(4, 1);
   bounce(b, 3);
   assert.is(b.flags, DESC_FLAG_ERROR);
@@ -142,27 +145,39 @@ test('fn.h declares the descriptor exactly as the schema lays it out', () => {
   }
 });
 
-test('functionEnv spells out what a C function cannot read from the policy', () => {
-  const ir = lowerPolicy({
-    name: 'env-test',
-    functions: { a: { instances: 1, handler: './a.ts' }, b: { instances: 2, handler: './b.c', language: 'c', maxInFlight: 4 } },
-    routes: { '/x': ['a', 'b'], '/y': ['b'] },
-    pool: { bufferSize: 1024, bufferCount: 8 },
-  });
-  const env = functionEnv(ir, { policyFile: '/p/policy.ts', functionName: 'b', instance: 1, hubPort: 4000, pool: '/dev/shm/x', regPort: 4100 });
+test('functionEnv spells out who the instance is and where the live routes are, never the routes', () => {
+  const env = functionEnv({ functionName: 'b', fnId: 2, instance: 1, hubPort: 4000, pool: '/dev/shm/x', pinDir: '/sys/fs/bpf/bpfctl/env-test', maxInFlight: 4, sockFd: 4, readyFd: 3 });
   assert.equal(env, {
-    [ENV.policy]: '/p/policy.ts',
     [ENV.fn]: 'b',
     [ENV.fnId]: '2',
     [ENV.inst]: '1',
     [ENV.hubPort]: '4000',
     [ENV.pool]: '/dev/shm/x',
-    [ENV.routes]: '2,1',
-    [ENV.routeHops]: '1,2;2',
+    [ENV.pinDir]: '/sys/fs/bpf/bpfctl/env-test',
     [ENV.maxInFlight]: '4',
-    [ENV.regPort]: '4100',
+    [ENV.sockFd]: '4',
+    [ENV.readyFd]: '3',
   });
-  assert.throws(() => functionEnv(ir, { policyFile: '', functionName: 'zz', instance: 0, hubPort: 1, pool: '' }), /no function 'zz'/);
+  // The C library reads these names (src/runtime/c/fn.c).
+  assert.is(ENV.sockFd, 'BPFCTL_SOCK_FD');
+  assert.is(ENV.readyFd, 'BPFCTL_READY_FD');
+  assert.is(ENV.fnId, 'BPFCTL_FN_ID');
+  // A TS instance: the handler module, no inherited socket (it registers over IPC); no
+  // maxInFlight when the policy leaves it to the default.
+  const ts = functionEnv({ functionName: 'a', fnId: 1, instance: 0, hubPort: 4000, pool: '/dev/shm/x', pinDir: '/p', maxInFlight: null, handler: '/p/a.ts' });
+  assert.equal(ts, {
+    [ENV.fn]: 'a',
+    [ENV.fnId]: '1',
+    [ENV.inst]: '0',
+    [ENV.hubPort]: '4000',
+    [ENV.pool]: '/dev/shm/x',
+    [ENV.pinDir]: '/p',
+    [ENV.handler]: '/p/a.ts',
+  });
+  // Routes are live state: nothing in the environment describes them, and registration ports
+  // and cgroups are gone with sockops registration.
+  for (const name of Object.values(ENV)) assert.not.match(name, /ROUTE|REG_PORT|CGROUP/);
+  for (const name of Object.keys(env)) assert.not.match(name, /ROUTE|REG_PORT|CGROUP/);
 });
 
 test.run();

@@ -44,7 +44,15 @@ _Static_assert(sizeof(struct bpfctl_desc) == 24, "struct bpfctl_desc differs fro
 });
 
 test('chain map values', () => {
-  assert.fixture(cStruct(routeValue, { staticAssert: false }), 'struct bpfctl_route {\n\t__u32 len;\n\t__u16 fn[16];\n};');
+  assert.fixture(
+    cStruct(routeValue, { staticAssert: false }),
+    'struct bpfctl_route {\n\t__u32 len;\n\t__u16 fn[16];\n\t__u32 version;\n\t__u32 retired;\n\t/* 4 bytes of padding */\n\t__u64 retired_at_ms;\n\t__u32 methods;\n\t__u32 name_len;\n\t__u8 name[64];\n};',
+  );
+  assert.is(routeValue.size, 128);
+  assert.fixture(
+    cStruct(configValue, { staticAssert: false }),
+    'struct bpfctl_config {\n\t__u32 pool_size;\n\t__u32 data_off;\n\t__u32 buf_size;\n\t__u32 buf_count;\n\t__u32 hub_port;\n\t__u32 routes_gen;\n};',
+  );
   assert.fixture(cStruct(instancesValue, { staticAssert: false }), 'struct bpfctl_instances {\n\t__u32 count;\n\t__u16 inst[32];\n};');
   assert.fixture(
     cStruct(countersValue, { staticAssert: false }),
