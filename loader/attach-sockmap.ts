@@ -4,7 +4,7 @@
  * Attach before inserting sockets: a socket inserted earlier never runs the program.
  */
 import { check, EINVAL, LoaderError } from './errors.ts';
-import type { Attachment } from './link.ts';
+import { type Attachment, BpfLink } from './link.ts';
 import { lib } from './libbpf.ts';
 import { typeValue } from './types.ts';
 
@@ -34,6 +34,31 @@ export class SockMapAttachment implements Attachment {
   close(): void {
     this.detach();
   }
+}
+
+function checkFit(prog: { name: string; type: string }, map: { name: string; type: string }, kind: SockMapAttachKind): void {
+  if (map.type !== 'sockmap' && map.type !== 'sockhash') {
+    throw new LoaderError('E_INVAL', EINVAL, `cannot attach '${prog.name}' to map '${map.name}': it is a ${map.type}, not a sockmap or sockhash`);
+  }
+  const want = kind === 'msg_verdict' ? 'sk_msg' : 'sk_skb';
+  if (prog.type !== want) {
+    throw new LoaderError('E_INVAL', EINVAL, `cannot attach '${prog.name}' as ${kind}: it is a ${prog.type} program, ${kind} needs ${want}`);
+  }
+}
+
+/**
+ * The same attachment as a bpf_link (BPF_LINK_TYPE_SOCKMAP, kernel 6.10+), which can be pinned
+ * and listed like any other link. LoaderError E_INVAL as attachSockMap.
+ */
+export function attachSockMapLink(prog: { fd: number; name: string; type: string }, map: { fd: number; name: string; type: string }, kind: SockMapAttachKind): BpfLink {
+  checkFit(prog, map, kind);
+  const attachType = typeValue('attach', ATTACH_TYPE[kind])!;
+  return new BpfLink(check(lib().bpf_link_create(prog.fd, map.fd, attachType, null), `attach '${prog.name}' as ${kind} to map '${map.name}'`));
+}
+
+/** Detach `prog` (attached with bpf_prog_attach) from a sockmap; LoaderError E_NOENT when it is not attached there. */
+export function detachSockMap(prog: { fd: number; name: string }, map: { fd: number; name: string }, kind: SockMapAttachKind): void {
+  check(lib().bpf_prog_detach2(prog.fd, map.fd, typeValue('attach', ATTACH_TYPE[kind])!), `detach '${prog.name}' (${kind}) from map '${map.name}'`);
 }
 
 /** LoaderError E_INVAL when the map is not a sockmap/sockhash or the program type does not fit. */

@@ -26,6 +26,8 @@ const KIND = {
   CONST: 10,
   RESTRICT: 11,
   FLOAT: 16,
+  VAR: 14,
+  DATASEC: 15,
   TYPE_TAG: 18,
   ENUM64: 19,
 } as const;
@@ -45,8 +47,33 @@ class Decoder {
     let extra = 0;
     if (kind === KIND.INT) extra = 4;
     else if (kind === KIND.ARRAY) extra = 12;
-    else if (kind === KIND.STRUCT || kind === KIND.UNION) extra = 12 * vlen;
+    else if (kind === KIND.STRUCT || kind === KIND.UNION || kind === KIND.DATASEC) extra = 12 * vlen;
+    else if (kind === KIND.VAR) extra = 4;
     return new DataView(viewOf(p, 12 + extra).slice().buffer);
+  }
+
+  /** The variables of a DATASEC, in offset order; static locals with compiler names (`fn.____fmt`) are left out. */
+  datasecVars(t: DataView, vlen: number, depth = 0): { name: string; offset: number; size: number; type: BtfType; linkage: 'static' | 'global' | 'extern' }[] {
+    const out = [];
+    for (let i = 0; i < vlen; i++) {
+      const off = 12 + i * 12;
+      const varId = t.getUint32(off, true);
+      const v = this.raw(varId);
+      const name = this.name(v.getUint32(0, true));
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
+      const linkage = (['static', 'global', 'extern'] as const)[v.getUint32(12, true)] ?? 'global';
+      out.push({ name, offset: t.getUint32(off + 4, true), size: t.getUint32(off + 8, true), type: this.decode(v.getUint32(8, true), depth + 1), linkage });
+    }
+    return out.sort((a, b) => a.offset - b.offset);
+  }
+
+  /** The DATASEC called `section`, or undefined. */
+  datasec(section: string): { size: number; vars: GlobalVar[] } | undefined {
+    const id = lib().btf__find_by_name_kind(this.btf, section, KIND.DATASEC) as number;
+    if (id <= 0) return undefined;
+    const t = this.raw(id);
+    const vlen = t.getUint32(4, true) & 0xffff;
+    return { size: t.getUint32(8, true), vars: this.datasecVars(t, vlen).map((v) => ({ ...v, section })) };
   }
 
   private name(off: number): string {
@@ -71,6 +98,12 @@ class Decoder {
       return inner;
     }
     switch (kind) {
+      case KIND.VAR:
+        return this.decode(sizeOrType, depth + 1);
+      case KIND.DATASEC:
+        // A global-data section reads like a struct whose members are its variables (as bpftool
+        // dumps it); its name (".bss", ".rodata", ...) says it is one.
+        return { kind: 'struct', name, size: sizeOrType, members: this.datasecVars(t, vlen, depth).map((v) => ({ name: v.name, offsetBits: v.offset * 8, type: v.type })) };
       case KIND.INT:
         return { kind: 'int', name, size: sizeOrType, signed: ((t.getUint32(12, true) >>> 24) & 0xf & BTF_INT_SIGNED) !== 0 };
       case KIND.PTR:
@@ -106,6 +139,28 @@ class Decoder {
       }
     }
   }
+}
+
+/** One global variable of an object (`.bss`, `.data`, `.rodata`, ...) as its BTF describes it. */
+export interface GlobalVar {
+  name: string;
+  /** The ELF section, e.g. '.rodata'. */
+  section: string;
+  /** Byte offset in the section's map value. */
+  offset: number;
+  size: number;
+  type: BtfType;
+  linkage: 'static' | 'global' | 'extern';
+}
+
+/** The variables of `section` in an open object's BTF (libbpf has finalised offsets at open). */
+export function datasecOf(btf: bigint, section: string): { size: number; vars: GlobalVar[] } | undefined {
+  return new Decoder(btf).datasec(section);
+}
+
+/** Whether a decoded map value type is a global-data section (a DATASEC, decoded as a struct named '.bss', ...). */
+export function isDatasec(t: BtfType | undefined): t is Extract<BtfType, { kind: 'struct' | 'union' }> {
+  return t !== undefined && t.kind === 'struct' && t.name.startsWith('.');
 }
 
 /** The key and value types of a map from its BTF in the kernel; undefined when it has none. */

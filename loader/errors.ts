@@ -95,7 +95,9 @@ export class LoaderError extends BpfctlError {
   }
 
   override detail(): string {
-    return this.libbpfLog.length ? `${this.message}\nlibbpf:\n  ${this.libbpfLog.join('\n  ')}` : this.message;
+    // --verbose adds what the message does not already say.
+    const rest = this.libbpfLog.map((l) => l.replace(/^libbpf: /, '')).filter((l) => !this.message.includes(l.trim()));
+    return rest.length ? `${this.message}\nlibbpf:\n  ${rest.join('\n  ')}` : this.message;
   }
 
   override toJSON(): Record<string, unknown> {
@@ -103,15 +105,48 @@ export class LoaderError extends BpfctlError {
   }
 }
 
+/** libbpf's wrap-up lines ("failed to load object 'x'"), which repeat a failure without its cause. */
+const GENERIC = [
+  /^failed to load object\b/,
+  /^failed to open object\b/,
+  /^prog '[^']+': failed to load: -?\d+$/,
+  /^failed to load BPF skeleton/,
+  /^Error loading ELF/,
+  /^-- (BEGIN|END) PROG LOAD LOG --$/,
+];
+
 /**
- * Build the LoaderError for `what` failing with `errno` (positive). EINVAL and libbpf's own errors
- * quote libbpf's last message, which usually says which section, map or relocation was at fault.
+ * The line in libbpf's messages that says why an operation failed: the last one that is not a
+ * generic wrap-up ("prog 'x': missing BPF prog type, check ELF section name 'sk_skb1'", "elf:
+ * legacy map definitions in 'maps' section are not supported ..."). Undefined when libbpf said
+ * nothing useful.
+ */
+export function libbpfReason(log: readonly string[]): string | undefined {
+  for (let i = log.length - 1; i >= 0; i--) {
+    const line = log[i]!.replace(/^libbpf: /, '').trim();
+    if (line && !GENERIC.some((re) => re.test(line))) return line;
+  }
+  return undefined;
+}
+
+function isRoot(): boolean {
+  return typeof process.geteuid === 'function' && process.geteuid() === 0;
+}
+
+/**
+ * Build the LoaderError for `what` failing with `errno` (positive). When libbpf printed why (its
+ * messages since the operation began), that reason is the message; otherwise the errno's usual
+ * cause. EPERM as root names what refuses root (bpffs names, LSMs) instead of privileges.
  */
 export function loaderError(what: string, errno: number, opts: { code?: string; hint?: string } = {}): LoaderError {
   const log = libbpfMessages();
-  const explained = opts.hint ?? explainErrno(errno);
-  let msg = `${what}: ${errnoName(errno)}${explained ? `: ${explained}` : ''}`;
-  if ((errno === EINVAL || errno >= 4000) && log.length) msg += ` (libbpf: ${log[log.length - 1]})`;
+  const reason = libbpfReason(log);
+  let explained = opts.hint ?? explainErrno(errno);
+  if (!opts.hint && (errno === EPERM || errno === EACCES) && isRoot()) {
+    explained = `${errno === EPERM ? 'operation not permitted' : 'permission denied'} although running as root (bpffs refuses names with dots; or an LSM, lockdown or a pin's permissions refused it)`;
+  }
+  const useReason = reason && !opts.hint && !((errno === EPERM || errno === EACCES) && !isRoot());
+  const msg = useReason ? `${what}: libbpf: ${reason} (${errnoName(errno)})` : `${what}: ${errnoName(errno)}${explained ? `: ${explained}` : ''}`;
   return new LoaderError(opts.code ?? codeFor(errno), errno, msg, { libbpfLog: log });
 }
 

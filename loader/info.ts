@@ -97,9 +97,20 @@ export function mapInfo(fd: number): MapInfo {
   };
 }
 
+const PERF_EVENT_KIND: Record<number, string> = { 1: 'uprobe', 2: 'uretprobe', 3: 'kprobe', 4: 'kretprobe', 5: 'tracepoint', 6: 'event' };
+
 export function linkInfo(fd: number): LinkInfo {
-  const b = rawInfo(fd, LINK_INFO_SIZE);
+  // Names (tracepoints, kernel functions) come back through a buffer we lend the kernel.
+  const name = Buffer.alloc(256);
+  let b = rawInfo(fd, LINK_INFO_SIZE);
   const type = linkTypeName(b.readUInt32LE(0));
+  const lend = (ptrOff: number, lenOff: number) => {
+    b = rawInfo(fd, LINK_INFO_SIZE, (p) => {
+      p.writeBigUInt64LE(addressOf(name), ptrOff);
+      p.writeUInt32LE(name.length, lenOff);
+    });
+    return cstr(name, 0, name.length);
+  };
   const info: LinkInfo = { type, id: b.readUInt32LE(4), progId: b.readUInt32LE(8), target: type };
   // The union after prog_id starts at offset 16 (8-byte aligned).
   if (type === 'xdp') info.target = `ifindex:${b.readUInt32LE(16)}`;
@@ -109,6 +120,22 @@ export function linkInfo(fd: number): LinkInfo {
   } else if (type === 'netns') {
     info.target = `netns:${b.readUInt32LE(16)}`;
     info.attachType = attachTypeName(b.readUInt32LE(20));
+  } else if (type === 'tcx' || type === 'netkit') {
+    info.target = `ifindex:${b.readUInt32LE(16)}`;
+    info.attachType = attachTypeName(b.readUInt32LE(20));
+  } else if (type === 'sockmap') {
+    info.target = `map:${b.readUInt32LE(16)}`;
+    info.attachType = attachTypeName(b.readUInt32LE(20));
+  } else if (type === 'tracing') {
+    info.attachType = attachTypeName(b.readUInt32LE(16));
+    info.target = `btf:${b.readUInt32LE(20)}/${b.readUInt32LE(24)}`;
+  } else if (type === 'raw_tracepoint') {
+    info.target = `raw_tp:${lend(16, 24)}`;
+  } else if (type === 'perf_event') {
+    const kind = PERF_EVENT_KIND[b.readUInt32LE(16)] ?? 'perf_event';
+    // tracepoint: tp_name@24 name_len@32; kprobe/uprobe: func_name/file_name@24 name_len@32
+    const n = kind === 'event' ? '' : lend(24, 32);
+    info.target = n ? `${kind}:${n}` : kind;
   }
   return info;
 }

@@ -49,6 +49,13 @@ const SIGNATURES = {
   bpf_map__set_max_entries: 'int bpf_map__set_max_entries(void *map, uint32_t n)',
   bpf_map__reuse_fd: 'int bpf_map__reuse_fd(void *map, int fd)',
   bpf_map__fd: 'int bpf_map__fd(void *map)',
+  bpf_map__pin_path: 'const char *bpf_map__pin_path(void *map)',
+  bpf_map__is_pinned: 'bool bpf_map__is_pinned(void *map)',
+  bpf_map__is_internal: 'bool bpf_map__is_internal(void *map)',
+  bpf_map__initial_value: 'void *bpf_map__initial_value(void *map, void *psize)',
+  bpf_object__btf: 'void *bpf_object__btf(void *obj)',
+  btf__find_by_name_kind: 'int btf__find_by_name_kind(void *btf, const char *name, uint32_t kind)',
+  btf__type_cnt: 'uint32_t btf__type_cnt(void *btf)',
   // low-level map ops
   bpf_map_create:
     'int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)',
@@ -77,6 +84,8 @@ const SIGNATURES = {
   bpf_link_create: 'int bpf_link_create(int prog_fd, int target_fd, int type, void *opts)',
   bpf_link_update: 'int bpf_link_update(int link_fd, int new_prog_fd, void *opts)',
   bpf_link_detach: 'int bpf_link_detach(int link_fd)',
+  bpf_raw_tracepoint_open: 'int bpf_raw_tracepoint_open(const char *name, int prog_fd)',
+  bpf_prog_query: 'int bpf_prog_query(int target_fd, int type, uint32_t query_flags, void *attach_flags, void *prog_ids, void *prog_cnt)',
   bpf_xdp_query: 'int bpf_xdp_query(int ifindex, int flags, void *opts)',
   bpf_xdp_detach: 'int bpf_xdp_detach(int ifindex, uint32_t flags, void *opts)',
   // BTF
@@ -95,6 +104,8 @@ const LIBC_SIGNATURES = {
   vsnprintf: 'int vsnprintf(_Out_ char *buf, size_t size, const char *fmt, void *ap)',
   malloc: 'void *malloc(size_t size)',
   free: 'void free(void *p)',
+  geteuid: 'uint32_t geteuid(void)',
+  perf_event_open: 'long syscall(long nr, void *attr, int pid, int cpu, int group_fd, unsigned long flags)',
 } as const;
 
 export type Libbpf = { readonly [K in keyof typeof SIGNATURES]: Fn };

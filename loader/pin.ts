@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statfsSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { check, EEXIST, ENOENT, LoaderError, loaderError } from './errors.ts';
 import { closeFd, fdKind } from './info.ts';
 import { lib } from './libbpf.ts';
@@ -50,8 +50,21 @@ export function mkdirp(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
 }
 
+/**
+ * The bpffs file name for a program or map name, as bpftool and libbpf (bpf_object__pin_maps)
+ * make it: bpffs refuses names containing '.', so `lb_minim.bss` pins as `lb_minim_bss` and
+ * `.rodata.str1.1` as `_rodata_str1_1`; '/' would make a directory.
+ */
+export function pinName(name: string): string {
+  return name.replace(/[./]/g, '_') || '_';
+}
+
 /** Pin any BPF object fd at `path`, creating parent directories. */
 export function pinFd(fd: number, path: string, what: string): void {
+  const base = basename(path);
+  if (base.includes('.')) {
+    throw new LoaderError('E_INVAL', 22, `pin ${what} at ${path}: bpffs refuses names containing '.' (use ${pinName(base)}, as bpftool does)`);
+  }
   mkdirp(dirname(path));
   const ret = lib().bpf_obj_pin(fd, path) as number;
   if (ret === -EEXIST) throw loaderError(`pin ${what} at ${path}`, EEXIST, { hint: 'a pin already exists at that path (unpin it first)' });

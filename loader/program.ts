@@ -4,7 +4,9 @@
  * keeps the kernel's reference).
  */
 import { attachCgroup } from './attach-cgroup.ts';
-import { attachSockMap, type SockMapAttachKind, type SockMapAttachment } from './attach-sockmap.ts';
+import { attachSockMap, attachSockMapLink, type SockMapAttachKind, type SockMapAttachment } from './attach-sockmap.ts';
+import { attachTc, type TcDirection } from './attach-tc.ts';
+import { attachKprobe, attachRawTracepoint, attachTracepoint, attachTracing } from './attach-trace.ts';
 import { attachXdp, type XdpAttachment, type XdpAttachOptions } from './attach-xdp.ts';
 import { check, loaderError } from './errors.ts';
 import { closeFd, progInfo } from './info.ts';
@@ -68,6 +70,36 @@ export class BpfProgram {
   /** A cgroup v2 link; attachType defaults from the program ('sock_ops' -> 'cgroup_sock_ops'). */
   attachCgroup(cgroupPath: string, attachType?: string): BpfLink {
     return attachCgroup(this, cgroupPath, attachType);
+  }
+
+  /** sk_msg / sk_skb on a sockmap or sockhash as a bpf_link (pinnable; kernel 6.10+). */
+  attachSockMapLink(map: BpfMap, kind: SockMapAttachKind): BpfLink {
+    return attachSockMapLink(this, map, kind);
+  }
+
+  /** tc (sched_cls) on a device's ingress or egress, as a tcx link. */
+  attachTc(ifname: string | number, direction: TcDirection = 'ingress', opts: { netns?: string } = {}): BpfLink {
+    return attachTc(this, ifname, direction, opts);
+  }
+
+  /** A tracepoint program on `category/name`, as a perf-event link. */
+  attachTracepoint(category: string, name: string): BpfLink {
+    return attachTracepoint(this, category, name);
+  }
+
+  /** A kprobe program on kernel function `func` (kretprobe with `retprobe`), as a perf-event link. */
+  attachKprobe(func: string, opts: { retprobe?: boolean } = {}): BpfLink {
+    return attachKprobe(this, func, opts);
+  }
+
+  /** A raw tracepoint program on `name` (e.g. 'sys_enter'). */
+  attachRawTracepoint(name: string): BpfLink {
+    return attachRawTracepoint(this, name);
+  }
+
+  /** fentry/fexit/fmod_ret/tp_btf/lsm programs, on the target their section named at load. */
+  attachTracing(): BpfLink {
+    return attachTracing(this);
   }
 
   /** XDP via a link; `attachment.mode` says which mode the kernel used. */

@@ -14,6 +14,31 @@ const FN = {
   link: 'libbpf_bpf_link_type_str',
 } as const;
 
+/**
+ * Kernel enum values newer than libbpf 1.1's tables (linux/bpf.h, up to 6.18), named as newer
+ * libbpf/bpftool name them, so `link ls` says 'tcx' rather than 'unknown(11)'.
+ */
+const NEWER: Record<Kind, Record<number, string>> = {
+  prog: { 32: 'netfilter' },
+  map: { 33: 'arena' },
+  attach: {
+    44: 'struct_ops',
+    45: 'netfilter',
+    46: 'tcx_ingress',
+    47: 'tcx_egress',
+    48: 'trace_uprobe_multi',
+    49: 'cgroup_unix_connect',
+    50: 'cgroup_unix_sendmsg',
+    51: 'cgroup_unix_recvmsg',
+    52: 'cgroup_unix_getpeername',
+    53: 'cgroup_unix_getsockname',
+    54: 'netkit_primary',
+    55: 'netkit_peer',
+    56: 'trace_kprobe_session',
+  },
+  link: { 10: 'netfilter', 11: 'tcx', 12: 'uprobe_multi', 13: 'netkit', 14: 'sockmap' },
+};
+
 interface Table {
   byValue: Map<number, string>;
   byName: Map<string, number>;
@@ -35,6 +60,11 @@ function table(kind: Kind): Table {
     misses = 0;
     t.byValue.set(i, name);
     t.byName.set(name, i);
+  }
+  for (const [v, name] of Object.entries(NEWER[kind])) {
+    if (t.byValue.has(Number(v)) || t.byName.has(name)) continue;
+    t.byValue.set(Number(v), name);
+    t.byName.set(name, Number(v));
   }
   tables.set(kind, t);
   return t;

@@ -3,6 +3,7 @@
  * signed kinds), byte strings in hex (`0a0b0c`, `0x0a0b`, `aa:bb:cc`), JSON objects for structs
  * and JSON arrays for arrays. Every failure is a SchemaError naming the field and what it needed.
  */
+import { bytes } from './bytes.ts';
 import { asKnown, type Codec, type IntCodec } from './codec.ts';
 import { describeValue } from './ints.ts';
 import { inField, SchemaError } from './schema-error.ts';
@@ -142,3 +143,43 @@ export function parseLiteral<T>(codec: Codec<T>, text: string): T {
       return parseIntText(c, text) as T;
   }
 }
+
+const HEX_BYTE_TOKEN = /^(?:0x)?[0-9a-f]{1,2}$/i;
+
+/**
+ * Raw bytes of a map without BTF (or `--raw`), one rule for keys and values, matching what
+ * `map dump` prints so its output pastes back:
+ * - `05000000` (exactly 2 x size hex digits, digits only or not) and `0x05000000`: the bytes in
+ *   memory order, as dump prints them;
+ * - `05 00 00 00`, `0x05 0x00 0x00 0x00` (bpftool's `hex` form), `05:00:00:00`: one hex byte per token;
+ * - `[5,0,0,0]`: a JSON array of bytes;
+ * - any other decimal integer (`5`, `-1`, `+12345678`): that number in host (little-endian) order
+ *   at the width of `size`; a leading sign forces decimal. (`0x...` is always bytes, never a number.)
+ * Throws SchemaError naming the forms when none fits or the size is wrong.
+ */
+export function parseBytesLiteral(text: string, size: number): Uint8Array {
+  const t = text.trim();
+  const forms = `${size} bytes as ${'00'.repeat(Math.min(size, 4))}${size > 4 ? '...' : ''}, hex bytes separated by spaces, a JSON byte array or an integer`;
+  if (t.startsWith('[')) return fromJson(bytes(size), parseJson(t, 'a byte array'));
+  const tokens = t.split(/[\s:]+/).filter(Boolean);
+  if (tokens.length > 1) {
+    if (!tokens.every((x) => HEX_BYTE_TOKEN.test(x))) throw new SchemaError(`expected ${forms}, got ${describeValue(text)}`);
+    if (tokens.length !== size) throw new SchemaError(`expected ${size} hex bytes, got ${tokens.length}`);
+    return Uint8Array.from(tokens.map((x) => Number.parseInt(x.replace(/^0x/i, ''), 16)));
+  }
+  const hex = /^(0x)?([0-9a-f]+)$/i.exec(t);
+  if (hex && hex[2]!.length === 2 * size) return Uint8Array.from(Buffer.from(hex[2]!, 'hex'));
+  const int = hex?.[1] ? null : /^([+-]?)([0-9]+)$/.exec(t.replaceAll('_', ''));
+  if (int && size <= 8) {
+    const v = int[1] === '-' ? -BigInt(int[2]!) : BigInt(int[2]!);
+    const bits = BigInt(size * 8);
+    if (v < -(1n << (bits - 1n)) || v >= 1n << bits) throw new SchemaError(`${t} does not fit in ${size} byte${size === 1 ? '' : 's'}`);
+    const out = new Uint8Array(size);
+    let u = BigInt.asUintN(size * 8, v);
+    for (let i = 0; i < size; i++, u >>= 8n) out[i] = Number(u & 0xffn);
+    return out;
+  }
+  if (hex) throw new SchemaError(`expected ${size} bytes as hex (${2 * size} digits, e.g. ${'00'.repeat(Math.min(size, 4))}${size > 4 ? '...' : ''}), got ${hex[2]!.length} digits`);
+  throw new SchemaError(`expected ${forms}, got ${describeValue(text)}`);
+}
+

@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -192,8 +192,11 @@ test('unload removes everything load pinned', async () => {
   const res = await unloadDirCommand(dir, quiet());
   assert.is(res.removed.length, 7);
   assert.not.ok(existsSync(dir));
+  // The parent the load created (the test root) went too, once empty.
+  assert.not.ok(existsSync(root), 'empty parent removed');
+  mkdirSync(root, { recursive: true });
   const none = await unloadDirCommand(root, quiet()).catch((e: Error) => e);
-  assert.match(String(none), /holds no progs\/ or maps\//);
+  assert.match(String(none), /holds no progs\/ or maps\//, String(none));
 });
 
 test('bpfctl load FILE.bpf.o --pin DIR / unload DIR reach these functions', async () => {

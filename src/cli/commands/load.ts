@@ -20,6 +20,7 @@ interface LoadArgs {
   pin?: string;
   xdpMode?: 'native' | 'generic' | 'auto';
   keepSets: boolean;
+  set?: string[];
 }
 
 export const loadCommand = defineCommand({
@@ -30,12 +31,13 @@ export const loadCommand = defineCommand({
       .positional('target', { type: 'string', demandOption: true, describe: 'policy.ts or FILE.bpf.o' })
       .option('pin', { type: 'string', describe: 'pin directory for an object file (default /sys/fs/bpf/bpfctl/obj/<name>)' })
       .option('xdp-mode', { choices: ['native', 'generic', 'auto'] as const, describe: 'XDP attach mode for sections that do not set one' })
+      .option('set', { type: 'string', array: true, describe: 'object file: set a global before load, NAME=VALUE (repeatable; parsed by its BTF type)' })
       .option('keep-sets', { type: 'boolean', default: false, describe: 'when replacing a loaded policy, keep the live contents of its XDP sets' }),
   handler: async (argv: Args<LoadArgs>) => {
     const { out, target } = argv;
     if (isObjectFile(target)) {
       const dir = argv.pin ?? join(pinRoot(), 'obj', basename(target).replace(/\.(bpf\.)?o$/, ''));
-      await loadObjectCommand(target, dir, out);
+      await loadObjectCommand(target, dir, out, { set: argv.set });
       return;
     }
     if (!isPolicyFile(target)) throw new UsageError(`cannot load ${target}: expected a policy (.ts) or an object file (.bpf.o)`);

@@ -3,13 +3,15 @@
  * values are decoded with the map's BTF when it has some (integers, structs as JSON, char arrays
  * as text) and shown as hex otherwise; KEY and VALUE arguments are parsed with the same codec.
  */
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Argv } from 'yargs';
-import { BpfMap, listMaps } from '../../../loader/index.ts';
+import { BPF_F_MMAPABLE, BpfMap, BpfProgram, isDatasec, LoaderError, listMaps, listPrograms, mmapArray } from '../../../loader/index.ts';
 import { BpfctlError } from '../../errors.ts';
 import { TypedMap } from '../../runtime/typed-map.ts';
 import { hasNumbers, type Rate, rateOf } from '../../runtime/typed-map-rate.ts';
-import { asKnown, type Codec, parseHexBytes, parseLiteral, SchemaError } from '../../schema/index.ts';
+import { parseBytesLiteral } from '../../schema/literal.ts';
+import { array, asKnown, bytes, type Codec, codecFromBtf, encode, parseLiteral, SchemaError, u32 } from '../../schema/index.ts';
 import { formatCell, jsonReplacer } from '../output.ts';
 import { type Command, defineCommand } from './types.ts';
 
@@ -20,12 +22,31 @@ interface MapRef {
   map: string;
   raw?: boolean;
   perCpu?: boolean;
+  cpu?: number;
+  allCpus?: boolean;
 }
 
-/** `/sys/fs/bpf/...` opens a pin; a bare number (or `id:N`) is a kernel map id. */
+/**
+ * A map by reference: `/sys/fs/bpf/...` (or `pinned:PATH`) opens a pin; a bare number, `id:N` or
+ * `id N` a kernel map id; `name:X` the one loaded map called X (kernel names are cut at 15).
+ */
 export function openMapRef(ref: string): BpfMap {
-  const id = /^(?:id:)?(\d+)$/.exec(ref);
-  return id ? BpfMap.fromId(Number(id[1])) : BpfMap.openPinned(ref);
+  const r = ref.trim();
+  const id = /^(?:id[:\s]\s*)?(\d+)$/.exec(r);
+  if (id) return BpfMap.fromId(Number(id[1]));
+  const pinned = /^pinned[:\s]\s*(.+)$/.exec(r);
+  if (pinned) return BpfMap.openPinned(pinned[1]!);
+  const name = /^name[:\s]\s*(.+)$/.exec(r);
+  if (name) return BpfMap.fromId(uniqueByName('map', name[1]!, listMaps()));
+  return BpfMap.openPinned(r);
+}
+
+/** The id of the one program or map named `name` on the machine. */
+export function uniqueByName(kind: 'map' | 'program', name: string, all: readonly { id: number; name: string }[]): number {
+  const hits = all.filter((o) => o.name === name || o.name === name.slice(0, 15));
+  if (hits.length === 1) return hits[0]!.id;
+  if (!hits.length) throw new MapCommandError('E_NOENT', `no ${kind} named '${name}' is loaded`);
+  throw new MapCommandError('E_AMBIGUOUS', `${hits.length} ${kind}s are named '${name}' (ids ${hits.map((h) => h.id).join(', ')}): name one by id N`);
 }
 
 async function withMap<T>(ref: string, fn: (m: BpfMap) => T | Promise<T>): Promise<T> {
@@ -37,36 +58,35 @@ async function withMap<T>(ref: string, fn: (m: BpfMap) => T | Promise<T>): Promi
   }
 }
 
+/** Maps whose values are file descriptors on the way in and ids (or nothing) on the way out. */
+const FD_VALUED = new Set(['sockmap', 'sockhash', 'xskmap', 'devmap', 'devmap_hash', 'cpumap', 'prog_array', 'array_of_maps', 'hash_of_maps']);
+/** Array-like map kinds: keys are u32 indexes even without key BTF. */
+const INDEXED = new Set(['array', 'percpu_array', 'prog_array', 'sockmap', 'xskmap', 'devmap', 'cpumap', 'array_of_maps', 'perf_event_array', 'cgroup_array']);
+
 function inspect(m: BpfMap, raw = false): TypedMap<unknown, unknown> {
   if (m.keySize === 0 || m.valueSize === 0)
     throw new MapCommandError('E_MAP', `map '${m.name}' (${m.type}) has no keys and values to read (key ${m.keySize} bytes, value ${m.valueSize} bytes)`);
-  return TypedMap.inspect(m, { raw });
+  if (raw) return TypedMap.inspect(m, { raw: true });
+  const btf = m.btf;
+  // Global-data maps and hand-made arrays record no key type: their keys are still u32 indexes.
+  const key = btf && btf.key.size === m.keySize ? codecFromBtf(btf.key) : INDEXED.has(m.type) && m.keySize === 4 ? u32 : bytes(m.keySize);
+  const value = btf && btf.value.size === m.valueSize ? codecFromBtf(btf.value) : bytes(m.valueSize);
+  return new TypedMap<unknown, unknown>(m, key, value, { checkBtf: false });
 }
 
 /**
- * Parses KEY/VALUE for a map. With BTF: the codec's literal syntax. Raw bytes (no BTF): a decimal
- * integer is stored in host order at the map's width; `0x...` or other hex is bytes in memory
- * order, as bpftool's `hex` arguments are.
+ * Parses KEY/VALUE for a map. With BTF: the codec's literal syntax. Raw bytes (no BTF, or
+ * `--raw`): parseBytesLiteral, the one rule that reads back what `dump` prints (`05000000` is
+ * bytes in memory order, `5` the integer 5 at the map's width).
  */
 export function parseArg(codec: Codec<unknown>, text: string, what: 'key' | 'value'): unknown {
   try {
     const c = asKnown(codec);
-    if (c.kind === 'bytes' && /^-?\d+$/.test(text.trim()) && [1, 2, 4, 8].includes(c.size)) return intBytes(text.trim(), c.size);
-    if (c.kind === 'bytes') return parseHexBytes(text, c.size);
+    if (c.kind === 'bytes') return parseBytesLiteral(text, c.size);
     return parseLiteral(codec, text);
   } catch (err) {
     throw err instanceof SchemaError ? err.within(what) : err;
   }
-}
-
-function intBytes(text: string, size: number): Uint8Array {
-  const v = BigInt(text);
-  const bits = BigInt(size * 8);
-  if (v < -(1n << (bits - 1n)) || v >= 1n << bits) throw new SchemaError(`${text} does not fit in ${size} bytes`);
-  const out = new Uint8Array(size);
-  let u = BigInt.asUintN(size * 8, v);
-  for (let i = 0; i < size; i++, u >>= 8n) out[i] = Number(u & 0xffn);
-  return out;
 }
 
 /** Per-CPU raw bytes cannot be summed: show each CPU's bytes instead. */
@@ -79,11 +99,179 @@ function readAll(t: TypedMap<unknown, unknown>, perCpu: boolean): { key: unknown
   return [...t.entries()].map(([key, value]) => ({ key, value }));
 }
 
+function checkCpu(m: BpfMap, cpu: number | undefined): number | undefined {
+  if (cpu === undefined) return undefined;
+  if (!m.isPerCpu) throw new MapCommandError('E_USAGE', `--cpu: map '${m.name}' (${m.type}) is not per-CPU`);
+  if (!Number.isInteger(cpu) || cpu < 0 || cpu >= m.possibleCpus) throw new MapCommandError('E_USAGE', `--cpu ${cpu}: this machine has CPUs 0..${m.possibleCpus - 1}`);
+  return cpu;
+}
+
+/** What userspace reads back from an fd-valued map: ids, ifindexes or socket cookies. */
+function decodeRef(m: BpfMap, v: Uint8Array): Record<string, unknown> {
+  const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  switch (m.type) {
+    case 'prog_array':
+      return { progId: b.readUInt32LE(0) };
+    case 'array_of_maps':
+    case 'hash_of_maps':
+      return { mapId: b.readUInt32LE(0) };
+    case 'devmap':
+    case 'devmap_hash':
+      return b.length >= 8 ? { ifindex: b.readUInt32LE(0), progId: b.readUInt32LE(4) } : { ifindex: b.readUInt32LE(0) };
+    case 'cpumap':
+      return b.length >= 8 ? { qsize: b.readUInt32LE(0), progId: b.readUInt32LE(4) } : { qsize: b.readUInt32LE(0) };
+    default:
+      return b.length >= 8 ? { cookie: b.readBigUInt64LE(0) } : { value: Buffer.from(b).toString('hex') };
+  }
+}
+
+/**
+ * Entries of an fd-valued map: keys by get_next_key, values where the kernel returns something
+ * (ids for program and map arrays, ifindexes for devmaps, socket cookies for 8-byte sockmaps);
+ * null where it returns nothing (xskmap, 4-byte sockmap values). Empty array slots are skipped.
+ */
+function dumpRefs(m: BpfMap, key: Codec<unknown>): { key: unknown; value: unknown }[] {
+  const rows: { key: unknown; value: unknown }[] = [];
+  const decodeKey = (k: Uint8Array) => key.decode(new DataView(k.buffer, k.byteOffset, k.byteLength), 0);
+  for (let k = m.nextKey(null); k; k = m.nextKey(k)) {
+    let v: Uint8Array | null;
+    try {
+      v = m.lookup(k);
+    } catch (err) {
+      if (!(err instanceof LoaderError) || !['E_NOTSUPP', 'E_INVAL', 'E_LOADER'].includes(err.code)) throw err;
+      // The kernel lists the key but will not say what it holds (xskmap, sockmap with 4-byte values).
+      rows.push({ key: decodeKey(k), value: null });
+      continue;
+    }
+    if (v) rows.push({ key: decodeKey(k), value: decodeRef(m, v) });
+  }
+  return rows;
+}
+
+/**
+ * The fd to store for VALUE in an fd-valued map: `id N`, `pinned PATH` or `name X` name a program
+ * (prog_array, devmap/cpumap programs) or a map (map-in-map). The caller closes the returned fd.
+ */
+function openRef(kind: 'program' | 'map', text: string): { fd: number; close(): void; id: number } {
+  const t = text.trim();
+  const id = /^(?:id[:\s]\s*)?(\d+)$/.exec(t);
+  const pinned = /^(?:pinned[:\s]\s*)?(\/.+)$/.exec(t);
+  const name = /^name[:\s]\s*(.+)$/.exec(t);
+  if (!id && !pinned && !name) throw new MapCommandError('E_USAGE', `value: expected a ${kind} as id N, pinned PATH or name X, got '${t}'`);
+  if (kind === 'program') {
+    const p = id ? BpfProgram.fromId(Number(id[1])) : pinned ? BpfProgram.openPinned(pinned[1]!) : BpfProgram.fromId(uniqueByName('program', name![1]!, listPrograms()));
+    return p;
+  }
+  return id ? BpfMap.fromId(Number(id[1])) : pinned ? BpfMap.openPinned(pinned[1]!) : BpfMap.fromId(uniqueByName('map', name![1]!, listMaps()));
+}
+
+/** Writes KEY -> VALUE in an fd-valued map; returns what was stored, for the report. */
+function setRef(m: BpfMap, key: Uint8Array, text: string): Record<string, unknown> {
+  switch (m.type) {
+    case 'prog_array':
+    case 'array_of_maps':
+    case 'hash_of_maps': {
+      const o = openRef(m.type === 'prog_array' ? 'program' : 'map', text);
+      try {
+        m.updateFd(key, o.fd);
+        return m.type === 'prog_array' ? { progId: o.id } : { mapId: o.id };
+      } finally {
+        o.close();
+      }
+    }
+    case 'devmap':
+    case 'devmap_hash':
+    case 'cpumap': {
+      // devmap: an interface (name or ifindex), optionally `prog REF`; cpumap: a queue size, optionally `prog REF`.
+      const mm = /^(\S+)(?:\s+prog\s+(.+))?$/.exec(text.trim());
+      if (!mm) throw new MapCommandError('E_USAGE', `value: expected ${m.type === 'cpumap' ? 'QSIZE' : 'IFNAME or IFINDEX'} [prog id N|pinned PATH|name X]`);
+      let first: number;
+      if (m.type === 'cpumap' || /^\d+$/.test(mm[1]!)) first = Number(mm[1]);
+      else {
+        first = ifIndexOf(mm[1]!);
+        if (!first) throw new MapCommandError('E_NOENT', `value: no network interface '${mm[1]}' in this namespace`);
+      }
+      const v = Buffer.alloc(m.valueSize);
+      v.writeUInt32LE(first, 0);
+      const prog = mm[2] ? openRef('program', mm[2]) : undefined;
+      try {
+        if (prog) {
+          if (m.valueSize < 8) throw new MapCommandError('E_USAGE', `map '${m.name}' has ${m.valueSize}-byte values: no room for a program (needs struct bpf_${m.type === 'cpumap' ? 'cpumap' : 'devmap'}_val)`);
+          v.writeInt32LE(prog.fd, 4);
+        }
+        m.update(key, v);
+      } finally {
+        prog?.close();
+      }
+      return m.type === 'cpumap' ? { qsize: first, ...(prog ? { progId: prog.id } : {}) } : { ifindex: first, ...(prog ? { progId: prog.id } : {}) };
+    }
+    default:
+      throw new MapCommandError(
+        'E_NOTSUPP',
+        `map '${m.name}' (${m.type}) holds sockets: only the process that owns a socket can insert it (BpfMap.updateFd in the loader, or the sockops program)`,
+      );
+  }
+}
+
+function ifIndexOf(name: string): number {
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
+  } catch {
+    return 0;
+  }
+}
+
+/** A global-data map (.bss, .data, .rodata): its value type is the section, its members the variables. */
+function datasecVar(m: BpfMap, name: string): { offset: number; codec: Codec<unknown> } | undefined {
+  const v = m.btf?.value;
+  if (!isDatasec(v) || !/^[A-Za-z_]\w*$/.test(name)) return undefined;
+  const member = v.members.find((x) => x.name === name);
+  if (!member) throw new MapCommandError('E_NOENT', `${v.name} map '${m.name}' has no variable '${name}' (variables: ${v.members.map((x) => x.name).join(', ')})`);
+  return { offset: member.offsetBits / 8, codec: codecFromBtf(member.type) };
+}
+
+function readVar(m: BpfMap, dv: { offset: number; codec: Codec<unknown> }): unknown {
+  const mmapable = (m.flags & BPF_F_MMAPABLE) !== 0;
+  if (mmapable) {
+    const mm = mmapArray(m);
+    try {
+      return dv.codec.decode(mm.view, dv.offset);
+    } finally {
+      mm.unmap();
+    }
+  }
+  const buf = m.lookup(new Uint8Array(4));
+  if (!buf) throw new MapCommandError('E_NOENT', `map '${m.name}' has no value`);
+  return dv.codec.decode(new DataView(buf.buffer, buf.byteOffset, buf.byteLength), dv.offset);
+}
+
+function writeVar(m: BpfMap, dv: { offset: number; codec: Codec<unknown> }, value: unknown, name: string): void {
+  const bytesOut = encode(dv.codec, value);
+  const v = m.btf?.value;
+  const section = isDatasec(v) ? v.name : '';
+  if (section.startsWith('.rodata') || section === '.kconfig')
+    throw new MapCommandError('E_RDONLY', `'${name}' is in ${section}, which the kernel froze at load: set it before load (bpfctl load FILE --set ${name}=...)`);
+  if ((m.flags & BPF_F_MMAPABLE) !== 0) {
+    const mm = mmapArray(m, { writable: true });
+    try {
+      mm.bytes.set(bytesOut, dv.offset);
+    } finally {
+      mm.unmap();
+    }
+    return;
+  }
+  const key = new Uint8Array(4);
+  const cur = m.lookup(key) ?? new Uint8Array(m.valueSize);
+  cur.set(bytesOut, dv.offset);
+  m.update(key, cur);
+}
+
 const refOptions = (y: Argv) =>
   y
-    .positional('map', { type: 'string', demandOption: true, describe: 'pin path, or map id' })
+    .positional('map', { type: 'string', demandOption: true, describe: 'pin path, map id (N, id:N), pinned:PATH or name:X' })
     .option('raw', { type: 'boolean', default: false, describe: 'hex keys and values even when the map has BTF' })
-    .option('per-cpu', { type: 'boolean', default: false, describe: 'per-CPU maps: every CPU\'s value instead of the sum' });
+    .option('per-cpu', { type: 'boolean', default: false, describe: "per-CPU maps: every CPU's value (an array) instead of the sum" })
+    .option('cpu', { type: 'number', describe: 'per-CPU maps: only this CPU' });
 
 const ls = defineCommand<Record<string, never>>({
   command: 'ls',
@@ -105,12 +293,16 @@ const ls = defineCommand<Record<string, never>>({
 
 const dump = defineCommand<MapRef>({
   command: 'dump <map>',
-  describe: 'Every entry of a map, decoded with its BTF (hex without)',
+  describe: 'Every entry of a map, decoded with its BTF (hex without; globals by variable)',
   builder: refOptions,
   handler: (argv) =>
     withMap(argv.map, (m) => {
       const t = inspect(m, argv.raw);
-      const rows = readAll(t, showsPerCpu(t, argv.perCpu));
+      const cpu = checkCpu(m, argv.cpu);
+      let rows: { key: unknown; value: unknown }[];
+      if (FD_VALUED.has(m.type)) rows = dumpRefs(m, t.key);
+      else if (cpu !== undefined) rows = readAll(t, true).map((r) => ({ key: r.key, value: (r.value as unknown[])[cpu] }));
+      else rows = readAll(t, showsPerCpu(t, argv.perCpu));
       if (argv.out.json) return argv.out.printJson(rows);
       argv.out.table(rows, ['key', 'value'], `${m.name} (${m.type}, id ${m.id}): ${rows.length} entr${rows.length === 1 ? 'y' : 'ies'}`);
     }),
@@ -118,34 +310,73 @@ const dump = defineCommand<MapRef>({
 
 const get = defineCommand<MapRef & { key: string }>({
   command: 'get <map> <key>',
-  describe: 'The value under KEY (integers, hex bytes, or JSON for structs)',
+  describe: 'The value under KEY (integers, hex bytes, JSON for structs; a variable name for .bss/.data/.rodata)',
   builder: (y) => refOptions(y).positional('key', { type: 'string', demandOption: true }),
   handler: (argv) =>
     withMap(argv.map, (m) => {
+      const dv = argv.raw ? undefined : datasecVar(m, String(argv.key));
+      if (dv) return argv.out.record({ name: String(argv.key), value: readVar(m, dv) });
       const t = inspect(m, argv.raw);
       const key = parseArg(t.key, String(argv.key), 'key');
-      const value = showsPerCpu(t, argv.perCpu) ? t.getPerCpu(key) : t.isPerCpu ? t.getSum(key) : t.get(key);
+      const cpu = checkCpu(m, argv.cpu);
+      let value: unknown;
+      if (FD_VALUED.has(m.type)) {
+        const raw = m.lookup(encode(t.key, key));
+        value = raw ? decodeRef(m, raw) : undefined;
+      } else if (cpu !== undefined) value = t.getPerCpu(key)?.[cpu];
+      else value = showsPerCpu(t, argv.perCpu) ? t.getPerCpu(key) : t.isPerCpu ? t.getSum(key) : t.get(key);
       if (value === undefined) throw new MapCommandError('E_NOENT', `map '${m.name}' has no entry for key ${String(argv.key)}`);
       argv.out.record({ key, value });
     }),
 });
 
-const set = defineCommand<MapRef & { key: string; value: string; mode: 'any' | 'noexist' | 'exist' }>({
-  command: 'set <map> <key> <value>',
-  describe: 'Write VALUE under KEY (per-CPU maps: on every CPU)',
+const set = defineCommand<MapRef & { key: string; value: string[]; mode: 'any' | 'noexist' | 'exist' }>({
+  command: 'set <map> <key> <value..>',
+  describe: 'Write VALUE under KEY (fd maps: id N, pinned PATH or name X; per-CPU: what get shows, or --cpu N / --all-cpus)',
   builder: (y) =>
     refOptions(y)
       .positional('key', { type: 'string', demandOption: true })
-      .positional('value', { type: 'string', demandOption: true })
+      .positional('value', { type: 'string', array: true, demandOption: true })
+      .option('all-cpus', { type: 'boolean', default: false, describe: 'per-CPU maps: the same value on every CPU' })
       .option('mode', { choices: ['any', 'noexist', 'exist'] as const, default: 'any' as const, describe: 'noexist: only create; exist: only replace' }),
   handler: (argv) =>
     withMap(argv.map, (m) => {
+      const text = argv.value.map(String).join(' ');
+      const dv = argv.raw ? undefined : datasecVar(m, String(argv.key));
+      if (dv) {
+        const value = parseArg(dv.codec, text, 'value');
+        writeVar(m, dv, value, String(argv.key));
+        if (argv.out.json) argv.out.printJson({ name: String(argv.key), value });
+        else argv.out.line(`${m.name}.${String(argv.key)} = ${formatCell(value)}`);
+        return;
+      }
       const t = inspect(m, argv.raw);
       const key = parseArg(t.key, String(argv.key), 'key');
-      const value = parseArg(t.value, String(argv.value), 'value');
-      t.set(key, value, argv.mode);
+      if (FD_VALUED.has(m.type)) {
+        const stored = setRef(m, encode(t.key, key), text);
+        if (argv.out.json) argv.out.printJson({ key, value: stored });
+        else argv.out.line(`${m.name}[${formatCell(key)}] = ${formatCell(stored)}`);
+        return;
+      }
+      const cpu = checkCpu(m, argv.cpu);
+      let value: unknown;
+      if (t.isPerCpu && (argv.perCpu || (showsPerCpu(t) && text.trim().startsWith('[') && cpu === undefined && !argv.allCpus))) {
+        // An array, one value per CPU: what `get --per-cpu` prints.
+        value = parseArg(array(t.value, m.possibleCpus), text, 'value');
+        t.setPerCpu(key, value as unknown[]);
+      } else {
+        value = parseArg(t.value, text, 'value');
+        if (!t.isPerCpu || argv.allCpus || (showsPerCpu(t) && cpu === undefined)) t.set(key, value, argv.mode);
+        else {
+          // `get` shows the sum (or one CPU with --cpu): store so that it reads back the same.
+          const zero = t.value.decode(new DataView(new ArrayBuffer(t.value.size)), 0);
+          const cur = t.getPerCpu(key) ?? Array.from({ length: m.possibleCpus }, () => zero);
+          const next = cpu === undefined ? cur.map((_, i) => (i === 0 ? value : zero)) : cur.map((v, i) => (i === cpu ? value : v));
+          t.setPerCpu(key, next);
+        }
+      }
       if (argv.out.json) argv.out.printJson({ key, value });
-      else argv.out.line(`${m.name}[${formatCell(key)}] = ${formatCell(value)}`);
+      else argv.out.line(`${m.name}[${formatCell(key)}]${cpu !== undefined ? ` on CPU ${cpu}` : ''} = ${formatCell(value)}`);
     }),
 });
 
