@@ -1,16 +1,18 @@
 /**
  * The generated chain dataplane on the real kernel: every golden policy's programs pass the
  * verifier, and hello-chain routes descriptors between real TCP sockets in route order, counts
- * them, follows live route and instance changes, spreads load, and refuses bad descriptors
- * without breaking the sender.
+ * them, follows live route versions (slots) and instance changes, spreads load, sends failed
+ * descriptors (ERROR) straight back to the gateway, and refuses bad descriptors without breaking
+ * the sender.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BpfObject } from '../../loader/index.ts';
+import { BPF_F_MMAPABLE, BpfObject } from '../../loader/index.ts';
 import { DROP_REASON_KEYS } from '../../src/ir/chain-limits.ts';
-import { dropOf } from '../../src/ir/chain-maps.ts';
+import { CHAIN_MAP_NAMES, dropOf, MAX_ROUTE_SLOTS } from '../../src/ir/chain-maps.ts';
+import { DESC_FLAG_ERROR } from '../../src/schema/descriptor.ts';
 import { loadPolicyFile, type PolicyIR } from '../../src/ir/policy.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { ChainRig, compileChain, desc, type Endpoint, PIN_ROOT, POOL, sleep, unpinAll, until } from './chain-rig.ts';
@@ -63,7 +65,15 @@ test('every golden policy compiles and passes the verifier', async () => {
       const obj = BpfObject.open(compileChain(pir, variant));
       try {
         obj.load();
-        assert.equal(obj.programs.map((x) => x.type).sort(), ['sk_msg', 'sock_ops'], `${p} (${variant})`);
+        // Registration is the supervisor's: no sockops program, no reg_ports map.
+        assert.equal(obj.programs.map((x) => [x.name, x.type]), [['chain_msg', 'sk_msg']], `${p} (${variant})`);
+        const maps = obj.maps.filter((m) => !m.internal).map((m) => m.name);
+        assert.equal(maps.sort(), [...CHAIN_MAP_NAMES].sort(), `${p} (${variant}) maps`);
+        // Gateways and functions follow routes, instances and config through read-only mappings.
+        for (const n of ['routes', 'instances', 'config']) assert.ok(obj.map(n).flags & BPF_F_MMAPABLE, `${n} is BPF_F_MMAPABLE`);
+        for (const n of ['socks', 'fn_stats', 'route_stats', 'drop_reasons']) assert.not.ok(obj.map(n).flags & BPF_F_MMAPABLE, `${n} is not mapped`);
+        assert.is(obj.map('routes').maxEntries, MAX_ROUTE_SLOTS);
+        assert.is(obj.map('route_stats').maxEntries, MAX_ROUTE_SLOTS);
       } finally {
         obj.close();
       }
@@ -121,17 +131,41 @@ test('removing an instance sends its traffic to the rest', async () => {
   }
 });
 
-test('a route change is a map update and takes effect without reloading', async () => {
+test('a route change is a new slot: it takes effect without reloading, the old version keeps routing until freed', async () => {
   const progId = rig.obj.program('chain_msg').id;
-  rig.setRoute(1, [2, 2, 3]);
+  const NEW = 40;
+  // What a route change writes: the new version in a free slot, the old one retired (not rewritten).
+  rig.setRouteSlot(NEW, { hops: [2, 2, 3], version: 2, retired: 0, retiredAtMs: 0, methods: ['POST'], name: 'shout' });
+  rig.setRouteSlot(1, { hops: [1, 3], version: 1, retired: 2, retiredAtMs: Date.now(), methods: ['POST'], name: 'shout' });
+  const r0 = rig.counters('route_stats', NEW);
   try {
-    const [r] = await roundTrips(1, 1);
+    const [r] = await roundTrips(NEW, 1);
     assert.equal(
       pathOf(r!).map((s) => s.split('/')[0]),
       ['reverse', 'reverse', 'stamp'],
     );
+    assert.is(rig.counters('route_stats', NEW).msgs - r0.msgs, 4n, 'counted on the new slot');
+    // Requests that started on the retired version finish on it: the kernel routes by len and fn.
+    const [old] = await roundTrips(1, 1);
+    assert.equal(
+      pathOf(old!).map((s) => s.split('/')[0]),
+      ['upper', 'stamp'],
+    );
     assert.is(rig.obj.program('chain_msg').id, progId);
+    // A drained slot is freed (len 0): descriptors still naming it are unknown routes.
+    const d0 = rig.drops(reason('unknown_route'));
+    const dl = await rig.connect(0xffff, 0xffff, { key: ChainRig.DEAD_LETTER, forward: false });
+    try {
+      rig.setRoute(1, []);
+      gw.sock.write(desc({ route: 1, req_id: nextReq++ }));
+      await until(() => rig.drops(reason('unknown_route')) === d0 + 1n, 'the freed slot to refuse');
+      await until(() => dl.received.length === 1, 'the dead letter');
+      assert.equal(dropOf(dl.received[0]!.flags), { dropped: true, reason: 'unknown_route' });
+    } finally {
+      rig.socks.delete(ChainRig.DEAD_LETTER);
+    }
   } finally {
+    rig.setRoute(NEW, []);
     rig.setRoute(1, [1, 3]);
   }
   const [r] = await roundTrips(1, 1);
@@ -139,6 +173,50 @@ test('a route change is a map update and takes effect without reloading', async 
     pathOf(r!).map((s) => s.split('/')[0]),
     ['upper', 'stamp'],
   );
+});
+
+test('ERROR sends a descriptor to its gateway from any hop, also inside a batch', async () => {
+  // A function that fails a request sets ERROR and leaves the hop alone: it need not know the
+  // route's length. The kernel sends it to the gateway instance that took the request.
+  const upper0 = eps.get('upper/0')!;
+  const had = gw.received.length;
+  const hub0 = rig.hubReceived.length;
+  const drops0 = DROP_REASON_KEYS.map((_, i) => rig.drops(i));
+  const fn0 = rig.counters('fn_stats', 0).msgs;
+  const failed = nextReq++;
+  const beyond = nextReq++;
+  const onward = nextReq++;
+  // hop 1 of the 3-hop /hello: ERROR goes back; hop 9 (past the end) with ERROR is not a bad hop;
+  // the third, without ERROR, at the same route and hop as the first goes on to reverse.
+  upper0.sock.write(
+    Buffer.concat([
+      desc({ route: 0, hop: 1, flags: DESC_FLAG_ERROR, status: 500, req_id: failed, buf_len: 7 }),
+      desc({ route: 0, hop: 9, flags: DESC_FLAG_ERROR, status: 502, req_id: beyond }),
+      desc({ route: 0, hop: 1, req_id: onward, buf_len: 1 }),
+    ]),
+  );
+  await until(() => gw.received.length >= had + 3, 'two error replies and the onward request');
+  const got = gw.received.slice(had);
+  const e1 = got.find((d) => d.req_id === failed)!;
+  assert.is(e1.flags, DESC_FLAG_ERROR);
+  assert.is(e1.status, 500);
+  assert.is(e1.hop, 1, 'the hop is as the function left it');
+  assert.is(e1.buf_len, 7);
+  assert.is(got.find((d) => d.req_id === beyond)!.status, 502);
+  assert.equal(
+    pathOf(onward).map((s) => s.split('/')[0]),
+    ['reverse', 'stamp'],
+    'the descriptor without ERROR went on along the route',
+  );
+  assert.equal(pathOf(failed), [], 'no function saw the failed request');
+  assert.is(rig.counters('fn_stats', 0).msgs - fn0, 3n, 'all three were delivered to the gateway');
+  assert.equal(
+    DROP_REASON_KEYS.map((_, i) => rig.drops(i)),
+    drops0,
+    'nothing refused',
+  );
+  assert.is(rig.hubReceived.length, hub0);
+  assert.equal(upper0.errors, []);
 });
 
 test('a large batch in one write: every descriptor gets its own verdict', async () => {

@@ -2,7 +2,8 @@
  * A function chain on real TCP sockets for the chain kernel tests: a hub (the TCP peer every
  * function socket connects to), the generated object loaded and its sk_msg program attached to
  * `socks`, and in-process "functions" that read descriptors and forward them one hop on, the way
- * the runtime's functions do. Sockets enter `socks` through the loader path (`updateFd`).
+ * the runtime's functions do. Sockets enter `socks` through the loader path (`updateFd`), the
+ * only way in: the supervisor does the same with the sockets its processes hand it.
  */
 import { once } from 'node:events';
 import { createServer, type Server, Socket } from 'node:net';
@@ -15,7 +16,10 @@ import {
   encodeConfig,
   encodeInstances,
   encodeRoute,
+  encodeRouteSlot,
+  INITIAL_ROUTES_GEN,
   instancesTable,
+  type RouteSlot,
   routeTable,
   sockKeyBytes,
   sumCount,
@@ -103,7 +107,7 @@ export class ChainRig {
     await once(rig.hub, 'listening');
     for (const e of routeTable(ir)) rig.map('routes').update(e.key, e.value);
     for (const e of instancesTable(ir)) rig.map('instances').update(e.key, e.value);
-    rig.map('config').update(u32Key(0), encodeConfig({ poolSize: POOL.dataOff + POOL.bufSize * POOL.bufCount, dataOff: POOL.dataOff, bufSize: POOL.bufSize, bufCount: POOL.bufCount, hubPort: rig.hubPort }));
+    rig.map('config').update(u32Key(0), encodeConfig({ poolSize: POOL.dataOff + POOL.bufSize * POOL.bufCount, dataOff: POOL.dataOff, bufSize: POOL.bufSize, bufCount: POOL.bufCount, hubPort: rig.hubPort, routesGen: INITIAL_ROUTES_GEN }));
     if (opts.pin) {
       mkdirp(opts.pin);
       rig.socks.pin(`${opts.pin}/socks`);
@@ -153,8 +157,14 @@ export class ChainRig {
     return out;
   }
 
-  setRoute(id: number, hops: number[]): void {
-    this.map('routes').update(u32Key(id), encodeRoute(hops));
+  /** Writes a route slot live from generation 1 (hops [] frees the slot). */
+  setRoute(slot: number, hops: number[]): void {
+    this.map('routes').update(u32Key(slot), encodeRoute(hops));
+  }
+
+  /** Writes a route slot with every field (version, retired, ...), as a route change does. */
+  setRouteSlot(slot: number, value: RouteSlot): void {
+    this.map('routes').update(u32Key(slot), encodeRouteSlot(value));
   }
 
   setInstances(fn: number, ids: number[]): void {
