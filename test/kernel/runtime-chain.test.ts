@@ -1,9 +1,12 @@
 /**
- * End to end through a real loaded chain: the policy's sk_msg and sockops programs in the kernel,
- * function processes in TypeScript and C, the hub, the dead-letter socket and the HTTP gateway.
- * The test is its own small supervisor (what `bpfctl run` does): it creates the pool, starts the
- * hub, spawns instances with every registration path (sockops from a reserved port in the policy
- * cgroup, a socket handed over IPC, an inherited socket) and keeps the `instances` map current.
+ * End to end through a real loaded chain: the policy's sk_msg program in the kernel, function
+ * processes in TypeScript and C, the hub, the dead-letter socket and the HTTP gateway, all
+ * following the live routes through the pinned (mapped) maps. The test is its own small
+ * supervisor (what `bpfctl run` does): it creates the pool, starts the hub, spawns instances with
+ * every registration path (a socket handed over IPC, a socket it connected, inserted and handed
+ * down: fd 3 for a TS instance, fd 4 for a C one as the supervisor does), and keeps the
+ * `instances` map current. Only it writes `socks`: a process that merely connects to the hub,
+ * even from inside the policy cgroup, gets nothing.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -15,12 +18,14 @@ import * as assert from 'uvu/assert';
 import { type ChainMaps, openChainMaps } from '../../src/deploy/chain-maps.ts';
 import { chainConfig } from '../../src/deploy/chain.ts';
 import { loadPolicy, unloadPolicy } from '../../src/deploy/policy.ts';
+import { policyDir } from '../../src/deploy/paths.ts';
 import { DEAD_LETTER_KEY_BYTES, sockKeyBytes } from '../../src/ir/chain-maps.ts';
-import { lowerPolicy, type PolicyIR } from '../../src/ir/policy.ts';
+import { lowerPolicy, type PolicyIR, resolveHandler } from '../../src/ir/policy.ts';
 import { buildCFunction } from '../../src/runtime/c/build.ts';
 import { type Gateway, startGateway } from '../../src/runtime/gateway/index.ts';
 import { type DeadLetter, type Hub, startDeadLetter, startHub } from '../../src/runtime/hub.ts';
 import { Pool } from '../../src/runtime/pool/index.ts';
+import { LiveRouteTable } from '../../src/runtime/route-table.ts';
 import { functionEnv } from '../../src/runtime/sdk/env.ts';
 import { socketFd } from '../../src/runtime/sdk/link.ts';
 import { type Snapshot, snapshot } from '../helpers/leaks.ts';
@@ -41,12 +46,13 @@ let pool: Pool;
 let hub: Hub;
 let dead: DeadLetter;
 let gw: Gateway;
+let routes: LiveRouteTable;
 let shoutExe: string;
 
 interface Instance {
   fn: string;
   inst: number;
-  mode: 'sockops' | 'ipc' | 'fd';
+  mode: 'ipc' | 'fd';
   child: ChildProcess;
   ready: Promise<void>;
 }
@@ -59,12 +65,11 @@ function publish(fnId: number): void {
 }
 const fnId = (name: string) => ir.functions.find((f) => f.name === name)!.id;
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
+/** Entries in `socks` (instances' sockets, the gateway's and the dead-letter socket). */
+function socksCount(): number {
+  let n = 0;
+  for (let k = maps.socks.nextKey(null); k; k = maps.socks.nextKey(k)) n++;
+  return n;
 }
 
 /** Spawns one instance with the given registration path; resolves `ready` once it can take traffic. */
@@ -74,30 +79,40 @@ async function spawnInstance(fn: string, inst: number, mode: Instance['mode']): 
   const key = sockKeyBytes(id, inst);
   const env: Record<string, string> = { ...(process.env as Record<string, string>) };
   const stdio: (string | net.Socket)[] = ['ignore', 'inherit', 'inherit'];
-  let regPort: number | undefined;
   let sock: net.Socket | undefined;
-  if (mode === 'sockops') {
-    regPort = await freePort();
-    // Reserved before the instance connects: sockops registers exactly this port, as this key.
-    maps.regPorts.set(regPort, new DataView(key.buffer).getUint32(0, true));
-  } else if (mode === 'fd') {
-    // The supervisor connects and registers the socket itself, then hands it down.
+  if (mode === 'fd' || c) {
+    // The supervisor connects and registers the socket itself, then hands it down (a C function
+    // has no other way: it has no IPC channel).
     sock = net.connect(hub.port, '127.0.0.1');
     await new Promise((r) => sock!.once('connect', r));
     maps.socks.updateFd(key, socketFd(sock));
-    stdio.push(sock);
   }
+  const f = ir.functions[id - 1]!;
   Object.assign(
     env,
-    functionEnv(ir, { policyFile: POLICY_FILE, functionName: fn, instance: inst, hubPort: hub.port, pool: pool.path, regPort, cgroup: regPort ? CG_POLICY() : undefined }),
+    functionEnv({
+      functionName: fn,
+      fnId: id,
+      instance: inst,
+      hubPort: hub.port,
+      pool: pool.path,
+      pinDir: policyDir(ir.name, ROOT),
+      maxInFlight: f.maxInFlight,
+      handler: c ? undefined : resolveHandler(POLICY_FILE, f),
+    }),
   );
-  if (mode === 'fd') env.BPFCTL_SOCK_FD = '3';
   let child: ChildProcess;
   if (c) {
-    stdio.push('pipe');
-    env.BPFCTL_READY_FD = String(stdio.length - 1);
+    // As the supervisor lays it out: ready pipe on fd 3, the registered socket on fd 4.
+    stdio.push('pipe', sock!);
+    env.BPFCTL_READY_FD = '3';
+    env.BPFCTL_SOCK_FD = '4';
     child = spawn(shoutExe, [], { env, stdio: stdio as never });
   } else {
+    if (sock) {
+      stdio.push(sock);
+      env.BPFCTL_SOCK_FD = '3';
+    }
     stdio.push('ipc');
     child = spawn(process.execPath, ['--import', 'tsx', SDK_MAIN], { env, stdio: stdio as never, cwd: REPO });
   }
@@ -105,7 +120,7 @@ async function spawnInstance(fn: string, inst: number, mode: Instance['mode']): 
   const ready = new Promise<void>((res, rej) => {
     child.once('exit', (code) => rej(new Error(`${fn}#${inst} exited with ${code} before it was ready`)));
     if (c) {
-      const pipe = child.stdio[stdio.length - 1] as NodeJS.ReadableStream;
+      const pipe = child.stdio[3] as NodeJS.ReadableStream;
       pipe.once('data', () => res());
       return;
     }
@@ -136,6 +151,7 @@ async function spawnInstance(fn: string, inst: number, mode: Instance['mode']): 
   return i;
 }
 
+/** The policy cgroup, where `bpfctl run` puts every process of the chain. */
 function CG_POLICY(): string {
   return join(CG, ir.name);
 }
@@ -155,13 +171,14 @@ async function kill(i: Instance): Promise<void> {
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 function call(path: string, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((res, rej) => {
-    const req = http.request({ host: '127.0.0.1', port: gw.port, path, method: body === undefined ? 'GET' : 'POST', agent }, (r) => {
+    // Routes accept POST (the default methods); a request without a body is a bodiless POST.
+    const req = http.request({ host: '127.0.0.1', port: gw.port, path, method: 'POST', agent }, (r) => {
       const chunks: Buffer[] = [];
       r.on('data', (c: Buffer) => chunks.push(c));
       r.on('end', () => res({ status: r.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
     });
     req.on('error', rej);
-    if (body !== undefined) req.setHeader('content-length', Buffer.byteLength(body));
+    req.setHeader('content-length', body === undefined ? 0 : Buffer.byteLength(body));
     req.end(body);
   });
 }
@@ -184,26 +201,33 @@ test.before(async () => {
   maps = openChainMaps(ir.name, ROOT);
   pool = Pool.create({ name: `bpfctl-test-${process.pid}-rtchain`, bufferSize: ir.pool.bufferSize, bufferCount: ir.pool.bufferCount, backing: 'shm' });
   hub = await startHub();
-  // The hub's port is known only now: sockops registers connections to exactly this port.
+  // The hub's port is known only now.
   maps.config.set(0, chainConfig(ir, hub.port));
-  dead = startDeadLetter({ policy: ir, hubPort: hub.port, register: (fd) => maps.socks.updateFd(DEAD_LETTER_KEY_BYTES, fd), log: () => {} });
+  routes = LiveRouteTable.open(policyDir(ir.name, ROOT));
+  dead = startDeadLetter({
+    routeLen: (slot) => routes.bySlot(slot)?.len,
+    hubPort: hub.port,
+    register: (fd) => maps.socks.updateFd(DEAD_LETTER_KEY_BYTES, fd),
+    log: () => {},
+  });
   await dead.ready;
   gw = await startGateway({
     policy: ir,
     pool,
     hubPort: hub.port,
     register: (fd) => maps.socks.updateFd(sockKeyBytes(0, 0), fd),
+    routes,
     instances: maps.instances.map,
     instanceCacheMs: 0,
     timeoutMs: 2000,
   });
   await gw.ready;
   await Promise.all([
-    spawnInstance('upper', 0, 'sockops'),
-    spawnInstance('upper', 1, 'ipc'),
+    spawnInstance('upper', 0, 'ipc'),
+    spawnInstance('upper', 1, 'fd'),
     spawnInstance('reverse', 0, 'fd'),
-    spawnInstance('stamp', 0, 'sockops'),
-    spawnInstance('shout', 0, 'sockops'),
+    spawnInstance('stamp', 0, 'ipc'),
+    spawnInstance('shout', 0, 'fd'),
     spawnInstance('shout', 1, 'fd'),
     spawnInstance('flaky', 0, 'ipc'),
   ]);
@@ -267,7 +291,7 @@ test('handler errors come back with their status; new buffers are freed', async 
   assert.is(await poolSettles(), 0);
 });
 
-test('a function without live instances: 503; after a restart (same reserved port) it serves again', async () => {
+test('a function without live instances: 503; after a restart (a new registration) it serves again', async () => {
   const stamp = children.find((c) => c.fn === 'stamp')!;
   await kill(stamp);
   const r = await call('/hello', 'x');
@@ -275,7 +299,7 @@ test('a function without live instances: 503; after a restart (same reserved por
   assert.match(r.body, /stamp has no live instance/);
   // Routes without stamp are unaffected.
   assert.equal(await call('/mixed', 'ok'), { status: 200, body: '!KO' });
-  await spawnInstance('stamp', 0, 'sockops');
+  await spawnInstance('stamp', 0, 'ipc');
   assert.equal(await call('/hello', 'back'), { status: 200, body: 'KCAB [/hello]' });
   assert.is(await poolSettles(), 0);
 });
@@ -302,12 +326,63 @@ test('an instance dying with requests in flight: they fail, nothing leaks, the r
   assert.is(await poolSettles(), 0);
 });
 
+// A would-be instance that was not started for a slot: connects to the hub, sends a descriptor
+// naming a real route and a real buffer, reports what it receives, stays until its stdin closes.
+const INTRUDER = `
+const net = require('node:net');
+const s = net.connect({ port: Number(process.argv[1]), host: '127.0.0.1' }, () => {
+  const d = Buffer.alloc(24);
+  d.writeUInt32LE(4242, 8);
+  d.writeUInt32LE(Number(process.argv[2]), 12);
+  d.writeUInt32LE(1, 16);
+  s.write(d, () => console.log('sent'));
+});
+s.on('data', (b) => console.log('got ' + b.length));
+s.on('error', (e) => console.log('error ' + e.code));
+process.stdin.on('end', () => s.destroy());
+process.stdin.resume();
+`;
+
+test('a process in the policy cgroup that connects to the hub gets nothing: not in socks, its bytes are stray', async () => {
+  const n0 = socksCount();
+  const stray0 = hub.stats().strayBytes;
+  const upper0 = maps.fnStats.getSum(fnId('upper'))!.msgs;
+  const env = { ...process.env };
+  delete env.FORCE_COLOR;
+  // In the policy cgroup before it connects: with sockops registration gone, that counts for nothing.
+  const child = spawn('sh', ['-c', `echo $$ > ${CG_POLICY()}/cgroup.procs && exec "$0" "$@"`, process.execPath, '-e', INTRUDER, String(hub.port), String(pool.dataOffset)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env,
+  });
+  const lines: string[] = [];
+  child.stdout!.setEncoding('utf8').on('data', (t: string) => lines.push(...t.split('\n').filter(Boolean)));
+  try {
+    const end = Date.now() + 5000;
+    while (!(lines.includes('sent') && hub.stats().strayBytes >= stray0 + 24) && Date.now() < end) await sleep(10);
+    assert.ok(lines.includes('sent'), `the intruder sent its descriptor (${lines.join('; ')})`);
+    assert.ok(readFileSync(join(CG_POLICY(), 'cgroup.procs'), 'utf8').split('\n').includes(String(child.pid)), 'it runs in the policy cgroup');
+    // The kernel never saw it: the bytes went over TCP to the hub, which counts and drops them.
+    assert.is(hub.stats().strayBytes, stray0 + 24);
+    assert.is(socksCount(), n0, 'no socket entered socks');
+    await sleep(100);
+    assert.is(maps.fnStats.getSum(fnId('upper'))!.msgs, upper0, 'nothing was routed to upper');
+    assert.equal(lines.filter((l) => l.startsWith('got') || l.startsWith('error')), [], 'it received nothing');
+    assert.equal(await call('/hello', 'unmoved'), { status: 200, body: 'DEVOMNU [/hello]' });
+  } finally {
+    child.stdin!.end();
+    child.kill();
+    if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+  }
+  assert.is(await poolSettles(), 0);
+});
+
 test('teardown: processes, maps, pins, cgroup and pool all gone', async () => {
   agent.destroy();
   for (const c of children) await kill(c);
   await gw.close();
   dead.close();
   await hub.close();
+  routes.close();
   maps.close();
   assert.is(pool.stats().inUse, 0);
   pool.close();
@@ -332,6 +407,7 @@ test.after(async () => {
   await quietly(() => gw?.close());
   await quietly(() => dead?.close());
   await quietly(() => hub?.close());
+  await quietly(() => routes?.close());
   await quietly(() => maps?.close());
   await quietly(() => pool && Pool.remove(pool.path));
   await quietly(() => existsSync(ROOT) && unloadPolicy(ir.name, { root: ROOT }));
