@@ -16,6 +16,7 @@ interface RunArgs {
   host?: string;
   demo: boolean;
   timeout?: number;
+  bodyTimeout?: number;
   pool?: string;
 }
 
@@ -37,6 +38,7 @@ export const runCommand = defineCommand<RunArgs>({
       .option('port', { type: 'number', default: 0, describe: 'gateway HTTP port (0: any free one)' })
       .option('host', { type: 'string', describe: 'gateway HTTP address (default 127.0.0.1; --host alone: all interfaces)' })
       .option('timeout', { type: 'number', describe: 'gateway reply deadline per request, in ms (default 5000)' })
+      .option('body-timeout', { type: 'number', describe: 'deadline for a request\'s headers and body, in ms (default 10000; then 408)' })
       .option('pool', { type: 'string', describe: "pool file name (default: the policy's name)" })
       .option('demo', { type: 'boolean', default: false, describe: 'send example requests to every route, print the answers, stop' }),
   handler: async (argv: Args<RunArgs>) => {
@@ -55,6 +57,7 @@ export const runCommand = defineCommand<RunArgs>({
         port: argv.port,
         host: argv.host === '' ? '0.0.0.0' : argv.host,
         timeoutMs: argv.timeout,
+        bodyTimeoutMs: argv.bodyTimeout,
         poolName: argv.pool,
         progress: (t) => out.progress(t),
         log: (l) => out.stderr.write(`${l}\n`),
