@@ -33,10 +33,10 @@ let run: ChildProcess | null = null;
 let runLog = '';
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (t: string) => void (stdout += t) }, stderr: { write: (t: string) => void (stderr += t) } });
-  return { code, stdout, stderr };
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(args, { stdout: { write: (t: string) => void out.push(t) }, stderr: { write: (t: string) => void err.push(t) } });
+  return { code, stdout: out.join(''), stderr: err.join('') };
 }
 
 async function ok(...args: string[]): Promise<string> {

@@ -1,4 +1,5 @@
 /** Every bpfctl command, in the order `--help` lists them. Each file owns one command group. */
+import { applyCommand } from './apply.ts';
 import { buildCommand } from './build.ts';
 import { diffCommand } from './diff.ts';
 import { graphCommand } from './graph.ts';
@@ -14,4 +15,4 @@ import { setCommand } from './set.ts';
 import type { Command } from './types.ts';
 import { xdpCommand } from './xdp.ts';
 
-export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, diffCommand, graphCommand, poolCommand, progCommand, mapCommand, xdpCommand, setCommand, runCommand, scaleCommand];
+export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, diffCommand, applyCommand, graphCommand, poolCommand, progCommand, mapCommand, xdpCommand, setCommand, runCommand, scaleCommand];

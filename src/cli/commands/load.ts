@@ -10,6 +10,9 @@ import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
 import { pinRoot } from '../../deploy/paths.ts';
 import { UsageError } from '../main.ts';
 import { loadObjectCommand, unloadDirCommand } from './object.ts';
+import { askSupervisor, controlPath, runDir } from '../../runtime/supervisor/index.ts';
+import { BpfctlError } from '../../errors.ts';
+import type { Output } from '../output.ts';
 import { type Args, defineCommand } from './types.ts';
 
 const isObjectFile = (f: string) => /\.(bpf\.)?o$/.test(f);
@@ -79,8 +82,37 @@ export const unloadCommand = defineCommand({
       return;
     }
     const name = isPolicyFile(target) ? (await loadPolicyFile(target)).name : target;
+    // A chain that `bpfctl run` supervises is stopped through its supervisor, which removes its
+    // processes, pool, pins and cgroup; pulling the pins from under it would leave it answering
+    // with none of its state visible.
+    const stopped = await stopRunningChain(name, out);
+    if (stopped !== null) {
+      if (out.json) out.printJson({ policy: name, stoppedSupervisor: stopped, removed: 'all' });
+      else out.line(`stopped ${name} (supervisor pid ${stopped}) and unloaded it`);
+      return;
+    }
     const res = unloadPolicy(name);
     if (out.json) out.printJson({ policy: name, removed: res.removed });
     else out.line(`unloaded ${name} (${res.removed.length} pins removed)`);
   },
 });
+
+/** Stops the supervisor running `policy`, if one does; its pid, or null when none runs it. */
+async function stopRunningChain(policy: string, out: Output): Promise<number | null> {
+  if (!existsSync(controlPath(policy))) return null;
+  let pid: number;
+  try {
+    pid = ((await askSupervisor(policy, { op: 'stop' }, undefined, 5000)) as { pid: number }).pid;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'E_NOT_RUNNING') return null;
+    throw err;
+  }
+  out.progress(`policy ${policy} runs under bpfctl run (pid ${pid}): stopping it`);
+  const lock = join(runDir(), `${policy}.pid`);
+  const deadline = Date.now() + 30_000;
+  while (existsSync(lock) || existsSync(controlPath(policy))) {
+    if (Date.now() > deadline) throw new BpfctlError('E_UNLOAD', `the supervisor of ${policy} (pid ${pid}) did not stop within 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return pid;
+}

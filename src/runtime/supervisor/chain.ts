@@ -338,7 +338,14 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
         }),
       );
 
-    let stopChain: () => Promise<void> = async () => {};
+    let resolveStopped: () => void = () => {};
+    const stopped = new Promise<void>((r) => {
+      resolveStopped = r;
+    });
+    const stopChain = (): Promise<void> => {
+      stopping ??= teardown().finally(resolveStopped);
+      return stopping;
+    };
     if (opts.control ?? true) {
       control = await serveControl(controlPath(ir.name), async (req) => {
         if (req.op === 'scale') return scale(req.function, req.instances);
@@ -356,10 +363,6 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
 
     const shownHost = host === '0.0.0.0' || host === '::' ? LOOPBACK : host;
     const base = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${httpPort}`;
-    let resolveStopped: () => void = () => {};
-    const stopped = new Promise<void>((r) => {
-      resolveStopped = r;
-    });
     return {
       policy: ir,
       policyFile: file,
@@ -378,10 +381,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
       poolStats: () => thePool.stats(),
       deadLetterStats: () => deadLetter!.stats(),
       stopped,
-      stop: (stopChain = () => {
-        stopping ??= teardown().finally(resolveStopped);
-        return stopping;
-      }),
+      stop: stopChain,
     };
   } catch (err) {
     try {
