@@ -1,19 +1,35 @@
 /**
- * The gateway over real HTTP, a real shared-memory pool and a real `instances` map, with the test
- * playing the chain: it accepts the gateway's chain connection (as the hub would), reads the
- * descriptors it sends and answers them over the same connection, the way replies arrive through
- * sk_msg. Each test scripts the chain's behaviour (compute, fail, stay silent, reply late).
+ * The gateway over real HTTP, a real shared-memory pool and real `routes`, `config` and
+ * `instances` maps, followed through read-only mappings as a gateway of `bpfctl run` follows them
+ * (LiveRouteTable, LiveInstanceCounts), with the test playing the chain: it accepts the gateway's
+ * chain connection (as the hub would), reads the descriptors it sends and answers them over the
+ * same connection, the way replies arrive through sk_msg. Each test scripts the chain's behaviour
+ * (compute, fail, stay silent, reply late) and, where it matters, changes routes the way
+ * `route set|del` does (a new slot, the old one retired, a new generation).
  */
 import http from 'node:http';
 import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BpfMap } from '../../loader/index.ts';
+import { BPF_F_MMAPABLE, BpfMap, type MappedArray, mmapArray } from '../../loader/index.ts';
 import { DESC_DROP_REASON_SHIFT } from '../../src/ir/chain-limits.ts';
-import { instancesValue, u32Key } from '../../src/ir/chain-maps.ts';
+import {
+  configValue,
+  decodeRouteSlot,
+  encodeConfig,
+  encodeRouteSlot,
+  FREE_SLOT,
+  instancesValue,
+  MAX_ROUTE_SLOTS,
+  type RouteSlot,
+  routeTable,
+  routeValue,
+  u32Key,
+} from '../../src/ir/chain-maps.ts';
 import { lowerPolicy } from '../../src/ir/policy.ts';
 import { type Gateway, startGateway } from '../../src/runtime/gateway/index.ts';
 import { Pool } from '../../src/runtime/pool/index.ts';
+import { LiveInstanceCounts, LiveRouteTable } from '../../src/runtime/route-table.ts';
 import { DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF } from '../../src/runtime/sdk/wire.ts';
 import { type Descriptor, descriptor } from '../../src/schema/descriptor.ts';
 import { decode, encode } from '../../src/schema/encode.ts';
@@ -27,13 +43,23 @@ const BUF = 128;
 const ir = lowerPolicy({
   name: 'gw-test',
   functions: { upper: { instances: 1, handler: './none.ts' }, other: { instances: 2, handler: './none.ts' } },
-  routes: { '/up': ['upper'], '/both': ['upper', 'other'], named: ['other'] },
+  routes: { '/up': ['upper'], '/both': ['upper', 'other'], named: ['other'], '/get': { functions: ['upper'], methods: ['GET'] } },
   pool: { bufferSize: BUF, bufferCount: 8 },
 });
+const BODY_TIMEOUT_MS = 1000;
 let pool: Pool;
 let instances: BpfMap;
+let routesMap: BpfMap;
+let configMap: BpfMap;
+let mapped: MappedArray[] = [];
+let routes: LiveRouteTable;
+let gen = 1;
 const setLive = (fn: number, count: number) =>
   instances.update(u32Key(fn), encode(instancesValue, { count, inst: Array.from({ length: 32 }, (_, i) => (i < count ? i : 0)) }));
+const slotOf = (n: number): RouteSlot => decodeRouteSlot(routesMap.lookup(u32Key(n))!);
+const writeSlot = (n: number, v: RouteSlot) => routesMap.update(u32Key(n), encodeRouteSlot(v));
+/** Publishes what was written since the last generation (what a route change does last). */
+const publish = () => configMap.update(u32Key(0), encodeConfig({ poolSize: 0, dataOff: 0, bufSize: BUF, bufCount: 8, hubPort: 0, routesGen: ++gen }));
 
 type Script = (d: Descriptor, reply: (d: Descriptor) => void) => void;
 let script: Script = () => {};
@@ -57,20 +83,30 @@ let gw: Gateway;
 test.before(async () => {
   before = snapshot();
   pool = Pool.create({ name: `bpfctl-test-${process.pid}-gw`, bufferSize: BUF, bufferCount: 8, backing: 'shm' });
-  instances = BpfMap.create({ type: 'array', name: 'gwt_inst', keySize: 4, valueSize: instancesValue.size, maxEntries: 64 });
+  // The chain maps a gateway follows, created as the generated object declares them (mmapable).
+  instances = BpfMap.create({ type: 'array', name: 'gwt_inst', keySize: 4, valueSize: instancesValue.size, maxEntries: 64, flags: BPF_F_MMAPABLE });
+  routesMap = BpfMap.create({ type: 'array', name: 'gwt_routes', keySize: 4, valueSize: routeValue.size, maxEntries: MAX_ROUTE_SLOTS, flags: BPF_F_MMAPABLE });
+  configMap = BpfMap.create({ type: 'array', name: 'gwt_config', keySize: 4, valueSize: configValue.size, maxEntries: 1, flags: BPF_F_MMAPABLE });
+  for (const e of routeTable(ir)) routesMap.update(e.key, e.value);
+  gen = 0;
+  publish();
   setLive(1, 1);
   setLive(2, 2);
+  mapped = [mmapArray(routesMap), mmapArray(configMap), mmapArray(instances)];
+  routes = new LiveRouteTable(mapped[0]!, mapped[1]!);
   await new Promise<void>((r) => chain.listen(0, '127.0.0.1', r));
   gw = await startGateway({
     policy: ir,
     pool,
     hubPort: (chain.address() as net.AddressInfo).port,
+    mode: 'callback',
     register: (fd) => {
       registeredFd = fd;
     },
-    instances,
-    instanceCacheMs: 0,
+    routes,
+    instances: new LiveInstanceCounts(mapped[2]!),
     timeoutMs: 300,
+    bodyTimeoutMs: BODY_TIMEOUT_MS,
     // Above the pool's 8 buffers, so the pool runs dry before this bound is reached.
     maxInFlight: 64,
     log: () => {},
@@ -78,7 +114,8 @@ test.before(async () => {
   await gw.ready;
 });
 
-const routeLen = (id: number) => ir.routes[id]!.hops.length;
+/** The length of the route version a descriptor names (its slot), as the kernel sees it. */
+const routeLen = (slot: number) => routes.bySlot(slot)!.len;
 /** The usual chain: upper-cases the payload in place and returns it. */
 const upperChain: Script = (d, reply) => {
   const b = pool.bytes(d.buf_off, d.buf_len);
@@ -87,12 +124,14 @@ const upperChain: Script = (d, reply) => {
 };
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-function call(path: string, o: { method?: string; body?: string | Buffer; chunked?: boolean } = {}): Promise<{ status: number; body: string }> {
+/** POST by default (what routes accept unless they say otherwise), with or without a body. */
+function call(path: string, o: { method?: string; body?: string | Buffer; chunked?: boolean } = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: gw.port, path, method: o.method ?? (o.body !== undefined ? 'POST' : 'GET'), agent }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: gw.port, path, method: o.method ?? 'POST', agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));
     });
     req.on('error', reject);
     if (o.body !== undefined && !o.chunked) req.setHeader('content-length', Buffer.byteLength(o.body));
@@ -204,6 +243,7 @@ test('a client that disconnects mid-request leaks nothing', async () => {
   script = (d, reply) => held.push({ d, reply });
   // Gone while the chain works on it: the reply finds no one to write to.
   const sock = net.connect(gw.port, '127.0.0.1');
+  sock.on('error', () => {});
   await new Promise((r) => sock.once('connect', r));
   sock.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nbye!');
   await until(() => held.length >= 1, 'the request to reach the chain');
@@ -212,9 +252,12 @@ test('a client that disconnects mid-request leaks nothing', async () => {
   upperChain(held[0]!.d, held[0]!.reply);
   // Gone before the body was complete: nothing reaches the chain at all.
   const half = net.connect(gw.port, '127.0.0.1');
+  half.on('error', () => {});
   await new Promise((r) => half.once('connect', r));
   half.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\n\r\nonly part');
   await sleep(30);
+  // The body is collected before a pool buffer is taken: a client mid-body holds none.
+  assert.is(pool.stats().inUse, 0, 'no buffer for an incomplete body');
   half.destroy();
   assert.is(await poolSettles(), 0);
   assert.is(held.length, 1);
@@ -227,9 +270,10 @@ test('function errors and new buffers come back as the function set them', async
     if (text === 'teapot') {
       const msg = Buffer.from('upper: short and stout');
       pool.bytes(d.buf_off, msg.length).set(msg);
-      return reply({ ...d, hop: routeLen(d.route), flags: DESC_FLAG_ERROR, status: 418, buf_len: msg.length });
+      // ERROR alone sends a reply back (the kernel's rule): the failing function leaves the hop as is.
+      return reply({ ...d, flags: DESC_FLAG_ERROR, status: 418, buf_len: msg.length });
     }
-    if (text === 'bare') return reply({ ...d, hop: routeLen(d.route), flags: DESC_FLAG_ERROR, status: 500, buf_len: 0 });
+    if (text === 'bare') return reply({ ...d, flags: DESC_FLAG_ERROR, status: 500, buf_len: 0 });
     if (text === 'refused') return reply({ ...d, flags: DESC_FLAG_DROPPED | (4 << DESC_DROP_REASON_SHIFT) });
     if (text === 'garbage') return reply({ ...d, hop: routeLen(d.route), buf_gen: d.buf_gen + 1 });
     // A function that answers in a buffer of its own and frees the request's.
@@ -250,6 +294,126 @@ test('function errors and new buffers come back as the function set them', async
   const fresh = await call('/both', { body: 'abc' });
   assert.is(fresh.status, 200);
   assert.is(fresh.body, 'new:abc');
+  assert.is(await poolSettles(), 0);
+});
+
+test('a route accepts only its methods: 405 with Allow; GET implies HEAD', async () => {
+  script = upperChain;
+  const get = await call('/up', { method: 'GET' });
+  assert.is(get.status, 405);
+  assert.is(get.headers.allow, 'POST');
+  assert.is((await call('/both', { method: 'PUT', body: 'x' })).headers.allow, 'POST');
+  const post = await call('/get', { body: 'x' });
+  assert.is(post.status, 405);
+  assert.is(post.headers.allow, 'GET, HEAD');
+  assert.match(post.body, /\/get accepts GET, HEAD/);
+  const ok = await call('/get', { method: 'GET', body: 'abc' });
+  assert.is(ok.status, 200);
+  assert.is(ok.body, 'ABC');
+  // HEAD runs the route like GET and answers with GET's headers, without the body.
+  const head = await call('/get', { method: 'HEAD', body: 'abcd' });
+  assert.is(head.status, 200);
+  assert.is(head.body, '');
+  assert.is(head.headers['content-length'], '4');
+  // Unknown paths are 404 whatever the method; nothing was allocated for the refused ones.
+  assert.is((await call('/nope', { method: 'GET' })).status, 404);
+  assert.ok((gw.stats().byStatus[405] ?? 0) >= 3);
+  assert.is(await poolSettles(), 0);
+});
+
+test('route changes are followed live: new requests take the new slot, requests under way finish on theirs, del is 404', async () => {
+  const held: { d: Descriptor; reply: (d: Descriptor) => void }[] = [];
+  script = (d, reply) => held.push({ d, reply });
+  const upSlot = routes.byPath('/up')!.slot;
+  assert.is(upSlot, 0, 'a loaded policy starts with route i in slot i');
+  const before0 = slotOf(upSlot);
+  const old = call('/up', { body: 'old' });
+  await until(() => held.length === 1, 'the request on the old version');
+  // route set /up other: the new version in a free slot, the old one retired, one new generation.
+  const NEW = 50;
+  writeSlot(NEW, { hops: [2], version: gen + 1, retired: 0, retiredAtMs: 0, methods: ['POST'], name: '/up' });
+  writeSlot(upSlot, { ...before0, retired: gen + 1, retiredAtMs: Date.now() });
+  publish();
+  const fresh = call('/up', { body: 'new' });
+  await until(() => held.length === 2, 'the request on the new version');
+  assert.is(held[0]!.d.route, upSlot, 'the request under way keeps its slot');
+  assert.is(held[1]!.d.route, NEW, 'the new request names the new slot');
+  assert.is(routes.byPath('/up')!.slot, NEW);
+  assert.is(routes.bySlot(upSlot)!.len, 1, 'the retired version is still readable while it drains');
+  for (const h of held) upperChain(h.d, h.reply);
+  assert.is((await old).body, 'OLD');
+  assert.is((await fresh).body, 'NEW');
+  script = upperChain;
+  // A new route's instance check uses its own functions: other (fn 2) without instances is 503.
+  setLive(2, 0);
+  assert.match((await call('/up', { body: 'x' })).body, /other has no live instance/);
+  setLive(2, 2);
+  // route del /up: retired with no successor; new requests get 404.
+  writeSlot(NEW, { ...slotOf(NEW), retired: gen + 1, retiredAtMs: Date.now() });
+  publish();
+  assert.is((await call('/up', { body: 'gone' })).status, 404);
+  assert.is((await call('/both', { body: 'still' })).body, 'STILL', 'other routes are untouched');
+  // Back to the start for the tests below: /up live again (a newer version in its first slot).
+  routesMap.update(u32Key(NEW), FREE_SLOT);
+  writeSlot(upSlot, { ...before0, version: gen + 1, retired: 0 });
+  publish();
+  assert.is(routes.byPath('/up')!.slot, upSlot);
+  assert.is(routes.bySlot(NEW), undefined, 'a freed slot names no route');
+  assert.is((await call('/up', { body: 'back' })).body, 'BACK');
+  assert.is(await poolSettles(), 0);
+});
+
+test('instanceDown fails at once the requests the dead instance held, and only those', async () => {
+  const held: { d: Descriptor; reply: (d: Descriptor) => void }[] = [];
+  script = (d, reply) => held.push({ d, reply });
+  const t0 = Date.now();
+  const both = Array.from({ length: 6 }, (_, i) => call('/both', { body: `b${i}` }));
+  const up = call('/up', { body: 'not on other' });
+  await until(() => held.length === 7, '7 held requests');
+  // other (fn 2) had instances [0, 1]; its instance 1 died: requests with req_id % 2 == 1 went there.
+  const onOne = held.filter((h) => h.d.route === routes.byPath('/both')!.slot && h.d.req_id % 2 === 1).length;
+  assert.ok(onOne > 0);
+  assert.is(gw.instanceDown(2, 1, [0, 1]), onOne);
+  assert.is(gw.instanceDown(2, 1, []), 0, 'no live list: nothing to fail');
+  // The others are still waiting; answer them.
+  for (const h of held) if (!(h.d.route === routes.byPath('/both')!.slot && h.d.req_id % 2 === 1)) upperChain(h.d, h.reply);
+  const rs = await Promise.all(both);
+  assert.ok(Date.now() - t0 < 300, 'failed before the reply deadline');
+  assert.is(rs.filter((r) => r.status === 503).length, onOne);
+  for (const r of rs.filter((x) => x.status === 503)) assert.match(r.body, /instance 1 of other died/);
+  for (const [i, r] of rs.entries()) if (r.status === 200) assert.is(r.body, `B${i}`);
+  assert.is((await up).body, 'NOT ON OTHER', 'a route without the dead function is untouched');
+  // Replies for the failed requests that still arrive are late and harmless.
+  for (const h of held) if (h.d.route === routes.byPath('/both')!.slot && h.d.req_id % 2 === 1) upperChain(h.d, h.reply);
+  await sleep(30);
+  assert.is(await poolSettles(), 0);
+});
+
+test('a slow body holds no pool buffer and is cut off with 408 after bodyTimeoutMs', async () => {
+  script = upperChain;
+  const slow = net.connect(gw.port, '127.0.0.1');
+  slow.on('error', () => {});
+  let answer = '';
+  slow.setEncoding('latin1').on('data', (t: string) => {
+    answer += t;
+  });
+  const closed = new Promise((r) => slow.once('close', r));
+  await new Promise((r) => slow.once('connect', r));
+  const t0 = Date.now();
+  slow.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 40\r\n\r\nten bytes.');
+  await sleep(200);
+  slow.write('ten more..');
+  // Meanwhile the pool serves everyone else in full.
+  const others = await Promise.all(Array.from({ length: 8 }, (_, i) => call('/up', { body: `o${i}` })));
+  assert.equal(
+    others.map((r) => r.status),
+    Array(8).fill(200),
+  );
+  assert.is(pool.stats().inUse, 0, 'the incomplete body holds no buffer');
+  await closed;
+  const took = Date.now() - t0;
+  assert.match(answer, /^HTTP\/1\.1 408/);
+  assert.ok(took >= BODY_TIMEOUT_MS - 50 && took < BODY_TIMEOUT_MS + 2500, `cut off after ${took} ms`);
   assert.is(await poolSettles(), 0);
 });
 
@@ -274,7 +438,11 @@ test('teardown: nothing leaked', async () => {
   assert.is(pool.stats().inUse, 0);
   pool.close();
   Pool.remove(pool.path);
+  routes.close(); // unmaps routes and config
+  mapped[2]!.unmap();
   instances.close();
+  routesMap.close();
+  configMap.close();
   assert.equal(ownLeaks(before), []);
 });
 
