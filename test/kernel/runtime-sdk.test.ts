@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lowerPolicy } from '../../src/ir/policy.ts';
 import { Pool } from '../../src/runtime/pool/index.ts';
+import { RouteEntry, type RouteView, staticRouteTable } from '../../src/runtime/route-table.ts';
 import { runFunction, type FunctionInstance } from '../../src/runtime/sdk/run.ts';
 import { FunctionError, type Handler } from '../../src/runtime/sdk/types.ts';
 import { DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF } from '../../src/runtime/sdk/wire.ts';
@@ -61,7 +62,7 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(o: { maxInFlight?: number; maxQueue?: number } = {}): Promise<Harness> {
+async function harness(o: { maxInFlight?: number; maxQueue?: number; routes?: RouteView } = {}): Promise<Harness> {
   let peer: net.Socket | null = null;
   let carry = Buffer.alloc(0);
   const replies: Descriptor[] = [];
@@ -82,8 +83,10 @@ async function harness(o: { maxInFlight?: number; maxQueue?: number } = {}): Pro
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const hubPort = (server.address() as net.AddressInfo).port;
+  // With routes given, no policy: what the supervisor gives an instance (its id, its handler and
+  // the live routes), since a policy file may have changed since the chain started.
   const inst = await runFunction({
-    policy: ir,
+    ...(o.routes ? { fnId: 1, routes: o.routes } : { policy: ir }),
     functionName: 'upper',
     instance: 3,
     handler,
@@ -246,6 +249,80 @@ test('stale or misrouted descriptors go back to the gateway untouched', async ()
   } finally {
     await h.close();
   }
+});
+
+/** A route table that changes under the instance, the way the mapped live table does. */
+class MovingRoutes implements RouteView {
+  readonly slots = new Map<number, RouteEntry>();
+  byPath(path: string): RouteEntry | undefined {
+    return [...this.slots.values()].find((e) => e.name === path);
+  }
+  bySlot(slot: number): RouteEntry | undefined {
+    return this.slots.get(slot);
+  }
+  current(): RouteEntry[] {
+    return [...this.slots.values()];
+  }
+  set(slot: number, name: string, hops: number[], version: number): void {
+    this.slots.set(slot, new RouteEntry(slot, name, hops.length, hops, 1 << 2, version));
+  }
+}
+
+test('routes are followed live: each descriptor is checked against the version its slot holds', async () => {
+  const view = new MovingRoutes();
+  for (const e of staticRouteTable(ir).current()) view.set(e.slot, e.name, [...e.hops], 1);
+  const h = await harness({ routes: view });
+  try {
+    assert.is(h.inst.fnId, 1);
+    // A changed /two lands in a new slot: upper is now its second hop.
+    view.set(40, '/two', [2, 1], 2);
+    const onNew = request('new slot', { route: 40, hop: 1 });
+    const wrongOnNew = request('not mine', { route: 40, hop: 0 });
+    const onOld = request('old slot', { route: 1, hop: 0 });
+    const freed = request('freed', { route: 41, hop: 0 });
+    h.peer().write(wire([onNew, wrongOnNew, onOld, freed]));
+    const got = new Map((await h.waitReplies(3)).map((d) => [d.req_id, d]));
+    await sleep(30);
+    assert.is(got.size, 3, 'the descriptor naming a slot without a route is dropped, not answered');
+    const a = got.get(onNew.req_id)!;
+    assert.is(a.flags, 0);
+    assert.is(a.hop, 2, 'hop + 1 on the new version');
+    assert.is(body(a), 'NEW SLOT');
+    // Requests under way on the old version finish on it.
+    assert.is(body(got.get(onOld.req_id)!), 'OLD SLOT');
+    assert.is(got.get(onOld.req_id)!.hop, 1);
+    const w = got.get(wrongOnNew.req_id)!;
+    assert.is(w.flags & DESC_FLAG_ERROR, DESC_FLAG_ERROR, 'hop 0 of the new version is other: back to the gateway');
+    assert.is(w.status, 500);
+    assert.is(h.inst.stats().misrouted, 2);
+    // The slot gets a route later: the instance sees it on the next descriptor.
+    view.set(41, '/late', [1], 2);
+    const later = request('later', { route: 41 });
+    h.peer().write(wire([later]));
+    const [l] = await h.waitReplies(1);
+    assert.is(body(l!), 'LATER');
+    freeAll([onNew, wrongOnNew, onOld, freed, later]);
+  } finally {
+    await h.close();
+  }
+});
+
+async function rejects(p: () => Promise<unknown>, re: RegExp): Promise<void> {
+  try {
+    await p();
+  } catch (err) {
+    assert.match((err as Error).message, re);
+    return;
+  }
+  assert.unreachable(`resolved, expected ${re}`);
+}
+
+test('without a policy, an instance needs its function id and a handler', async () => {
+  await rejects(() => runFunction({ functionName: 'upper', instance: 0, hubPort: 1, pool, register: () => {}, routes: staticRouteTable(ir), log: () => {} }), /without a policy, fnId and a handler are needed/);
+  await rejects(() => runFunction({ functionName: 'upper', fnId: 1, instance: 0, hubPort: 1, pool, register: () => {}, log: () => {} }), /without a policy, fnId and a handler are needed/);
+  // Routes come from the pinned maps (pinDir) or are given: nothing else describes them.
+  await rejects(() => runFunction({ functionName: 'upper', fnId: 1, handler, instance: 0, hubPort: 1, pool, register: () => {}, log: () => {} }), /no routes \(pass pinDir or a policy\)/);
+  await rejects(() => runFunction({ policy: ir, functionName: 'nope', instance: 0, hubPort: 1, pool, handler, register: () => {}, log: () => {} }), /has no function 'nope'/);
 });
 
 test('bounded in flight: excess requests wait, beyond the queue they are shed with 503', async () => {
