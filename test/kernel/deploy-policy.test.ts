@@ -1,7 +1,8 @@
 /**
  * Whole policies through the CLI, in-process, against the real kernel: load pins and attaches
- * everything, status reads it back, routes change live, a second load replaces the first without
- * leaving the old programs loaded, unload removes it all, and bad input creates nothing.
+ * everything, status reads it back, routes change live (each change a new slot and generation,
+ * the old version draining), a second load replaces the first without leaving the old programs
+ * loaded, unload removes it all, and bad input creates nothing.
  */
 import { existsSync, rmdirSync } from 'node:fs';
 import { test } from 'uvu';
@@ -9,6 +10,9 @@ import * as assert from 'uvu/assert';
 import { BpfProgram, listPrograms } from '../../loader/index.ts';
 import { main } from '../../src/cli/main.ts';
 import { openChainMaps } from '../../src/deploy/chain-maps.ts';
+import { readManifest } from '../../src/deploy/manifest.ts';
+import { liveRoutes } from '../../src/deploy/routes.ts';
+import { decodeRouteSlot, MAX_ROUTE_SLOTS, u32Key } from '../../src/ir/chain-maps.ts';
 import { importPolicySpec } from '../../src/ir/policy.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 
@@ -26,7 +30,7 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 }
 
 function progIds(dir: string): number[] {
-  return ['chain_msg', 'chain_sockops'].map((n) => {
+  return ['chain_msg'].map((n) => {
     const p = BpfProgram.openPinned(`${dir}/progs/${n}`);
     try {
       return p.id;
@@ -52,16 +56,41 @@ test.after(() => {
   if (saved.cg === undefined) delete process.env.BPFCTL_CGROUP_PARENT;
 });
 
-test('load pins programs, maps, link and manifest; status reads them back', async () => {
+test('load pins programs, maps and manifest; status reads them back', async () => {
   const r = await cli('load', POLICY, '--json', '--quiet');
   assert.is(r.code, 0, r.stderr);
   const res = JSON.parse(r.stdout);
   assert.is(res.policy, 'hello-chain');
   assert.is(res.replaced, false);
-  for (const p of ['manifest', 'progs/chain_msg', 'progs/chain_sockops', 'maps/socks', 'maps/routes', 'links/sockops']) {
+  const maps = ['routes', 'instances', 'socks', 'config', 'fn_stats', 'route_stats', 'drop_reasons'];
+  for (const p of ['manifest', 'progs/chain_msg', ...maps.map((m) => `maps/${m}`)]) {
     assert.ok(existsSync(`${ROOT}/hello-chain/${p}`), `${p} pinned`);
   }
+  // Registration is the supervisor's: no sockops program, no cgroup link, no reg_ports map.
+  for (const p of ['progs/chain_sockops', 'links/sockops', 'maps/reg_ports']) assert.not.ok(existsSync(`${ROOT}/hello-chain/${p}`), `${p} not pinned`);
+  const m = readManifest(`${ROOT}/hello-chain`);
+  assert.equal(m.pins.progs, ['progs/chain_msg']);
+  assert.equal(m.pins.links, []);
+  assert.equal([...m.pins.maps].sort(), maps.map((x) => `maps/${x}`).sort());
+  // The policy cgroup is still made: the supervisor puts the chain's processes there.
   assert.ok(existsSync(`${CG}/hello-chain/cgroup.procs`), 'policy cgroup created');
+  // Routes start in slots 0..n-1, live at generation 1, with their names and methods.
+  const cm = openChainMaps('hello-chain', ROOT);
+  try {
+    const live = liveRoutes(cm);
+    assert.is(live.gen, 1);
+    assert.equal(
+      live.current.map((x) => [x.name, x.slot, x.hops, x.methods, x.version]),
+      [
+        ['/hello', 0, [1, 2, 3], ['POST'], 1],
+        ['/shout', 1, [1, 3], ['POST'], 1],
+      ],
+    );
+    assert.equal(live.draining, []);
+    assert.is(cm.routes.map.maxEntries, MAX_ROUTE_SLOTS);
+  } finally {
+    cm.close();
+  }
 
   const s = await cli('status', 'hello-chain', '--json');
   assert.is(s.code, 0, s.stderr);
@@ -83,28 +112,96 @@ test('load pins programs, maps, link and manifest; status reads them back', asyn
   assert.match(human.stdout, /upper -> reverse -> stamp/);
 });
 
-test('route set changes the routes map live and refuses unknown functions', async () => {
-  const r = await cli('route', 'set', 'hello-chain', '/shout', 'stamp', 'upper');
+test('route set writes a new slot and retires the old one; bad changes write nothing; del stops the route', async () => {
+  const r = await cli('route', 'set', 'hello-chain', '/shout', 'stamp', 'upper', '--json');
   assert.is(r.code, 0, r.stderr);
+  const res = JSON.parse(r.stdout);
+  assert.equal(
+    { op: res.op, route: res.route, previous: res.previous, functions: res.functions, methods: res.methods },
+    { op: 'updated', route: '/shout', previous: 1, functions: ['stamp', 'upper'], methods: ['POST'] },
+  );
+  const shout = res.slot as number;
+  assert.ok(shout !== 0 && shout !== 1, `a new slot (${shout}), not one in use`);
   const cm = openChainMaps('hello-chain', ROOT);
   try {
-    const v = cm.routes.get(1)!;
+    const v = cm.routes.get(shout)!;
     assert.is(v.len, 2);
     assert.equal(v.fn.slice(0, 2), [3, 1]);
+    assert.is(v.version, 2);
+    assert.is(v.retired, 0);
+    // The old version is not rewritten: it keeps routing requests under way until it drains.
+    const old = decodeRouteSlot(cm.routes.map.lookup(u32Key(1))!);
+    assert.equal(old.hops, [1, 3]);
+    assert.is(old.retired, 2);
+    assert.ok(Math.abs(old.retiredAtMs - Date.now()) < 60_000, 'retired now');
+    assert.is(cm.config.get(0)!.routes_gen, 2, 'published as generation 2');
+    // Counters are per slot and start at zero.
+    assert.is(cm.routeStats.getSum(shout)!.msgs, 0n);
   } finally {
     cm.close();
   }
+  // The manifest's route id is the new slot.
+  assert.equal(
+    readManifest(`${ROOT}/hello-chain`).ir.routes.map((x) => [x.name, x.id, x.functions]),
+    [
+      ['/hello', 0, ['upper', 'reverse', 'stamp']],
+      ['/shout', shout, ['stamp', 'upper']],
+    ],
+  );
+  const st = JSON.parse((await cli('status', 'hello-chain', '--json')).stdout);
+  assert.equal(
+    st.routes.map((x: { id: number; name: string; functions: string[] }) => [x.id, x.name, x.functions]),
+    [
+      [0, '/hello', ['upper', 'reverse', 'stamp']],
+      [shout, '/shout', ['stamp', 'upper']],
+    ],
+  );
+
   const bad = await cli('route', 'set', 'hello-chain', '/shout', 'upper', 'nosuch');
   assert.is(bad.code, 1);
   assert.match(bad.stderr, /routes\['\/shout'\]\[1\]/);
   assert.match(bad.stderr, /nosuch/);
-  const added = await cli('route', 'set', 'hello-chain', '/rev', 'reverse', '--json');
+  const unchanged = await cli('route', 'set', 'hello-chain', '/shout', 'stamp', 'upper', '--json');
+  assert.is(JSON.parse(unchanged.stdout).op, 'unchanged');
+  const cm2 = openChainMaps('hello-chain', ROOT);
+  try {
+    assert.is(cm2.config.get(0)!.routes_gen, 2, 'neither a refused nor an unchanged set publishes a generation');
+  } finally {
+    cm2.close();
+  }
+
+  const added = await cli('route', 'set', 'hello-chain', '/rev', 'reverse', '--methods', 'get', '--json');
   assert.is(added.code, 0, added.stderr);
-  assert.is(JSON.parse(added.stdout).route.id, 2);
+  const a = JSON.parse(added.stdout);
+  assert.equal({ op: a.op, previous: a.previous, methods: a.methods }, { op: 'added', previous: null, methods: ['GET', 'HEAD'] });
+  assert.ok(![0, 1, shout].includes(a.slot), `a free slot (${a.slot})`);
   const ls = await cli('route', 'ls', 'hello-chain', '--json');
-  assert.equal(JSON.parse(ls.stdout).map((x: { name: string }) => x.name), ['/hello', '/shout', '/rev']);
-  const del = await cli('route', 'del', 'hello-chain', '/rev');
+  assert.equal(
+    JSON.parse(ls.stdout).map((x: { route: string; slot: number; state: string }) => [x.route, x.slot, x.state]),
+    [
+      ['/hello', 0, 'current'],
+      ['/rev', a.slot, 'current'],
+      ['/shout', shout, 'current'],
+      ['/shout', 1, 'draining'],
+    ],
+  );
+  const del = await cli('route', 'del', 'hello-chain', '/rev', '--json');
   assert.is(del.code, 0, del.stderr);
+  assert.equal(JSON.parse(del.stdout).op, 'removed');
+  assert.equal(JSON.parse(del.stdout).previous, a.slot);
+  const cm3 = openChainMaps('hello-chain', ROOT);
+  try {
+    const live = liveRoutes(cm3);
+    assert.is(live.gen, 4, 'set, add, del: three generations after the first');
+    assert.equal(live.current.map((x) => x.name), ['/hello', '/shout'], 'new requests for /rev find no route (404)');
+    assert.ok(live.draining.some((x) => x.name === '/rev' && x.slot === a.slot), 'requests under way finish on it');
+  } finally {
+    cm3.close();
+  }
+  assert.equal(readManifest(`${ROOT}/hello-chain`).ir.routes.map((x) => x.name), ['/hello', '/shout']);
+  const gone = await cli('route', 'del', 'hello-chain', '/rev');
+  assert.is(gone.code, 1);
+  assert.match(gone.stderr, /no route '\/rev'/);
 });
 
 test('loading again replaces the policy and unloads the old programs', async () => {
