@@ -1,20 +1,23 @@
 /**
  * `startChain` end to end on the real kernel: the hello-chain example as real processes (gateway
- * + one per function instance, sockops-registered, sk_msg between them), driven by a real HTTP
- * client. Checks the answers, concurrency, that a killed instance is replaced while traffic goes
- * on, that pool buffers all come back, and that stop() leaves nothing behind.
+ * + one per function instance, all in the policy cgroup, each registered by the supervisor with
+ * the socket its process handed over, sk_msg between them), driven by a real HTTP client. Checks
+ * the answers, concurrency, that a killed instance is replaced while traffic goes on, that
+ * scaling never reuses an instance id and is recorded in the manifest, that pool buffers all
+ * come back, and that stop() leaves nothing behind.
  */
-import { existsSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfMap } from '../../loader/index.ts';
-import { decodeInstances, u32Key } from '../../src/ir/chain-maps.ts';
+import { readManifest } from '../../src/deploy/manifest.ts';
+import { decodeInstances, sockKeyBytes, u32Key } from '../../src/ir/chain-maps.ts';
 import { Pool, pidAlive } from '../../src/runtime/pool/index.ts';
 import { askSupervisor, type Chain, type SlotInfo, startChain } from '../../src/runtime/supervisor/index.ts';
 import { type Snapshot, snapshot } from '../helpers/leaks.ts';
-import { ownObjects, runLeaks } from './run-leaks.ts';
+import { CHAIN_PINNED, ownByKind, ownObjects, runLeaks } from './run-leaks.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const ID = `bpfctl-test-${process.pid}`;
@@ -57,6 +60,7 @@ async function until(cond: () => boolean, what: string, ms = 15_000): Promise<vo
     await sleep(20);
   }
 }
+/** Live instance ids of a function as the kernel has them (in registration order). */
 function liveIds(fnId: number): number[] {
   const m = BpfMap.openPinned(join(chain.pinDir, 'maps/instances'));
   try {
@@ -96,8 +100,23 @@ test('prints a URL per route and runs one process per instance, all registered',
   assert.equal(inst.map((i) => `${i.name}#${i.instance}`).sort(), ['gateway#0', 'reverse#0', 'stamp#0', 'upper#0', 'upper#1']);
   assert.ok(inst.every((i) => i.state === 'ready' && i.pid !== null && pidAlive(i.pid)));
   assert.is(new Set(inst.map((i) => i.pid)).size, inst.length, 'a process each');
-  assert.equal(liveIds(1), [0, 1]);
+  // Registration order: the two upper instances may have registered either way round.
+  assert.equal([...liveIds(1)].sort(), [0, 1]);
   assert.equal(liveIds(0), [0]);
+  assert.not.ok('regPort' in inst[0]!, 'no registration ports any more');
+  // Every process of the chain, the gateway included, runs in the policy cgroup.
+  const procs = readFileSync(join(chain.cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  for (const i of inst) assert.ok(procs.includes(i.pid!), `${i.name}#${i.instance} (pid ${i.pid}) is in ${chain.cgroup}`);
+  // Exactly the supervisor's sockets are in socks: one per instance, plus the dead-letter socket.
+  const socks = BpfMap.openPinned(join(chain.pinDir, 'maps/socks'));
+  try {
+    let n = 0;
+    for (let k = socks.nextKey(null); k; k = socks.nextKey(k)) n++;
+    assert.is(n, inst.length + 1);
+    for (const i of inst) assert.ok(socks.lookup(sockKeyBytes(i.fnId, i.instance)), `${i.name}#${i.instance} registered`);
+  } finally {
+    socks.close();
+  }
 });
 
 test('every route returns what its functions computed, in order', async () => {
@@ -132,6 +151,7 @@ test('a crashed instance (kill -9) is replaced and traffic goes on', async () =>
     return s.state === 'ready' && s.pid !== oldPid && s.restarts === 1;
   }, 'upper#1 to come back');
   assert.not.ok(pidAlive(oldPid));
+  // The slot came back under its own id, appended after the instance that stayed.
   assert.equal(liveIds(1), [0, 1]);
   assert.ok(logs.some((l) => l.includes(`pid ${oldPid} died (signal SIGKILL)`)));
   const after = await Promise.all(Array.from({ length: 100 }, (_, i) => post(url(i % 2 ? '/hello' : '/shout'), `after ${i}`)));
@@ -147,17 +167,35 @@ test('scale through the control socket: instances follow, traffic goes on', asyn
     const rs = await Promise.all(Array.from({ length: 60 }, (_, i) => post(url('/shout'), `scaled ${i}`)));
     for (const [i, r] of rs.entries()) assert.is(r.body, expected['/shout']!(`scaled ${i}`), `status ${r.status}`);
   };
+  const recorded = () => readManifest(chain.pinDir).ir.functions.find((f) => f.name === 'upper')!.instances;
   const up = (await to(4)) as SlotInfo[];
   assert.equal(up.map((s) => [s.instance, s.state]), [[0, 'ready'], [1, 'ready'], [2, 'ready'], [3, 'ready']]);
-  assert.equal(liveIds(1), [0, 1, 2, 3]);
+  // The ids already live keep their positions (req_id % count keeps most requests where they went);
+  // the new ones are appended as they register.
+  const four = liveIds(1);
+  assert.equal(four.slice(0, 2), [0, 1]);
+  assert.equal([...four].sort(), [0, 1, 2, 3]);
+  assert.is(recorded(), 4, 'the manifest records the new count (status shows it)');
   await some();
   const down = (await to(1)) as SlotInfo[];
   assert.equal(down.map((s) => s.instance), [0]);
   assert.equal(liveIds(1), [0]);
   for (const s of up.slice(1)) assert.not.ok(pidAlive(s.pid!), `retired pid ${s.pid}`);
+  assert.is(recorded(), 1);
   await some();
-  await to(2);
-  assert.equal(liveIds(1), [0, 1]);
+  // Ids are never reused while the chain runs: scaling up again starts instance 4.
+  const again = (await to(2)) as SlotInfo[];
+  assert.equal(again.map((s) => s.instance), [0, 4]);
+  assert.equal(liveIds(1), [0, 4]);
+  assert.is(recorded(), 2);
+  assert.equal(
+    chain
+      .instances()
+      .filter((i) => i.name === 'upper')
+      .map((i) => i.instance),
+    [0, 4],
+  );
+  await some();
   try {
     await askSupervisor('hello-chain', { op: 'scale', function: 'nope', instances: 1 });
     assert.unreachable('scaled an unknown function');
@@ -174,7 +212,7 @@ test('stop() removes pins, programs, pool file, processes and cgroup', async () 
   const pids = chain.instances().map((i) => i.pid!);
   const { pinDir, cgroup } = chain;
   const own = ownObjects(ENV.BPFCTL_BPFFS);
-  assert.ok(own.size >= 10, `found our pinned objects (${[...own].join(' ')})`);
+  assert.equal(ownByKind(own), CHAIN_PINNED, `found our pinned objects (${[...own].join(' ')})`);
   // The client's keep-alive sockets are this process's fds too; leaksSince() blocks the event
   // loop while it waits, so they must be closed before, not during, the check.
   agent.destroy();

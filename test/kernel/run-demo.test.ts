@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pidAlive } from '../../src/runtime/pool/index.ts';
 import { type Snapshot, snapshot } from '../helpers/leaks.ts';
-import { ownObjects, runLeaks } from './run-leaks.ts';
+import { CHAIN_PINNED, ownByKind, ownObjects, runLeaks } from './run-leaks.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const ID = `bpfctl-test-${process.pid}-demo`;
@@ -57,7 +57,7 @@ function nothingLeft(own: Set<string>): void {
   assert.not.ok(existsSync(join(env.BPFCTL_BPFFS!, 'hello-chain')), 'pins');
   assert.not.ok(existsSync(env.BPFCTL_CGROUP_PARENT!), 'cgroup');
   assert.not.ok(existsSync(`/dev/shm/bpfctl-pool-${ID}`), 'pool file');
-  assert.ok(own.size >= 10, `saw our pinned objects while running (${[...own].join(' ')})`);
+  assert.equal(ownByKind(own), CHAIN_PINNED, `saw our pinned objects while running (${[...own].join(' ')})`);
   assert.equal(runLeaks(before, own, [env.BPFCTL_BPFFS!]), []);
 }
 

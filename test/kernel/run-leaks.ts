@@ -23,6 +23,20 @@ export function ownObjects(root: string): Set<string> {
   return out;
 }
 
+/**
+ * What a running chain pins, by kind: the sk_msg program, the seven chain maps (CHAIN_MAP_NAMES)
+ * and the manifest (a map too). No link: sk_msg is attached to the sockhash, and registration has
+ * no program of its own (the supervisor inserts sockets), so there is no sockops program or link.
+ */
+export const CHAIN_PINNED = { prog: 1, map: 8, link: 0 } as const;
+
+/** `own` counted by kind, to compare with CHAIN_PINNED. */
+export function ownByKind(own: Set<string>): Record<Kind, number> {
+  const out: Record<Kind, number> = { prog: 0, map: 0, link: 0 };
+  for (const o of own) out[o.split(':')[0] as Kind]++;
+  return out;
+}
+
 function alive(kind: Kind, id: number): boolean {
   return sh('bpftool', ['-j', kind, 'show', 'id', String(id)], { allowFail: true }).trim() !== '';
 }
