@@ -1,19 +1,22 @@
 /**
  * `startChain` with the parts hello-chain does not use: a C function (built by the C SDK, run as
  * its own executable, ready through its pipe) between TS ones, and two gateway processes sharing
- * one HTTP port. A killed gateway comes back on the same URL; a killed C instance is replaced.
+ * one HTTP port, all in the policy cgroup. A killed gateway comes back on the same URL; a killed C
+ * instance is replaced, with a new socket the supervisor connected and inserted for it.
  * The policy is written to a temporary directory, pointing at the example's handlers.
  */
-import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { BpfMap } from '../../loader/index.ts';
+import { sockKeyBytes } from '../../src/ir/chain-maps.ts';
 import { pidAlive } from '../../src/runtime/pool/index.ts';
 import { type Chain, startChain } from '../../src/runtime/supervisor/index.ts';
 import { type Snapshot, snapshot } from '../helpers/leaks.ts';
-import { ownObjects, runLeaks } from './run-leaks.ts';
+import { CHAIN_PINNED, ownByKind, ownObjects, runLeaks } from './run-leaks.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const fns = join(repo, 'examples/hello-chain/functions');
@@ -62,6 +65,17 @@ async function until(cond: () => boolean, what: string, ms = 15_000): Promise<vo
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+/** The cookie of the socket registered for an instance (null: none), read back from `socks`. */
+function cookie(fnId: number, inst: number): string | null {
+  const m = BpfMap.openPinned(join(chain.pinDir, 'maps/socks'));
+  try {
+    const v = m.lookup(sockKeyBytes(fnId, inst));
+    return v ? Buffer.from(v).toString('hex') : null;
+  } finally {
+    m.close();
+  }
+}
+const inCgroup = (pid: number) => readFileSync(join(chain.cgroup, 'cgroup.procs'), 'utf8').split('\n').includes(String(pid));
 async function allAnswer(n: number): Promise<void> {
   const rs = await Promise.all(Array.from({ length: n }, (_, i) => post(url(i % 2 ? '/c' : '/mix'), `req ${i}`)));
   for (const [i, r] of rs.entries()) {
@@ -91,6 +105,12 @@ test('C and TS functions chain; two gateways answer on one port', async () => {
   const gws = chain.instances().filter((i) => i.kind === 'gateway');
   assert.is(gws.length, 2);
   assert.ok(gws.every((g) => g.state === 'ready' && g.info.port === chain.port));
+  // The supervisor moved every process into the policy cgroup, the gateways included, and
+  // registered a socket for each (the C ones: connected by the supervisor, handed down as fd 4).
+  for (const i of chain.instances()) {
+    assert.ok(inCgroup(i.pid!), `${i.name}#${i.instance} in the policy cgroup`);
+    assert.ok(cookie(i.fnId, i.instance), `${i.name}#${i.instance} registered`);
+  }
   await allAnswer(60);
 });
 
@@ -99,13 +119,18 @@ test('a killed gateway comes back on the same URL; the other serves meanwhile', 
   process.kill(old, 'SIGKILL');
   await until(() => slot('gateway', 0).state === 'ready' && slot('gateway', 0).pid !== old, 'gateway#0 to come back');
   assert.is(slot('gateway', 0).info.port, chain.port);
+  assert.ok(inCgroup(slot('gateway', 0).pid!), 'the new gateway process is in the policy cgroup');
   await allAnswer(40);
 });
 
 test('a killed C instance is replaced', async () => {
   const old = slot('shout', 1).pid!;
+  const fnId = slot('shout', 1).fnId;
+  const oldCookie = cookie(fnId, 1);
   process.kill(old, 'SIGKILL');
   await until(() => slot('shout', 1).state === 'ready' && slot('shout', 1).pid !== old, 'shout#1 to come back');
+  const fresh = cookie(fnId, 1);
+  assert.ok(fresh && fresh !== oldCookie, 'a new socket, inserted by the supervisor, under the same key');
   await allAnswer(40);
   await until(() => chain.poolStats().inUse === 0, 'pool buffers to come back', 5000);
 });
@@ -113,6 +138,7 @@ test('a killed C instance is replaced', async () => {
 test('stop() leaves nothing behind', async () => {
   const pids = chain.instances().map((i) => i.pid!);
   const own = ownObjects(ENV.BPFCTL_BPFFS);
+  assert.equal(ownByKind(own), CHAIN_PINNED, `our pinned objects (${[...own].join(' ')})`);
   await chain.stop();
   for (const pid of pids) assert.not.ok(pidAlive(pid), `pid ${pid}`);
   assert.not.ok(existsSync(chain.pinDir));
