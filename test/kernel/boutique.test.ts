@@ -25,7 +25,9 @@ const ENV = {
   BPFCTL_CGROUP_PARENT: `/sys/fs/cgroup/unified/${ID}`,
   BPFCTL_RUN_DIR: `/tmp/${ID}-run`,
 };
-const saved = Object.fromEntries(Object.keys(ENV).map((k) => [k, process.env[k]]));
+// Taken in before(), not at import: uvu imports every file first, and another file may set these
+// at import time; restoring what was there when this file started leaves its values alone.
+let saved: Record<string, string | undefined> = {};
 const logs: string[] = [];
 
 let before: Snapshot;
@@ -71,6 +73,7 @@ const order = (user: string, extra: Json = {}) => ({ user, currency: 'EUR', emai
 
 test.before(async () => {
   before = snapshot();
+  saved = Object.fromEntries(Object.keys(ENV).map((k) => [k, process.env[k]]));
   Object.assign(process.env, ENV);
   chain = await startChain(join(repo, 'examples/boutique/policy.ts'), { poolName: ID, log: (l) => logs.push(l), timeoutMs: 5000 });
 });

@@ -20,7 +20,9 @@ const ROOT = `/sys/fs/bpf/bpfctl-test-${process.pid}-deploy`;
 const CG = `/sys/fs/cgroup/unified/bpfctl-test-${process.pid}`;
 const POLICY = 'examples/hello-chain/policy.ts';
 let before: Snapshot;
-const saved = { root: process.env.BPFCTL_BPFFS, cg: process.env.BPFCTL_CGROUP_PARENT };
+// Taken in before(), not at import: uvu imports every file first, and another file may set these
+// at import time; restoring what was there when this file started leaves its values alone.
+let saved: { root?: string; cg?: string } = {};
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
@@ -41,6 +43,7 @@ function progIds(dir: string): number[] {
 }
 
 test.before(async () => {
+  saved = { root: process.env.BPFCTL_BPFFS, cg: process.env.BPFCTL_CGROUP_PARENT };
   process.env.BPFCTL_BPFFS = ROOT;
   process.env.BPFCTL_CGROUP_PARENT = CG;
   // The first TypeScript import through tsx starts its esbuild service (a child process and its

@@ -26,7 +26,9 @@ const ENV = {
   BPFCTL_CGROUP_PARENT: `/sys/fs/cgroup/unified/${ID}`,
   BPFCTL_RUN_DIR: `/tmp/${ID}-run`,
 };
-const saved = Object.fromEntries(Object.keys(ENV).map((k) => [k, process.env[k]]));
+// Taken in before(), not at import: uvu imports every file first, and another file may set these
+// at import time; restoring what was there when this file started leaves its values alone.
+let saved: Record<string, string | undefined> = {};
 const POOL = `${ID}-run`;
 const logs: string[] = [];
 
@@ -72,6 +74,7 @@ function liveIds(fnId: number): number[] {
 
 test.before(async () => {
   before = snapshot();
+  saved = Object.fromEntries(Object.keys(ENV).map((k) => [k, process.env[k]]));
   Object.assign(process.env, ENV);
   chain = await startChain(join(repo, 'examples/hello-chain/policy.ts'), { poolName: POOL, log: (l) => logs.push(l), timeoutMs: 2000 });
 });

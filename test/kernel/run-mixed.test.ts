@@ -22,7 +22,9 @@ const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname,
 const fns = join(repo, 'examples/hello-chain/functions');
 const ID = `bpfctl-test-${process.pid}-mixed`;
 const ENV = { BPFCTL_BPFFS: `/sys/fs/bpf/${ID}`, BPFCTL_CGROUP_PARENT: `/sys/fs/cgroup/unified/${ID}`, BPFCTL_RUN_DIR: `/tmp/${ID}-run` };
-const saved = Object.fromEntries(Object.keys(ENV).map((k) => [k, process.env[k]]));
+// Taken in before(), not at import: uvu imports every file first, and another file may set these
+// at import time; restoring what was there when this file started leaves its values alone.
+let saved: Record<string, string | undefined> = {};
 const dir = mkdtempSync(join(tmpdir(), 'bpfctl-run-mixed-'));
 const policyFile = join(dir, 'policy.mjs');
 writeFileSync(
@@ -86,6 +88,7 @@ async function allAnswer(n: number): Promise<void> {
 
 test.before(async () => {
   before = snapshot();
+  saved = Object.fromEntries(Object.keys(ENV).map((k) => [k, process.env[k]]));
   Object.assign(process.env, ENV);
   chain = await startChain(policyFile, { poolName: ID, log: (l) => logs.push(l) });
 });

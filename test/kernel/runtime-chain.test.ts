@@ -33,7 +33,9 @@ import { ownLeaks } from './runtime-fixtures/leaks.ts';
 
 const ROOT = `/sys/fs/bpf/bpfctl-test-${process.pid}-rtchain`;
 const CG = `/sys/fs/cgroup/unified/bpfctl-test-${process.pid}-rt`;
-const saved = { root: process.env.BPFCTL_BPFFS, cg: process.env.BPFCTL_CGROUP_PARENT };
+// Taken in before(), not at import: uvu imports every file first, and another file may set these
+// at import time; restoring what was there when this file started leaves its values alone.
+let saved: { root?: string; cg?: string } = {};
 const REPO = resolve(import.meta.dirname ?? __dirname, '../..');
 const FN = (f: string) => join(REPO, 'examples/hello-chain/functions', f);
 const SDK_MAIN = join(REPO, 'src/runtime/sdk/main.ts');
@@ -190,6 +192,7 @@ async function poolSettles(): Promise<number> {
 }
 
 test.before(async () => {
+  saved = { root: process.env.BPFCTL_BPFFS, cg: process.env.BPFCTL_CGROUP_PARENT };
   process.env.BPFCTL_BPFFS = ROOT;
   process.env.BPFCTL_CGROUP_PARENT = CG;
   // Read by the fixture policy, here and in the function processes (they inherit it).
