@@ -30,7 +30,10 @@ async function json<T = unknown>(...args: string[]): Promise<T> {
   return JSON.parse(r.stdout) as T;
 }
 
-test.before(() => {
+test.before(async () => {
+  // tsx finishes writing its transform cache (and holds /tmp/tsx-0 open) a moment after the
+  // imports: let it settle so the fd count compares our own fds only.
+  await new Promise((r) => setTimeout(r, 500));
   before = snapshot();
 });
 

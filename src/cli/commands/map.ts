@@ -203,7 +203,9 @@ function setRef(m: BpfMap, key: Uint8Array, text: string): Record<string, unknow
       } finally {
         prog?.close();
       }
-      return m.type === 'cpumap' ? { qsize: first, ...(prog ? { progId: prog.id } : {}) } : { ifindex: first, ...(prog ? { progId: prog.id } : {}) };
+      // Report what the kernel holds now, as dump shows it.
+      const back = m.lookup(key);
+      return back ? decodeRef(m, back) : m.type === 'cpumap' ? { qsize: first } : { ifindex: first };
     }
     default:
       throw new MapCommandError(
