@@ -11,7 +11,7 @@ import { BpfProgram, listPrograms } from '../../loader/index.ts';
 import { main } from '../../src/cli/main.ts';
 import { openChainMaps } from '../../src/deploy/chain-maps.ts';
 import { readManifest } from '../../src/deploy/manifest.ts';
-import { liveRoutes } from '../../src/deploy/routes.ts';
+import { applyRouteChanges, liveRoutes } from '../../src/deploy/routes.ts';
 import { decodeRouteSlot, MAX_ROUTE_SLOTS, u32Key } from '../../src/ir/chain-maps.ts';
 import { importPolicySpec } from '../../src/ir/policy.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
@@ -205,6 +205,50 @@ test('route set writes a new slot and retires the old one; bad changes write not
   const gone = await cli('route', 'del', 'hello-chain', '/rev');
   assert.is(gone.code, 1);
   assert.match(gone.stderr, /no route '\/rev'/);
+});
+
+test('drained versions are freed and their slots reused with zeroed counters; a full table refuses the whole change', async () => {
+  const cm = openChainMaps('hello-chain', ROOT);
+  try {
+    const before = liveRoutes(cm);
+    const draining = before.draining.map((x) => x.slot).sort((a, b) => a - b);
+    assert.ok(draining.includes(1), `slot 1 (the first /shout) is draining (${draining.join(', ')})`);
+    // Traffic the old version carried, as the kernel would have counted it.
+    cm.routeStats.setPerCpu(1, Array.from({ length: cm.routeStats.map.possibleCpus }, () => ({ msgs: 5n, bytes: 500n, drops: 1n })));
+    assert.is(cm.routeStats.getSum(1)!.msgs, 5n * BigInt(cm.routeStats.map.possibleCpus));
+
+    // A change after the drain time frees what has drained; the new version takes the first free slot.
+    const [r] = applyRouteChanges('hello-chain', [{ op: 'set', route: '/shout', functions: ['upper', 'stamp'] }], { root: ROOT, drainMs: 0 });
+    assert.equal({ op: r!.op, slot: r!.slot }, { op: 'updated', slot: draining[0] });
+    const after = liveRoutes(cm);
+    assert.equal(after.current.map((x) => [x.name, x.hops]), [
+      ['/hello', [1, 2, 3]],
+      ['/shout', [1, 3]],
+    ]);
+    // The freed slots are free again (except the one just taken); the version it replaced drains.
+    for (const slot of draining.slice(1)) assert.is(decodeRouteSlot(cm.routes.map.lookup(u32Key(slot))!).version, 0, `slot ${slot} freed`);
+    assert.equal(
+      after.draining.map((x) => x.slot),
+      [r!.previous],
+    );
+    assert.equal(cm.routeStats.getSum(r!.slot!), { msgs: 0n, bytes: 0n, drops: 0n }, 'a reused slot starts with zero counters');
+
+    // More versions than slots in one change: refused before anything is written.
+    const gen = after.gen;
+    const flips = Array.from({ length: MAX_ROUTE_SLOTS + 8 }, (_, i) => ({ op: 'set' as const, route: '/shout', functions: i % 2 ? ['upper', 'stamp'] : ['stamp', 'upper'] }));
+    try {
+      applyRouteChanges('hello-chain', flips, { root: ROOT });
+      assert.unreachable('the table had room');
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'E_ROUTES_FULL');
+    }
+    const unchanged = liveRoutes(cm);
+    assert.is(unchanged.gen, gen, 'no generation published');
+    assert.equal(unchanged.current, after.current);
+    assert.equal(unchanged.draining, after.draining);
+  } finally {
+    cm.close();
+  }
 });
 
 test('loading again replaces the policy and unloads the old programs', async () => {
