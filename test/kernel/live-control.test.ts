@@ -24,7 +24,6 @@ const ENV = {
   BPFCTL_CGROUP_PARENT: `/sys/fs/cgroup/unified/${ID}`,
   BPFCTL_RUN_DIR: `/tmp/${ID}-run`,
 };
-Object.assign(process.env, ENV);
 // Inside the checkout: the policy imports 'bpfctl', which resolves from here (as for a user's project).
 const dir = mkdtempSync(join(repo, '.test-live-'));
 const PORT = 20000 + (process.pid % 5000);
@@ -33,10 +32,21 @@ let run: ChildProcess | null = null;
 let runLog = '';
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  // uvu runs every test file in one process, and other files point these at their own roots:
+  // set ours for each command, as a user's shell environment would hold them.
+  const saved = Object.fromEntries(Object.keys(ENV).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, ENV);
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(args, { stdout: { write: (t: string) => void out.push(t) }, stderr: { write: (t: string) => void err.push(t) } });
-  return { code, stdout: out.join(''), stderr: err.join('') };
+  try {
+    const code = await main(args, { stdout: { write: (t: string) => void out.push(t) }, stderr: { write: (t: string) => void err.push(t) } });
+    return { code, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 }
 
 async function ok(...args: string[]): Promise<string> {
