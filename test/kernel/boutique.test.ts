@@ -46,6 +46,8 @@ function call(route: string, body?: unknown): Promise<{ status: number; text: st
     const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
+      // A connection reset mid-response rejects the call instead of crashing the run.
+      res.on('error', reject);
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString();
         let json: Json = {};

@@ -99,6 +99,7 @@ test('run --json stays up and serves until SIGTERM, then removes everything', as
         b += t;
       });
       res.on('end', () => resolve(b));
+      res.on('error', reject);
     });
     req.on('error', reject);
     req.end('still up');

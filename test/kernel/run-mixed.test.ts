@@ -52,6 +52,8 @@ function post(url: string, body: string): Promise<{ status: number; body: string
     const req = http.request(url, { method: 'POST', agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
+      // A connection reset mid-response rejects the call instead of crashing the run.
+      res.on('error', reject);
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
     });
     req.on('error', reject);

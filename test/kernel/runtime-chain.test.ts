@@ -86,6 +86,8 @@ async function spawnInstance(fn: string, inst: number, mode: Instance['mode']): 
     // The supervisor connects and registers the socket itself, then hands it down (a C function
     // has no other way: it has no IPC channel).
     sock = net.connect(hub.port, '127.0.0.1');
+    // Until it is handed down and destroyed here: a hub closing meanwhile must not crash the run.
+    sock.on('error', () => {});
     await new Promise((r) => sock!.once('connect', r));
     maps.socks.updateFd(key, socketFd(sock));
   }
@@ -177,6 +179,8 @@ function call(path: string, body?: string): Promise<{ status: number; body: stri
     const req = http.request({ host: '127.0.0.1', port: gw.port, path, method: 'POST', agent }, (r) => {
       const chunks: Buffer[] = [];
       r.on('data', (c: Buffer) => chunks.push(c));
+      // A connection reset mid-response rejects the call instead of crashing the run.
+      r.on('error', rej);
       r.on('end', () => res({ status: r.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
     });
     req.on('error', rej);
