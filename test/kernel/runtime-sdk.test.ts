@@ -317,11 +317,16 @@ async function rejects(p: () => Promise<unknown>, re: RegExp): Promise<void> {
   assert.unreachable(`resolved, expected ${re}`);
 }
 
-test('without a policy, an instance needs its function id and a handler', async () => {
+test('without a policy, an instance needs its function id and a handler; it needs a way to register', async () => {
   await rejects(() => runFunction({ functionName: 'upper', instance: 0, hubPort: 1, pool, register: () => {}, routes: staticRouteTable(ir), log: () => {} }), /without a policy, fnId and a handler are needed/);
   await rejects(() => runFunction({ functionName: 'upper', fnId: 1, instance: 0, hubPort: 1, pool, register: () => {}, log: () => {} }), /without a policy, fnId and a handler are needed/);
   // Routes come from the pinned maps (pinDir) or are given: nothing else describes them.
   await rejects(() => runFunction({ functionName: 'upper', fnId: 1, handler, instance: 0, hubPort: 1, pool, register: () => {}, log: () => {} }), /no routes \(pass pinDir or a policy\)/);
+  // Registration: an inherited socket (fd), the caller's insert (callback) or the supervisor over
+  // IPC; there is no way to register by connecting alone.
+  await rejects(() => runFunction({ policy: ir, functionName: 'upper', instance: 0, hubPort: 1, pool, handler, log: () => {} }), /no way to register its socket/);
+  await rejects(() => runFunction({ policy: ir, functionName: 'upper', instance: 0, hubPort: 1, pool, handler, mode: 'ipc', log: () => {} }), /ipc registration needs an IPC channel/);
+  await rejects(() => runFunction({ policy: ir, functionName: 'upper', instance: 0, hubPort: 1, pool, handler, mode: 'fd', log: () => {} }), /fd registration needs sockFd/);
   await rejects(() => runFunction({ policy: ir, functionName: 'nope', instance: 0, hubPort: 1, pool, handler, register: () => {}, log: () => {} }), /has no function 'nope'/);
 });
 
