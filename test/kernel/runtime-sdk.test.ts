@@ -20,10 +20,12 @@ import { decode, encode } from '../../src/schema/encode.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { ownLeaks } from './runtime-fixtures/leaks.ts';
 
-// Taken when this file's tests start, not at import: uvu imports every file before running any.
+// Taken when this file's tests start, not at import: uvu imports every file before running any,
+// so the pool is made then too (made at import, it would be left behind by a run that stops early).
 let before = snapshot();
 test.before(() => {
   before = snapshot();
+  pool = Pool.create({ name: `bpfctl-test-${process.pid}-sdk`, bufferSize: 256, bufferCount: 64, backing: 'shm' });
 });
 const ir = lowerPolicy({
   name: 'sdk-test',
@@ -31,7 +33,7 @@ const ir = lowerPolicy({
   routes: { '/one': ['upper'], '/two': ['upper', 'other'], '/three': ['other', 'upper', 'other'] },
   pool: { bufferSize: 256, bufferCount: 64 },
 });
-const pool = Pool.create({ name: `bpfctl-test-${process.pid}-sdk`, bufferSize: 256, bufferCount: 64, backing: 'shm' });
+let pool: Pool;
 const utf8 = new TextDecoder();
 
 const handler: Handler = (req) => {
