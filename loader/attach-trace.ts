@@ -75,11 +75,11 @@ export function attachTracepoint(prog: Prog, category: string, name: string): Bp
   return linkPerfEvent(prog, perfEventOpen(attr, `tracepoint ${category}/${name}`), `tracepoint ${category}/${name}`);
 }
 
-function pmuType(pmu: string): number {
+function pmuType(pmu: string, what: string): number {
   try {
     return Number(readFileSync(`/sys/bus/event_source/devices/${pmu}/type`, 'utf8').trim());
   } catch {
-    throw new LoaderError('E_NOTSUPP', 95, `this kernel has no ${pmu} PMU (CONFIG_KPROBE_EVENTS)`);
+    throw new LoaderError('E_NOTSUPP', 95, `attach ${what}: this kernel has no ${pmu} PMU (built without CONFIG_KPROBES / CONFIG_KPROBE_EVENTS)`);
   }
 }
 
@@ -94,7 +94,7 @@ export function attachKprobe(prog: Prog, func: string, opts: { retprobe?: boolea
   need(prog, ['kprobe'], what);
   const name = Buffer.from(`${func}\0`);
   const attr = Buffer.alloc(PERF_ATTR_SIZE);
-  attr.writeUInt32LE(pmuType('kprobe'), 0);
+  attr.writeUInt32LE(pmuType('kprobe', what), 0);
   attr.writeUInt32LE(PERF_ATTR_SIZE, 4);
   if (opts.retprobe) attr.writeBigUInt64LE(1n << BigInt(retprobeBit('kprobe')), 8);
   attr.writeBigUInt64LE(1n, 16);

@@ -35,6 +35,11 @@ export class BpfLink implements Attachment {
     return new BpfLink(openPinnedFd(path, 'link'));
   }
 
+  /** Open a link by kernel id. LoaderError E_NOENT when there is none. */
+  static fromId(id: number): BpfLink {
+    return new BpfLink(check(lib().bpf_link_get_fd_by_id(id), `open link id ${id}`));
+  }
+
   info(): LinkInfo {
     return linkInfo(this.fd);
   }
