@@ -140,11 +140,18 @@ test('HTTP semantics: methods, 404, 405 with Allow, query strings ignored', asyn
   await ok('route', 'set', NAME, '/hello', 'upper', 'reverse', 'stamp', '--methods', 'POST');
 });
 
-test('clients that never send their bodies hold no pool buffers, and others are served', async () => {
+test('clients that never send their bodies hold no pool buffers, others are served, and they get 408', async () => {
   const socks: net.Socket[] = [];
+  let closed = 0;
+  let got408 = 0;
   for (let i = 0; i < 1024; i++) {
     const s = net.connect(PORT, '127.0.0.1', () => s.write('POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n'));
     s.on('error', () => {});
+    // Read what the gateway answers (and so see it close the connection).
+    s.on('data', (b: Buffer) => {
+      if (b.toString('latin1').startsWith('HTTP/1.1 408')) got408++;
+    });
+    s.on('close', () => closed++);
     socks.push(s);
   }
   await sleep(500);
@@ -153,6 +160,10 @@ test('clients that never send their bodies hold no pool buffers, and others are 
   assert.ok(used < 32, `pool buffers in use with 1024 silent clients: ${used}`);
   const answers = await Promise.all(Array.from({ length: 200 }, () => post('/shout')));
   assert.equal([...new Set(answers.map((a) => a.status))], [200], 'other clients served');
+  // the body deadline (2 s here, checked once a second) cuts the silent ones off
+  for (let i = 0; i < 80 && closed < 1024; i++) await sleep(100);
+  assert.is(closed, 1024, 'silent clients cut off after the body deadline');
+  assert.is(got408, 1024, 'each told 408');
   for (const s of socks) s.destroy();
 });
 
