@@ -4,6 +4,8 @@
  * the two calls are skipped.
  */
 import { check, ENOENT } from './errors.ts';
+
+const EAGAIN = 11;
 import { closeFd, type LinkInfo, linkInfo, type MapInfo, mapInfo, type ProgInfo, progInfo } from './info.ts';
 import { lib } from './libbpf.ts';
 
@@ -21,7 +23,8 @@ function walk<T>(kind: Kind, read: (fd: number) => T): T[] {
     check(ret, `list ${kind}s`);
     id = next[0]!;
     const fd = byId(id) as number;
-    if (fd === -ENOENT) continue;
+    // Gone since the id walk, or still being set up / torn down (EAGAIN): not listed.
+    if (fd === -ENOENT || fd === -EAGAIN) continue;
     check(fd, `open ${kind} id ${id}`);
     try {
       out.push(read(fd));

@@ -130,10 +130,14 @@ function decodeRef(m: BpfMap, v: Uint8Array): Record<string, unknown> {
  * (ids for program and map arrays, ifindexes for devmaps, socket cookies for 8-byte sockmaps);
  * null where it returns nothing (xskmap, 4-byte sockmap values). Empty array slots are skipped.
  */
-function dumpRefs(m: BpfMap, key: Codec<unknown>): { key: unknown; value: unknown }[] {
+function dumpRefs(m: BpfMap, key: Codec<unknown>, only?: Uint8Array): { key: unknown; value: unknown }[] {
   const rows: { key: unknown; value: unknown }[] = [];
   const decodeKey = (k: Uint8Array) => key.decode(new DataView(k.buffer, k.byteOffset, k.byteLength), 0);
-  for (let k = m.nextKey(null); k; k = m.nextKey(k)) {
+  const keys = only ? [only] : (function* () {
+    for (let k = m.nextKey(null); k; k = m.nextKey(k)) yield k;
+  })();
+  for (const k of keys) {
+    if (only && INDEXED.has(m.type) && Buffer.from(k).readUInt32LE(0) >= m.maxEntries) break;
     let v: Uint8Array | null;
     try {
       v = m.lookup(k);
@@ -323,8 +327,9 @@ const get = defineCommand<MapRef & { key: string }>({
       const cpu = checkCpu(m, argv.cpu);
       let value: unknown;
       if (FD_VALUED.has(m.type)) {
-        const raw = m.lookup(encode(t.key, key));
-        value = raw ? decodeRef(m, raw) : undefined;
+        // As dump: null where the kernel lists the key but will not say what it holds (xskmap).
+        const row = dumpRefs(m, t.key, encode(t.key, key));
+        value = row.length ? row[0]!.value : undefined;
       } else if (cpu !== undefined) value = t.getPerCpu(key)?.[cpu];
       else value = showsPerCpu(t, argv.perCpu) ? t.getPerCpu(key) : t.isPerCpu ? t.getSum(key) : t.get(key);
       if (value === undefined) throw new MapCommandError('E_NOENT', `map '${m.name}' has no entry for key ${String(argv.key)}`);
