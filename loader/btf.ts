@@ -158,6 +158,11 @@ export function datasecOf(btf: bigint, section: string): { size: number; vars: G
   return new Decoder(btf).datasec(section);
 }
 
+/** Decode type `id` of an open object's BTF. */
+export function btfTypeOf(btf: bigint, id: number): BtfType {
+  return new Decoder(btf).decode(id);
+}
+
 /** Whether a decoded map value type is a global-data section (a DATASEC, decoded as a struct named '.bss', ...). */
 export function isDatasec(t: BtfType | undefined): t is Extract<BtfType, { kind: 'struct' | 'union' }> {
   return t !== undefined && t.kind === 'struct' && t.name.startsWith('.');

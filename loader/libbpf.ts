@@ -54,6 +54,8 @@ const SIGNATURES = {
   bpf_map__is_internal: 'bool bpf_map__is_internal(void *map)',
   bpf_map__initial_value: 'void *bpf_map__initial_value(void *map, void *psize)',
   bpf_object__btf: 'void *bpf_object__btf(void *obj)',
+  bpf_map__btf_key_type_id: 'uint32_t bpf_map__btf_key_type_id(void *map)',
+  bpf_map__btf_value_type_id: 'uint32_t bpf_map__btf_value_type_id(void *map)',
   btf__find_by_name_kind: 'int btf__find_by_name_kind(void *btf, const char *name, uint32_t kind)',
   btf__type_cnt: 'uint32_t btf__type_cnt(void *btf)',
   // low-level map ops

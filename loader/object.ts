@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { type BtfType, datasecOf, type GlobalVar } from './btf.ts';
+import { type BtfType, btfTypeOf, datasecOf, type GlobalVar } from './btf.ts';
 import { EINVAL, ENOENT, ENOSPC, LoaderError, loaderError, VerifierError } from './errors.ts';
 import { dupFd } from './info.ts';
 import { addressOf, clearLibbpfMessages, lastErrno, lib, libbpfMessages, viewOf } from './libbpf.ts';
@@ -38,6 +38,8 @@ export interface MapSpec {
   section?: string;
   /** Declared `__uint(pinning, LIBBPF_PIN_BY_NAME)`: libbpf pins (or reuses) it at this path on load. */
   pinPath?: string;
+  /** Key and value types from the object's BTF (`__type(key, ...)`), when the map declares them. */
+  btf?: { key?: BtfType; value?: BtfType };
 }
 
 /** A global variable (`.bss`, `.data`, `.rodata` ...) with the map that holds it. */
@@ -172,6 +174,14 @@ export class BpfObject {
       };
       const pinPath = l.bpf_map__pin_path(m) as string | null;
       if (pinPath) spec.pinPath = pinPath;
+      const objBtf = l.bpf_object__btf(obj) as bigint | null;
+      const keyId = l.bpf_map__btf_key_type_id(m) as number;
+      const valueId = l.bpf_map__btf_value_type_id(m) as number;
+      if (objBtf !== null && (keyId || valueId)) {
+        spec.btf = {};
+        if (keyId) spec.btf.key = btfTypeOf(objBtf, keyId);
+        if (valueId) spec.btf.value = btfTypeOf(objBtf, valueId);
+      }
       if (l.bpf_map__is_internal(m)) {
         spec.internal = true;
         const section = INTERNAL_SECTION.exec(name)?.[1];

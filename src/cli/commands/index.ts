@@ -2,6 +2,7 @@
 import { applyCommand } from './apply.ts';
 import { buildCommand } from './build.ts';
 import { diffCommand } from './diff.ts';
+import { genCommand } from './gen.ts';
 import { graphCommand } from './graph.ts';
 import { linkCommand } from './link.ts';
 import { loadCommand, unloadCommand } from './load.ts';
@@ -16,4 +17,4 @@ import { setCommand } from './set.ts';
 import type { Command } from './types.ts';
 import { xdpCommand } from './xdp.ts';
 
-export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, diffCommand, applyCommand, graphCommand, poolCommand, progCommand, linkCommand, mapCommand, xdpCommand, setCommand, runCommand, scaleCommand];
+export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, diffCommand, applyCommand, graphCommand, poolCommand, progCommand, linkCommand, mapCommand, genCommand, xdpCommand, setCommand, runCommand, scaleCommand];
