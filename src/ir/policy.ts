@@ -4,7 +4,7 @@
  * only help TypeScript authors) and assigns ids; `hash` identifies the IR's content.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
@@ -168,7 +168,9 @@ export async function importPolicySpec(file: string): Promise<unknown> {
   if (!existsSync(abs)) throw new PolicyLoadError(abs, `policy file not found: ${abs}`);
   let mod: Record<string, unknown>;
   try {
-    const url = pathToFileURL(abs).href;
+    // The file's version in the URL: ESM caches modules by URL for the life of the process, and a
+    // long-lived process (the supervisor applying an edited policy) must read the file as it is now.
+    const url = `${pathToFileURL(abs).href}?v=${createHash('sha256').update(readFileSync(abs)).digest('hex').slice(0, 16)}`;
     try {
       mod = (await import(url)) as Record<string, unknown>;
     } catch (err) {
