@@ -7,6 +7,7 @@ export { type BtfType, type GlobalVar, isDatasec } from './btf.ts';
 export { errnoName, explainErrno, LoaderError, libbpfReason, VerifierError } from './errors.ts';
 export { type Attachment, BpfLink } from './link.ts';
 export { BpfMap, possibleCpus } from './map.ts';
+export { MapHotPath } from './map-hot.ts';
 export { withNetns } from './netns.ts';
 export { BpfObject, type GlobalSpec, type GlobalValue, type MapSpec, type OpenOptions, type ProgramSpec } from './object.ts';
 export { DEFAULT_BPFFS, ensureBpffs, isBpffs, mkdirp, pinName, unpin, unpinAll } from './pin.ts';

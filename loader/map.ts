@@ -8,6 +8,7 @@
 import { type BtfType, mapBtf } from './btf.ts';
 import { check, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EOPNOTSUPP, LoaderError, loaderError } from './errors.ts';
 import { closeFd, type MapInfo, mapInfo } from './info.ts';
+import { MapHotPath } from './map-hot.ts';
 import { lib } from './libbpf.ts';
 import { openPinnedFd, pinFd } from './pin.ts';
 import { typeValue } from './types.ts';
@@ -263,6 +264,31 @@ export class BpfMap {
       return;
     }
     throw loaderError(`batch delete from map '${this.name}' (${count[0]} of ${keys.length} deleted)`, -ret);
+  }
+
+  /**
+   * The allocation-free path for hot loops: reusable key and value buffers and one syscall per
+   * operation (`const h = map.hot(); h.key.set(k); if (h.lookup()) use(h.value)`). The path stays
+   * valid while the map is open.
+   */
+  hot(): MapHotPath {
+    return new MapHotPath(this, this.keySize, this.valueBufSize);
+  }
+
+  /**
+   * lookup() into a buffer the caller owns (valueBufSize bytes): nothing allocated. False when
+   * absent.
+   */
+  lookupInto(key: Uint8Array, value: Uint8Array): boolean {
+    // The kernel writes valueBufSize bytes: a shorter buffer must never reach it.
+    if (key.length !== this.keySize || value.length < this.valueBufSize) {
+      this.checkKey(key);
+      throw new LoaderError('E_INVAL', EINVAL, `map '${this.name}': value buffer is ${value.length} bytes, expected ${this.valueBufSize}`);
+    }
+    const ret = fns().lookup(this.fd, key, value);
+    if (ret === 0) return true;
+    if (ret === -ENOENT) return false;
+    throw loaderError(`lookup in map '${this.name}'`, -ret);
   }
 
   /** Pin at `path` on bpffs (parent directories are created). */
