@@ -14,13 +14,12 @@
  * The process is configured by the supervisor through the environment (src/runtime/sdk/env.ts):
  *   BPFCTL_FN, BPFCTL_FN_ID, BPFCTL_INST     who this instance is
  *   BPFCTL_POOL                              path of the pool file
- *   BPFCTL_HUB_PORT                          the hub every chain socket connects to
- *   BPFCTL_ROUTES                            route lengths by route id ("3,2")
- *   BPFCTL_ROUTE_HOPS                        (optional) function ids per route ("1,2,3;1,3")
- *   BPFCTL_REG_PORT [BPFCTL_CGROUP]          registration by sockops: connect from this local port
- *                                            (after joining the cgroup)
- *   BPFCTL_SOCK_FD                           or: an inherited socket the supervisor registered
+ *   BPFCTL_SOCK_FD                           the inherited chain socket the supervisor connected
+ *                                            and registered (only it puts sockets into socks)
  *   BPFCTL_READY_FD                          (optional) pipe to write "ready <fn> <inst> <pid>\n" to
+ *
+ * Nothing describes routes: they change while the chain runs. A C function forwards a descriptor
+ * with hop + 1 and fails one with the ERROR flag; the kernel knows where either goes.
  *
  * One request at a time, blocking in read() while idle (no polling). Every descriptor of a read
  * is handled, then all replies go out in one write, grouped by destination.
