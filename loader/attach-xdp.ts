@@ -94,6 +94,7 @@ export function attachXdp(prog: { fd: number; name: string; type: string }, ifac
     }
     if (fd === -EBUSY || fd === -EEXIST) {
       throw loaderError(`attach XDP '${prog.name}' to ${where}`, -fd, {
+        code: 'E_BUSY',
         hint: `an XDP program (id ${query(ifindex).progId}) is already attached; to swap programs atomically use update() on its link`,
       });
     }

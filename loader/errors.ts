@@ -72,11 +72,32 @@ export function explainErrno(errno: number): string {
   }
 }
 
-function codeFor(errno: number): string {
+/**
+ * Every code a LoaderError carries. E_EXIST ("it exists": a key with 'noexist', a pin at that
+ * path) is not E_BUSY ("something holds the device or hook": an XDP program already attached).
+ */
+export type LoaderErrorCode =
+  | 'E_NOENT'
+  | 'E_PERM'
+  | 'E_INVAL'
+  | 'E_EXIST'
+  | 'E_BUSY'
+  | 'E_NOTSUPP'
+  | 'E_ELF'
+  | 'E_LOADER'
+  | 'E_STATE'
+  | 'E_BPFFS'
+  | 'E_TRACEFS'
+  | 'E_MMAP'
+  | 'E_MANIFEST'
+  | 'E_RDONLY';
+
+function codeFor(errno: number): LoaderErrorCode {
   if (errno === ENOENT) return 'E_NOENT';
   if (errno === EPERM || errno === EACCES) return 'E_PERM';
   if (errno === EINVAL) return 'E_INVAL';
-  if (errno === EBUSY || errno === EEXIST) return 'E_BUSY';
+  if (errno === EEXIST) return 'E_EXIST';
+  if (errno === EBUSY) return 'E_BUSY';
   if (errno === EOPNOTSUPP || errno === ENOTSUPP) return 'E_NOTSUPP';
   if (errno >= 4000 && errno < 4100) return 'E_ELF';
   return 'E_LOADER';
@@ -84,11 +105,12 @@ function codeFor(errno: number): string {
 
 /** A failure in the loader: a libbpf call or a bpf() syscall, with its errno explained. */
 export class LoaderError extends BpfctlError {
+  declare readonly code: LoaderErrorCode;
   readonly errno: number;
   /** libbpf's own messages around the failure (its print callback), oldest first. */
   readonly libbpfLog: string[];
 
-  constructor(code: string, errno: number, message: string, opts: { libbpfLog?: string[]; cause?: unknown } = {}) {
+  constructor(code: LoaderErrorCode, errno: number, message: string, opts: { libbpfLog?: string[]; cause?: unknown } = {}) {
     super(code, message, { cause: opts.cause });
     this.errno = errno;
     this.libbpfLog = opts.libbpfLog ?? [];
@@ -138,7 +160,7 @@ function isRoot(): boolean {
  * messages since the operation began), that reason is the message; otherwise the errno's usual
  * cause. EPERM as root names what refuses root (bpffs names, LSMs) instead of privileges.
  */
-export function loaderError(what: string, errno: number, opts: { code?: string; hint?: string } = {}): LoaderError {
+export function loaderError(what: string, errno: number, opts: { code?: LoaderErrorCode; hint?: string } = {}): LoaderError {
   const log = libbpfMessages();
   const reason = libbpfReason(log);
   let explained = opts.hint ?? explainErrno(errno);

@@ -4,7 +4,7 @@
  * so there is never a moment with no program attached.
  */
 import { check } from './errors.ts';
-import { closeFd, type LinkInfo, linkInfo } from './info.ts';
+import { closeFd, dupFd, type LinkInfo, linkInfo } from './info.ts';
 import { lib } from './libbpf.ts';
 import { openPinnedFd, pinFd } from './pin.ts';
 
@@ -33,6 +33,16 @@ export class BpfLink implements Attachment {
   /** Open a pinned link. LoaderError E_NOENT when nothing is pinned there. */
   static openPinned(path: string): BpfLink {
     return new BpfLink(openPinnedFd(path, 'link'));
+  }
+
+  /** Adopt `fd` (the link then owns and closes it); with `dup`, a duplicate of it. */
+  static fromFd(fd: number, opts: { dup?: boolean } = {}): BpfLink {
+    return new BpfLink(opts.dup ? dupFd(fd, `link fd ${fd}`) : fd);
+  }
+
+  /** Same as openPinned: the constructor pattern shared with BpfMap and BpfProgram. */
+  static fromPin(path: string): BpfLink {
+    return BpfLink.openPinned(path);
   }
 
   /** Open a link by kernel id. LoaderError E_NOENT when there is none. */

@@ -61,7 +61,7 @@ export class MapHotPath {
 
   private fail(what: string): never {
     const errno = lastErrno();
-    const code = errno === ENOENT ? 'E_NOENT' : errno === 17 || errno === 16 ? 'E_BUSY' : errno === 22 ? 'E_INVAL' : 'E_LOADER';
+    const code = errno === ENOENT ? 'E_NOENT' : errno === 17 ? 'E_EXIST' : errno === 16 ? 'E_BUSY' : errno === 22 ? 'E_INVAL' : 'E_LOADER';
     const why = explainErrno(errno);
     throw new LoaderError(code, errno, `${what} map '${this.map.name}': ${errnoName(errno)}${why ? `: ${why}` : ''}`);
   }
@@ -73,7 +73,7 @@ export class MapHotPath {
     return this.fail('lookup in');
   }
 
-  /** Writes `value` under `key`. LoaderError E_BUSY ('noexist' and present), E_NOENT ('exist' and absent). */
+  /** Writes `value` under `key`. LoaderError E_EXIST ('noexist' and present), E_NOENT ('exist' and absent). */
   update(flags: 'any' | 'noexist' | 'exist' = 'any'): void {
     if (this.call(SYS_BPF, BPF_MAP_UPDATE_ELEM, this.updateAttr[FLAGS[flags]]!, ATTR_SIZE) !== 0) this.fail('update');
   }

@@ -7,7 +7,7 @@
  */
 import { type BtfType, mapBtf } from './btf.ts';
 import { check, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EOPNOTSUPP, LoaderError, loaderError } from './errors.ts';
-import { closeFd, type MapInfo, mapInfo } from './info.ts';
+import { closeFd, dupFd, type MapInfo, mapInfo } from './info.ts';
 import { MapHotPath } from './map-hot.ts';
 import { lib } from './libbpf.ts';
 import { openPinnedFd, pinFd } from './pin.ts';
@@ -82,6 +82,21 @@ export class BpfMap {
     return new BpfMap(openPinnedFd(path, 'map'));
   }
 
+  /** Adopt `fd` (the map then owns and closes it); with `dup`, a duplicate of it, leaving `fd` the caller's. */
+  static fromFd(fd: number, opts: { dup?: boolean; name?: string } = {}): BpfMap {
+    return new BpfMap(opts.dup ? dupFd(fd, `map fd ${fd}`) : fd, { name: opts.name });
+  }
+
+  /** Same as openPinned: the constructor pattern shared with BpfProgram and BpfLink. */
+  static fromPin(path: string): BpfMap {
+    return BpfMap.openPinned(path);
+  }
+
+  /** Create a map from its spec (a MapSpec of an object, or by hand). */
+  static fromSpec(spec: { type: string; name: string; keySize: number; valueSize: number; maxEntries: number; flags?: number }): BpfMap {
+    return BpfMap.create(spec);
+  }
+
   /** Open a map by kernel id. LoaderError E_NOENT when no such map exists. */
   static fromId(id: number): BpfMap {
     return new BpfMap(check(lib().bpf_map_get_fd_by_id(id), `open map id ${id}`));
@@ -138,7 +153,7 @@ export class BpfMap {
     throw loaderError(`lookup in map '${this.name}'`, -ret);
   }
 
-  /** LoaderError E_BUSY ('noexist' and present), E_NOENT ('exist' and absent), E_LOADER/E2BIG (full). */
+  /** LoaderError E_EXIST ('noexist' and present), E_NOENT ('exist' and absent), E_LOADER/E2BIG (full). */
   update(key: Uint8Array, value: Uint8Array, flags: 'any' | 'noexist' | 'exist' = 'any'): void {
     this.checkKey(key);
     this.checkValue(value);

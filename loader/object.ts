@@ -110,6 +110,12 @@ export class BpfObject {
     return new BpfObject({ kind: 'file', path }, opts.name ?? basename(path).replace(/\.(bpf\.)?o$/, '').replace(/-[0-9a-f]{16}$/, ''), opts.pinRoot);
   }
 
+  /** The live-object pattern: open the object a spec was read from (see spec.ts). */
+  static fromSpec(spec: { name: string; path?: string }, opts: Omit<OpenOptions, 'name'> = {}): BpfObject {
+    if (!spec.path) throw new LoaderError('E_INVAL', EINVAL, `spec '${spec.name}' was read from memory: open it with BpfObject.openBuffer`);
+    return BpfObject.open(spec.path, { ...opts, name: spec.name });
+  }
+
   /** Open an ELF image held in memory. LoaderError E_ELF when it is not a BPF object. */
   static openBuffer(elf: Uint8Array, name: string, opts: Omit<OpenOptions, 'name'> = {}): BpfObject {
     checkElf(elf.subarray(0, 4), name);

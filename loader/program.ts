@@ -9,7 +9,7 @@ import { attachTc, type TcDirection } from './attach-tc.ts';
 import { attachKprobe, attachRawTracepoint, attachTracepoint, attachTracing } from './attach-trace.ts';
 import { attachXdp, type XdpAttachment, type XdpAttachOptions } from './attach-xdp.ts';
 import { check, loaderError } from './errors.ts';
-import { closeFd, progInfo } from './info.ts';
+import { closeFd, dupFd, progInfo } from './info.ts';
 import { addressOf, lib } from './libbpf.ts';
 import type { BpfLink } from './link.ts';
 import type { BpfMap } from './map.ts';
@@ -51,6 +51,16 @@ export class BpfProgram {
   /** Open a pinned program. LoaderError E_NOENT when nothing is pinned there. */
   static openPinned(path: string): BpfProgram {
     return new BpfProgram(openPinnedFd(path, 'prog'));
+  }
+
+  /** Adopt `fd` (the program then owns and closes it); with `dup`, a duplicate of it. */
+  static fromFd(fd: number, opts: { dup?: boolean; name?: string } = {}): BpfProgram {
+    return new BpfProgram(opts.dup ? dupFd(fd, `program fd ${fd}`) : fd, { name: opts.name });
+  }
+
+  /** Same as openPinned: the constructor pattern shared with BpfMap and BpfLink. */
+  static fromPin(path: string): BpfProgram {
+    return BpfProgram.openPinned(path);
   }
 
   /** Open a program by kernel id. LoaderError E_NOENT when there is none. */

@@ -19,7 +19,13 @@ test('specs are readable before load', () => {
       [['count_packets', 'xdp', 'xdp']],
     );
     const byName = Object.fromEntries(obj.maps.map((m) => [m.name, m]));
-    assert.equal(byName.counters, { name: 'counters', type: 'array', keySize: 4, valueSize: 8, maxEntries: 16, flags: 0 });
+    const { btf, ...counters } = byName.counters!;
+    assert.equal(counters, { name: 'counters', type: 'array', keySize: 4, valueSize: 8, maxEntries: 16, flags: 0 });
+    // The key and value types from the object's BTF, before anything reaches the kernel.
+    assert.equal(
+      [btf?.key?.kind, btf?.key?.size, btf?.value?.kind, btf?.value?.size],
+      ['int', 4, 'int', 8],
+    );
     assert.is(byName.flows?.type, 'hash');
     assert.is(byName.pcpu_counters?.type, 'percpu_array');
     assert.is(byName.pcpu_hash?.type, 'percpu_hash');
@@ -50,7 +56,7 @@ test('array and hash: lookup, update flags, delete, nextKey', () => {
     const v = Buffer.alloc(16, 0xab);
     flows.update(u32(7), v, 'noexist');
     assert.equal(flows.lookup(u32(7)), v);
-    assert.throws(() => flows.update(u32(7), v, 'noexist'), (e: unknown) => e instanceof LoaderError && e.code === 'E_BUSY');
+    assert.throws(() => flows.update(u32(7), v, 'noexist'), (e: unknown) => e instanceof LoaderError && e.code === 'E_EXIST');
     assert.throws(() => flows.update(u32(8), v, 'exist'), (e: unknown) => e instanceof LoaderError && e.code === 'E_NOENT');
     assert.throws(() => flows.update(u32(1), Buffer.alloc(3)), /value is 3 bytes, expected 16/);
     assert.throws(() => flows.lookup(Buffer.alloc(2)), /key is 2 bytes, expected 4/);
