@@ -170,6 +170,11 @@ test('clients that never send their bodies hold no pool buffers, others are serv
 test('the README route steps on the running chain answer with the new routes at once', async () => {
   await ok('route', 'set', NAME, '/shout', 'stamp', 'upper');
   assert.is((await post('/shout')).body, 'HELLO WORLD [/SHOUT]');
+  // graph and status draw what runs
+  const graph = await ok('graph', NAME, '--format', 'mermaid');
+  assert.match(graph, /gateway -->\|"\/shout 1"\| fn3/, graph);
+  const st = JSON.parse(await ok('status', NAME, '--json')) as { routes: { name: string; functions: string[] }[] };
+  assert.equal(st.routes.find((r) => r.name === '/shout')?.functions, ['stamp', 'upper']);
   await ok('route', 'set', NAME, '/hello', 'upper', 'stamp');
   assert.is((await post('/hello')).body, 'HELLO WORLD [/hello]');
   // a longer route: no descriptor loops (the kernel, not the function, knows where hops end)

@@ -1,6 +1,6 @@
 /**
  * `bpfctl graph POLICY`: the policy's function chains as Graphviz DOT or Mermaid text, or rendered
- * to SVG/PNG by Graphviz's `dot` when it is installed.
+ * to SVG/PNG by Graphviz's `dot` when it is installed. POLICY is a file, or a loaded policy's name.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { extname, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { renderGraph } from '../../codegen/graph.ts';
 import { BpfctlError } from '../../errors.ts';
+import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
 import { loadPolicyFile } from '../../ir/policy.ts';
 import type { Args, Command } from './types.ts';
 
@@ -59,13 +60,16 @@ export const graphCommand: Command = {
   describe: 'Draw the function chains of a policy (DOT, Mermaid, SVG or PNG)',
   builder: (y: Argv) =>
     y
-      .positional('policy', { type: 'string', demandOption: true, describe: 'policy.ts file' })
+      .positional('policy', { type: 'string', demandOption: true, describe: 'policy.ts file, or the name of a loaded policy (drawn as it runs)' })
       .option('format', { alias: 'f', choices: FORMATS, describe: 'Output format (default: from the -o extension, else dot)' })
       .option('output', { alias: 'o', type: 'string', describe: 'Write to this file instead of stdout (required for png)' }),
   handler: async (raw) => {
     const argv = raw as Args<GraphArgs>;
     const { out } = argv;
-    const ir = await loadPolicyFile(argv.policy);
+    // A name (no path, no extension) is a loaded policy: drawn from its manifest, which route,
+    // scale and apply keep current, so the picture is what runs, not what the file said.
+    const loaded = !/[/.]/.test(argv.policy) && listPolicies().includes(argv.policy);
+    const ir = loaded ? loadedManifest(argv.policy).ir : await loadPolicyFile(argv.policy);
     const format: Format = argv.format ?? formatFromFile(argv.output) ?? 'dot';
     let data: string | Buffer;
     if (format === 'svg' || format === 'png') {
