@@ -162,6 +162,8 @@ test('a slot whose process cannot start again is retried; the rest serves; it co
   await sleep(1500);
   const slot = chain.instances().find((s) => s.name === 'reverse')!;
   assert.ok(slot.restarts >= 1 && slot.state !== 'ready', `reverse: ${JSON.stringify(slot)}`);
+  // the failure is reported on the slot, as `bpfctl status` shows it
+  assert.match(slot.lastError ?? '', /died|cannot start/, JSON.stringify(slot));
   assert.is((await post('/shout')).status, 200, 'routes without it serve');
   assert.is((await post('/hello')).status, 503, 'its route fails fast');
   renameSync(`${rev}.away`, rev);

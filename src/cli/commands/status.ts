@@ -49,7 +49,11 @@ export const statusCommand = defineCommand({
     }
     if (processes) {
       out.line('');
-      out.table(processes, ['kind', 'name', 'instance', 'pid', 'state', 'restarts'], 'Processes (bpfctl run)');
+      out.table(
+        processes.map((p) => ({ ...p, lastError: p.lastError ?? '' })),
+        ['kind', 'name', 'instance', 'pid', 'state', 'restarts', 'lastError'],
+        'Processes (bpfctl run)',
+      );
     }
   },
 });

@@ -46,6 +46,8 @@ export interface SlotInfo {
   pid: number | null;
   state: SlotState;
   restarts: number;
+  /** Why the last process of this slot ended or could not start (null while none failed). */
+  lastError: string | null;
   /** Extra data the process sent with its ready message (the gateway: its HTTP port). */
   info: Record<string, unknown>;
 }
@@ -58,6 +60,7 @@ const HEALTHY_MS = 10_000;
 export class Slot {
   state: SlotState = 'starting';
   restarts = 0;
+  lastError: string | null = null;
   info: Record<string, unknown> = {};
   private child: ChildProcess | null = null;
   private backoff = BACKOFF_MIN_MS;
@@ -102,7 +105,7 @@ export class Slot {
   }
 
   snapshot(): SlotInfo {
-    return { kind: this.kind, name: this.name, fnId: this.fnId, instance: this.instance, pid: this.pid, state: this.state, restarts: this.restarts, info: { ...this.info } };
+    return { kind: this.kind, name: this.name, fnId: this.fnId, instance: this.instance, pid: this.pid, state: this.state, restarts: this.restarts, lastError: this.lastError, info: { ...this.info } };
   }
 
   /** Starts a process for the slot. Never rejects: a failure is retried (or fails `ready` the first time). */
@@ -114,7 +117,8 @@ export class Slot {
     try {
       launched = await this.launch(this);
     } catch (err) {
-      this.host.log(`[${this.label}] cannot start: ${(err as Error).message}`);
+      this.lastError = `cannot start: ${(err as Error).message}`;
+      this.host.log(`[${this.label}] ${this.lastError}`);
       if (!this.failFirst(new Error(`${this.label}: cannot start: ${(err as Error).message}`))) this.scheduleRestart();
       return;
     }
@@ -232,6 +236,8 @@ export class Slot {
       return;
     }
     const why = signal ? `signal ${signal}` : `exit code ${code}`;
+    const last = this.tail.text().split('\n').filter(Boolean).pop();
+    this.lastError = `pid ${pid} died (${why})${last ? `: ${last.slice(0, 200)}` : ''}`;
     this.host.log(`[${this.label}] pid ${pid} died (${why})`);
     const tail = this.tail.text();
     if (!this.failFirst(new Error(`${this.label} (pid ${pid}) died before it registered (${why})${tail ? `:\n${tail}` : ''}`))) this.scheduleRestart();
