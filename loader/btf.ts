@@ -158,6 +158,24 @@ export function datasecOf(btf: bigint, section: string): { size: number; vars: G
   return new Decoder(btf).datasec(section);
 }
 
+/**
+ * The struct, union or typedef called `name` in the kernel's BTF object `btfId` (e.g. a ring
+ * buffer's record type, found through a program that uses the map); undefined when absent.
+ */
+export function btfTypeByName(btfId: number, name: string): BtfType | undefined {
+  const btf = lib().btf__load_from_kernel_by_id(btfId) as bigint | null;
+  if (btf === null) throw loaderError(`btf__load_from_kernel_by_id(${btfId})`, lastErrno());
+  try {
+    for (const kind of [KIND.STRUCT, KIND.UNION, KIND.TYPEDEF]) {
+      const id = lib().btf__find_by_name_kind(btf, name, kind) as number;
+      if (id > 0) return new Decoder(btf).decode(id);
+    }
+    return undefined;
+  } finally {
+    lib().btf__free(btf);
+  }
+}
+
 /** Decode type `id` of an open object's BTF. */
 export function btfTypeOf(btf: bigint, id: number): BtfType {
   return new Decoder(btf).decode(id);

@@ -3,11 +3,12 @@ export { attachSockMapLink, detachSockMap, type SockMapAttachKind, type SockMapA
 export type { TcDirection } from './attach-tc.ts';
 export { ensureTracefs, tracepointId } from './attach-trace.ts';
 export { XdpAttachment, type XdpAttachOptions, type XdpMode } from './attach-xdp.ts';
-export { type BtfType, type GlobalVar, isDatasec } from './btf.ts';
+export { type BtfType, btfTypeByName, type GlobalVar, isDatasec } from './btf.ts';
 export { errnoName, explainErrno, LoaderError, type LoaderErrorCode, libbpfReason, VerifierError } from './errors.ts';
 export { type Attachment, BpfLink } from './link.ts';
 export { BpfMap, possibleCpus } from './map.ts';
 export { MapHotPath } from './map-hot.ts';
+export { type StreamRecord, StreamReader } from './ringbuf.ts';
 export { withNetns } from './netns.ts';
 export { BpfObject, type GlobalSpec, type GlobalValue, type MapSpec, type OpenOptions, type ProgramSpec } from './object.ts';
 export { DEFAULT_BPFFS, ensureBpffs, isBpffs, mkdirp, pinName, unpin, unpinAll } from './pin.ts';

@@ -38,7 +38,7 @@ async function json<T = unknown>(...args: string[]): Promise<T> {
 
 /** What dump prints for a key or value, as text to type back. */
 const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
-const FD_VALUED = new Set(['sockmap', 'sockhash', 'xskmap', 'devmap', 'devmap_hash', 'cpumap', 'prog_array', 'array_of_maps', 'hash_of_maps']);
+const FD_VALUED = new Set(['sockmap', 'sockhash', 'xskmap', 'devmap', 'devmap_hash', 'cpumap', 'prog_array', 'array_of_maps', 'hash_of_maps', 'perf_event_array']);
 
 test.before(async () => {
   await new Promise((r) => setTimeout(r, 500)); // let tsx settle its cache fds (see objects-maps)

@@ -6,14 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Argv } from 'yargs';
-import { BPF_F_MMAPABLE, BpfMap, BpfProgram, isDatasec, LoaderError, listMaps, listPrograms, mmapArray } from '../../../loader/index.ts';
+import { BPF_F_MMAPABLE, BpfMap, BpfProgram, btfTypeByName, isDatasec, LoaderError, listMaps, listPrograms, mmapArray, StreamReader } from '../../../loader/index.ts';
 import { BpfctlError } from '../../errors.ts';
 import { TypedMap } from '../../runtime/typed-map.ts';
 import { hasNumbers, type Rate, rateOf } from '../../runtime/typed-map-rate.ts';
 import { parseBytesLiteral } from '../../schema/literal.ts';
 import { array, asKnown, bytes, type Codec, codecFromBtf, encode, parseLiteral, SchemaError, u32 } from '../../schema/index.ts';
 import { formatCell, jsonReplacer } from '../output.ts';
-import { type Command, defineCommand } from './types.ts';
+import { type Args, type Command, defineCommand } from './types.ts';
 
 /** A map command that cannot do what was asked (absent key, map kind without entries, ...). */
 export class MapCommandError extends BpfctlError {}
@@ -59,7 +59,7 @@ async function withMap<T>(ref: string, fn: (m: BpfMap) => T | Promise<T>): Promi
 }
 
 /** Maps whose values are file descriptors on the way in and ids (or nothing) on the way out. */
-const FD_VALUED = new Set(['sockmap', 'sockhash', 'xskmap', 'devmap', 'devmap_hash', 'cpumap', 'prog_array', 'array_of_maps', 'hash_of_maps']);
+const FD_VALUED = new Set(['sockmap', 'sockhash', 'xskmap', 'devmap', 'devmap_hash', 'cpumap', 'prog_array', 'array_of_maps', 'hash_of_maps', 'perf_event_array']);
 /** Array-like map kinds: keys are u32 indexes even without key BTF. */
 const INDEXED = new Set(['array', 'percpu_array', 'prog_array', 'sockmap', 'xskmap', 'devmap', 'cpumap', 'array_of_maps', 'perf_event_array', 'cgroup_array']);
 
@@ -211,6 +211,8 @@ function setRef(m: BpfMap, key: Uint8Array, text: string): Record<string, unknow
       const back = m.lookup(key);
       return back ? decodeRef(m, back) : m.type === 'cpumap' ? { qsize: first } : { ifindex: first };
     }
+    case 'perf_event_array':
+      throw new MapCommandError('E_NOTSUPP', `map '${m.name}' (perf_event_array) holds perf event fds, which its reader opens: bpfctl map watch ${m.name} reads it`);
     default:
       throw new MapCommandError(
         'E_NOTSUPP',
@@ -404,6 +406,57 @@ const del = defineCommand<MapRef & { key: string }>({
 interface WatchArgs extends MapRef {
   interval: number;
   count?: number;
+  type?: string;
+  timeout?: number;
+}
+
+/** The codec for records of a stream map: `--type NAME` from the BTF of the map or of a program that uses it. */
+function recordCodec(m: BpfMap, type: string | undefined): Codec<unknown> | undefined {
+  if (!type) return undefined;
+  const ids = [...new Set([m.btf ? mapBtfId(m) : 0, ...listPrograms().filter((p) => p.mapIds.includes(m.id)).map((p) => p.btfId)].filter(Boolean))];
+  for (const id of ids) {
+    const t = btfTypeByName(id, type);
+    if (t && t.size > 0) return codecFromBtf(t);
+  }
+  throw new MapCommandError(
+    'E_NOENT',
+    `--type ${type}: no struct, union or typedef '${type}' in the BTF of map '${m.name}' or its programs (a type only used inside a function is not in BTF: declare e.g. \`struct ${type} *unused __attribute__((unused));\`)`,
+  );
+}
+
+function mapBtfId(m: BpfMap): number {
+  return listMaps().find((x) => x.id === m.id)?.btfId ?? 0;
+}
+
+/** `map watch` on a ringbuf or perf_event_array: one line per record, decoded with --type or as hex. */
+async function watchStream(m: BpfMap, argv: Args<WatchArgs>): Promise<void> {
+  const { out } = argv;
+  const codec = recordCodec(m, argv.type);
+  let seen = 0;
+  const decodeRecord = (data: Uint8Array): unknown => {
+    if (!codec) return data;
+    if (data.length < codec.size) return data;
+    return codec.decode(new DataView(data.buffer, data.byteOffset, data.byteLength), 0);
+  };
+  const reader = new StreamReader(m, (r) => {
+    if (argv.count !== undefined && seen >= argv.count) return;
+    seen++;
+    const row = { time: new Date().toISOString(), ...(r.cpu !== undefined ? { cpu: r.cpu } : {}), size: r.data.length, record: decodeRecord(r.data) };
+    if (out.json) out.stdout.write(`${JSON.stringify(row, jsonReplacer)}\n`);
+    else out.stdout.write(`${row.time}${r.cpu !== undefined ? ` cpu ${r.cpu}` : ''} ${formatCell(row.record)}\n`);
+  });
+  try {
+    const deadline = argv.timeout !== undefined ? Date.now() + argv.timeout * 1000 : Number.POSITIVE_INFINITY;
+    const slice = Math.max(1, Math.min(100, argv.interval * 1000));
+    while ((argv.count === undefined || seen < argv.count) && Date.now() < deadline) {
+      // Short blocking polls, with the event loop running in between (signals, timers, tests).
+      reader.poll(Math.min(slice, Math.max(0, deadline - Date.now())));
+      await sleep(0);
+    }
+    if (reader.lost) out.stderr.write(`bpfctl: warning: the kernel dropped ${reader.lost} records (perf buffer full)\n`);
+  } finally {
+    reader.close();
+  }
 }
 
 function keyId(key: unknown): string {
@@ -412,13 +465,16 @@ function keyId(key: unknown): string {
 
 const watch = defineCommand<WatchArgs>({
   command: 'watch <map>',
-  describe: 'Redraw a map every --interval seconds with the per-second change of its counters',
+  describe: 'Redraw a map every --interval seconds with the per-second change of its counters; ringbuf/perf_event_array: stream its records',
   builder: (y) =>
     refOptions(y)
       .option('interval', { alias: 'i', type: 'number', default: 1, describe: 'seconds between refreshes' })
-      .option('count', { alias: 'n', type: 'number', describe: 'stop after N refreshes' }),
+      .option('count', { alias: 'n', type: 'number', describe: 'stop after N refreshes (streams: N records)' })
+      .option('type', { type: 'string', describe: 'streams: decode records as this struct from the BTF (hex without)' })
+      .option('timeout', { type: 'number', describe: 'streams: stop after this many seconds' }),
   handler: (argv) =>
     withMap(argv.map, async (m) => {
+      if (m.type === 'ringbuf' || m.type === 'perf_event_array') return watchStream(m, argv);
       const t = inspect(m, argv.raw);
       const { out } = argv;
       if (!(argv.interval > 0)) throw new SchemaError(`--interval must be a positive number of seconds, got ${argv.interval}`);
