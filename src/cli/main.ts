@@ -5,7 +5,10 @@
 import yargs, { type Argv } from 'yargs';
 import { BpfctlError } from '../errors.ts';
 import { commands } from './commands/index.ts';
+import { UsageError } from './errors.ts';
 import { createOutput, jsonReplacer, type Sink } from './output.ts';
+
+export { UsageError } from './errors.ts';
 
 export interface Io {
   stdout?: Sink;
@@ -41,12 +44,6 @@ export async function main(args: readonly string[], io: Io = {}): Promise<number
   } catch (err) {
     reportError(err, { json: wantsJson, verbose: args.includes('--verbose') || args.includes('-v'), stderr });
     return err instanceof UsageError ? 2 : 1;
-  }
-}
-
-export class UsageError extends BpfctlError {
-  constructor(message: string) {
-    super('E_USAGE', message);
   }
 }
 

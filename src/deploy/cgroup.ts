@@ -1,7 +1,7 @@
 /**
- * The cgroup a policy owns. sockops programs see only sockets of processes inside the cgroup they
- * are attached to (design.md gotcha 7), which is what makes registration trustworthy: only root can
- * move a process into it.
+ * The cgroup a policy owns: it holds a chain's processes (status, cleanup), not its trust (only the
+ * supervisor registers sockets). Processes join it from src/runtime/supervisor/launch.ts, which
+ * writes `cgroup.procs` itself before the process runs a single instruction of its own.
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -24,15 +24,6 @@ export function ensureCgroup(path: string): void {
 export function cgroupPids(path: string): number[] {
   if (!existsSync(`${path}/cgroup.procs`)) return [];
   return readFileSync(`${path}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
-}
-
-/** Moves a process into the cgroup; its later connect() calls are seen by the policy's sockops. */
-export function joinCgroup(path: string, pid: number): void {
-  try {
-    writeFileSync(`${path}/cgroup.procs`, `${pid}\n`);
-  } catch (err) {
-    throw new CgroupError(`cannot move pid ${pid} into ${path}: ${(err as Error).message}`, { cause: err });
-  }
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
-import { TypedMap } from '../runtime/typed-map.ts';
+import { TypedMap } from '../maps/typed-map.ts';
 import { configValue, countersValue, instancesValue, routeValue, u32, u64 } from '../schema/index.ts';
 import { BpfMap } from '../../loader/index.ts';
 import { type Manifest, ManifestError, readManifest } from './manifest.ts';

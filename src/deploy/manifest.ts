@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfctlError } from '../errors.ts';
-import type { PolicyIR } from '../ir/policy.ts';
+import { hashIR, type PolicyIR } from '../ir/policy.ts';
 import { BpfMap, unpin } from '../../loader/index.ts';
 
 /** Bumped when the pin layout or manifest shape changes incompatibly. */
@@ -48,8 +48,14 @@ export function manifestPath(dir: string): string {
   return join(dir, 'manifest');
 }
 
-export function writeManifest(dir: string, manifest: Manifest): void {
-  const json = Buffer.from(JSON.stringify(manifest), 'utf8');
+/**
+ * Pins the manifest. The IR's hash and `schemaHash` are derived here from the IR written, so no
+ * caller that changes the IR (route changes, scaling, apply) can leave a stale hash behind.
+ */
+export function writeManifest(dir: string, manifest: Omit<Manifest, 'schemaHash'> & { schemaHash?: string }): void {
+  const hash = hashIR(manifest.ir);
+  const written: Manifest = { ...manifest, ir: { ...manifest.ir, hash }, schemaHash: hash };
+  const json = Buffer.from(JSON.stringify(written), 'utf8');
   // One page-rounded value sized to the content: big IRs (10k-rule XDP sets) fit without a limit.
   const valueSize = Math.ceil((json.length + 4) / 4096) * 4096;
   const value = Buffer.alloc(valueSize);

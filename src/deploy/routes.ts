@@ -23,7 +23,7 @@ import {
   type RouteSlot,
   u32Key,
 } from '../ir/chain-maps.ts';
-import { hashIR, type PolicyIR, PolicyError, type RouteIR } from '../ir/policy.ts';
+import { PolicyError, type RouteIR } from '../ir/policy.ts';
 import { BpfctlError } from '../errors.ts';
 import { MAX_ROUTES } from '../schema/index.ts';
 import { type ChainMaps, openChainMaps } from './chain-maps.ts';
@@ -237,9 +237,8 @@ function applyWithMaps(manifest: Manifest, cm: ChainMaps, changes: readonly Rout
   const cfg = decodeConfig(cm.config.map.lookup(u32Key(0))!);
   cm.config.map.update(u32Key(0), encodeConfig({ ...cfg, routesGen: next }));
 
-  const newIr: PolicyIR = { ...ir, routes: [...routes.values()] };
-  newIr.hash = hashIR(newIr);
-  writeManifest(policyDir(policy, opts.root), { ...manifest, ir: newIr });
+  // writeManifest rehashes the IR and the manifest's schemaHash from it.
+  writeManifest(policyDir(policy, opts.root), { ...manifest, ir: { ...ir, routes: [...routes.values()] } });
   return results;
 }
 

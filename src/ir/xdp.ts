@@ -10,8 +10,7 @@
  * - devmap slots for redirect targets and one xskmap per AF_XDP group.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-// A cycle (policy.ts imports this module), safe because PolicyError is only used inside functions.
-import { PolicyError } from './policy.ts';
+import { PolicyError } from './issues.ts';
 import type { XdpAction, XdpIcmpTypeName, XdpMatch, XdpRuleSpec, XdpSectionSpec, XdpSetKind, XdpSetSpec, XdpTcpFlag } from '../dsl/xdp.ts';
 
 export type XdpActionIR =

@@ -1,9 +1,8 @@
 /**
- * `bpfctl/runtime`: what function modules, supervisors and tools built on bpfctl import. Handler
- * modules need only the types (`Request`, `Handler`) and `FunctionError`.
+ * `bpfctl/runtime`: what a handler module imports. A handler needs the types of what it gets and
+ * returns (`Request`, `Handler`, `HandlerResult`) and `FunctionError` to fail a request with a
+ * status. Supervisors, gateways and tools built on bpfctl import the modules they use directly
+ * (`src/runtime/supervisor`, `src/runtime/gateway`, `src/runtime/pool`, `src/maps`): those are not
+ * a handler's API, and the wire format under them may change with bpfctl.
  */
-export { type Gateway, type GatewayOptions, type GatewayStats, type InstancesMap, startGateway } from './gateway/index.ts';
-export { type DeadLetter, type Hub, startDeadLetter, startHub } from './hub.ts';
-export { type BufRef, Pool, PoolError, type PoolStats } from './pool/index.ts';
-export * from './sdk/index.ts';
-export { TypedMap } from './typed-map.ts';
+export { FunctionError, type Handler, type HandlerResult, type Request } from './sdk/types.ts';

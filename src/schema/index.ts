@@ -7,6 +7,7 @@ export * from './chain-maps.ts';
 export type { ArrayCodec, BytesCodec, Codec, CStringCodec, Infer, IntCodec, IntKind, KnownCodec, StructCodec, StructField } from './codec.ts';
 export { asKnown, isIntCodec } from './codec.ts';
 export * from './descriptor.ts';
+export * as poolLayout from './pool-layout.ts';
 export { alignOf, decode, encode, encodeInto, sizeOf } from './encode.ts';
 export { be16, be32, be64, i8, i16, i32, i64, intCodec, u8, u16, u32, u64 } from './ints.ts';
 export { fromJson, parseHexBytes, parseLiteral } from './literal.ts';

@@ -13,7 +13,7 @@ import { openChainMaps } from '../../src/deploy/chain-maps.ts';
 import { readManifest } from '../../src/deploy/manifest.ts';
 import { applyRouteChanges, liveRoutes } from '../../src/deploy/routes.ts';
 import { decodeRouteSlot, MAX_ROUTE_SLOTS, u32Key } from '../../src/ir/chain-maps.ts';
-import { importPolicySpec } from '../../src/ir/policy.ts';
+import { hashIR, importPolicySpec } from '../../src/ir/policy.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 
 const ROOT = `/sys/fs/bpf/bpfctl-test-${process.pid}-deploy`;
@@ -152,6 +152,11 @@ test('route set writes a new slot and retires the old one; bad changes write not
     ],
   );
   const st = JSON.parse((await cli('status', 'hello-chain', '--json')).stdout);
+  // Derived state follows the IR: the manifest's schemaHash is the hash of the IR it now holds.
+  const changed = readManifest(`${ROOT}/hello-chain`);
+  assert.is(changed.ir.hash, hashIR(changed.ir));
+  assert.is(changed.schemaHash, changed.ir.hash);
+  assert.is(st.schemaHash, changed.ir.hash, 'status prints the hash of the IR as it runs');
   assert.equal(
     st.routes.map((x: { id: number; name: string; functions: string[] }) => [x.id, x.name, x.functions]),
     [

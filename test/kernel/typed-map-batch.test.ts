@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfObject } from '../../loader/index.ts';
-import { TypedMap } from '../../src/runtime/typed-map.ts';
+import { TypedMap } from '../../src/maps/typed-map.ts';
 import { SchemaError, u32, u64 } from '../../src/schema/index.ts';
 import { type BuiltFixture, buildTypedFixture } from '../fixtures/typed/build.ts';
 import { flowKey } from '../fixtures/typed/schemas.ts';

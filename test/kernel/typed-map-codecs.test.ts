@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfMap, BpfObject } from '../../loader/index.ts';
-import { TypedMap } from '../../src/runtime/typed-map.ts';
+import { TypedMap } from '../../src/maps/typed-map.ts';
 import { array, be16, be32, bytes, i16, SchemaError, struct, u8, u16, u32, u64 } from '../../src/schema/index.ts';
 import { type BuiltFixture, buildTypedFixture } from '../fixtures/typed/build.ts';
 import { counters, everything, flowKey } from '../fixtures/typed/schemas.ts';

@@ -1,7 +1,7 @@
 /**
  * The pool layout is one contract in two languages: compile a tiny C program against
  * bpf/include/bpfctl/pool.h that prints offsetof/sizeof and the constants, and compare every
- * number with src/runtime/pool/layout.ts.
+ * number with src/schema/pool-layout.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BACKING_CODE, geometry, HDR, HEADER_SIZE, MAGIC, META, META_OFF, META_SIZE, NONE, STATE_FREE, STATE_IN_USE, VERSION } from '../../src/runtime/pool/layout.ts';
+import { BACKING_CODE, geometry, HDR, HEADER_SIZE, MAGIC, META, META_OFF, META_SIZE, NONE, STATE_FREE, STATE_IN_USE, VERSION } from '../../src/schema/pool-layout.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 

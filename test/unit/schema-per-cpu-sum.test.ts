@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { hasNumbers, rateOf } from '../../src/runtime/typed-map-rate.ts';
-import { sumValues } from '../../src/runtime/typed-map-sum.ts';
+import { hasNumbers, rateOf } from '../../src/maps/typed-map-rate.ts';
+import { sumValues } from '../../src/maps/typed-map-sum.ts';
 import { array, bytes, cstring, struct, u8, u32, u64 } from '../../src/schema/index.ts';
 
 const stats = struct('stats', { msgs: u64, errs: u32, hist: array(u32, 2), name: cstring(8), id: bytes(2) });

@@ -123,7 +123,7 @@ export function generateTypes(file: string, from: string): string {
       ...obj.programs.map((p) => ` *   program ${p.name}: ${p.type} (section ${p.section})`),
       ' */',
       `import { BpfObject, type BpfMap, type BpfProgram, LoaderError, type OpenOptions } from ${rel('loader/index.ts')};`,
-      `import { TypedMap } from ${rel('src/runtime/typed-map.ts')};`,
+      `import { TypedMap } from ${rel('src/maps/typed-map.ts')};`,
       `import { type Codec, decode, encode, ${schemaImports.join(', ')} } from ${rel('src/schema/index.ts')};`,
       '',
       `/** The object this skeleton was generated from. */`,

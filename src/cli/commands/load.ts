@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { loadPolicyFile } from '../../ir/policy.ts';
 import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
 import { pinRoot } from '../../deploy/paths.ts';
-import { UsageError } from '../main.ts';
+import { UsageError } from '../errors.ts';
 import { loadObjectCommand, unloadDirCommand } from './object.ts';
 import { askSupervisor, controlPath, runDir } from '../../runtime/supervisor/index.ts';
 import { BpfctlError } from '../../errors.ts';

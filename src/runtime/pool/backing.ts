@@ -8,7 +8,7 @@ import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { PoolError } from './errors.ts';
-import { type BackingKind, PAGE_SIZE } from './layout.ts';
+import { type BackingKind, PAGE_SIZE } from '../../schema/pool-layout.ts';
 
 const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;

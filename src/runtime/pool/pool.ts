@@ -1,6 +1,6 @@
 /**
  * A shared-memory buffer pool several processes map at once (TS through this class, C and DPDK
- * through bpf/include/bpfctl/pool.h). The layout is in layout.ts / docs/pool.md.
+ * through bpf/include/bpfctl/pool.h). The layout is in src/schema/pool-layout.ts / docs/pool.md.
  *
  * Lock-free across processes: the free list is a Treiber stack whose head is one 64-bit word
  * {tag, index}; every push and pop bumps the tag, so a head that was popped and pushed back in
@@ -30,7 +30,7 @@ import {
   STATE_FREE,
   STATE_IN_USE,
   VERSION,
-} from './layout.ts';
+} from '../../schema/pool-layout.ts';
 
 /** A buffer handed out by alloc(): what goes into a descriptor (buf_off, buf_gen). */
 export interface BufRef {
@@ -64,7 +64,7 @@ export interface PoolStats {
   counters: { allocs: bigint; frees: bigint; allocFails: bigint; reclaimed: bigint; refused: bigint };
 }
 
-// Word indexes, copied out of layout.ts once: imported bindings can compile to getter calls
+// Word indexes, copied out of pool-layout.ts once: imported bindings can compile to getter calls
 // (under tsx they did, and cost more than the atomics on the hot path).
 const W_HEAD = HDR.freeHead / 8; // in 64-bit words
 const W_ALLOCS = HDR.allocs / 8;

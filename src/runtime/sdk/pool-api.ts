@@ -3,7 +3,7 @@
  * failure: the generation check makes a refused free harmless, so it is counted, not thrown.
  */
 import type { Pool } from '../pool/index.ts';
-import { META, META_OFF, META_SIZE, STATE_IN_USE } from '../pool/layout.ts';
+import { META, META_OFF, META_SIZE, STATE_IN_USE } from '../../schema/pool-layout.ts';
 
 export type RuntimePool = Pick<Pool, 'alloc' | 'free' | 'validate' | 'transfer' | 'bytes' | 'bufferSize'>;
 
