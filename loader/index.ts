@@ -16,5 +16,5 @@ export { readJsonPin, writeJsonPin } from './pin-json.ts';
 export { pinsByKind } from './pin-scan.ts';
 export { BpfProgram, type TestRunResult } from './program.ts';
 export { type ObjectSpec, objectSpecFromBuffer, openSpec, readObjectSpec } from './spec.ts';
-export { type LinkInfo, listLinks, listMaps, listPrograms, type MapInfo, type ProgInfo } from './system.ts';
+export { type LinkInfo, listLinks, listMaps, listPrograms, listProgramsDetailed, type MapInfo, type ProgInfo } from './system.ts';
 export { BPF_F_MMAPABLE, MappedArray, mmapArray } from './map-mmap.ts';

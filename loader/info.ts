@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { check, loaderError } from './errors.ts';
-import { addressOf, c, lastErrno, lib } from './libbpf.ts';
+import { addressOf, c, lastErrno, lib, viewOf } from './libbpf.ts';
 import { attachTypeName, linkTypeName, mapTypeName, progTypeName } from './types.ts';
 
 export interface ProgInfo {
@@ -17,6 +17,13 @@ export interface ProgInfo {
   btfId: number;
   /** Nanoseconds since boot. */
   loadTime: bigint;
+  /** Bytes of the program after the verifier's rewrites, and of its JIT image. */
+  xlatedLen?: number;
+  jitedLen?: number;
+  verifiedInsns?: number;
+  /** Time spent in the program and runs, when kernel.bpf_stats_enabled is on. */
+  runTimeNs?: bigint;
+  runCnt?: bigint;
 }
 
 export interface MapInfo {
@@ -78,7 +85,38 @@ export function progInfo(fd: number): ProgInfo {
     mapIds,
     name: cstr(b, 64, 16),
     btfId: b.readUInt32LE(128),
+    jitedLen: b.readUInt32LE(16),
+    xlatedLen: b.readUInt32LE(20),
+    verifiedInsns: b.readUInt32LE(216),
+    runTimeNs: b.readBigUInt64LE(192),
+    runCnt: b.readBigUInt64LE(200),
   };
+}
+
+/**
+ * The program's full name from its BTF (the kernel cuts `name` at 15 characters): the FUNC type
+ * of its first func_info record. Undefined without BTF.
+ */
+export function progFullName(fd: number): string | undefined {
+  const b = rawInfo(fd, PROG_INFO_SIZE);
+  const btfId = b.readUInt32LE(128);
+  if (!btfId || !b.readUInt32LE(144)) return undefined;
+  const rec = new Uint32Array(2);
+  rawInfo(fd, PROG_INFO_SIZE, (p) => {
+    p.writeUInt32LE(8, 132); // func_info_rec_size
+    p.writeBigUInt64LE(addressOf(new Uint8Array(rec.buffer)), 136);
+    p.writeUInt32LE(1, 144); // nr_func_info
+  });
+  const btf = lib().btf__load_from_kernel_by_id(btfId) as bigint | null;
+  if (btf === null) return undefined;
+  try {
+    const t = lib().btf__type_by_id(btf, rec[1]!) as bigint | null;
+    if (t === null) return undefined;
+    const nameOff = new DataView(viewOf(t, 4).slice().buffer).getUint32(0, true);
+    return (lib().btf__name_by_offset(btf, nameOff) as string | null) ?? undefined;
+  } finally {
+    lib().btf__free(btf);
+  }
 }
 
 export function mapInfo(fd: number): MapInfo {

@@ -6,7 +6,7 @@
 import { check, ENOENT } from './errors.ts';
 
 const EAGAIN = 11;
-import { closeFd, type LinkInfo, linkInfo, type MapInfo, mapInfo, type ProgInfo, progInfo } from './info.ts';
+import { closeFd, type LinkInfo, linkInfo, type MapInfo, mapInfo, type ProgInfo, progFullName, progInfo } from './info.ts';
 import { lib } from './libbpf.ts';
 
 type Kind = 'prog' | 'map' | 'link';
@@ -37,6 +37,15 @@ function walk<T>(kind: Kind, read: (fd: number) => T): T[] {
 
 export function listPrograms(): ProgInfo[] {
   return walk('prog', progInfo);
+}
+
+/** listPrograms with each program's full BTF name (`fullName`, the kernel's is cut at 15). */
+export function listProgramsDetailed(): (ProgInfo & { fullName?: string })[] {
+  return walk('prog', (fd) => {
+    const info = progInfo(fd);
+    const fullName = info.name.length >= 15 ? progFullName(fd) : undefined;
+    return fullName ? { ...info, fullName } : info;
+  });
 }
 
 export function listMaps(): MapInfo[] {

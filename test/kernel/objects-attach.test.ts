@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { createServer, type Socket, connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfMap, listLinks } from '../../loader/index.ts';
@@ -190,6 +190,14 @@ test('sk_skb stream parser + verdict: bytes sent to one socket arrive at another
   await json('prog', 'attach', join(dir, 'progs/prog_stream_parser'), 'stream_parser', map);
   await json('prog', 'attach', join(dir, 'progs/prog_stream_verdict'), 'sk_skb', map);
   assert.is((await run('map', 'set', join(dir, 'maps/redir_to'), '0', '1')).code, 0);
+  // prog ls: the full BTF name (the kernel keeps 15 characters), where it is attached, its pin, its owner, its sizes.
+  const progs = await json<{ name: string; attached: string[]; pins: string[]; owner: string; xlated: number; jited: number }[]>('prog', 'ls');
+  const verdict = progs.find((p) => p.pins.includes(join(dir, 'progs/prog_stream_verdict')));
+  assert.ok(verdict, 'prog ls lists the pinned program');
+  assert.is(verdict!.name, 'prog_stream_verdict');
+  assert.is(verdict!.owner, 'load sockmap_parser_verdict');
+  assert.match(verdict!.attached.join(), /^sockmap map:\d+ \(link \d+\)$/);
+  assert.ok(verdict!.xlated > 0 && verdict!.jited > 0, 'xlated and jited sizes');
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -260,6 +268,7 @@ test('unload warns (with ids) about a program still attached through a link pinn
   const ld = await run('link', 'detach', elsewhere);
   assert.is(ld.code, 0, ld.stderr);
   assert.not.ok(existsSync(elsewhere));
+  rmdirSync(dirname(elsewhere)); // the directory --pin made for it
 });
 
 test('nothing leaks', () => {

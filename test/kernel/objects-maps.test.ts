@@ -223,6 +223,29 @@ test('LPM trie and hash: every row dump prints reads back with get, and the prog
   assert.is((await run('unload', dir)).code, 0);
 });
 
+test('maps and programs by POLICY/NAME (and obj/OBJECT/NAME for a load without --pin)', async () => {
+  const saved = process.env.BPFCTL_BPFFS;
+  process.env.BPFCTL_BPFFS = join(root, 'bpfctl');
+  try {
+    const load = await json<{ dir: string }>('load', objectFile('xdp_stats_array'), '--quiet');
+    assert.is(load.dir, join(root, 'bpfctl/obj/xdp_stats_array'));
+    assert.is((await json<unknown[]>('map', 'dump', 'obj/xdp_stats_array/xdp_stats_map')).length, 5);
+    const m = BpfMap.create({ type: 'array', name: 'routes_like', keySize: 4, valueSize: 4, maxEntries: 2 });
+    m.pin(join(root, 'bpfctl/mypolicy/maps/routes'));
+    m.close();
+    assert.equal(await json('map', 'get', 'mypolicy/routes', '1'), { key: 1, value: '00000000' });
+    const p = await json<{ progId: number; pin: string }>('prog', 'attach', 'obj/xdp_stats_array/xdp_stats1_func', 'xdp', 'lo', '--mode', 'generic');
+    assert.ok(p.progId > 0);
+    assert.is(p.pin, join(root, 'bpfctl/links/xdp_stats1_func_xdp_lo'), 'no load manifest is found through a POLICY/NAME ref: the pin root');
+    assert.is((await run('link', 'detach', p.pin)).code, 0);
+    assert.is((await run('unload', load.dir)).code, 0);
+    rmSync(join(root, 'bpfctl'), { recursive: true });
+  } finally {
+    if (saved === undefined) delete process.env.BPFCTL_BPFFS;
+    else process.env.BPFCTL_BPFFS = saved;
+  }
+});
+
 test('nothing leaks', () => {
   rmSync(objectsDir, { recursive: true, force: true });
   rmSync(root, { recursive: true, force: true });

@@ -3,10 +3,12 @@
  * values are decoded with the map's BTF when it has some (integers, structs as JSON, char arrays
  * as text) and shown as hex otherwise; KEY and VALUE arguments are parsed with the same codec.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Argv } from 'yargs';
 import { BPF_F_MMAPABLE, BpfMap, BpfProgram, btfTypeByName, isDatasec, LoaderError, listMaps, listPrograms, mmapArray, StreamReader } from '../../../loader/index.ts';
+import { pinRoot } from '../../deploy/paths.ts';
 import { BpfctlError } from '../../errors.ts';
 import { TypedMap } from '../../maps/typed-map.ts';
 import { hasNumbers, type Rate, rateOf } from '../../maps/typed-map-rate.ts';
@@ -38,7 +40,21 @@ export function openMapRef(ref: string): BpfMap {
   if (pinned) return BpfMap.openPinned(pinned[1]!);
   const name = /^name[:\s]\s*(.+)$/.exec(r);
   if (name) return BpfMap.fromId(uniqueByName('map', name[1]!, listMaps()));
+  const owned = policyPin(r, 'maps');
+  if (owned) return BpfMap.openPinned(owned);
   return BpfMap.openPinned(r);
+}
+
+/**
+ * `POLICY/NAME`: the map (or program) a loaded policy pinned, `<pin root>/POLICY/maps/NAME`;
+ * also `obj/OBJECT/NAME` for an object loaded without --pin. Undefined when no such pin exists.
+ */
+export function policyPin(ref: string, kind: 'maps' | 'progs'): string | undefined {
+  const m = /^([\w.-]+)\/(?:([\w.-]+)\/)?([\w.-]+)$/.exec(ref);
+  if (!m || ref.startsWith('.')) return undefined;
+  const [, a, b, n] = m;
+  const path = b ? join(pinRoot(), a!, b, kind, n!) : join(pinRoot(), a!, kind, n!);
+  return existsSync(path) ? path : undefined;
 }
 
 /** The id of the one program or map named `name` on the machine. */
@@ -276,7 +292,7 @@ function writeVar(m: BpfMap, dv: { offset: number; codec: Codec<unknown> }, valu
 
 const refOptions = (y: Argv) =>
   y
-    .positional('map', { type: 'string', demandOption: true, describe: 'pin path, map id (N, id:N), pinned:PATH or name:X' })
+    .positional('map', { type: 'string', demandOption: true, describe: 'pin path, POLICY/MAP, map id (N, id:N), pinned:PATH or name:X' })
     .option('raw', { type: 'boolean', default: false, describe: 'hex keys and values even when the map has BTF' })
     .option('per-cpu', { type: 'boolean', default: false, describe: "per-CPU maps: every CPU's value (an array) instead of the sum" })
     .option('cpu', { type: 'number', describe: 'per-CPU maps: only this CPU' });

@@ -17,6 +17,7 @@ import {
   type LinkInfo,
   listLinks,
   listPrograms,
+  listProgramsDetailed,
   pinName,
   pinsByKind,
   type SockMapAttachKind,
@@ -24,7 +25,7 @@ import {
 } from '../../../loader/index.ts';
 import { pinRoot } from '../../deploy/paths.ts';
 import { BpfctlError } from '../../errors.ts';
-import { uniqueByName } from './map.ts';
+import { policyPin, uniqueByName } from './map.ts';
 import { findLoadOf, type PinnedEntry, writeManifest } from './object.ts';
 import { type Command, defineCommand } from './types.ts';
 
@@ -38,7 +39,7 @@ function bootTimeToDate(ns: bigint): Date {
   return new Date(bootMs + Number(ns / 1_000_000n));
 }
 
-/** A program by reference: a pin path (or `pinned:PATH`), an id (N, `id:N`), or `name:X`. */
+/** A program by reference: a pin path (or `pinned:PATH`), `POLICY/PROG`, an id (N, `id:N`), or `name:X`. */
 export function openProgRef(ref: string): BpfProgram {
   const r = ref.trim();
   const id = /^(?:id[:\s]\s*)?(\d+)$/.exec(r);
@@ -47,25 +48,52 @@ export function openProgRef(ref: string): BpfProgram {
   if (pinned) return BpfProgram.openPinned(pinned[1]!);
   const name = /^name[:\s]\s*(.+)$/.exec(r);
   if (name) return BpfProgram.fromId(uniqueByName('program', name[1]!, listPrograms()));
+  const owned = policyPin(r, 'progs');
+  if (owned) return BpfProgram.openPinned(owned);
   return BpfProgram.openPinned(r);
+}
+
+/** Who owns a pinned program: a policy (pinned under the bpfctl root) or a `bpfctl load`. */
+function ownerOf(pins: readonly string[]): string | null {
+  const root = pinRoot();
+  for (const p of pins) {
+    const load = findLoadOf(p);
+    if (load) return `load ${load.manifest.name}`;
+    if (p.startsWith(`${root}/`)) {
+      const policy = p.slice(root.length + 1).split('/')[0]!;
+      if (policy !== 'obj' && policy !== 'links') return `policy ${policy}`;
+    }
+  }
+  return null;
 }
 
 const ls = defineCommand<Record<string, never>>({
   command: 'ls',
-  describe: 'List every BPF program loaded on the machine',
+  describe: 'List every BPF program: full name, type, where it is attached, pins, owner, sizes',
   handler: (argv) => {
     const links = listLinks();
-    const rows = listPrograms().map((p) => ({
-      id: p.id,
-      name: p.name,
-      type: p.type,
-      tag: p.tag,
-      mapIds: p.mapIds,
-      btf: p.btfId || null,
-      links: links.filter((l) => l.progId === p.id).map((l) => l.id),
-      loadedAt: bootTimeToDate(p.loadTime).toISOString(),
-    }));
-    argv.out.table(rows, ['id', 'name', 'type', 'tag', 'mapIds', 'links', 'loadedAt']);
+    const pins = pinsByKind('prog', DEFAULT_BPFFS);
+    const names = ifNames();
+    const rows = listProgramsDetailed().map((p) => {
+      const pinned = pins.get(p.id) ?? [];
+      return {
+        id: p.id,
+        name: p.fullName ?? p.name,
+        type: p.type,
+        tag: p.tag,
+        attached: links
+          .filter((l) => l.progId === p.id)
+          .map((l) => `${l.type} ${l.target.replace(/^ifindex:(\d+)$/, (_m, i: string) => names.get(Number(i)) ?? `ifindex ${i}`)} (link ${l.id})`),
+        pins: pinned,
+        owner: ownerOf(pinned),
+        xlated: p.xlatedLen ?? null,
+        jited: p.jitedLen ?? null,
+        mapIds: p.mapIds,
+        btf: p.btfId || null,
+        loadedAt: bootTimeToDate(p.loadTime).toISOString(),
+      };
+    });
+    argv.out.table(rows, ['id', 'name', 'type', 'attached', 'pins', 'owner', 'xlated', 'jited', 'mapIds', 'loadedAt']);
   },
 });
 
