@@ -165,7 +165,7 @@ export function loaderError(what: string, errno: number, opts: { code?: LoaderEr
   const reason = libbpfReason(log);
   let explained = opts.hint ?? explainErrno(errno);
   if (!opts.hint && (errno === EPERM || errno === EACCES) && isRoot()) {
-    explained = `${errno === EPERM ? 'operation not permitted' : 'permission denied'} although running as root (bpffs refuses names with dots; or an LSM, lockdown or a pin's permissions refused it)`;
+    explained = `${errno === EPERM ? 'operation not permitted' : 'permission denied'} although running as root (a frozen map, such as .rodata after load; a bpffs name with a dot; an LSM, lockdown or a pin's permissions)`;
   }
   const useReason = reason && !opts.hint && !((errno === EPERM || errno === EACCES) && !isRoot());
   const msg = useReason ? `${what}: libbpf: ${reason} (${errnoName(errno)})` : `${what}: ${errnoName(errno)}${explained ? `: ${explained}` : ''}`;

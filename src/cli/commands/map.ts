@@ -245,6 +245,15 @@ function ifIndexOf(name: string): number {
   }
 }
 
+/** Frozen maps (libbpf freezes .rodata and .kconfig at load) refuse every write from user space. */
+function isFrozen(m: BpfMap): boolean {
+  try {
+    return /^frozen:\s*1$/m.test(readFileSync(`/proc/self/fdinfo/${m.fd}`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 /** A global-data map (.bss, .data, .rodata): its value type is the section, its members the variables. */
 function datasecVar(m: BpfMap, name: string): { offset: number; codec: Codec<unknown> } | undefined {
   const v = m.btf?.value;
@@ -377,6 +386,11 @@ const set = defineCommand<MapRef & { key: string; value: string[]; mode: 'any' |
       }
       const t = inspect(m, argv.raw);
       const key = parseArg(t.key, String(argv.key), 'key');
+      if (isFrozen(m)) {
+        const sec = m.btf?.value;
+        const what = isDatasec(sec) ? sec.name : (/\.(rodata|kconfig)\S*$/.exec(m.name)?.[0] ?? 'its values');
+        throw new MapCommandError('E_RDONLY', `map '${m.name}' holds ${what}, which the kernel froze at load: set its variables before load (bpfctl load FILE --set NAME=VALUE)`);
+      }
       if (FD_VALUED.has(m.type)) {
         const stored = setRef(m, encode(t.key, key), text);
         if (argv.out.json) argv.out.printJson({ key, value: stored });
