@@ -94,7 +94,7 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
     }
     for (const sub of ['maps', 'progs', 'links']) unpinAll(join(dir, sub));
     if (prepared) {
-      progress('attaching sk_msg to the sockhash and sockops to the policy cgroup');
+      progress('attaching sk_msg to the sockhash');
       const installed = installChain(ir, dir, prepared);
       pins.progs.push(...installed.progs);
       pins.maps.push(...installed.maps);

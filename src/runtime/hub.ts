@@ -19,12 +19,23 @@ export interface HubOptions {
   /** 0 (default): any free port. */
   port?: number;
   host?: string;
+  /**
+   * How long a connection may stay without its socket being registered (`registered()`) before
+   * the hub resets it; default 5000 ms. Any local process can connect to the hub: without this,
+   * connections that never register would pile up until the supervisor runs out of fds.
+   */
+  registerWithinMs?: number;
+  /** Unregistered connections kept at once; beyond that the oldest is reset. Default 256. */
+  maxUnregistered?: number;
 }
 
 export interface HubStats {
   accepted: number;
   peers: number;
   strayBytes: number;
+  /** Connections reset because nobody registered them in time (or too many were waiting). */
+  evicted: number;
+  unregistered: number;
 }
 
 export interface Hub {
@@ -35,15 +46,46 @@ export interface Hub {
   peerPorts(): number[];
   /** Resolves when a peer from `localPort` is connected (or after `timeoutMs`, false). */
   waitForPeer(localPort: number, timeoutMs?: number): Promise<boolean>;
+  /** The supervisor registered the socket connected from `localPort`: keep its connection. */
+  registered(localPort: number): void;
   close(): Promise<void>;
 }
 
 /** Starts a hub. @throws Error (EADDRINUSE, ...) when it cannot listen. */
 export async function startHub(o: HubOptions = {}): Promise<Hub> {
   const host = o.host ?? '127.0.0.1';
+  const registerWithinMs = o.registerWithinMs ?? 5000;
+  const maxUnregistered = o.maxUnregistered ?? 256;
   const peers = new Set<net.Socket>();
   const waiters = new Map<number, (() => void)[]>();
-  const counters = { accepted: 0, strayBytes: 0 };
+  const counters = { accepted: 0, strayBytes: 0, evicted: 0 };
+  // Ports the supervisor registered a socket from, and connections nobody registered yet (in
+  // arrival order: the oldest is evicted first). A registration may come before or after accept.
+  const registeredPorts = new Set<number>();
+  const unregistered = new Map<net.Socket, number>();
+  let sweep: NodeJS.Timeout | null = null;
+  const evict = (s: net.Socket) => {
+    unregistered.delete(s);
+    counters.evicted++;
+    s.resetAndDestroy();
+  };
+  const armSweep = () => {
+    if (sweep || unregistered.size === 0) return;
+    const first = unregistered.values().next().value!;
+    sweep = setTimeout(
+      () => {
+        sweep = null;
+        const now = Date.now();
+        for (const [s, at] of unregistered) {
+          if (at + registerWithinMs > now) break;
+          evict(s);
+        }
+        armSweep();
+      },
+      Math.max(1, first + registerWithinMs - Date.now()),
+    );
+    sweep.unref();
+  };
   const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => {
     counters.accepted++;
     peers.add(s);
@@ -53,7 +95,16 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
     });
     s.on('end', () => s.resetAndDestroy());
     s.on('error', () => s.destroy());
-    s.on('close', () => peers.delete(s));
+    s.on('close', () => {
+      peers.delete(s);
+      unregistered.delete(s);
+      if (port !== undefined) registeredPorts.delete(port);
+    });
+    if (port === undefined || !registeredPorts.has(port)) {
+      unregistered.set(s, Date.now());
+      if (unregistered.size > maxUnregistered) evict(unregistered.keys().next().value!);
+      armSweep();
+    }
     if (port !== undefined) {
       for (const w of waiters.get(port) ?? []) w();
       waiters.delete(port);
@@ -71,7 +122,13 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
   return {
     port: addr.port,
     host,
-    stats: () => ({ ...counters, peers: peers.size }),
+    stats: () => ({ ...counters, peers: peers.size, unregistered: unregistered.size }),
+    registered: (localPort) => {
+      registeredPorts.add(localPort);
+      for (const [s] of unregistered) {
+        if (s.remotePort === localPort) unregistered.delete(s);
+      }
+    },
     peerPorts: () => [...peers].map((s) => s.remotePort ?? 0),
     waitForPeer: (localPort, timeoutMs = 5000) => {
       for (const s of peers) if (s.remotePort === localPort) return Promise.resolve(true);
@@ -87,6 +144,7 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
     },
     close: () =>
       new Promise<void>((resolve) => {
+        if (sweep) clearTimeout(sweep);
         for (const s of peers) s.resetAndDestroy();
         peers.clear();
         server.close(() => resolve());
@@ -100,7 +158,7 @@ export interface DeadLetterOptions {
   hubPort: number;
   hubHost?: string;
   /** Inserts the socket into `socks` under DEAD_LETTER_KEY (0xffffffff); the caller holds the maps. */
-  register: (fd: number) => void | Promise<void>;
+  register: (fd: number, localPort?: number) => void | Promise<void>;
   log?: (msg: string) => void;
 }
 

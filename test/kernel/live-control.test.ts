@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { main } from '../../src/cli/main.ts';
+import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { sh } from '../helpers/sh.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
@@ -25,10 +26,11 @@ const ENV = {
   BPFCTL_RUN_DIR: `/tmp/${ID}-run`,
 };
 // Inside the checkout: the policy imports 'bpfctl', which resolves from here (as for a user's project).
-const dir = mkdtempSync(join(repo, '.test-live-'));
+const dir = mkdtempSync(join(repo, `.test-${process.pid}-live-`));
 const PORT = 20000 + (process.pid % 5000);
 const URL_ = `http://127.0.0.1:${PORT}`;
 let run: ChildProcess | null = null;
+let before: Snapshot;
 let runLog = '';
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -51,7 +53,7 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 
 async function ok(...args: string[]): Promise<string> {
   const r = await cli(...args);
-  assert.is(r.code, 0, `bpfctl ${args.join(' ')} failed: ${r.stderr}`);
+  assert.is(r.code, 0, `bpfctl ${args.join(' ')} failed: ${r.stderr}\nbpfctl run said: ${runLog.slice(-1500)}`);
   return r.stdout;
 }
 
@@ -107,6 +109,7 @@ function cgroupTicks(): number {
 }
 
 test.before(async () => {
+  before = snapshot();
   cpSync(join(repo, 'examples/hello-chain'), dir, { recursive: true });
   const policy = join(dir, 'policy.ts');
   writeFileSync(policy, readFileSync(policy, 'utf8').replace("name: 'hello-chain'", `name: '${NAME}'`));
@@ -303,6 +306,31 @@ setTimeout(()=>process.exit(0),3000);`,
   await new Promise((r) => attacker.once('exit', r));
 });
 
+test('thousands of connections to the hub: registrations still work, and the hub drops the idle ones', async () => {
+  const hubPort = Number(/hub_port[^0-9]*(\d+)/.exec(await ok('map', 'dump', join(ENV.BPFCTL_BPFFS, NAME, 'maps/config'), '--json'))?.[1]);
+  const socks: net.Socket[] = [];
+  let closed = 0;
+  for (let i = 0; i < 2000; i++) {
+    const s = net.connect(hubPort, '127.0.0.1');
+    s.on('error', () => {});
+    s.on('data', () => {});
+    s.on('close', () => closed++);
+    socks.push(s);
+  }
+  await sleep(500);
+  // a new instance still registers and serves
+  await ok('scale', NAME, 'reverse', '2');
+  const answers = await Promise.all(Array.from({ length: 50 }, () => post('/hello')));
+  assert.equal([...new Set(answers.map((a) => a.status))], [200]);
+  // unregistered connections are reset within the registration window (5 s) of being accepted;
+  // those that waited in the listen backlog (SYN retries) are accepted, and reset, later
+  for (let i = 0; i < 300 && closed < 2000; i++) await sleep(100);
+  assert.is(closed, 2000, 'the hub reset connections nobody registered');
+  await ok('scale', NAME, 'reverse', '1');
+  assert.is((await post('/hello')).body, 'DLROW OLLEH [/hello]');
+  for (const s of socks) s.destroy();
+});
+
 test('an instance killed under load: requests fail fast (503), none waits for the 5 s timeout', async () => {
   const st = JSON.parse(await ok('status', NAME, '--json')) as { processes: { name: string; pid: number; state: string }[] };
   const victim = st.processes.find((p) => p.name === 'stamp' && p.state === 'ready')!;
@@ -326,6 +354,13 @@ test('unload of a running chain stops it cleanly: run exits 0, nothing left', as
   assert.not.ok(existsSync(join(ENV.BPFCTL_CGROUP_PARENT, NAME)), 'cgroup gone');
   assert.not.ok(readdirSync('/dev/shm').some((f) => f.includes(NAME)), 'pool file gone');
   assert.not.ok(existsSync(join(ENV.BPFCTL_RUN_DIR, `${NAME}.pid`)), 'pid file gone');
+});
+
+test('nothing leaks: no process, pin, cgroup, pool file, socket or run file of the chain is left', async () => {
+  // The three roots are this file's; `bpfctl run` may leave them, empty, and nothing else.
+  const roots = [ENV.BPFCTL_BPFFS, ENV.BPFCTL_CGROUP_PARENT, ENV.BPFCTL_RUN_DIR];
+  assert.equal(await leaksSince(before, { ownDirs: roots }), []);
+  removeOwnDirs(roots);
 });
 
 test.run();

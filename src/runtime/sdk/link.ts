@@ -27,8 +27,8 @@ export interface LinkOptions {
   hubHost?: string;
   /** fd: the inherited, already registered socket. */
   sockFd?: number;
-  /** callback: inserts `fd` into `socks` (synchronously, or before the promise resolves). */
-  register?: (fd: number) => void | Promise<void>;
+  /** callback: inserts `fd` into `socks` (synchronously, or before the promise resolves); `localPort` is the socket's. */
+  register?: (fd: number, localPort?: number) => void | Promise<void>;
   /** Sent along with an IPC registration (the supervisor ignores the claims and uses its own key). */
   identity?: Record<string, unknown>;
   /** Bytes arrived (`buf` is reused after the call returns). */
@@ -174,7 +174,7 @@ export class Link {
 
   private async registerSocket(s: net.Socket): Promise<void> {
     try {
-      if (this.mode === 'callback') await this.o.register!(socketFd(s));
+      if (this.mode === 'callback') await this.o.register!(socketFd(s), s.localPort);
       else if (this.mode === 'ipc') await this.registerIpc(s);
     } catch (err) {
       this.fail(s, err instanceof Error ? err : new Error(String(err)));

@@ -22,7 +22,8 @@ import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
 import { applyRouteChanges, DEFAULT_DRAIN_MS, type RouteChange } from '../../deploy/routes.ts';
 import { BpfctlError } from '../../errors.ts';
 import { DEAD_LETTER_KEY_BYTES } from '../../ir/chain-maps.ts';
-import { type FunctionIR, loadPolicyFile, type PolicyIR, resolveHandler } from '../../ir/policy.ts';
+import { type FunctionIR, type PolicyIR } from '../../ir/policy.ts';
+import { loadPolicyFile, resolveHandler } from '../../load/index.ts';
 import { buildCFunction } from '../c/build.ts';
 import { type DeadLetter, type Hub, startDeadLetter, startHub } from '../hub.ts';
 import { Pool, type PoolStats } from '../pool/index.ts';
@@ -212,7 +213,9 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     const table = routeTable;
 
     hub = await startHub({ host: LOOPBACK });
+    const theHub = hub;
     const hubPort = hub.port;
+    reg.onRegistered = (port) => theHub.registered(port);
     // The kernel checks buffers against the pool as it was really laid out (huge pages round up).
     const cfg = theMaps.config.get(0);
     theMaps.config.set(0, {
@@ -226,7 +229,10 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     deadLetter = startDeadLetter({
       routeLen: (slot) => table.bySlot(slot)?.len,
       hubPort,
-      register: (fd) => theMaps.socks.updateFd(DEAD_LETTER_KEY_BYTES, fd),
+      register: (fd, localPort) => {
+        theMaps.socks.updateFd(DEAD_LETTER_KEY_BYTES, fd);
+        if (localPort) theHub.registered(localPort);
+      },
       log: (m) => log(`[dead-letter] ${m}`),
     });
     await deadLetter.ready;
@@ -253,7 +259,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
           maxInFlight: c.maxInFlight,
           handler: c.exe ? undefined : c.handler,
         });
-        return c.exe ? launchCFunction(cgroup, c.exe, env, hubPort, (fd) => reg.register(slot, fd)) : launchTsFunction(cgroup, env);
+        return c.exe ? launchCFunction(cgroup, c.exe, env, hubPort, (fd, port) => reg.register(slot, fd, port)) : launchTsFunction(cgroup, env);
       };
       return new Slot('function', f.name, f.id, inst, launch, reg, readyTimeout);
     };

@@ -65,7 +65,7 @@ const C_SOCK_FD = 4;
  * the supervisor is gone, so it gets a parent-death signal instead (when util-linux's setpriv is
  * there to set one across exec).
  */
-export async function launchCFunction(cgroup: string, executable: string, env: Record<string, string>, hubPort: number, register: (fd: number) => void): Promise<Launch> {
+export async function launchCFunction(cgroup: string, executable: string, env: Record<string, string>, hubPort: number, register: (fd: number, localPort?: number) => void): Promise<Launch> {
   const sock = await new Promise<net.Socket>((resolve, reject) => {
     const s = net.connect({ host: '127.0.0.1', port: hubPort, noDelay: true });
     s.once('connect', () => {
@@ -79,7 +79,7 @@ export async function launchCFunction(cgroup: string, executable: string, env: R
   try {
     const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (typeof fd !== 'number') throw new Error('connected socket has no fd');
-    register(fd);
+    register(fd, sock.localPort);
     const cmd = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', '--', executable] : [executable];
     const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), ...cmd], {
       env: { ...baseEnv(), ...env, BPFCTL_READY_FD: '3', BPFCTL_SOCK_FD: String(C_SOCK_FD) },

@@ -25,6 +25,8 @@ export class Registry implements SlotHost {
   private closed = false;
   /** A process died (not a planned stop): requests it held are lost. */
   onDeath: (d: InstanceDown) => void = () => {};
+  /** A socket connected from this local port was registered (the hub keeps its connection). */
+  onRegistered: (localPort: number) => void = () => {};
 
   constructor(
     private readonly maps: ChainMaps,
@@ -41,9 +43,10 @@ export class Registry implements SlotHost {
     return [...(this.live.get(fnId) ?? [])];
   }
 
-  register = (slot: Slot, fd: number): void => {
+  register = (slot: Slot, fd: number, localPort?: number): void => {
     if (this.closed) throw new Error('the chain is stopping');
     this.maps.socks.updateFd(sockKeyBytes(slot.fnId, slot.instance), fd);
+    if (localPort) this.onRegistered(localPort);
   };
 
   up = (slot: Slot): void => {

@@ -29,8 +29,8 @@ export interface Launch {
 
 /** What a slot needs from its supervisor. */
 export interface SlotHost {
-  /** socks[slot key] = fd (a socket the slot's own process handed over). */
-  register(slot: Slot, fd: number): void;
+  /** socks[slot key] = fd (a socket the slot's own process handed over, connected from localPort). */
+  register(slot: Slot, fd: number, localPort?: number): void;
   /** The slot's process registered: its instance may be picked by the sk_msg program. */
   up(slot: Slot): void;
   /** The slot's process exited (`planned`: it was being stopped): no new traffic to it; its pool buffers are reclaimed. */
@@ -204,7 +204,7 @@ export class Slot {
     try {
       const fd = (handle as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
       if (typeof fd !== 'number' || fd < 0) throw new Error('no socket came with the registration');
-      this.host.register(this, fd);
+      this.host.register(this, fd, handle?.localPort);
     } catch (err) {
       error = (err as Error).message;
     } finally {
