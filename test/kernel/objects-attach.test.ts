@@ -167,6 +167,14 @@ test('cgroup_skb and cgroup/sock_create: bytes of processes in the cgroup, a ref
   const out = inCgroup(`const s=require('dgram').createSocket('udp4');s.on('error',(e)=>console.log(e.code));s.bind(0,()=>{console.log('bound');s.close()})`);
   assert.match(out, /EPERM/);
   assert.is(await global(join(deny, 'maps/cgroup_s_bss'), 'refused'), 1);
+  // cgroup/connect4: the attach type comes from the section (recorded at load), not a default.
+  const c4 = await json<{ linkId: number }>('prog', 'attach', join(deny, 'progs/connect4_count'), 'cgroup', cgroup);
+  assert.equal(
+    listLinks().filter((l) => l.id === c4.linkId).map((l) => l.attachType),
+    ['cgroup_inet4_connect'],
+  );
+  inCgroup(`const c=require('net').connect(9,'127.0.0.1');c.on('error',()=>{});c.on('close',()=>{})`);
+  assert.ok((await global(join(deny, 'maps/cgroup_s_bss'), 'connects')) >= 1, 'connect() counted');
   assert.is((await run('unload', deny)).code, 0);
 });
 

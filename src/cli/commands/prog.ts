@@ -175,6 +175,8 @@ interface AttachArgs {
   netns?: string;
   direction?: 'ingress' | 'egress';
   attachType?: string;
+  /** The attach type libbpf derived from the ELF section at load (from the load's manifest). */
+  sectionAttachType?: string;
 }
 
 export interface AttachResult {
@@ -208,7 +210,7 @@ function attachTo(prog: BpfProgram, hook: string, target: string | undefined, a:
       return { link: prog.attachTc(needTarget(), hook === 'tc' ? (a.direction ?? 'ingress') : hook === 'tc_ingress' ? 'ingress' : 'egress', { netns: a.netns }) };
     case 'cgroup':
     case 'sockops':
-      return { link: prog.attachCgroup(needTarget(), a.attachType) };
+      return { link: prog.attachCgroup(needTarget(), a.attachType ?? a.sectionAttachType) };
     case 'sk_msg':
     case 'stream_verdict':
     case 'stream_parser':
@@ -262,7 +264,10 @@ export function attachCommand(a: AttachArgs): AttachResult {
   }
   const prog = openProgRef(a.prog);
   try {
-    const { link, mode } = attachTo(prog, hook, target, a);
+    // A pinned program no longer says which cgroup hook its section named (connect4, sendmsg6,
+    // sock_create...): the load's manifest does.
+    const sectionAttachType = owner?.entry.attachType?.startsWith('cgroup_') ? owner.entry.attachType : undefined;
+    const { link, mode } = attachTo(prog, hook, target, { ...a, sectionAttachType });
     if (!link) return { program: prog.name, progId: prog.id, hook, target: target ?? null, linkId: null, pin: null };
     try {
       const pin =
