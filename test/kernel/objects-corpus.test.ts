@@ -81,6 +81,10 @@ for (const name of corpus) {
         }
         assert.is(set.code, 0, `${m.name}: set ${text(row.key)} ${text(row.value)}: ${set.stderr}`);
         assert.equal(await json('map', 'get', m.pin, text(row.key)), row, `${m.name}: set then get gives what was set`);
+        // The same with the raw bytes dump --raw printed (per-CPU maps: every CPU's bytes).
+        const rawSet = await run('map', 'set', m.pin, raw[i]!.key, text(raw[i]!.value), '--raw');
+        assert.is(rawSet.code, 0, `${m.name}: set --raw: ${rawSet.stderr}`);
+        assert.equal(await json('map', 'get', m.pin, raw[i]!.key, '--raw'), raw[i], `${m.name}: set --raw then get --raw`);
       }
     }
     const un = await json<{ removed: string[]; kept: string[]; warnings: string[] }>('unload', dir);
