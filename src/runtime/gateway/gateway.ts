@@ -21,6 +21,7 @@
  */
 import { Buffer } from 'node:buffer';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { ROUTE_METHODS } from '../../ir/chain-maps.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { Pool } from '../pool/index.ts';
@@ -57,6 +58,8 @@ export interface GatewayOptions {
   timeoutMs?: number;
   /** Deadline for receiving a request's headers and body; default 10000 ms (then 408). */
   bodyTimeoutMs?: number;
+  /** Connections one client address may hold at once; more are closed at once. Default 1024. */
+  maxConnectionsPerClient?: number;
   /** Requests in the chain at once before new ones get 503; default: the pool's buffer count. */
   maxInFlight?: number;
   /** How long an `instances` count is trusted; default 20 ms. */
@@ -74,6 +77,8 @@ export interface GatewayStats {
   misrouted: number;
   inFlight: number;
   clientGone: number;
+  /** Connections closed because their client address already held maxConnectionsPerClient. */
+  refusedConnections: number;
   chainUp: boolean;
 }
 
@@ -122,6 +127,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const owner = process.pid;
 
   const bodyTimeoutMs = o.bodyTimeoutMs ?? 10_000;
+  const maxPerClient = o.maxConnectionsPerClient ?? 1024;
   const routes = o.routes ?? staticRouteTable(ir);
   const declared = new Map<number, number>(ir.functions.map((f) => [f.id, f.instances]));
   const fnNames = new Map<number, string>(ir.functions.map((f) => [f.id, f.name]));
@@ -135,7 +141,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
 
   const pending = new Map<number, Pending>();
   let nextReq = 1;
-  const stats = { requests: 0, replies: 0, byStatus: {} as Record<number, number>, timeouts: 0, late: 0, misrouted: 0, clientGone: 0 };
+  const stats = { requests: 0, replies: 0, byStatus: {} as Record<number, number>, timeouts: 0, late: 0, misrouted: 0, clientGone: 0, refusedConnections: 0 };
   const out = new Batcher();
   let flushScheduled = false;
   let timer: NodeJS.Timeout | null = null;
@@ -377,6 +383,25 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     onRequest,
   );
   server.keepAliveTimeout = 60_000;
+  // One client address may hold at most maxConnectionsPerClient connections: the process has a
+  // bounded number of fds, and a client that opens them all (slowly or idly) would starve every
+  // other client of connections. Beyond that, new connections from it are closed at once.
+  const perClient = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const addr = socket.remoteAddress ?? '';
+    const n = (perClient.get(addr) ?? 0) + 1;
+    if (n > maxPerClient) {
+      stats.refusedConnections++;
+      socket.destroy();
+      return;
+    }
+    perClient.set(addr, n);
+    socket.once('close', () => {
+      const left = (perClient.get(addr) ?? 1) - 1;
+      if (left <= 0) perClient.delete(addr);
+      else perClient.set(addr, left);
+    });
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // A request not received within bodyTimeoutMs is a timeout (408), not a malformed one.
     const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
