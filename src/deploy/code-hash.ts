@@ -6,8 +6,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { BpfctlError } from '../errors.ts';
-import { formatPath } from '../ir/chain.ts';
-import { type PolicyIR, resolveHandler } from '../ir/policy.ts';
+import { formatPath } from '../ir/issues.ts';
+import type { PolicyIR } from '../ir/policy.ts';
+import { resolveHandler } from '../load/index.ts';
 
 /** A function's handler file cannot be read. `path` is the policy path, e.g. `functions.upper.handler`. */
 export class HandlerFileError extends BpfctlError {

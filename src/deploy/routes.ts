@@ -23,7 +23,8 @@ import {
   type RouteSlot,
   u32Key,
 } from '../ir/chain-maps.ts';
-import { PolicyError, type RouteIR } from '../ir/policy.ts';
+import { IssueList } from '../ir/issues.ts';
+import type { RouteIR } from '../ir/policy.ts';
 import { BpfctlError } from '../errors.ts';
 import { MAX_ROUTES } from '../schema/index.ts';
 import { type ChainMaps, openChainMaps } from './chain-maps.ts';
@@ -133,10 +134,6 @@ export function applyRouteChanges(policy: string, changes: readonly RouteChange[
   }
 }
 
-function formatIssuePath(p: readonly (string | number)[]): string {
-  return p.map((s) => (typeof s === 'number' ? `[${s}]` : s === 'routes' ? 'routes' : `['${s}']`)).join('');
-}
-
 function applyWithMaps(manifest: Manifest, cm: ChainMaps, changes: readonly RouteChange[], opts: ApplyRouteOptions & { root: string }): RouteChangeResult[] {
   const ir = manifest.ir;
   const policy = ir.name;
@@ -151,18 +148,17 @@ function applyWithMaps(manifest: Manifest, cm: ChainMaps, changes: readonly Rout
 
   // Validate everything first: a bad change leaves the table as it was.
   const planned: { change: RouteChange; lowered: RouteIR | null }[] = [];
-  const found: { path: string; message: string }[] = [];
+  const issues = new IssueList();
   const names = new Set(currentByName.keys());
   for (const change of changes) {
     if (change.op === 'del') {
       if (!names.has(change.route)) {
-        found.push({ path: `routes['${change.route}']`, message: `no route '${change.route}' in policy ${policy} (routes: ${[...names].join(', ') || 'none'})` });
+        issues.add(['routes', change.route], `no route '${change.route}' in policy ${policy} (routes: ${[...names].join(', ') || 'none'})`);
       }
       names.delete(change.route);
       planned.push({ change, lowered: null });
       continue;
     }
-    const issues = { add: (p: readonly (string | number)[], message: string) => void found.push({ path: formatIssuePath(p), message }) };
     const old = currentByName.get(change.route);
     const methods = change.methods ?? (old !== undefined ? slots[old]!.methods : undefined);
     const [lowered] = lowerRoutes({ [change.route]: change.functions }, ir.functions, issues);
@@ -170,8 +166,8 @@ function applyWithMaps(manifest: Manifest, cm: ChainMaps, changes: readonly Rout
     names.add(change.route);
     planned.push({ change, lowered: lowered ? { ...lowered, methods: m } : null });
   }
-  if (names.size > MAX_ROUTES) found.push({ path: 'routes', message: `policy ${policy} would have ${names.size} routes (at most ${MAX_ROUTES})` });
-  if (found.length) throw new PolicyError(found, { policy });
+  if (names.size > MAX_ROUTES) issues.add(['routes'], `policy ${policy} would have ${names.size} routes (at most ${MAX_ROUTES})`);
+  issues.throwIfAny({ policy });
 
   // Free the slots whose versions have drained: they may be reused below.
   const freeing: number[] = [];

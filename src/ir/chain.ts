@@ -1,8 +1,8 @@
 /**
  * The function-chain part of the IR: functions, routes, gateway and pool as plain data with ids
  * assigned, and the checks that turn a user's spec into it. Checks report every problem they find
- * (with the path to it) to an `Issues` sink instead of stopping at the first, so a user fixes a
- * policy in one round.
+ * (with the path to it) to an `Issues` sink (src/ir/issues.ts, the engine XDP shares) instead of
+ * stopping at the first, so a user fixes a policy in one round.
  */
 import {
   GATEWAY_ID,
@@ -18,6 +18,9 @@ import {
   MIN_BUFFER_SIZE,
 } from './chain-limits.ts';
 import { ROUTE_METHODS, type RouteMethod } from '../schema/chain-maps.ts';
+import { checkKeys, describe, type Issues, isPlainObject, type Path, type PathSegment } from './issues.ts';
+
+export type { Issues, PathSegment } from './issues.ts';
 
 /** What a route accepts when its policy does not say: POST, since a route runs functions (side effects). */
 export const DEFAULT_METHODS: RouteMethod[] = ['POST'];
@@ -57,12 +60,6 @@ export interface PoolIR {
   bufferCount: number;
 }
 
-/** Where validation problems go; `path` segments become `routes['/hello'][1]`. */
-export interface Issues {
-  add(path: readonly PathSegment[], message: string): void;
-}
-export type PathSegment = string | number;
-
 const C_IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const ROUTE_PATH = /^\/[A-Za-z0-9._~\-/]*$/;
 const MAX_NAME = 32;
@@ -73,38 +70,7 @@ const C_KEYWORDS = new Set(
   ),
 );
 
-/** Renders a path the way a user would write it in TypeScript: `functions.upper.instances`, `routes['/a'][1]`. */
-export function formatPath(path: readonly PathSegment[]): string {
-  let out = '';
-  for (const seg of path) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(seg)) out += out ? `.${seg}` : seg;
-    else out += `[${JSON.stringify(seg).replace(/^"|"$/g, "'")}]`;
-  }
-  return out || '(policy)';
-}
-
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function describe(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'object') return 'an object';
-  return String(v);
-}
-
-/** Reports keys the spec does not know: a misspelt option must not be silently ignored. */
-export function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], path: readonly PathSegment[], issues: Issues): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) issues.add([...path, k], `unknown setting '${k}' (expected one of: ${allowed.join(', ')})`);
-  }
-}
-
-function checkInt(v: unknown, min: number, max: number, path: readonly PathSegment[], what: string, issues: Issues): number | undefined {
+function checkInt(v: unknown, min: number, max: number, path: Path, what: string, issues: Issues): number | undefined {
   if (typeof v !== 'number' || !Number.isInteger(v)) {
     issues.add(path, `${what} must be an integer, got ${describe(v)}`);
     return undefined;

@@ -1,36 +1,17 @@
 /**
  * A policy as plain, validated, JSON-serialisable data: the one source of truth that codegen,
  * the loader and the runtime read. `lowerPolicy` checks a user's spec (whatever it is: the types
- * only help TypeScript authors) and assigns ids; `hash` identifies the IR's content.
+ * only help TypeScript authors) and assigns ids; `hash` identifies the IR's content. A pure
+ * function of the spec: reading policy files is src/load's job.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 import type { PolicySpec } from '../dsl/policy.ts';
-import { BpfctlError } from '../errors.ts';
-import {
-  checkKeys,
-  type FunctionIR,
-  formatPath,
-  type GatewayIR,
-  type Issues,
-  isPlainObject,
-  lowerFunctions,
-  lowerGateway,
-  lowerPool,
-  lowerRoutes,
-  type PathSegment,
-  type PoolIR,
-  type RouteIR,
-} from './chain.ts';
-import { type PolicyIssue, PolicyError } from './issues.ts';
-import { lowerXdpSections, type XdpSectionIR } from './xdp.ts';
-
-export { PolicyError, type PolicyIssue } from './issues.ts';
+import { type FunctionIR, type GatewayIR, lowerFunctions, lowerGateway, lowerPool, lowerRoutes, type PoolIR, type RouteIR } from './chain.ts';
+import { checkKeys, IssueList, isPlainObject, snapshotSpec } from './issues.ts';
+import { lowerXdp, type XdpSectionIR } from './xdp.ts';
 
 export type { FunctionIR, GatewayIR, PoolIR, RouteIR } from './chain.ts';
+export { PolicyError, type PolicyIssue } from './issues.ts';
 
 /** The pool a chain gets when its policy names none: 4 MiB in 4 KiB buffers. */
 export const DEFAULT_POOL = { bufferSize: 4096, bufferCount: 1024 } as const;
@@ -51,32 +32,23 @@ export interface PolicyIR {
   xdp: XdpSectionIR[];
 }
 
-/** A policy file that cannot be imported, or whose default export is not a policy. */
-export class PolicyLoadError extends BpfctlError {
-  readonly file: string;
-  constructor(file: string, message: string, options?: { cause?: unknown }) {
-    super('E_POLICY_LOAD', message, options);
-    this.file = file;
-  }
-  override detail(): string {
-    const c = this.cause as Error | undefined;
-    return c?.stack ? `${this.message}\n${c.stack}` : this.message;
-  }
-  override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), file: this.file };
-  }
-}
-
 const POLICY_NAME = /^[a-z0-9][a-z0-9_-]{0,47}$/;
 
 /**
- * Validates a policy spec and lowers it to the IR.
+ * Validates a policy spec and lowers it to the IR. Any input is accepted: one that is not a
+ * valid policy (whatever it holds: holes, cycles, BigInts, getters that throw, proxies) gives a
+ * PolicyError, never another error.
  * @throws PolicyError listing every problem, each with its path.
  */
-export function lowerPolicy(spec: PolicySpec | unknown): PolicyIR {
-  const found: PolicyIssue[] = [];
-  const issues: Issues = { add: (path: readonly PathSegment[], message: string) => void found.push({ path: formatPath(path), message }) };
-  if (!isPlainObject(spec)) throw new PolicyError([{ path: '(policy)', message: 'a policy must be an object (did you default-export definePolicy({...})?)' }]);
+export function lowerPolicy(input: PolicySpec | unknown): PolicyIR {
+  const issues = new IssueList();
+  const spec = snapshotSpec(input, issues);
+  issues.throwIfAny();
+  if (!isPlainObject(spec)) {
+    issues.add([], 'a policy must be an object (did you default-export definePolicy({...})?)');
+    issues.throwIfAny();
+    throw new Error('unreachable');
+  }
   checkKeys(spec, ['name', 'functions', 'routes', 'pool', 'gateway', 'xdp'], [], issues);
   let name = '';
   if (typeof spec.name !== 'string' || !POLICY_NAME.test(spec.name)) {
@@ -94,18 +66,9 @@ export function lowerPolicy(spec: PolicySpec | unknown): PolicyIR {
   const routes = chainless ? [] : lowerRoutes(spec.routes, functions, issues);
   const pool = spec.pool === undefined ? { ...DEFAULT_POOL } : lowerPool(spec.pool, issues);
   let xdp: XdpSectionIR[] = [];
-  if (spec.xdp !== undefined && !Array.isArray(spec.xdp)) {
-    issues.add(['xdp'], 'xdp must be an array of sections');
-  } else {
-    try {
-      xdp = lowerXdpSections(spec.xdp as PolicySpec['xdp'], 'xdp');
-    } catch (err) {
-      // The XDP lowering throws its own PolicyError; merge so one report lists everything.
-      if (err instanceof PolicyError) found.push(...err.issues);
-      else throw err;
-    }
-  }
-  if (found.length) throw new PolicyError(found, name ? { policy: name } : undefined);
+  if (spec.xdp !== undefined && !Array.isArray(spec.xdp)) issues.add(['xdp'], 'xdp must be an array of sections');
+  else xdp = lowerXdp(spec.xdp, ['xdp'], issues);
+  issues.throwIfAny(name ? { policy: name } : undefined);
   const body = { name, version: IR_VERSION, gateway, functions, routes, pool, xdp };
   return { ...body, hash: hashIR(body) };
 }
@@ -122,50 +85,4 @@ export function canonicalJson(value: unknown): string {
 export function hashIR(ir: Omit<PolicyIR, 'hash'> | PolicyIR): string {
   const { hash: _ignored, ...rest } = ir as PolicyIR;
   return createHash('sha256').update(canonicalJson(rest)).digest('hex');
-}
-
-/**
- * Imports a user's policy.ts (bpfctl runs under tsx, so TypeScript loads directly) and lowers its
- * default export.
- * @throws PolicyLoadError when the file is missing, fails to import or exports no policy.
- * @throws PolicyError when the policy does not validate.
- */
-export async function loadPolicyFile(file: string): Promise<PolicyIR> {
-  return lowerPolicy(await importPolicySpec(file));
-}
-
-/** The default export of a policy file, unvalidated. @throws PolicyLoadError */
-export async function importPolicySpec(file: string): Promise<unknown> {
-  const abs = resolve(file);
-  if (!existsSync(abs)) throw new PolicyLoadError(abs, `policy file not found: ${abs}`);
-  let mod: Record<string, unknown>;
-  try {
-    // The file's version in the URL: ESM caches modules by URL for the life of the process, and a
-    // long-lived process (the supervisor applying an edited policy) must read the file as it is now.
-    const url = `${pathToFileURL(abs).href}?v=${createHash('sha256').update(readFileSync(abs)).digest('hex').slice(0, 16)}`;
-    try {
-      mod = (await import(url)) as Record<string, unknown>;
-    } catch (err) {
-      // A policy in a directory whose package.json is not "type": "module" (or that has none) is
-      // compiled as CommonJS, which import() under the global tsx hook refuses ("require() of ES
-      // Module in a cycle"); tsx's own tsImport loads it.
-      if (!/require\(\) ES Module|ERR_REQUIRE/.test(String((err as Error)?.message ?? err))) throw err;
-      mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
-    }
-    // CommonJS interop wraps the module's exports in `default`.
-    const inner = mod.default as Record<string, unknown> | undefined;
-    if (inner && typeof inner === 'object' && 'default' in inner && !('name' in inner)) mod = inner;
-  } catch (err) {
-    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new PolicyLoadError(abs, `cannot import policy ${abs}: ${why}`, { cause: err });
-  }
-  if (mod.default === undefined) {
-    throw new PolicyLoadError(abs, `policy ${abs} has no default export (write: export default definePolicy({...}))`);
-  }
-  return mod.default;
-}
-
-/** Absolute path of a function's handler: handlers are written relative to the policy file. */
-export function resolveHandler(policyFile: string, fn: Pick<FunctionIR, 'handler'>): string {
-  return resolve(dirname(resolve(policyFile)), fn.handler);
 }

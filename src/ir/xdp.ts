@@ -10,7 +10,7 @@
  * - devmap slots for redirect targets and one xskmap per AF_XDP group.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { PolicyError } from './issues.ts';
+import { attempt, checkKeys, type Issues, IssueList, isPlainObject, own, type Path, snapshotSpec, stop, stopQuietly } from './issues.ts';
 import type { XdpAction, XdpIcmpTypeName, XdpMatch, XdpRuleSpec, XdpSectionSpec, XdpSetKind, XdpSetSpec, XdpTcpFlag } from '../dsl/xdp.ts';
 
 export type XdpActionIR =
@@ -252,59 +252,60 @@ export function canonicalSetElement(kind: XdpSetKind, element: unknown): { text:
 // ---------------------------------------------------------------------------------------------
 // Lowering.
 
-function fail(path: string, message: string): never {
-  throw new PolicyError([{ path, message }]);
+/** Stops the check of the node at `path` (attempt() records it and goes on with its siblings). */
+function fail(path: Path, message: string): never {
+  return stop(path, message);
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** An XDP node's unknown keys, each reported; the node itself goes on being checked. */
+function checkFields(obj: Record<string, unknown>, allowed: readonly string[], path: Path, issues: Issues): void {
+  checkKeys(obj, allowed, path, issues, 'field');
 }
 
-function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], path: string): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) fail(`${path}.${k}`, `unknown field '${k}' (expected one of: ${allowed.join(', ')})`);
-  }
-}
-
-function lowerSet(name: string, spec: unknown, path: string): XdpSetIR {
+function lowerSet(name: string, spec: unknown, path: Path, issues: Issues): XdpSetIR {
   if (!IDENT.test(name)) fail(path, `bad set name '${name}': letters, digits and '_', not starting with a digit, at most 32`);
-  if (!isObject(spec)) fail(path, 'a set is { type, elements?, maxEntries? }');
-  checkKeys(spec, ['type', 'elements', 'maxEntries'], path);
+  if (!isPlainObject(spec)) fail(path, 'a set is { type, elements?, maxEntries? }');
+  checkFields(spec, ['type', 'elements', 'maxEntries'], path, issues);
   const s = spec as unknown as XdpSetSpec;
-  if (!SET_KINDS.includes(s.type)) fail(`${path}.type`, `unknown set type ${JSON.stringify(s.type)} (expected one of: ${SET_KINDS.join(', ')})`);
+  if (!SET_KINDS.includes(s.type)) fail([...path, 'type'], `unknown set type ${JSON.stringify(s.type)} (expected one of: ${SET_KINDS.join(', ')})`);
   const maxEntries = s.maxEntries ?? DEFAULT_SET_ENTRIES;
-  if (!Number.isInteger(maxEntries) || maxEntries < 1 || maxEntries > MAX_SET_ENTRIES) fail(`${path}.maxEntries`, `must be an integer 1..${MAX_SET_ENTRIES}`);
-  if (s.elements !== undefined && !Array.isArray(s.elements)) fail(`${path}.elements`, 'must be an array');
+  if (!Number.isInteger(maxEntries) || maxEntries < 1 || maxEntries > MAX_SET_ENTRIES) fail([...path, 'maxEntries'], `must be an integer 1..${MAX_SET_ENTRIES}`);
+  if (s.elements !== undefined && !Array.isArray(s.elements)) fail([...path, 'elements'], 'must be an array');
   const seen = new Set<string>();
-  (s.elements ?? []).forEach((e, i) => {
-    const c = canonicalSetElement(s.type, e);
-    if ('error' in c) fail(`${path}.elements[${i}]`, c.error);
-    seen.add(c.text);
-  });
-  if (seen.size > maxEntries) fail(`${path}.elements`, `${seen.size} elements do not fit maxEntries ${maxEntries}`);
+  let bad = false;
+  const elements: readonly unknown[] = s.elements ?? [];
+  for (let i = 0; i < elements.length; i++) {
+    const c = canonicalSetElement(s.type, elements[i]);
+    if ('error' in c) {
+      issues.add([...path, 'elements', i], c.error);
+      bad = true;
+    } else seen.add(c.text);
+  }
+  if (seen.size > maxEntries) fail([...path, 'elements'], `${seen.size} elements do not fit maxEntries ${maxEntries}`);
+  if (bad) stopQuietly(path);
   return { name, kind: s.type, maxEntries, elements: [...seen] };
 }
 
-function lowerAction(a: unknown, path: string, redirects: string[], xskGroups: string[]): XdpActionIR {
+function lowerAction(a: unknown, path: Path, redirects: string[], xskGroups: string[], issues: Issues): XdpActionIR {
   if (a === 'pass' || a === 'drop' || a === 'tx') return { kind: a };
-  if (isObject(a) && 'redirect' in a) {
-    checkKeys(a, ['redirect'], path);
+  if (isPlainObject(a) && 'redirect' in a) {
+    checkFields(a, ['redirect'], path, issues);
     const ifname = a.redirect;
-    if (typeof ifname !== 'string' || !IFNAME.test(ifname)) fail(`${path}.redirect`, `bad interface name ${JSON.stringify(ifname)}`);
+    if (typeof ifname !== 'string' || !IFNAME.test(ifname)) fail([...path, 'redirect'], `bad interface name ${JSON.stringify(ifname)}`);
     if (!redirects.includes(ifname)) redirects.push(ifname);
     return { kind: 'redirect', ifname, slot: redirects.indexOf(ifname) };
   }
-  if (isObject(a) && 'xsk' in a) {
-    checkKeys(a, ['xsk'], path);
+  if (isPlainObject(a) && 'xsk' in a) {
+    checkFields(a, ['xsk'], path, issues);
     const group = a.xsk;
-    if (typeof group !== 'string' || !IDENT.test(group)) fail(`${path}.xsk`, `bad AF_XDP group name ${JSON.stringify(group)}: letters, digits and '_'`);
+    if (typeof group !== 'string' || !IDENT.test(group)) fail([...path, 'xsk'], `bad AF_XDP group name ${JSON.stringify(group)}: letters, digits and '_'`);
     if (!xskGroups.includes(group)) xskGroups.push(group);
     return { kind: 'xsk', group };
   }
   return fail(path, `unknown action ${JSON.stringify(a)} (expected 'pass', 'drop', 'tx', { redirect: ifname } or { xsk: group })`);
 }
 
-function intIn(v: unknown, lo: number, hi: number, path: string, what: string): number {
+function intIn(v: unknown, lo: number, hi: number, path: Path, what: string): number {
   if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) fail(path, `${what} must be an integer ${lo}..${hi}, got ${JSON.stringify(v)}`);
   return v as number;
 }
@@ -319,7 +320,7 @@ interface Constraints {
 
 const familyName = (f: 4 | 6 | 'ip' | 'other') => (f === 'other' ? 'non-IP' : f === 'ip' ? 'IP' : `IPv${f}`);
 
-function needL3(c: Constraints, want: 4 | 6 | 'ip', why: string, path: string): void {
+function needL3(c: Constraints, want: 4 | 6 | 'ip', why: string, path: Path): void {
   const have = c.l3;
   if (have === want || (want === 'ip' && (have === 4 || have === 6))) return;
   if (have === undefined || (have === 'ip' && want !== 'ip')) {
@@ -330,7 +331,7 @@ function needL3(c: Constraints, want: 4 | 6 | 'ip', why: string, path: string): 
   fail(path, `impossible match: ${why} needs ${familyName(want)} but ${c.l3Why} only matches ${familyName(have)} packets`);
 }
 
-function needProto(c: Constraints, want: number[], why: string, path: string): void {
+function needProto(c: Constraints, want: number[], why: string, path: Path): void {
   if (c.proto === undefined) return;
   if (!want.includes(c.proto)) {
     const names = want.map((p) => Object.keys(PROTOS).find((k) => PROTOS[k] === p) ?? String(p)).join(' or ');
@@ -338,9 +339,15 @@ function needProto(c: Constraints, want: number[], why: string, path: string): v
   }
 }
 
-function lowerAddr(v: unknown, path: string, sets: Map<string, XdpSetIR>, c: Constraints, field: string): XdpAddrIR {
-  if (isObject(v)) {
-    const s = setRef(v, path, sets, ['ipv4-prefix', 'ipv6-prefix', 'ipv4', 'ipv6']);
+/** The sets of a section: the good ones by name, and the names of those that did not validate. */
+interface SectionSets {
+  readonly good: Map<string, XdpSetIR>;
+  readonly broken: Set<string>;
+}
+
+function lowerAddr(v: unknown, path: Path, sets: SectionSets, c: Constraints, field: string, issues: Issues): XdpAddrIR {
+  if (isPlainObject(v)) {
+    const s = setRef(v, path, sets, ['ipv4-prefix', 'ipv6-prefix', 'ipv4', 'ipv6'], issues);
     needL3(c, s.kind.startsWith('ipv4') ? 4 : 6, `${field} set '${s.name}' (${s.kind})`, path);
     return { set: s.name, kind: s.kind };
   }
@@ -350,20 +357,22 @@ function lowerAddr(v: unknown, path: string, sets: Map<string, XdpSetIR>, c: Con
   return { prefix: p };
 }
 
-function setRef(v: Record<string, unknown>, path: string, sets: Map<string, XdpSetIR>, kinds: readonly XdpSetKind[]): XdpSetIR {
-  checkKeys(v, ['set'], path);
+function setRef(v: Record<string, unknown>, path: Path, sets: SectionSets, kinds: readonly XdpSetKind[], issues: Issues): XdpSetIR {
+  checkFields(v, ['set'], path, issues);
   const name = v.set;
-  const s = typeof name === 'string' ? sets.get(name) : undefined;
+  const s = typeof name === 'string' ? sets.good.get(name) : undefined;
   if (!s) {
-    const known = [...sets.keys()];
-    fail(`${path}.set`, `unknown set ${JSON.stringify(name)}${known.length ? ` (this section has: ${known.join(', ')})` : ' (this section declares no sets)'}`);
+    // A set that did not validate has its own report; naming it here would only repeat that.
+    if (typeof name === 'string' && sets.broken.has(name)) stopQuietly(path);
+    const known = [...sets.good.keys(), ...sets.broken];
+    fail([...path, 'set'], `unknown set ${JSON.stringify(name)}${known.length ? ` (this section has: ${known.join(', ')})` : ' (this section declares no sets)'}`);
   }
-  if (!kinds.includes(s.kind)) fail(`${path}.set`, `set '${s.name}' holds ${s.kind} elements; this field needs a ${kinds.join(' or ')} set`);
+  if (!kinds.includes(s.kind)) fail([...path, 'set'], `set '${s.name}' holds ${s.kind} elements; this field needs a ${kinds.join(' or ')} set`);
   return s;
 }
 
-function lowerPort(v: unknown, path: string, sets: Map<string, XdpSetIR>): XdpPortIR {
-  if (isObject(v)) return { set: setRef(v, path, sets, ['port']).name };
+function lowerPort(v: unknown, path: Path, sets: SectionSets, issues: Issues): XdpPortIR {
+  if (isPlainObject(v)) return { set: setRef(v, path, sets, ['port'], issues).name };
   let lo: unknown;
   let hi: unknown;
   if (typeof v === 'number') lo = hi = v;
@@ -375,26 +384,26 @@ function lowerPort(v: unknown, path: string, sets: Map<string, XdpSetIR>): XdpPo
   return { lo, hi };
 }
 
-function lowerMac(v: unknown, path: string, sets: Map<string, XdpSetIR>): XdpMacIR {
-  if (isObject(v)) return { set: setRef(v, path, sets, ['mac']).name };
+function lowerMac(v: unknown, path: Path, sets: SectionSets, issues: Issues): XdpMacIR {
+  if (isPlainObject(v)) return { set: setRef(v, path, sets, ['mac'], issues).name };
   const m = parseMac(v as string);
   if (!m) fail(path, `bad MAC address ${JSON.stringify(v)} (want 'aa:bb:cc:dd:ee:ff')`);
   return { mac: m };
 }
 
-function lowerTcpFlags(v: unknown, path: string): { mask: number; value: number; text: string } {
+function lowerTcpFlags(v: unknown, path: Path): { mask: number; value: number; text: string } {
   const want: [XdpTcpFlag, boolean][] = [];
   if (typeof v === 'string') {
     for (const raw of v.split(/[\s,|+]+/).filter(Boolean)) {
       const neg = raw.startsWith('!');
       const name = raw.slice(neg ? 1 : 0).toLowerCase() as XdpTcpFlag;
-      if (!(name in TCP_FLAGS)) fail(path, `unknown TCP flag '${raw}' (flags: ${Object.keys(TCP_FLAGS).join(', ')}; prefix '!' for clear)`);
+      if (own(TCP_FLAGS, name) === undefined) fail(path, `unknown TCP flag '${raw}' (flags: ${Object.keys(TCP_FLAGS).join(', ')}; prefix '!' for clear)`);
       want.push([name, !neg]);
     }
-  } else if (isObject(v)) {
+  } else if (isPlainObject(v)) {
     for (const [k, on] of Object.entries(v)) {
-      if (!(k in TCP_FLAGS)) fail(`${path}.${k}`, `unknown TCP flag '${k}' (flags: ${Object.keys(TCP_FLAGS).join(', ')})`);
-      if (typeof on !== 'boolean') fail(`${path}.${k}`, 'true (set) or false (clear)');
+      if (own(TCP_FLAGS, k) === undefined) fail([...path, k], `unknown TCP flag '${k}' (flags: ${Object.keys(TCP_FLAGS).join(', ')})`);
+      if (typeof on !== 'boolean') fail([...path, k], 'true (set) or false (clear)');
       want.push([k as XdpTcpFlag, on]);
     }
   } else fail(path, `expected { syn: true, ack: false } or 'syn,!ack', got ${JSON.stringify(v)}`);
@@ -416,76 +425,137 @@ function lowerTcpFlags(v: unknown, path: string): { mask: number; value: number;
 
 const MATCH_KEYS = ['ethType', 'vlan', 'innerVlan', 'srcMac', 'dstMac', 'src', 'dst', 'proto', 'dscp', 'sport', 'dport', 'tcpFlags', 'icmpType', 'icmpCode'];
 
-function lowerMatch(m: unknown, path: string, sets: Map<string, XdpSetIR>): XdpMatchIR {
+/**
+ * A rule's match. Each field is its own node: a bad field is reported and the others are still
+ * checked. The fields that pin the family or protocol come first, so the checks after them see
+ * what they allow; a field whose own value is bad constrains nothing.
+ */
+function lowerMatch(m: unknown, path: Path, sets: SectionSets, issues: Issues): XdpMatchIR {
   if (m === undefined) return {};
-  if (!isObject(m)) fail(path, 'a match is an object of fields that must all hold');
-  checkKeys(m, MATCH_KEYS, path);
+  if (!isPlainObject(m)) fail(path, 'a match is an object of fields that must all hold');
+  checkFields(m, MATCH_KEYS, path, issues);
   const spec = m as XdpMatch;
   const c: Constraints = {};
   const out: { -readonly [K in keyof XdpMatchIR]: XdpMatchIR[K] } = {};
+  let bad = false;
+  const field = (check: () => void): void => {
+    const ok = attempt(issues, () => {
+      check();
+      return true;
+    });
+    if (ok === undefined) bad = true;
+  };
+  const at = (k: string): Path => [...path, k];
 
   if (spec.ethType !== undefined) {
-    const t = typeof spec.ethType === 'string' ? ETH_TYPES[spec.ethType] : spec.ethType;
-    if (t === undefined) fail(`${path}.ethType`, `unknown ethType ${JSON.stringify(spec.ethType)} (names: ${Object.keys(ETH_TYPES).join(', ')}, or a number)`);
-    out.ethType = intIn(t, 0x0600, 0xffff, `${path}.ethType`, 'an EtherType');
-    c.l3 = t === 0x0800 ? 4 : t === 0x86dd ? 6 : 'other';
-    c.l3Why = `ethType 0x${t.toString(16).padStart(4, '0')}`;
+    field(() => {
+      const t = typeof spec.ethType === 'string' ? own(ETH_TYPES, spec.ethType) : spec.ethType;
+      if (t === undefined) fail(at('ethType'), `unknown ethType ${JSON.stringify(spec.ethType)} (names: ${Object.keys(ETH_TYPES).join(', ')}, or a number)`);
+      out.ethType = intIn(t, 0x0600, 0xffff, at('ethType'), 'an EtherType');
+      c.l3 = t === 0x0800 ? 4 : t === 0x86dd ? 6 : 'other';
+      c.l3Why = `ethType 0x${t.toString(16).padStart(4, '0')}`;
+    });
   }
-  if (spec.vlan !== undefined) out.vlan = intIn(spec.vlan, 0, 4095, `${path}.vlan`, 'a VLAN id');
-  if (spec.innerVlan !== undefined) out.innerVlan = intIn(spec.innerVlan, 0, 4095, `${path}.innerVlan`, 'a VLAN id');
-  if (spec.srcMac !== undefined) out.srcMac = lowerMac(spec.srcMac, `${path}.srcMac`, sets);
-  if (spec.dstMac !== undefined) out.dstMac = lowerMac(spec.dstMac, `${path}.dstMac`, sets);
-  if (spec.src !== undefined) out.src = lowerAddr(spec.src, `${path}.src`, sets, c, 'src');
-  if (spec.dst !== undefined) out.dst = lowerAddr(spec.dst, `${path}.dst`, sets, c, 'dst');
+  if (spec.vlan !== undefined) {
+    field(() => {
+      out.vlan = intIn(spec.vlan, 0, 4095, at('vlan'), 'a VLAN id');
+    });
+  }
+  if (spec.innerVlan !== undefined) {
+    field(() => {
+      out.innerVlan = intIn(spec.innerVlan, 0, 4095, at('innerVlan'), 'a VLAN id');
+    });
+  }
+  if (spec.srcMac !== undefined) {
+    field(() => {
+      out.srcMac = lowerMac(spec.srcMac, at('srcMac'), sets, issues);
+    });
+  }
+  if (spec.dstMac !== undefined) {
+    field(() => {
+      out.dstMac = lowerMac(spec.dstMac, at('dstMac'), sets, issues);
+    });
+  }
+  if (spec.src !== undefined) {
+    field(() => {
+      out.src = lowerAddr(spec.src, at('src'), sets, c, 'src', issues);
+    });
+  }
+  if (spec.dst !== undefined) {
+    field(() => {
+      out.dst = lowerAddr(spec.dst, at('dst'), sets, c, 'dst', issues);
+    });
+  }
   if (spec.dscp !== undefined) {
-    out.dscp = intIn(spec.dscp, 0, 63, `${path}.dscp`, 'a DSCP');
-    needL3(c, 'ip', 'dscp', `${path}.dscp`);
+    field(() => {
+      out.dscp = intIn(spec.dscp, 0, 63, at('dscp'), 'a DSCP');
+      needL3(c, 'ip', 'dscp', at('dscp'));
+    });
   }
+  let protoBad = false;
   if (spec.proto !== undefined) {
-    const p = typeof spec.proto === 'string' ? PROTOS[spec.proto] : spec.proto;
-    if (p === undefined) fail(`${path}.proto`, `unknown proto ${JSON.stringify(spec.proto)} (names: ${Object.keys(PROTOS).join(', ')}, or a number)`);
-    out.proto = intIn(p, 0, 255, `${path}.proto`, 'an IP protocol');
-    needL3(c, p === 1 ? 4 : p === 58 ? 6 : 'ip', `proto ${spec.proto}`, `${path}.proto`);
-    c.proto = p;
-    c.protoWhy = `proto is ${spec.proto}`;
+    field(() => {
+      protoBad = true;
+      const p = typeof spec.proto === 'string' ? own(PROTOS, spec.proto) : spec.proto;
+      if (p === undefined) fail(at('proto'), `unknown proto ${JSON.stringify(spec.proto)} (names: ${Object.keys(PROTOS).join(', ')}, or a number)`);
+      out.proto = intIn(p, 0, 255, at('proto'), 'an IP protocol');
+      protoBad = false;
+      needL3(c, p === 1 ? 4 : p === 58 ? 6 : 'ip', `proto ${spec.proto}`, at('proto'));
+      c.proto = p;
+      c.protoWhy = `proto is ${spec.proto}`;
+    });
   }
+  // What follows depends on the protocol: with a bad one, only the field's own value is checked.
   for (const f of ['sport', 'dport'] as const) {
     if (spec[f] === undefined) continue;
-    needProto(c, [6, 17], f, `${path}.${f}`);
-    needL3(c, 'ip', f, `${path}.${f}`);
-    out[f] = lowerPort(spec[f], `${path}.${f}`, sets);
+    field(() => {
+      needProto(c, [6, 17], f, at(f));
+      needL3(c, 'ip', f, at(f));
+      out[f] = lowerPort(spec[f], at(f), sets, issues);
+    });
   }
   if (spec.tcpFlags !== undefined) {
-    needProto(c, [6], 'tcpFlags', `${path}.tcpFlags`);
-    needL3(c, 'ip', 'tcpFlags', `${path}.tcpFlags`);
-    out.tcpFlags = lowerTcpFlags(spec.tcpFlags, `${path}.tcpFlags`);
-    if (c.proto === undefined) {
-      c.proto = 6;
-      c.protoWhy = 'tcpFlags implies tcp';
-      out.proto = 6;
-    }
+    field(() => {
+      needProto(c, [6], 'tcpFlags', at('tcpFlags'));
+      needL3(c, 'ip', 'tcpFlags', at('tcpFlags'));
+      out.tcpFlags = lowerTcpFlags(spec.tcpFlags, at('tcpFlags'));
+      if (c.proto === undefined && !protoBad) {
+        c.proto = 6;
+        c.protoWhy = 'tcpFlags implies tcp';
+        out.proto = 6;
+      }
+    });
   }
-  if (spec.icmpType !== undefined || spec.icmpCode !== undefined) {
-    const at = `${path}.${spec.icmpType !== undefined ? 'icmpType' : 'icmpCode'}`;
-    needProto(c, [1, 58], 'an ICMP match', at);
-    if (spec.sport !== undefined || spec.dport !== undefined) fail(at, 'impossible match: ICMP has no ports (sport/dport)');
-    if (c.proto === undefined) {
-      // The family already known picks ICMP or ICMPv6; otherwise the type names are ambiguous.
-      if (c.l3 === 4 || c.l3 === 6) out.proto = c.l3 === 4 ? 1 : 58;
-      else fail(at, "needs proto 'icmp' or 'icmpv6' (or an address that says the family)");
-      c.proto = out.proto;
-      needL3(c, c.proto === 1 ? 4 : 6, 'icmp', at);
-    }
-    if (spec.icmpType !== undefined) {
-      if (typeof spec.icmpType === 'string') {
-        const table = c.proto === 1 ? ICMP4_TYPES : ICMP6_TYPES;
-        const t = table[spec.icmpType];
-        if (t === undefined) fail(`${path}.icmpType`, `unknown ${c.proto === 1 ? 'ICMP' : 'ICMPv6'} type '${spec.icmpType}' (names: ${Object.keys(table).join(', ')})`);
-        out.icmpType = t;
-      } else out.icmpType = intIn(spec.icmpType, 0, 255, `${path}.icmpType`, 'an ICMP type');
-    }
-    if (spec.icmpCode !== undefined) out.icmpCode = intIn(spec.icmpCode, 0, 255, `${path}.icmpCode`, 'an ICMP code');
+  if ((spec.icmpType !== undefined || spec.icmpCode !== undefined) && !protoBad) {
+    field(() => {
+      const where = at(spec.icmpType !== undefined ? 'icmpType' : 'icmpCode');
+      needProto(c, [1, 58], 'an ICMP match', where);
+      if (spec.sport !== undefined || spec.dport !== undefined) fail(where, 'impossible match: ICMP has no ports (sport/dport)');
+      if (c.proto === undefined) {
+        // The family already known picks ICMP or ICMPv6; otherwise the type names are ambiguous.
+        if (c.l3 === 4 || c.l3 === 6) out.proto = c.l3 === 4 ? 1 : 58;
+        else fail(where, "needs proto 'icmp' or 'icmpv6' (or an address that says the family)");
+        c.proto = out.proto;
+        needL3(c, c.proto === 1 ? 4 : 6, 'icmp', where);
+      }
+      if (spec.icmpType !== undefined) {
+        field(() => {
+          if (typeof spec.icmpType === 'string') {
+            const table = c.proto === 1 ? ICMP4_TYPES : ICMP6_TYPES;
+            const t = own(table, spec.icmpType);
+            if (t === undefined) fail(at('icmpType'), `unknown ${c.proto === 1 ? 'ICMP' : 'ICMPv6'} type '${spec.icmpType}' (names: ${Object.keys(table).join(', ')})`);
+            out.icmpType = t;
+          } else out.icmpType = intIn(spec.icmpType, 0, 255, at('icmpType'), 'an ICMP type');
+        });
+      }
+      if (spec.icmpCode !== undefined) {
+        field(() => {
+          out.icmpCode = intIn(spec.icmpCode, 0, 255, at('icmpCode'), 'an ICMP code');
+        });
+      }
+    });
   }
+  if (bad || protoBad) stopQuietly(path);
   if (c.l3 !== undefined && c.l3 !== 'other') out.l3 = c.l3;
   return out;
 }
@@ -527,61 +597,113 @@ export function describeMatch(m: XdpMatchIR): string {
   return parts.length ? parts.join(' ') : 'any';
 }
 
-function lowerRule(r: unknown, index: number, path: string, sets: Map<string, XdpSetIR>, redirects: string[], xskGroups: string[]): XdpRuleIR {
-  if (!isObject(r)) fail(path, 'a rule is { name?, match?, action, count? }');
-  checkKeys(r, ['name', 'match', 'action', 'count'], path);
+function lowerRule(r: unknown, index: number, path: Path, sets: SectionSets, redirects: string[], xskGroups: string[], issues: Issues): XdpRuleIR {
+  if (!isPlainObject(r)) fail(path, 'a rule is { name?, match?, action, count? }');
+  checkFields(r, ['name', 'match', 'action', 'count'], path, issues);
   const spec = r as unknown as XdpRuleSpec;
   const name = spec.name ?? `rule${index}`;
-  if (typeof name !== 'string' || !RULE_NAME.test(name)) fail(`${path}.name`, `bad rule name ${JSON.stringify(name)}: letters, digits, '-', '_', '.', at most 64`);
-  if (spec.count !== undefined && typeof spec.count !== 'boolean') fail(`${path}.count`, 'must be true or false');
-  if (spec.action === undefined) fail(`${path}.action`, "missing (e.g. 'drop')");
-  const match = lowerMatch(spec.match, `${path}.match`, sets);
-  const action = lowerAction(spec.action as XdpAction, `${path}.action`, redirects, xskGroups);
-  return { index, name, summary: `${describeMatch(match)} -> ${describeAction(action)}`, match, action, count: spec.count ?? true };
+  const before = countOf(issues);
+  if (typeof name !== 'string' || !RULE_NAME.test(name)) issues.add([...path, 'name'], `bad rule name ${JSON.stringify(name)}: letters, digits, '-', '_', '.', at most 64`);
+  if (spec.count !== undefined && typeof spec.count !== 'boolean') issues.add([...path, 'count'], 'must be true or false');
+  if (spec.action === undefined) issues.add([...path, 'action'], "missing (e.g. 'drop')");
+  const match = attempt(issues, () => lowerMatch(spec.match, [...path, 'match'], sets, issues));
+  const action = spec.action === undefined ? undefined : attempt(issues, () => lowerAction(spec.action as XdpAction, [...path, 'action'], redirects, xskGroups, issues));
+  if (match === undefined || action === undefined || countOf(issues) !== before) stopQuietly(path);
+  return { index, name: name as string, summary: `${describeMatch(match)} -> ${describeAction(action)}`, match, action, count: spec.count ?? true };
 }
 
-function lowerSection(spec: unknown, index: number, path: string): XdpSectionIR {
-  if (!isObject(spec)) fail(path, 'an xdp section is { interface, mode?, default?, malformed?, sets?, rules? }');
-  checkKeys(spec, ['interface', 'mode', 'default', 'malformed', 'sets', 'rules'], path);
+function lowerSection(spec: unknown, index: number, path: Path, issues: Issues): XdpSectionIR {
+  if (!isPlainObject(spec)) fail(path, 'an xdp section is { interface, mode?, default?, malformed?, sets?, rules? }');
+  checkFields(spec, ['interface', 'mode', 'default', 'malformed', 'sets', 'rules'], path, issues);
   const s = spec as unknown as XdpSectionSpec;
-  if (typeof s.interface !== 'string' || !IFNAME.test(s.interface)) fail(`${path}.interface`, `bad interface name ${JSON.stringify(s.interface)} (1..15 characters, no '/', ':' or spaces)`);
+  const before = countOf(issues);
+  const at = (k: string): Path => [...path, k];
+  if (typeof s.interface !== 'string' || !IFNAME.test(s.interface)) issues.add(at('interface'), `bad interface name ${JSON.stringify(s.interface)} (1..15 characters, no '/', ':' or spaces)`);
   const mode = s.mode ?? 'auto';
-  if (!['auto', 'native', 'generic'].includes(mode)) fail(`${path}.mode`, `must be 'auto', 'native' or 'generic', got ${JSON.stringify(mode)}`);
+  if (!['auto', 'native', 'generic'].includes(mode)) issues.add(at('mode'), `must be 'auto', 'native' or 'generic', got ${JSON.stringify(mode)}`);
   const malformed = s.malformed ?? 'drop';
-  if (malformed !== 'drop' && malformed !== 'pass') fail(`${path}.malformed`, `must be 'drop' or 'pass', got ${JSON.stringify(malformed)}`);
-  if (s.sets !== undefined && !isObject(s.sets)) fail(`${path}.sets`, 'must be an object of named sets');
-  const sets = new Map<string, XdpSetIR>();
-  for (const [name, set] of Object.entries(s.sets ?? {})) sets.set(name, lowerSet(name, set, `${path}.sets.${name}`));
-  if (s.rules !== undefined && !Array.isArray(s.rules)) fail(`${path}.rules`, 'must be an array of rules');
-  const rules = s.rules ?? [];
-  if (rules.length > MAX_INLINE_RULES) fail(`${path}.rules`, `${rules.length} rules; at most ${MAX_INLINE_RULES} are written out one by one (put long lists in a set)`);
+  if (malformed !== 'drop' && malformed !== 'pass') issues.add(at('malformed'), `must be 'drop' or 'pass', got ${JSON.stringify(malformed)}`);
+  const sets: SectionSets = { good: new Map(), broken: new Set() };
+  if (s.sets !== undefined && !isPlainObject(s.sets)) issues.add(at('sets'), 'must be an object of named sets');
+  else {
+    for (const [name, set] of Object.entries(s.sets ?? {})) {
+      const lowered = attempt(issues, () => lowerSet(name, set, [...path, 'sets', name], issues));
+      if (lowered) sets.good.set(name, lowered);
+      else sets.broken.add(name);
+    }
+  }
+  let rules: readonly unknown[] = [];
+  if (s.rules !== undefined && !Array.isArray(s.rules)) issues.add(at('rules'), 'must be an array of rules');
+  else if ((s.rules?.length ?? 0) > MAX_INLINE_RULES) issues.add(at('rules'), `${s.rules!.length} rules; at most ${MAX_INLINE_RULES} are written out one by one (put long lists in a set)`);
+  else rules = s.rules ?? [];
   const redirects: string[] = [];
   const xskGroups: string[] = [];
-  const lowered = rules.map((r, i) => lowerRule(r, i, `${path}.rules[${i}]`, sets, redirects, xskGroups));
+  const lowered: XdpRuleIR[] = [];
+  // A plain loop: forEach and map skip the holes of a sparse array.
+  for (let i = 0; i < rules.length; i++) {
+    const r = attempt(issues, () => lowerRule(rules[i], i, [...path, 'rules', i], sets, redirects, xskGroups, issues));
+    if (r) lowered.push(r);
+  }
   const names = new Map<string, number>();
   for (const r of lowered) {
     const prev = names.get(r.name);
-    if (prev !== undefined) fail(`${path}.rules[${r.index}].name`, `duplicate rule name '${r.name}' (also rules[${prev}])`);
-    names.set(r.name, r.index);
+    if (prev !== undefined) issues.add([...path, 'rules', r.index, 'name'], `duplicate rule name '${r.name}' (also rules[${prev}])`);
+    else names.set(r.name, r.index);
   }
-  const dflt = lowerAction(s.default ?? 'pass', `${path}.default`, redirects, xskGroups);
-  return { index, interface: s.interface, mode, default: dflt, malformed, sets: [...sets.values()], rules: lowered, redirects, xskGroups };
+  const dflt = attempt(issues, () => lowerAction(s.default ?? 'pass', at('default'), redirects, xskGroups, issues));
+  if (dflt === undefined || countOf(issues) !== before) stopQuietly(path);
+  return { index, interface: s.interface, mode, default: dflt, malformed, sets: [...sets.good.values()], rules: lowered, redirects, xskGroups };
+}
+
+/** How many problems a sink has seen so far, when it can say (an IssueList can). */
+function countOf(issues: Issues): number {
+  return issues instanceof IssueList ? issues.found.length : (issues as Counted).count;
+}
+interface Counted extends Issues {
+  count: number;
+}
+
+/**
+ * Validates the `xdp` sections of a policy at `path` (e.g. ['xdp']), reporting every problem to
+ * `issues`. The sections it returns are complete only when it reported nothing.
+ */
+export function lowerXdp(specs: unknown, path: Path, issues: Issues): XdpSectionIR[] {
+  if (specs === undefined) return [];
+  if (!Array.isArray(specs)) {
+    issues.add(path, 'must be an array of xdp sections');
+    return [];
+  }
+  const counted: Counted = {
+    count: 0,
+    add(p, m) {
+      counted.count++;
+      issues.add(p, m);
+    },
+  };
+  const out: XdpSectionIR[] = [];
+  for (let i = 0; i < specs.length; i++) {
+    const s = attempt(counted, () => lowerSection(specs[i], i, [...path, i], counted));
+    if (s) out.push(s);
+  }
+  const seen = new Map<string, number>();
+  for (const s of out) {
+    const prev = seen.get(s.interface);
+    if (prev !== undefined) counted.add([...path, s.index, 'interface'], `interface '${s.interface}' already has xdp[${prev}]; one section per interface (an interface runs one XDP program)`);
+    else seen.set(s.interface, s.index);
+  }
+  return out;
 }
 
 /**
  * Validates `xdp` sections and lowers them to plain data; `path` is the policy path prefix for
  * errors, e.g. "xdp".
- * @throws PolicyError (code E_POLICY) whose `path` names the first invalid node.
+ * @throws PolicyError (code E_POLICY) listing every problem; its `path` names the first.
  */
 export function lowerXdpSections(specs: readonly XdpSectionSpec[] | undefined, path: string): XdpSectionIR[] {
-  if (specs === undefined) return [];
-  if (!Array.isArray(specs)) fail(path, 'must be an array of xdp sections');
-  const out = specs.map((s, i) => lowerSection(s, i, `${path}[${i}]`));
-  const seen = new Map<string, number>();
-  for (const s of out) {
-    const prev = seen.get(s.interface);
-    if (prev !== undefined) fail(`${path}[${s.index}].interface`, `interface '${s.interface}' already has xdp[${prev}]; one section per interface (an interface runs one XDP program)`);
-    seen.set(s.interface, s.index);
-  }
+  const issues = new IssueList();
+  const data = snapshotSpec(specs, issues);
+  issues.throwIfAny();
+  const out = lowerXdp(data, [path], issues);
+  issues.throwIfAny();
   return out;
 }

@@ -13,7 +13,8 @@ import { openChainMaps } from '../../src/deploy/chain-maps.ts';
 import { readManifest } from '../../src/deploy/manifest.ts';
 import { applyRouteChanges, liveRoutes } from '../../src/deploy/routes.ts';
 import { decodeRouteSlot, MAX_ROUTE_SLOTS, u32Key } from '../../src/ir/chain-maps.ts';
-import { hashIR, importPolicySpec } from '../../src/ir/policy.ts';
+import { hashIR } from '../../src/ir/policy.ts';
+import { importPolicySpec } from '../../src/load/index.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 
 const ROOT = `/sys/fs/bpf/bpfctl-test-${process.pid}-deploy`;

@@ -9,7 +9,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateChain } from '../../src/codegen/chain/index.ts';
 import { renderGraph } from '../../src/codegen/graph.ts';
-import { hashIR, loadPolicyFile } from '../../src/ir/policy.ts';
+import { hashIR } from '../../src/ir/policy.ts';
+import { loadPolicyFile } from '../../src/load/index.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const goldenDir = join(root, 'test/golden/chain');

@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadPolicyFile, PolicyError, PolicyLoadError, resolveHandler } from '../../src/ir/policy.ts';
+import { PolicyError } from '../../src/ir/policy.ts';
+import { loadPolicyFile, PolicyLoadError, resolveHandler } from '../../src/load/index.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = mkdtempSync(join(tmpdir(), 'bpfctl-policy-'));

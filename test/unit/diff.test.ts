@@ -12,7 +12,8 @@ import * as assert from 'uvu/assert';
 import { BpfctlError } from '../../src/errors.ts';
 import { type Change, CHANGE_KINDS, DiffError, diffPolicies, type PolicyDiff, type PolicyView, viewOfIr } from '../../src/deploy/diff.ts';
 import { renderDiff } from '../../src/deploy/diff-render.ts';
-import { loadPolicyFile, lowerPolicy, type PolicyIR } from '../../src/ir/policy.ts';
+import { lowerPolicy, type PolicyIR } from '../../src/ir/policy.ts';
+import { loadPolicyFile } from '../../src/load/index.ts';
 import type { XdpSectionIR } from '../../src/ir/xdp.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -32,7 +32,12 @@ const LAYERS: readonly (readonly string[])[] = [
 const RESTRICTED: Record<string, readonly string[]> = {
   // Only the loader talks to libbpf; the pool uses koffi for libc (mmap, memfd_create).
   koffi: ['loader', 'src/runtime/pool'],
+  // Importing TypeScript at run time is the loading layer's job, not the IR's.
+  'tsx/esm/api': ['src/load'],
 };
+
+/** src/ir is a pure function of the spec: computation only (hashing, address parsing). */
+const PURE_IR_PACKAGES = ['node:crypto', 'node:net'];
 
 function walk(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
@@ -128,6 +133,16 @@ test('packages are imported only by the layers allowed to', () => {
       const allowed = RESTRICTED[p];
       if (allowed && !allowed.some((a) => f === a || f.startsWith(`${a}/`))) bad.push(`${f} -> ${p}`);
     }
+  }
+  assert.equal(bad, []);
+});
+
+test('src/ir is pure: no file system, process, clock or module loading', () => {
+  const bad: string[] = [];
+  for (const f of files.filter((x) => x.startsWith('src/ir/'))) {
+    for (const p of packages.get(f) ?? []) if (!PURE_IR_PACKAGES.includes(p)) bad.push(`${f} imports ${p}`);
+    const code = readFileSync(join(ROOT, f), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+    for (const re of [/\bimport\(/, /\brequire\(/, /\bprocess\./, /\bDate\.now\(/, /\bexistsSync\b/]) if (re.test(code)) bad.push(`${f} uses ${re.source}`);
   }
   assert.equal(bad, []);
 });

@@ -144,12 +144,48 @@ test('actions, names, sections', () => {
   );
 });
 
+test('every problem is reported, each with its path, in one run', () => {
+  try {
+    lowerXdpSections(
+      [
+        {
+          interface: 'eth0',
+          mode: 'fast',
+          sets: { '1x': { type: 'port' }, ok: { type: 'port', elements: [1, 'x'] } },
+          rules: [
+            { match: { proto: 'tcp', dport: 70000, vlan: 5000 }, action: 'drop' },
+            { match: { src: { set: 'ok' } }, action: 'reject' },
+            { match: { dport: { set: 'ok' } }, action: 'pass' },
+          ],
+        },
+        { interface: 'a/b' },
+      ] as never,
+      'xdp',
+    );
+    assert.unreachable('expected a PolicyError');
+  } catch (err) {
+    assert.instance(err, PolicyError);
+    const paths = (err as PolicyError).issues.map((i) => i.path);
+    assert.equal(paths, [
+      'xdp[0].mode',
+      "xdp[0].sets['1x']",
+      'xdp[0].sets.ok.elements[1]',
+      'xdp[0].rules[0].match.vlan',
+      'xdp[0].rules[0].match.dport',
+      'xdp[0].rules[1].action',
+      'xdp[1].interface',
+    ]);
+    // rules[2] names the set that did not validate: that is reported once, at the set.
+    assert.match((err as PolicyError).message, /and 6 more problems/);
+  }
+});
+
 test('too many inline rules point at sets', () => {
   rejects({ rules: Array.from({ length: 1025 }, () => ({ action: 'pass' })) as never }, 'xdp[0].rules', 'put long lists in a set');
 });
 
 test('sets: names, types, elements, capacity', () => {
-  rejects({ sets: { '1x': { type: 'port' } } }, 'xdp[0].sets.1x', 'bad set name');
+  rejects({ sets: { '1x': { type: 'port' } } }, "xdp[0].sets['1x']", 'bad set name');
   rejects({ sets: { a: { type: 'cidr' as 'port' } } }, 'xdp[0].sets.a.type', 'unknown set type "cidr"');
   rejects({ sets: { a: { type: 'ipv4-prefix', elements: ['10.0.0.0/8', 'fd00::/8'] } } }, 'xdp[0].sets.a.elements[1]', 'expected an IPv4 prefix');
   rejects({ sets: { a: { type: 'ipv4', elements: ['10.0.0.0/8'] } } }, 'xdp[0].sets.a.elements[0]', "use type 'ipv4-prefix'");

@@ -16,7 +16,7 @@ import { renderDiff } from '../../deploy/diff-render.ts';
 import { listPolicies, loadedManifest, loadPolicy } from '../../deploy/policy.ts';
 import { applyRouteChanges, type RouteChange } from '../../deploy/routes.ts';
 import { BpfctlError } from '../../errors.ts';
-import { loadPolicyFile } from '../../ir/policy.ts';
+import { loadPolicyFile } from '../../load/index.ts';
 import { askSupervisor, controlPath } from '../../runtime/supervisor/index.ts';
 import { type Args, defineCommand } from './types.ts';
 

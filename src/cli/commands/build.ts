@@ -8,7 +8,8 @@ import type { Argv } from 'yargs';
 import { generateChain } from '../../codegen/chain/index.ts';
 import { generateXdp } from '../../codegen/xdp/index.ts';
 import { compileBpf } from '../../compile/index.ts';
-import { loadPolicyFile, type PolicyIR } from '../../ir/policy.ts';
+import type { PolicyIR } from '../../ir/policy.ts';
+import { loadPolicyFile } from '../../load/index.ts';
 import type { Args, Command } from './types.ts';
 
 const EMITS = ['all', 'ir', 'c', 'obj'] as const;

@@ -9,7 +9,7 @@ import { hashHandlers } from '../../deploy/code-hash.ts';
 import { diffPolicies, viewOfIr } from '../../deploy/diff.ts';
 import { renderDiff } from '../../deploy/diff-render.ts';
 import { loadedManifest } from '../../deploy/policy.ts';
-import { loadPolicyFile } from '../../ir/policy.ts';
+import { loadPolicyFile } from '../../load/index.ts';
 import { type Args, defineCommand } from './types.ts';
 
 export const diffCommand = defineCommand({

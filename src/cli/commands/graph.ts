@@ -9,7 +9,7 @@ import type { Argv } from 'yargs';
 import { renderGraph } from '../../codegen/graph.ts';
 import { BpfctlError } from '../../errors.ts';
 import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
-import { loadPolicyFile } from '../../ir/policy.ts';
+import { loadPolicyFile } from '../../load/index.ts';
 import type { Args, Command } from './types.ts';
 
 const FORMATS = ['dot', 'mermaid', 'svg', 'png'] as const;

@@ -5,7 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { loadPolicyFile } from '../../ir/policy.ts';
+import { loadPolicyFile } from '../../load/index.ts';
 import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
 import { pinRoot } from '../../deploy/paths.ts';
 import { UsageError } from '../errors.ts';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
 import { policyDir } from '../../deploy/paths.ts';
 import { type XdpSectionStatus, xdpStatus } from '../../deploy/xdp-status.ts';
-import { loadPolicyFile } from '../../ir/policy.ts';
+import { loadPolicyFile } from '../../load/index.ts';
 import type { Output } from '../output.ts';
 import { type Args, defineCommand } from './types.ts';
 

@@ -7,7 +7,7 @@ import { writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { PolicyIR } from '../../ir/policy.ts';
-import { loadPolicyFile, resolveHandler } from '../../ir/policy.ts';
+import { loadPolicyFile, resolveHandler } from '../../load/index.ts';
 import { Pool } from '../pool/index.ts';
 import { Dispatcher, type DispatcherStats } from './dispatcher.ts';
 import { Link, type RegisterMode } from './link.ts';

@@ -16,7 +16,8 @@ import { applyRouteChanges, type RouteChange, type RouteChangeResult } from '../
 import { deployXdp, undeployXdp } from '../../deploy/xdp.ts';
 import { BpfctlError } from '../../errors.ts';
 import { MAX_USER_FUNCTIONS } from '../../ir/chain-limits.ts';
-import { type FunctionIR, hashIR, loadPolicyFile, type PolicyIR, resolveHandler } from '../../ir/policy.ts';
+import { type FunctionIR, hashIR, type PolicyIR } from '../../ir/policy.ts';
+import { loadPolicyFile, resolveHandler } from '../../load/index.ts';
 import { buildCFunction } from '../c/build.ts';
 import { ChainStartError } from './errors.ts';
 import type { Registry } from './registry.ts';

@@ -22,7 +22,7 @@ import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
 import { applyRouteChanges, DEFAULT_DRAIN_MS, type RouteChange } from '../../deploy/routes.ts';
 import { BpfctlError } from '../../errors.ts';
 import { DEAD_LETTER_KEY_BYTES } from '../../ir/chain-maps.ts';
-import { type FunctionIR, type PolicyIR } from '../../ir/policy.ts';
+import type { FunctionIR, PolicyIR } from '../../ir/policy.ts';
 import { loadPolicyFile, resolveHandler } from '../../load/index.ts';
 import { buildCFunction } from '../c/build.ts';
 import { type DeadLetter, type Hub, startDeadLetter, startHub } from '../hub.ts';

@@ -1,0 +1,2 @@
+/** Policy files to IR (the loading layer above src/ir, docs/internals.md "Layers"). */
+export { importPolicySpec, loadPolicyFile, PolicyLoadError, resolveHandler } from './policy-file.ts';
