@@ -5,7 +5,6 @@
  * (checked against the kernel's BTF by TypedMap), a program attached and its counters read.
  */
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { main } from '../../src/cli/main.ts';
 import { generateTypes } from '../../src/cli/commands/gen.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
-import { objectFile, objectsDir, syscalls } from '../objects/build.ts';
+import { objectFile, objectsDir } from '../objects/build.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 // Outside tsconfig's include (so nobody else's type check sees it while it exists).
@@ -24,9 +23,6 @@ const corpus = readdirSync(sources)
   .filter((f) => f.endsWith('.bpf.c') && !f.startsWith('bad_'))
   .map((f) => f.replace(/\.bpf\.c$/, ''));
 let before: Snapshot;
-// biome-ignore lint/suspicious/noExplicitAny: the generated modules exist only while the test runs (they are type-checked above)
-type Generated = Record<string, any>;
-const load = (path: string) => createRequire(import.meta.url)(path) as Generated;
 
 test.before(async () => {
   await new Promise((r) => setTimeout(r, 500)); // let tsx settle its cache fds (see objects-maps)
@@ -75,44 +71,64 @@ export { seen, pk };
   }
 });
 
-test('a skeleton in use: const volatile config, typed globals, typed maps, an attached program', async () => {
-  // Through the same module loader as this file, so the loader (and libbpf) is loaded once.
-  const { BootstrapExec } = load(join(out, 'bootstrap_exec.ts'));
-  const skel = BootstrapExec.open(objectFile('bootstrap_exec'));
+test('a skeleton in use: const volatile config, typed globals, typed maps, an attached program', () => {
+  // In a child: tsx would otherwise start its transform service in this process for the new modules.
+  writeFileSync(
+    join(out, 'use.ts'),
+    `import koffi from 'koffi';
+import { BootstrapExec } from './bootstrap_exec.ts';
+import { XdpStatsPercpu } from './xdp_stats_percpu.ts';
+const getppid = koffi.load('libc.so.6').func('int getppid(void)') as () => number;
+const out: Record<string, unknown> = {};
+const skel = BootstrapExec.open(${JSON.stringify(objectFile('bootstrap_exec'))});
+try {
+  skel.setGlobal('target_pid', process.pid);
+  skel.setGlobal('max_events', 3n);
+  out.maxEventsBefore = skel.global('max_events');
+  skel.load();
+  const link = skel.progs.handle_getppid.attachTracepoint('syscalls', 'sys_enter_getppid');
   try {
-    skel.setGlobal('target_pid', process.pid);
-    skel.setGlobal('max_events', 3n);
-    assert.is(skel.global('max_events'), 3n);
-    skel.load();
-    const link = skel.progs.handle_getppid.attachTracepoint('syscalls', 'sys_enter_getppid');
-    try {
-      for (let i = 0; i < 5; i++) syscalls.getppid();
-    } finally {
-      link.close();
-    }
-    assert.is(skel.global('events_seen'), 3n);
-    assert.equal(skel.maps.bss.get(0), { last_pid: process.pid, events_seen: 3n, events_dropped: 0n });
-    assert.equal(skel.maps.rodata.get(0), { target_pid: process.pid, max_events: 3n, greeting: 'bootstrap' });
-    skel.setGlobal('events_seen', 0n);
-    assert.is(skel.maps.bss.get(0)?.events_seen, 0n);
+    for (let i = 0; i < 5; i++) getppid();
   } finally {
-    skel.close();
+    link.close();
   }
-  const { XdpStatsPercpu } = load(join(out, 'xdp_stats_percpu.ts'));
-  const x = XdpStatsPercpu.open(objectFile('xdp_stats_percpu'));
+  out.pid = process.pid;
+  out.eventsSeen = skel.global('events_seen');
+  out.bss = skel.maps.bss.get(0);
+  out.rodata = skel.maps.rodata.get(0);
+  skel.setGlobal('events_seen', 0n);
+  out.afterReset = skel.maps.bss.get(0)?.events_seen;
+} finally {
+  skel.close();
+}
+const x = XdpStatsPercpu.open(${JSON.stringify(objectFile('xdp_stats_percpu'))});
+try {
   try {
-    assert.throws(() => x.maps, /call load\(\) before using maps/);
-    x.load();
-    x.progs.xdp_pass_func.testRun(new Uint8Array(60), { repeat: 3 });
-    assert.equal(x.maps.xdp_stats_map.getSum(2), { rx_packets: 3n, rx_bytes: 180n });
-  } finally {
-    x.close();
+    x.maps;
+  } catch (e) {
+    out.beforeLoad = (e as Error).message;
   }
+  x.load();
+  x.progs.xdp_pass_func.testRun(new Uint8Array(60), { repeat: 3 });
+  out.stats = x.maps.xdp_stats_map.getSum(2);
+} finally {
+  x.close();
+}
+process.stdout.write(JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? \`\${v}n\` : v)));
+`,
+  );
+  const r = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', join(out, 'use.ts')], { cwd: repo, encoding: 'utf8' })) as Record<string, unknown>;
+  const pid = r.pid as number;
+  assert.is(r.maxEventsBefore, '3n');
+  assert.is(r.eventsSeen, '3n', 'max_events=3 caps the count');
+  assert.equal(r.bss, { last_pid: pid, events_seen: '3n', events_dropped: '0n' });
+  assert.equal(r.rodata, { target_pid: pid, max_events: '3n', greeting: 'bootstrap' });
+  assert.is(r.afterReset, '0n');
+  assert.match(String(r.beforeLoad), /call load\(\) before using maps/);
+  assert.equal(r.stats, { rx_packets: '3n', rx_bytes: '180n' });
 });
 
-test('nothing leaks', async () => {
-  // tsx writes its transform cache of the generated modules asynchronously (an fd each meanwhile).
-  await new Promise((r) => setTimeout(r, 1000));
+test('nothing leaks', () => {
   rmSync(out, { recursive: true, force: true });
   rmSync(objectsDir, { recursive: true, force: true });
   assert.equal(leaksSince(before), []);
