@@ -21,6 +21,7 @@ import { loadPolicyFile, resolveHandler } from '../../load/index.ts';
 import { buildCFunction } from '../c/build.ts';
 import { ChainStartError } from './errors.ts';
 import type { Registry } from './registry.ts';
+import { retireSlots, startSlots } from './scale.ts';
 import type { Slot, SlotInfo } from './slot.ts';
 
 /** The code an instance of a function runs. */
@@ -50,9 +51,6 @@ export interface ApplyResult {
   diff: PolicyDiff;
   routes: RouteChangeResult[];
 }
-
-/** Time an instance taken out of rotation keeps running for the descriptors already sent to it. */
-const REPLACE_DRAIN_MS = 500;
 
 export class ApplyError extends BpfctlError {
   constructor(code: string, message: string) {
@@ -162,22 +160,11 @@ export async function applyToChain(c: ApplyContext): Promise<ApplyResult> {
  */
 async function replaceInstances(c: ApplyContext, f: FunctionIR): Promise<void> {
   const old = c.slots.filter((s) => s.kind === 'function' && s.fnId === f.id);
-  const fresh = old.map(() => c.newSlot(f));
-  c.slots.push(...fresh);
-  for (const s of fresh) void s.start();
   try {
-    await Promise.all(fresh.map((s) => s.ready));
+    await startSlots(c, old.map(() => c.newSlot(f)));
   } catch (err) {
-    await Promise.all(fresh.map((s) => s.stop(c.graceMs)));
-    for (const s of fresh) c.slots.splice(c.slots.indexOf(s), 1);
-    throw new ChainStartError(`new code of ${f.name} did not start; the old instances keep running: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+    throw new ChainStartError(`new code of ${f.name} did not start; the old instances keep running: ${(err as Error).message}`, { cause: err });
   }
-  for (const s of old) {
-    s.halt();
-    c.registry.retire(s);
-  }
-  await new Promise((r) => setTimeout(r, REPLACE_DRAIN_MS));
-  await Promise.all(old.map((s) => s.stop(c.graceMs)));
-  for (const s of old) c.slots.splice(c.slots.indexOf(s), 1);
-  c.log(`[supervisor] ${f.name}: ${fresh.length} instance(s) on the new code (live: ${c.registry.liveIds(f.id).join(', ') || 'none'})`);
+  await retireSlots(c, old);
+  c.log(`[supervisor] ${f.name}: ${old.length} instance(s) on the new code (live: ${c.registry.liveIds(f.id).join(', ') || 'none'})`);
 }

@@ -30,12 +30,36 @@ export interface ScaleContext {
   log(line: string): void;
 }
 
+/**
+ * Starts new slots and waits until every one registered; all or nothing: if one fails, all are
+ * stopped and removed again. @throws ChainStartError
+ */
+export async function startSlots(c: Pick<ScaleContext, 'slots' | 'graceMs'>, added: Slot[]): Promise<void> {
+  c.slots.push(...added);
+  for (const s of added) void s.start();
+  try {
+    await Promise.all(added.map((s) => s.ready));
+  } catch (err) {
+    await Promise.all(added.map((s) => s.stop(c.graceMs)));
+    for (const s of added) c.slots.splice(c.slots.indexOf(s), 1);
+    throw new ChainStartError((err as Error).message.split('\n')[0]!.replace(/:$/, ''), { cause: err });
+  }
+}
+
+/** Takes slots out of `instances`, lets what was sent to them finish (DRAIN_MS), then stops them. */
+export async function retireSlots(c: Pick<ScaleContext, 'slots' | 'graceMs' | 'registry'>, gone: Slot[]): Promise<void> {
+  for (const s of gone) {
+    s.halt();
+    c.registry.retire(s);
+  }
+  await new Promise((r) => setTimeout(r, DRAIN_MS));
+  await Promise.all(gone.map((s) => s.stop(c.graceMs)));
+  for (const s of gone) c.slots.splice(c.slots.indexOf(s), 1);
+}
+
 export function scaler(c: ScaleContext): (fn: string, n: number) => Promise<SlotInfo[]> {
   let queue: Promise<unknown> = Promise.resolve();
   const of = (f: FunctionIR) => c.slots.filter((s) => s.kind === 'function' && s.fnId === f.id).sort((a, b) => a.instance - b.instance);
-  const drop = (gone: Slot[]) => {
-    for (const s of gone) c.slots.splice(c.slots.indexOf(s), 1);
-  };
 
   const now = async (fnName: string, n: number): Promise<SlotInfo[]> => {
     const fns = c.functions();
@@ -45,25 +69,9 @@ export function scaler(c: ScaleContext): (fn: string, n: number) => Promise<Slot
     if (c.stopping()) throw new ScaleError(`${c.policy} is stopping`);
     const mine = of(f);
     if (n > mine.length) {
-      const added = Array.from({ length: n - mine.length }, () => c.newSlot(f));
-      c.slots.push(...added);
-      for (const s of added) void s.start();
-      try {
-        await Promise.all(added.map((s) => s.ready));
-      } catch (err) {
-        await Promise.all(added.map((s) => s.stop(c.graceMs)));
-        drop(added);
-        throw new ChainStartError((err as Error).message.split('\n')[0]!.replace(/:$/, ''), { cause: err });
-      }
+      await startSlots(c, Array.from({ length: n - mine.length }, () => c.newSlot(f)));
     } else if (n < mine.length) {
-      const gone = mine.slice(n);
-      for (const s of gone) {
-        s.halt();
-        c.registry.retire(s);
-      }
-      await new Promise((r) => setTimeout(r, DRAIN_MS));
-      await Promise.all(gone.map((s) => s.stop(c.graceMs)));
-      drop(gone);
+      await retireSlots(c, mine.slice(n));
     }
     c.log(`[supervisor] ${f.name}: ${n} instance${n === 1 ? '' : 's'} (live: ${c.registry.liveIds(f.id).join(', ') || 'none'})`);
     return of(f).map((s) => s.snapshot());
