@@ -143,7 +143,19 @@ test('tc (tcx): count protocols and drop a UDP port on ingress; link detach by i
     assert.ok((counts.find((c) => c.key === 17)?.value ?? 0) >= 6, JSON.stringify(counts));
     const det = await json<{ linkId: number; removed: string[] }>('link', 'detach', String(res.linkId));
     assert.equal(det.removed, [res.pin]);
-    assert.is((await json<{ pins: { kind: string }[] }[]>('unload', dir)).length ?? 0, 0);
+    // Egress: the same program on the sending side's device drops the packets before they leave.
+    const eg = await json<{ linkId: number; pin: string }>('prog', 'attach', join(dir, 'progs/tc_count'), 'tc_egress', pair.ifA, '--netns', pair.nsA);
+    assert.match(eg.pin, /tc_count_tc_egress_/);
+    assert.equal(
+      (await json<{ id: number; attachType: string }[]>('link', 'ls')).filter((l) => l.id === eg.linkId).map((l) => l.attachType),
+      ['tcx_egress'],
+    );
+    udp(pair.nsA, pair.ipB, 7777, 3);
+    assert.is(await global(join(dir, 'maps/tc_class_bss'), 'dropped'), 7);
+    const un = await json<{ removed: string[]; warnings: string[] }>('unload', dir);
+    assert.ok(un.removed.includes(eg.pin), 'unload detached the egress link it recorded');
+    assert.equal(un.warnings, []);
+    assert.equal(listLinks().filter((l) => l.id === eg.linkId), []);
   } finally {
     pair.destroy();
   }
