@@ -6,6 +6,7 @@ export { XdpAttachment, type XdpAttachOptions, type XdpMode } from './attach-xdp
 export { type BtfType, btfTypeByName, type GlobalVar, isDatasec } from './btf.ts';
 export { errnoName, explainErrno, LoaderError, type LoaderErrorCode, libbpfReason, VerifierError } from './errors.ts';
 export { type Attachment, BpfLink } from './link.ts';
+export { fdOfProcess } from './info.ts';
 export { BpfMap, possibleCpus } from './map.ts';
 export { MapHotPath } from './map-hot.ts';
 export { type StreamRecord, StreamReader } from './ringbuf.ts';

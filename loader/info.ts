@@ -201,3 +201,26 @@ export function dupFd(fd: number, what: string): number {
   if (r < 0) throw loaderError(`dup(${what})`, lastErrno());
   return r;
 }
+
+const SYS_PIDFD_OPEN = 434;
+const SYS_PIDFD_GETFD = 438;
+
+/**
+ * A duplicate, in this process, of file descriptor `fd` of process `pid` (pidfd_getfd, kernel
+ * 5.6+; needs ptrace rights over it, which root has). The caller closes it. LoaderError E_NOENT
+ * for a process or fd that does not exist.
+ */
+export function fdOfProcess(pid: number, fd: number): number {
+  const pidfd = Number(c().syscall3(SYS_PIDFD_OPEN, pid, 0, 0));
+  if (pidfd < 0) throw loaderError(`pidfd_open(${pid})`, lastErrno(), { hint: lastErrno() === 3 ? 'no such process' : undefined });
+  try {
+    const got = Number(c().syscall3(SYS_PIDFD_GETFD, pidfd, fd, 0));
+    if (got < 0) {
+      const errno = lastErrno();
+      throw loaderError(`take fd ${fd} of process ${pid}`, errno === 9 ? 2 : errno, { hint: errno === 9 ? `process ${pid} has no fd ${fd}` : undefined });
+    }
+    return got;
+  } finally {
+    closeFd(pidfd);
+  }
+}

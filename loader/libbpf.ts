@@ -108,6 +108,7 @@ const LIBC_SIGNATURES = {
   free: 'void free(void *p)',
   geteuid: 'uint32_t geteuid(void)',
   perf_event_open: 'long syscall(long nr, void *attr, int pid, int cpu, int group_fd, unsigned long flags)',
+  syscall3: 'long syscall(long nr, long a, long b, long c)',
 } as const;
 
 export type Libbpf = { readonly [K in keyof typeof SIGNATURES]: Fn };

@@ -158,6 +158,18 @@ test('sockmap: dump lists keys and socket cookies (empty is empty, not an error)
   assert.is(rows.length, 1);
   assert.is(rows[0]!.key, 2);
   assert.ok(rows[0]!.value.cookie > 0, 'socket cookie');
+  // From the CLI: a socket of a process, by pid and fd (here this one's other end).
+  const peerFd = (peer as unknown as { _handle: { fd: number } })._handle.fd;
+  const set = await json<{ key: number; value: { cookie: number } }>('map', 'set', pin, '3', `sock ${process.pid}:${peerFd}`);
+  assert.ok(set.value.cookie > 0 && set.value.cookie !== rows[0]!.value.cookie, 'another socket');
+  assert.equal(
+    (await json<{ key: number }[]>('map', 'dump', pin)).map((r) => r.key),
+    [2, 3],
+  );
+  const noFd = await run('map', 'set', pin, '1', `sock ${process.pid}:65000`);
+  assert.is(noFd.stderr, `bpfctl: take fd 65000 of process ${process.pid}: ENOENT: process ${process.pid} has no fd 65000\n`);
+  const noSock = await run('map', 'set', pin, '1', 'id', '3');
+  assert.match(noSock.stderr, /holds sockets: give one as sock PID:FD/);
   const closed = Promise.all([once(client, 'close'), once(peer, 'close'), new Promise((r) => server.close(r))]);
   client.destroy();
   peer.destroy();

@@ -3,11 +3,11 @@
  * values are decoded with the map's BTF when it has some (integers, structs as JSON, char arrays
  * as text) and shown as hex otherwise; KEY and VALUE arguments are parsed with the same codec.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Argv } from 'yargs';
-import { BPF_F_MMAPABLE, BpfMap, BpfProgram, btfTypeByName, isDatasec, LoaderError, listMaps, listPrograms, mmapArray, StreamReader } from '../../../loader/index.ts';
+import { BPF_F_MMAPABLE, BpfMap, BpfProgram, btfTypeByName, fdOfProcess, isDatasec, LoaderError, listMaps, listPrograms, mmapArray, StreamReader } from '../../../loader/index.ts';
 import { pinRoot } from '../../deploy/paths.ts';
 import { BpfctlError } from '../../errors.ts';
 import { TypedMap } from '../../maps/typed-map.ts';
@@ -229,6 +229,20 @@ function setRef(m: BpfMap, key: Uint8Array, text: string): Record<string, unknow
     }
     case 'perf_event_array':
       throw new MapCommandError('E_NOTSUPP', `map '${m.name}' (perf_event_array) holds perf event fds, which its reader opens: bpfctl map watch ${m.name} reads it`);
+    case 'sockmap':
+    case 'sockhash': {
+      // A socket of another process: `sock PID:FD` takes a duplicate of it (pidfd_getfd).
+      const sock = /^sock(?:et)?[:\s]\s*(\d+)[:\s](\d+)$/.exec(text.trim());
+      if (!sock) throw new MapCommandError('E_USAGE', `value: a ${m.type} holds sockets: give one as sock PID:FD (an established TCP socket of that process)`);
+      const fd = fdOfProcess(Number(sock[1]), Number(sock[2]));
+      try {
+        m.updateFd(key, fd);
+      } finally {
+        closeSync(fd);
+      }
+      const back = m.valueSize >= 8 ? m.lookup(key) : null;
+      return back ? decodeRef(m, back) : { socket: `${sock[1]}:${sock[2]}` };
+    }
     default:
       throw new MapCommandError(
         'E_NOTSUPP',
