@@ -241,7 +241,7 @@ test('stop() leaves nothing behind', async () => {
   for (const pid of pids) assert.not.ok(pidAlive(pid), `pid ${pid}`);
   assert.not.ok(existsSync(chain.pinDir));
   assert.not.ok(existsSync(`/dev/shm/bpfctl-pool-${ID}`));
-  assert.equal(runLeaks(before, own, [ENV.BPFCTL_BPFFS]), []);
+  assert.equal(await runLeaks(before, own, [ENV.BPFCTL_BPFFS, ENV.BPFCTL_RUN_DIR]), []);
   assert.not.ok(
     logs.some((l) => /handler failed/.test(l)),
     logs.filter((l) => /handler failed/.test(l)).join('\n'),

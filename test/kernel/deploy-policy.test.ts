@@ -289,8 +289,8 @@ test('a policy that does not validate is refused with its path and creates nothi
   assert.is(err.path, "routes['/x'][1]");
 });
 
-test('nothing is left behind', () => {
-  assert.equal(leaksSince(before, { pinDirs: [ROOT] }), []);
+test('nothing is left behind', async () => {
+  assert.equal(await leaksSince(before, { pinDirs: [ROOT] }), []);
   assert.not.ok(existsSync(CG), 'the cgroup parent goes with its last policy');
   if (existsSync(ROOT)) rmdirSync(ROOT);
 });

@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { main } from '../../src/cli/main.ts';
 import { readManifest } from '../../src/deploy/manifest.ts';
 import { type Chain, startChain } from '../../src/runtime/supervisor/index.ts';
+import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const ID = `bpfctl-test-${process.pid}-apply`;
@@ -24,9 +25,10 @@ const ENV = {
 };
 let saved: Record<string, string | undefined> = {};
 // Inside the checkout: the policy imports 'bpfctl', which resolves from here.
-const dir = mkdtempSync(join(repo, '.test-apply-'));
+const dir = mkdtempSync(join(repo, `.test-${process.pid}-apply-`));
 const policy = join(dir, 'policy.ts');
 let chain: Chain;
+let before: Snapshot;
 const logs: string[] = [];
 
 const SLOW = `import type { Request } from 'bpfctl/runtime';
@@ -67,6 +69,7 @@ function post(path: string, body = 'hello world'): Promise<{ status: number; bod
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.before(async () => {
+  before = snapshot();
   saved = Object.fromEntries(Object.keys(ENV).map((k) => [k, process.env[k]]));
   Object.assign(process.env, ENV);
   cpSync(join(repo, 'examples/hello-chain'), dir, { recursive: true });
@@ -170,6 +173,14 @@ test('a slot whose process cannot start again is retried; the rest serves; it co
   for (let i = 0; i < 100 && (await post('/hello')).status !== 200; i++) await sleep(100);
   assert.is((await post('/hello')).status, 200, 'back after the handler returned');
   assert.ok(existsSync(chain.pinDir));
+});
+
+test('stop() leaves nothing behind', async () => {
+  await chain.stop();
+  // The three roots are this file's; the chain may leave them, empty, and nothing else.
+  const roots = [ENV.BPFCTL_BPFFS, ENV.BPFCTL_CGROUP_PARENT, ENV.BPFCTL_RUN_DIR];
+  assert.equal(await leaksSince(before, { ownDirs: roots }), []);
+  removeOwnDirs(roots);
 });
 
 test.run();

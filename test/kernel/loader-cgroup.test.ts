@@ -88,7 +88,7 @@ test('sockops on a cgroup sees the connections of processes inside it, only', as
 test('nothing leaked', async () => {
   await new Promise((r) => setTimeout(r, 50));
   assert.not.ok(existsSync(cgroup), 'cgroup removed');
-  assert.equal(leaksSince(before), []);
+  assert.equal(await leaksSince(before), []);
 });
 
 test.run();

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfObject, LoaderError, listMaps, listPrograms, VerifierError } from '../../loader/index.ts';
 import { fixtureObject } from '../fixtures/fixture-path.ts';
-import { leaksSince, snapshot } from '../helpers/leaks.ts';
+import { leaksSince, removeOwnDirs, snapshot } from '../helpers/leaks.ts';
 
 const pinDir = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
 const tmp = mkdtempSync(join(tmpdir(), 'bpfctl-loader-'));
@@ -129,9 +129,10 @@ test('without privileges: E_PERM with the capability hint', () => {
   }
 });
 
-test('nothing leaked', () => {
+test('nothing leaked', async () => {
   rmSync(tmp, { recursive: true, force: true });
-  assert.equal(leaksSince(before, { pinDirs: [pinDir] }), []);
+  assert.equal(await leaksSince(before, { ownDirs: [pinDir] }), []);
+  removeOwnDirs([pinDir]);
 });
 
 test.run();

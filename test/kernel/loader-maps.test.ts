@@ -213,8 +213,8 @@ test('closing the object releases every program and map', () => {
   assert.not.ok(listPrograms().some((p) => p.id === ids.prog));
 });
 
-test('nothing leaked', () => {
-  assert.equal(leaksSince(before), []);
+test('nothing leaked', async () => {
+  assert.equal(await leaksSince(before), []);
 });
 
 test.run();

@@ -87,8 +87,8 @@ test('unpin removes pins; the objects go with the last reference', () => {
   assert.not.ok(existsSync(dir));
 });
 
-test('nothing leaked', () => {
-  assert.equal(leaksSince(before, { pinDirs: [`/sys/fs/bpf/bpfctl-test-${process.pid}`] }), []);
+test('nothing leaked', async () => {
+  assert.equal(await leaksSince(before, { ownDirs: [`/sys/fs/bpf/bpfctl-test-${process.pid}`] }), []);
 });
 
 test.run();

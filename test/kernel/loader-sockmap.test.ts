@@ -129,7 +129,7 @@ test('sk_skb parser and verdict attach to a sockmap and detach', () => {
 
 test('nothing leaked', async () => {
   await new Promise((r) => setTimeout(r, 50));
-  assert.equal(leaksSince(before), []);
+  assert.equal(await leaksSince(before), []);
 });
 
 test.run();

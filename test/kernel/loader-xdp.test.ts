@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfLink, BpfObject, LoaderError, listLinks, withNetns } from '../../loader/index.ts';
 import { fixtureObject, u32 } from '../fixtures/fixture-path.ts';
-import { leaksSince, snapshot } from '../helpers/leaks.ts';
+import { leaksSince, removeOwnDirs, snapshot } from '../helpers/leaks.ts';
 import { createNetnsPair } from '../helpers/netns.ts';
 
 const pinDir = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
@@ -163,9 +163,8 @@ test('replace: a legacy (netlink) XDP program is taken over by a link', () => {
 });
 
 test('nothing leaked', async () => {
-  const { rmSync } = await import('node:fs');
-  rmSync(pinDir, { recursive: true, force: true });
-  assert.equal(leaksSince(before, { pinDirs: [pinDir] }), []);
+  assert.equal(await leaksSince(before, { ownDirs: [pinDir, `${pinDir}/links`] }), []);
+  removeOwnDirs([pinDir, `${pinDir}/links`]);
 });
 
 test.run();

@@ -128,10 +128,10 @@ process.stdout.write(JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? \`\
   assert.equal(r.stats, { rx_packets: '3n', rx_bytes: '180n' });
 });
 
-test('nothing leaks', () => {
+test('nothing leaks', async () => {
   rmSync(out, { recursive: true, force: true });
   rmSync(objectsDir, { recursive: true, force: true });
-  assert.equal(leaksSince(before), []);
+  assert.equal(await leaksSince(before), []);
 });
 
 test.run();

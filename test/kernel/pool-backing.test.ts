@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hugetlbfsMounts, Pool } from '../../src/runtime/pool/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
-import { buildPoolTest, hugeFree, poolLeaks, run, tsChild, uniqueName, withHugepages } from './pool-helpers.ts';
+import { buildPoolTest, hugeFree, poolLeaks, run, skipped, tsChild, uniqueName, withHugepages, withoutFreeHugepages } from './pool-helpers.ts';
 
 // Taken when this file's tests start, not at import: uvu imports every file before running any.
 let before = snapshot();
@@ -48,22 +48,23 @@ test('hugetlbfs backing when huge pages are configured', async () => {
     }
     assert.is(hugeFree(), freeBefore, 'huge pages are given back');
   });
-  if (!ran) console.log('  skipped: the kernel could not allocate 4 huge pages');
+  if (!ran) skipped('no hugetlb support (/proc/sys/vm/nr_hugepages missing): hugetlbfs backing not tested');
   assert.is(readFileSync('/proc/sys/vm/nr_hugepages', 'utf8'), saved, 'nr_hugepages restored');
 });
 
 test('shm backing when no huge pages are free', async () => {
-  const pool = Pool.create({ name: uniqueName('shm'), bufferSize: 1000, bufferCount: 256 });
-  try {
-    // Only meaningful when this machine has no huge pages of its own configured.
-    if (hugetlbfsMounts().length === 0 || hugeFree() === 0) assert.is(pool.backing, 'shm');
-    if (pool.backing === 'shm') assert.ok(pool.path.startsWith('/dev/shm/bpfctl-pool-'));
-    await shareWithC(pool);
-  } finally {
-    pool.close();
-    Pool.remove(pool.path);
-  }
-  assert.not.ok(existsSync(pool.path));
+  await withoutFreeHugepages(async () => {
+    const pool = Pool.create({ name: uniqueName('shm'), bufferSize: 1000, bufferCount: 256 });
+    try {
+      assert.is(pool.backing, 'shm');
+      assert.ok(pool.path.startsWith('/dev/shm/bpfctl-pool-'), pool.path);
+      await shareWithC(pool);
+    } finally {
+      pool.close();
+      Pool.remove(pool.path);
+    }
+    assert.not.ok(existsSync(pool.path));
+  });
 });
 
 test('memfd backing is shared through /proc/<pid>/fd', async () => {
@@ -78,20 +79,27 @@ test('memfd backing is shared through /proc/<pid>/fd', async () => {
   assert.not.ok(existsSync(pool.path), 'closing the pool closes the memfd');
 });
 
-test('hugetlbfs asked for explicitly without huge pages is refused', () => {
-  if (hugeFree() > 0) return;
-  try {
-    Pool.create({ name: uniqueName('nohuge'), bufferSize: 64, bufferCount: 1, backing: 'hugetlbfs' });
-    assert.unreachable('created');
-  } catch (err) {
-    assert.is((err as { code?: string }).code, 'E_POOL_NO_HUGEPAGES');
-  }
+test('hugetlbfs asked for explicitly without huge pages is refused', async () => {
+  await withoutFreeHugepages(() => {
+    try {
+      Pool.create({ name: uniqueName('nohuge'), bufferSize: 64, bufferCount: 1, backing: 'hugetlbfs' });
+      assert.unreachable('created');
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'E_POOL_NO_HUGEPAGES');
+    }
+  });
+});
+
+// A failing after-hook would abort the whole uvu run: the leak check is the last test, and the
+// hook only cleans up after a failed run.
+test('nothing leaks', async () => {
+  built.cleanup();
+  const leaks = await poolLeaks(before);
+  assert.equal(leaks, [], leaks.join('; '));
 });
 
 test.after(() => {
   built.cleanup();
-  const leaks = poolLeaks(before);
-  assert.equal(leaks, [], leaks.join("; "));
 });
 
 test.run();

@@ -13,14 +13,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Pool } from '../../src/runtime/pool/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
-import { poolLeaks, ROOT, run, uniqueName, withHugepages } from './pool-helpers.ts';
+import { poolLeaks, ROOT, run, skipped, uniqueName, withHugepages } from './pool-helpers.ts';
 
 // Taken when this file's tests start, not at import: uvu imports every file before running any.
 let before = snapshot();
 test.before(() => {
   before = snapshot();
 });
-const out = mkdtempSync(join(tmpdir(), 'bpfctl-dpdk-'));
+const out = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-dpdk-`));
 execFileSync('make', ['-s', '-C', join(ROOT, 'examples/dpdk-pool'), `OUT=${out}`], { stdio: ['ignore', 'pipe', 'pipe'] });
 const NF = join(out, 'dpdk-pool-nf');
 const prefix = `bpfctl-pool-test-${process.pid}`;
@@ -89,13 +89,19 @@ test('DPDK on huge pages with the pool on hugetlbfs', async () => {
       Pool.remove(pool.path);
     }
   });
-  if (!ran) console.log('  skipped: the kernel could not allocate 24 huge pages');
+  if (!ran) skipped('no hugetlb support (/proc/sys/vm/nr_hugepages missing): DPDK on huge pages not tested');
+});
+
+// A failing after-hook would abort the whole uvu run: the leak check is the last test, and the
+// hook only cleans up after a failed run.
+test('nothing leaks', async () => {
+  rmSync(out, { recursive: true, force: true });
+  const leaks = await poolLeaks(before);
+  assert.equal(leaks, [], leaks.join('; '));
 });
 
 test.after(() => {
   rmSync(out, { recursive: true, force: true });
-  const leaks = poolLeaks(before);
-  assert.equal(leaks, [], leaks.join('; '));
 });
 
 test.run();

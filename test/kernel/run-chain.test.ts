@@ -231,7 +231,7 @@ test('stop() removes pins, programs, pool file, processes and cgroup', async () 
   assert.not.ok(existsSync(join(ENV.BPFCTL_RUN_DIR, 'hello-chain.pid')), 'pid file');
   assert.not.ok(existsSync(join(ENV.BPFCTL_RUN_DIR, 'hello-chain.sock')), 'control socket');
   await sleep(50);
-  assert.equal(runLeaks(before, own, [ENV.BPFCTL_BPFFS]), []);
+  assert.equal(await runLeaks(before, own, [ENV.BPFCTL_BPFFS, ENV.BPFCTL_RUN_DIR]), []);
 });
 
 test.run();

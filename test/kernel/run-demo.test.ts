@@ -53,12 +53,12 @@ function watchOwn(exited: Promise<unknown>): Set<string> {
   return own;
 }
 
-function nothingLeft(own: Set<string>): void {
+async function nothingLeft(own: Set<string>): Promise<void> {
   assert.not.ok(existsSync(join(env.BPFCTL_BPFFS!, 'hello-chain')), 'pins');
   assert.not.ok(existsSync(env.BPFCTL_CGROUP_PARENT!), 'cgroup');
   assert.not.ok(existsSync(`/dev/shm/bpfctl-pool-${ID}`), 'pool file');
   assert.equal(ownByKind(own), CHAIN_PINNED, `saw our pinned objects while running (${[...own].join(' ')})`);
-  assert.equal(runLeaks(before, own, [env.BPFCTL_BPFFS!]), []);
+  assert.equal(await runLeaks(before, own, [env.BPFCTL_BPFFS!, env.BPFCTL_RUN_DIR!]), []);
 }
 
 test.before(() => {
@@ -82,7 +82,7 @@ test('run --demo prints every route with its answer, cleans up and exits 0', asy
     assert.match(out.stdout, new RegExp(`POST http://127\\.0\\.0\\.1:\\d+${route}  "hello from bpfctl"  ->  200 ${JSON.stringify(answer).replace(/[[\]/]/g, '\\$&')}`));
   }
   assert.match(out.stderr, /stopped; removed the pins/);
-  nothingLeft(own);
+  await nothingLeft(own);
 });
 
 test('run --json stays up and serves until SIGTERM, then removes everything', async () => {
@@ -108,7 +108,7 @@ test('run --json stays up and serves until SIGTERM, then removes everything', as
   child.kill('SIGTERM');
   assert.is(await exited, 0, out.stderr);
   assert.not.ok(pidAlive(child.pid!));
-  nothingLeft(own);
+  await nothingLeft(own);
 });
 
 test.run();

@@ -25,7 +25,7 @@ const ENV = { BPFCTL_BPFFS: `/sys/fs/bpf/${ID}`, BPFCTL_CGROUP_PARENT: `/sys/fs/
 // Taken in before(), not at import: uvu imports every file first, and another file may set these
 // at import time; restoring what was there when this file started leaves its values alone.
 let saved: Record<string, string | undefined> = {};
-const dir = mkdtempSync(join(tmpdir(), 'bpfctl-run-mixed-'));
+const dir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-run-mixed-`));
 const policyFile = join(dir, 'policy.mjs');
 writeFileSync(
   policyFile,
@@ -149,7 +149,7 @@ test('stop() leaves nothing behind', async () => {
   assert.not.ok(existsSync(chain.pinDir));
   assert.not.ok(existsSync(ENV.BPFCTL_CGROUP_PARENT));
   assert.not.ok(existsSync(`/dev/shm/bpfctl-pool-${ID}`));
-  assert.equal(runLeaks(before, own, [ENV.BPFCTL_BPFFS]), []);
+  assert.equal(await runLeaks(before, own, [ENV.BPFCTL_BPFFS, ENV.BPFCTL_RUN_DIR]), []);
 });
 
 test.run();

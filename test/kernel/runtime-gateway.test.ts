@@ -443,7 +443,7 @@ test('teardown: nothing leaked', async () => {
   instances.close();
   routesMap.close();
   configMap.close();
-  assert.equal(ownLeaks(before), []);
+  assert.equal(await ownLeaks(before), []);
 });
 
 test.run();

@@ -373,11 +373,11 @@ test('a dead connection is survived: the instance reconnects and keeps serving',
   }
 });
 
-test('teardown: pool empty, nothing leaked', () => {
+test('teardown: pool empty, nothing leaked', async () => {
   assert.is(pool.stats().inUse, 0);
   pool.close();
   Pool.remove(pool.path);
-  assert.equal(ownLeaks(before), []);
+  assert.equal(await ownLeaks(before), []);
 });
 
 test.run();

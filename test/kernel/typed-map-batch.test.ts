@@ -84,10 +84,10 @@ test('array maps: batch update and read of every index', () => {
   assert.equal([...arr.keys()], Array.from({ length: 16 }, (_, i) => i));
 });
 
-test('nothing leaks', () => {
+test('nothing leaks', async () => {
   obj.close();
   fixture.remove();
-  assert.equal(leaksSince(before), []);
+  assert.equal(await leaksSince(before), []);
 });
 
 test.run();

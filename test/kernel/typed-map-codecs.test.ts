@@ -132,10 +132,10 @@ test('maps without BTF work with schemas and refuse fromBtf', () => {
   }
 });
 
-test('nothing leaks', () => {
+test('nothing leaks', async () => {
   obj.close();
   fixture.remove();
-  assert.equal(leaksSince(before), []);
+  assert.equal(await leaksSince(before), []);
 });
 
 test.run();

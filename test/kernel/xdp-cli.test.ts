@@ -4,6 +4,7 @@
  * changes made through the CLI take effect on the running program.
  */
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { main } from '../../src/cli/main.ts';
@@ -11,7 +12,7 @@ import { type Manifest, MANIFEST_VERSION, writeManifest } from '../../src/deploy
 import { policyDir } from '../../src/deploy/paths.ts';
 import { deployXdp, undeployXdp } from '../../src/deploy/xdp.ts';
 import { lowerPolicy } from '../../src/ir/policy.ts';
-import { unpinAll } from '../../loader/index.ts';
+import { unpin, unpinAll } from '../../loader/index.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { createNetnsPair, type NetnsPair } from '../helpers/netns.ts';
 
@@ -176,10 +177,17 @@ test('set errors name the problem', async () => {
   assert.ok(notLoaded.stderr.includes('not loaded'), notLoaded.stderr);
 });
 
-test('leaves nothing behind', () => {
-  cleanup();
-  const leaks = leaksSince(before, { pinDirs: [root] });
+test('leaves nothing behind', async () => {
+  // Undeploy is what is under test; the namespaces and the pin root are this file's fixtures,
+  // removed only after the check so that nothing they held is freed with them first.
+  undeployXdp(policyDir(NAME));
+  // The manifest is this file's own stand-in for what `bpfctl load` writes: not undeploy's.
+  unpin(join(policyDir(NAME), 'manifest'));
+  const leaks = await leaksSince(before, { ownDirs: [root, policyDir(NAME)], fixtures: [net.nsA, net.nsB] });
   assert.equal(leaks, [], leaks.join('\n'));
+  cleanup();
+  const after = await leaksSince(before);
+  assert.equal(after, [], after.join('\n'));
 });
 
 test.run();

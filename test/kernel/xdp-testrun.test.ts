@@ -282,10 +282,10 @@ test('every golden program and the example pass the verifier', () => {
   }
 });
 
-test('leaves nothing behind', () => {
+test('leaves nothing behind', async () => {
   obj?.close();
   obj = null;
-  const leaks = leaksSince(before);
+  const leaks = await leaksSince(before);
   assert.equal(leaks, [], leaks.join('\n'));
 });
 

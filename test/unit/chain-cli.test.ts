@@ -35,7 +35,7 @@ test('build --emit c prints the C', async () => {
 });
 
 test('build writes C, object and IR', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bpfctl-build-'));
+  const dir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-build-`));
   try {
     const r = await run(['build', policy, '-o', dir, '--json', '--quiet']);
     assert.is(r.code, 0, r.stderr);

@@ -9,7 +9,7 @@ import { PolicyError } from '../../src/ir/policy.ts';
 import { loadPolicyFile, PolicyLoadError, resolveHandler } from '../../src/load/index.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const dir = mkdtempSync(join(tmpdir(), 'bpfctl-policy-'));
+const dir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-policy-`));
 
 async function loadFails(file: string): Promise<Error> {
   try {

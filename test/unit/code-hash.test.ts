@@ -12,7 +12,7 @@ import { lowerPolicy } from '../../src/ir/policy.ts';
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 
 function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'bpfctl-code-hash-'));
+  const dir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-code-hash-`));
   try {
     fn(dir);
   } finally {

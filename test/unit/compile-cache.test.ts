@@ -5,8 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cacheKey, compileBpf } from '../../src/compile/index.ts';
 
-const cacheDir = mkdtempSync(join(tmpdir(), 'bpfctl-cache-'));
-const srcDir = mkdtempSync(join(tmpdir(), 'bpfctl-src-'));
+const cacheDir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-cache-`));
+const srcDir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-src-`));
 
 const SOURCE = `#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -52,7 +52,7 @@ test('output is reproducible: no absolute source paths in the object', () => {
   const a = compileBpf({ source: `${SOURCE}// repro\n`, name: 'repro' }, { cacheDir });
   const bytes = readFileSync(a.objectPath);
   assert.not.ok(bytes.includes(Buffer.from(cacheDir)), 'the cache path does not leak into DWARF/BTF');
-  const other = mkdtempSync(join(tmpdir(), 'bpfctl-cache2-'));
+  const other = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-cache2-`));
   try {
     const b = compileBpf({ source: `${SOURCE}// repro\n`, name: 'repro' }, { cacheDir: other });
     assert.is(b.cached, false);

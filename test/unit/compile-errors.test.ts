@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { BpfctlError } from '../../src/errors.ts';
 import { CompileError, compileBpf, parseDiagnostics } from '../../src/compile/index.ts';
 
-const cacheDir = mkdtempSync(join(tmpdir(), 'bpfctl-cache-'));
+const cacheDir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-cache-`));
 
 const BROKEN = `#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

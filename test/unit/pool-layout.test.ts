@@ -39,7 +39,7 @@ int main(void) {
 `;
 
 test('pool.h and layout.ts agree on every offset, size and constant', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bpfctl-pool-layout-'));
+  const dir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-pool-layout-`));
   try {
     writeFileSync(join(dir, 'layout.c'), PROGRAM);
     execFileSync('cc', ['-std=c11', '-Wall', '-Werror', '-I', join(ROOT, 'bpf/include'), '-o', join(dir, 'layout'), join(dir, 'layout.c')], { stdio: 'pipe' });

@@ -127,7 +127,7 @@ test('refused descriptors: only target failures on the way out bounce, as a bare
 });
 
 test('fn.h declares the descriptor exactly as the schema lays it out', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bpfctl-fnh-'));
+  const dir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-fnh-`));
   try {
     const fields = Object.keys(DESC_OFFSETS);
     writeFileSync(
