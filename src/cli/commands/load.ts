@@ -69,18 +69,23 @@ export const loadCommand = defineCommand({
 
 interface UnloadArgs {
   target: string;
+  object?: string;
 }
 
 export const unloadCommand = defineCommand({
   command: 'unload <target>',
   describe: 'Remove a loaded policy (by name or policy.ts), or everything `load --pin DIR` pinned in DIR',
-  builder: (y) => y.positional('target', { type: 'string', demandOption: true, describe: 'policy name, policy.ts, or a pin directory' }),
+  builder: (y) =>
+    y
+      .positional('target', { type: 'string', demandOption: true, describe: 'policy name, policy.ts, or a pin directory' })
+      .option('object', { type: 'string', describe: 'with a pin directory: remove only what the load of this object recorded (its name, e.g. xdp_stats)' }),
   handler: async (argv: Args<UnloadArgs>) => {
     const { out, target } = argv;
     if (target.includes('/') && existsSync(target) && statSync(target).isDirectory()) {
-      await unloadDirCommand(target, out);
+      await unloadDirCommand(target, out, { object: argv.object });
       return;
     }
+    if (argv.object !== undefined) throw new UsageError('--object goes with a pin directory (bpfctl unload DIR --object NAME)');
     const name = isPolicyFile(target) ? (await loadPolicyFile(target)).name : target;
     // A chain that `bpfctl run` supervises is stopped through its supervisor, which removes its
     // processes, pool, pins and cgroup; pulling the pins from under it would leave it answering

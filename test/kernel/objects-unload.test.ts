@@ -1,0 +1,53 @@
+/**
+ * `bpfctl unload DIR --object NAME`: two objects loaded into one pin directory, one removed by
+ * name; the other keeps every pin and stays loaded, and the last unload leaves nothing.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { listPrograms } from '../../loader/index.ts';
+import { main } from '../../src/cli/main.ts';
+import { objectFile } from '../objects/build.ts';
+
+const dir = `/sys/fs/bpf/bpfctl-test-${process.pid}-unload`;
+
+async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(args, { stdout: { write: (s: string) => void out.push(s) }, stderr: { write: (s: string) => void err.push(s) } });
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
+
+const progIds = (names: string[]) => listPrograms().filter((p) => names.includes(p.name)).map((p) => p.id);
+
+test('unload --object removes one load of a shared directory and nothing of the other', async () => {
+  for (const o of ['xdp_stats_array', 'xdp_icmp_tx']) {
+    const r = await run('load', objectFile(o), '--pin', dir, '--json');
+    assert.is(r.code, 0, r.stderr);
+  }
+  const a = JSON.parse((await run('prog', 'ls', '--json')).stdout) as { id: number; pins?: string[] }[];
+  const pinnedHere = a.filter((p) => p.pins?.some((x) => x.startsWith(dir))).map((p) => p.id);
+  assert.is(pinnedHere.length, 2, 'two programs pinned');
+  const r = await run('unload', dir, '--object', 'xdp_stats_array');
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(readdirSync(join(dir, 'bpfctl_loads')), ['xdp_icmp_tx']);
+  assert.ok(existsSync(join(dir, 'progs/xdp_icmp_echo')), 'the other load keeps its program pin');
+  assert.not.ok(existsSync(join(dir, 'progs/xdp_stats1_func')), 'the removed load left no pin');
+  const bad = await run('unload', dir, '--object', 'nope');
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /no load of 'nope' \(loads: xdp_icmp_tx\)/);
+  assert.is((await run('unload', dir)).code, 0);
+  assert.not.ok(existsSync(dir), 'the directory it made is gone');
+  // the kernel let go of both programs (nothing else held them)
+  for (let i = 0; i < 20 && progIds(['xdp_stats1_func', 'xdp_icmp_echo']).some((id) => pinnedHere.includes(id)); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(progIds(['xdp_stats1_func', 'xdp_icmp_echo']).filter((id) => pinnedHere.includes(id)), []);
+});
+
+test('unload --object with a policy name is a usage error', async () => {
+  const r = await run('unload', 'some-policy', '--object', 'x');
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /--object goes with a pin directory/);
+});
+
+test.run();
