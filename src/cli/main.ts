@@ -58,8 +58,11 @@ function reportError(err: unknown, o: { json: boolean; verbose: boolean; stderr:
   }
   if (err instanceof BpfctlError) {
     o.stderr.write(`bpfctl: ${err.message}\n`);
-    if (o.verbose && err.detail() !== err.message) o.stderr.write(`${err.detail()}\n`);
-    else if (err.detail() !== err.message) o.stderr.write('(run with --verbose for details)\n');
+    const detail = err.detail();
+    // Most details start with the one-line message: print only what they add to it.
+    const more = detail.startsWith(err.message) ? detail.slice(err.message.length).replace(/^\n+/, '') : detail;
+    if (o.verbose && more) o.stderr.write(`${more}\n`);
+    else if (more) o.stderr.write('(run with --verbose for details)\n');
     return;
   }
   const e = err as Error;
