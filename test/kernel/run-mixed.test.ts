@@ -121,8 +121,18 @@ test('C and TS functions chain; two gateways answer on one port', async () => {
 
 test('a killed gateway comes back on the same URL; the other serves meanwhile', async () => {
   const old = slot('gateway', 0).pid!;
+  const back = () => slot('gateway', 0).state === 'ready' && slot('gateway', 0).pid !== old;
   process.kill(old, 'SIGKILL');
-  await until(() => slot('gateway', 0).state === 'ready' && slot('gateway', 0).pid !== old, 'gateway#0 to come back');
+  await until(() => slot('gateway', 0).state !== 'ready' || slot('gateway', 0).pid !== old, 'the supervisor to see gateway#0 die');
+  // Meanwhile, before #0 is back: every request (a new connection each) is answered, by #1.
+  const meanwhile: { status: number; body: string }[] = [];
+  for (let i = 0; !back(); i++) meanwhile.push(await post(url('/c'), `down ${i}`));
+  assert.ok(meanwhile.length > 0, 'gateway#0 came back before a request could be sent while it was down');
+  for (const [i, r] of meanwhile.entries()) {
+    assert.is(r.status, 200, `request ${i} while gateway#0 was down: ${r.body}`);
+    assert.is(r.body, `DOWN ${i}! [/c]`);
+  }
+  await until(back, 'gateway#0 to come back');
   assert.is(slot('gateway', 0).info.port, chain.port);
   assert.ok(inCgroup(slot('gateway', 0).pid!), 'the new gateway process is in the policy cgroup');
   await allAnswer(40);

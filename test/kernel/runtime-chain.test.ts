@@ -251,7 +251,19 @@ test('every route returns what its functions computed, in order', async () => {
   assert.is(await poolSettles(), 0);
 });
 
+/** Bytes each live instance of `fn` has read (its descriptors arrive by read(); payloads are in the pool). */
+function bytesRead(fn: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const c of children.filter((x) => x.fn === fn && x.child.exitCode === null)) {
+    out.set(c.inst, Number(/^rchar:\s*(\d+)/m.exec(readFileSync(`/proc/${c.child.pid}/io`, 'utf8'))![1]));
+  }
+  return out;
+}
+
 test('concurrent requests across routes and instances each get their own answer', async () => {
+  const readBefore = { upper: bytesRead('upper'), shout: bytesRead('shout') };
+  assert.is(readBefore.upper.size, 2, 'two upper instances');
+  assert.is(readBefore.shout.size, 2, 'two shout instances');
   const jobs = Array.from({ length: 300 }, (_, i) => {
     const kind = i % 4;
     if (kind === 0) return call('/hello', `req ${i}`).then((r) => assert.equal(r, { status: 200, body: `${[...`REQ ${i}`].reverse().join('')} [/hello]` }));
@@ -261,7 +273,14 @@ test('concurrent requests across routes and instances each get their own answer'
   });
   await Promise.all(jobs);
   assert.is(await poolSettles(), 0);
-  // Both instances of upper and of shout took traffic (inst[req_id % count]).
+  // Both instances of upper and of shout took traffic (inst[req_id % count]): each read at
+  // least one 24-byte descriptor during the run (the kernel counts what each process read).
+  for (const fn of ['upper', 'shout'] as const) {
+    const now = bytesRead(fn);
+    for (const [inst, was] of readBefore[fn]) {
+      assert.ok((now.get(inst) ?? 0) - was >= 24, `${fn}#${inst} read ${(now.get(inst) ?? 0) - was} bytes: it took no traffic`);
+    }
+  }
   const st = maps.fnStats.getSum(fnId('upper'));
   assert.ok(st && st.msgs > 0n);
 });
@@ -322,7 +341,9 @@ test('an instance dying with requests in flight: they fail, nothing leaks, the r
   await new Promise((r) => flaky.child.once('exit', r));
   pool.reclaim(flaky.child.pid!);
   const rs = await Promise.all(pending);
-  for (const r of rs) assert.ok([200, 503, 504].includes(r.status), `status ${r.status}`);
+  // In flight when the instance died (each handler sleeps 20 ms; the kill came 5 ms in): none
+  // can have been answered by it, so every one fails, fast (503) or by the gateway's timeout (504).
+  for (const [i, r] of rs.entries()) assert.ok([503, 504].includes(r.status), `request ${i} in flight on the killed instance: status ${r.status} ${r.body}`);
   const after = await call('/flaky', 'after');
   assert.ok([503, 504].includes(after.status), `status ${after.status}`);
   live.get(fnId('flaky'))?.delete(0);

@@ -64,7 +64,13 @@ const publish = () => configMap.update(u32Key(0), encodeConfig({ poolSize: 0, da
 type Script = (d: Descriptor, reply: (d: Descriptor) => void) => void;
 let script: Script = () => {};
 let chainPeer: net.Socket | null = null;
+/** While set, the fake hub drops every connection at once: the gateway cannot reconnect. */
+let refuseChain = false;
 const chain = net.createServer((s) => {
+  if (refuseChain) {
+    s.resetAndDestroy();
+    return;
+  }
   chainPeer = s;
   s.on('error', () => {});
   let carry = Buffer.alloc(0);
@@ -420,10 +426,22 @@ test('a slow body holds no pool buffer and is cut off with 408 after bodyTimeout
 test('the chain connection failing: requests get 503 until the gateway has reconnected', async () => {
   script = upperChain;
   const first = chainPeer!;
+  // The hub refuses the gateway's reconnection attempts until told otherwise, so "until" is a
+  // window of our choosing: every request in it must get 503, none may hang or succeed.
+  refuseChain = true;
   first.resetAndDestroy();
-  await sleep(5);
-  const during = await call('/up', { body: 'x' });
-  assert.ok(during.status === 503 || during.status === 200, `status ${during.status}`);
+  const end0 = Date.now() + 1000;
+  while (gw.stats().chainUp && Date.now() < end0) await sleep(5);
+  assert.not.ok(gw.stats().chainUp, 'the gateway saw the chain connection fail');
+  try {
+    for (let i = 0; i < 10; i++) {
+      const during = await call('/up', { body: `x${i}` });
+      assert.is(during.status, 503, `request ${i} while the chain is down: ${during.status} ${during.body}`);
+      await sleep(20);
+    }
+  } finally {
+    refuseChain = false;
+  }
   const end = Date.now() + 3000;
   while ((chainPeer === first || !gw.stats().chainUp) && Date.now() < end) await sleep(10);
   assert.is((await call('/up', { body: 'back' })).body, 'BACK');
