@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -146,6 +146,57 @@ test('an orphan program (no holder, no pin) that appeared is a leak', async () =
     sh('ip', ['link', 'del', iface], { allowFail: true });
     unpin(`/sys/fs/bpf/${tag}-xdp`);
   }
+  assert.equal(await leaksSince(start), []);
+});
+
+/** Creates a BPF array map by syscall, prints its pid and the map's fd, sleeps (x86-64 __NR_bpf). */
+const HOLDER = `
+import ctypes, os, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+attr = bytearray(128)
+struct.pack_into('IIII', attr, 0, 2, 4, 4, 1)
+attr[28:28 + 13] = b'leak_foreign2'
+buf = ctypes.create_string_buffer(bytes(attr), 128)
+fd = libc.syscall(321, 0, buf, 128)
+open(sys.argv[1], 'w').write(f'{os.getpid()} {fd}\\n')
+time.sleep(60)
+`;
+
+test('an object held only by a process that is not ours (another run) is not reported', async () => {
+  const start = snapshot();
+  const out = `/tmp/${tag}-holder`;
+  // Detached (setsid -f: not our descendant) and without our mark (env -i): another run's process.
+  const starter = spawn('setsid', ['-f', 'env', '-i', 'python3', '-c', HOLDER, out], { stdio: 'ignore' });
+  await once(starter, 'exit');
+  let pid = 0;
+  try {
+    for (let i = 0; i < 100 && !pid; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      try {
+        const [p, fd] = readFileSync(out, 'utf8').trim().split(' ').map(Number);
+        assert.ok(fd! >= 0, 'the holder created its map');
+        pid = p!;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    assert.ok(pid > 0, 'the holder started');
+    rmSync(out);
+    const now = snapshot();
+    const id = [...now.objects.values()].find((o) => o.name === 'leak_foreign2')?.id;
+    assert.ok(id, 'the snapshot sees the map');
+    assert.ok(now.holders.get(`map:${id}`)?.has(pid), 'held by the other process');
+    const problems = compare(start, now);
+    assert.not.ok(
+      problems.some((p) => p.includes('leak_foreign2') || p.includes(`${pid} `)),
+      `another process's map or the process itself reported as ours:\n  ${problems.join('\n  ')}`,
+    );
+  } finally {
+    if (pid) process.kill(pid, 'SIGKILL');
+    rmSync(out, { force: true });
+  }
+  const end = Date.now() + 3000;
+  while (pid && existsSync(`/proc/${pid}`) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   assert.equal(await leaksSince(start), []);
 });
 
