@@ -5,7 +5,7 @@
  * map pinned by an incompatible bpfctl is refused instead of misread.
  */
 import { join } from 'node:path';
-import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
+import { CHAIN_LAYOUT_HASH, type ChainMapName } from '../ir/chain-maps.ts';
 import { TypedMap } from '../maps/typed-map.ts';
 import { configValue, countersValue, instancesValue, routeValue, u32, u64 } from '../schema/index.ts';
 import { BpfMap } from '../../loader/index.ts';
@@ -28,7 +28,7 @@ export function openChainMaps(policy: string, root = pinRoot(), manifest?: Manif
   }
   const dir = join(pdir, 'maps');
   const opened: BpfMap[] = [];
-  const open = (name: string) => {
+  const open = (name: ChainMapName) => {
     const m = BpfMap.openPinned(join(dir, name));
     opened.push(m);
     return m;

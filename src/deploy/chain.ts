@@ -1,6 +1,6 @@
 /**
- * Puts a policy's function-chain dataplane into the kernel: generate C from the IR, compile,
- * load (the verifier runs here), then pin maps and programs, fill the route and config maps, and
+ * Puts a policy's function-chain dataplane into the kernel: compile the fixed chain program
+ * (bpf/chain), load it (the verifier runs here), then pin maps and programs, fill the route and config maps, and
  * attach sk_msg to the sockhash. Sockets enter the sockhash only through the supervisor, which
  * holds each instance's socket (src/runtime/supervisor/registry.ts); the policy's cgroup holds its
  * processes.
@@ -9,9 +9,9 @@
  * (compile, verify) without touching what is loaded; `installChain` pins and attaches.
  */
 import { join } from 'node:path';
-import { CHAIN_PROGRAMS, generateChain } from '../codegen/chain/index.ts';
+import { CHAIN_PROGRAMS, CHAIN_SOURCE } from '../codegen/chain/index.ts';
 import { compileBpf } from '../compile/index.ts';
-import { INITIAL_ROUTES_GEN, routeTable } from '../ir/chain-maps.ts';
+import { type ChainMapName, INITIAL_ROUTES_GEN, routeTable } from '../ir/chain-maps.ts';
 import type { PolicyIR } from '../ir/policy.ts';
 import { poolLayout } from '../schema/index.ts';
 import { TypedMap } from '../maps/typed-map.ts';
@@ -30,11 +30,13 @@ export function hasChain(ir: PolicyIR): boolean {
   return ir.functions.length > 0 && ir.routes.length > 0;
 }
 
-/** Generate, compile and load (verify) the chain object. Nothing is pinned or attached yet. */
+/**
+ * Compile (once per bpfctl version: the program is the same for every policy, so the cache has it
+ * after the first) and load (verify) the chain object. Nothing is pinned or attached yet.
+ */
 export function prepareChain(ir: PolicyIR, progress: (s: string) => void = () => {}): PreparedChain {
-  const gen = generateChain(ir);
-  progress(`compiling ${gen.fileName}`);
-  const { objectPath, cached } = compileBpf({ source: gen.source, name: gen.fileName });
+  progress('compiling bpf/chain/chain.bpf.c');
+  const { objectPath, cached } = compileBpf(CHAIN_SOURCE);
   progress(`loading ${objectPath}${cached ? ' (cached build)' : ''}`);
   const object = BpfObject.open(objectPath, { name: ir.name });
   try {
@@ -71,13 +73,13 @@ export function installChain(ir: PolicyIR, dir: string, prepared: PreparedChain)
       pins.progs.push(`progs/${spec.name}`);
     }
     const routes = routeTable(ir);
-    object.map('routes').updateBatch(
+    object.map('routes' satisfies ChainMapName).updateBatch(
       routes.map((e) => e.key),
       routes.map((e) => e.value),
     );
-    new TypedMap(object.map('config'), u32, configValue).set(0, chainConfig(ir));
+    new TypedMap(object.map('config' satisfies ChainMapName), u32, configValue).set(0, chainConfig(ir));
     // sk_msg first, sockets later (gotcha 2): nothing is registered before this attach.
-    object.program(CHAIN_PROGRAMS.msg).attachSockMap(object.map('socks'), 'msg_verdict');
+    object.program(CHAIN_PROGRAMS.msg).attachSockMap(object.map('socks' satisfies ChainMapName), 'msg_verdict');
     const cgroup = policyCgroup(ir.name);
     ensureCgroup(cgroup);
     return { ...pins, cgroup };

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ChainMapName } from '../ir/chain-maps.ts';
 import { DROP_REASONS } from '../schema/index.ts';
 import { BpfMap, BpfProgram } from '../../loader/index.ts';
 import { openChainMaps } from './chain-maps.ts';
@@ -75,7 +76,7 @@ export function policyStatus(name: string, root = pinRoot(), opts: { objects?: b
     drops: [],
     xdp: manifest.xdp,
   };
-  if (!existsSync(join(dir, 'maps', 'routes'))) return status;
+  if (!existsSync(join(dir, 'maps', 'routes' satisfies ChainMapName))) return status;
   const cm = openChainMaps(name, root, manifest);
   try {
     const byId = new Map([[0, 'gateway'], ...ir.functions.map((f) => [f.id, f.name] as [number, string])]);

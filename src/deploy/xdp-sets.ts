@@ -6,7 +6,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { XdpSetKind } from '../dsl/xdp.ts';
 import { canonicalSetElement, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../ir/xdp.ts';
-import { SET_KEY, setMapName } from '../codegen/xdp/index.ts';
+import { SET_KEY, setMapName, setOfMapName } from '../codegen/xdp/index.ts';
 import { BpfctlError } from '../errors.ts';
 import { BpfMap, LoaderError } from '../../loader/index.ts';
 
@@ -101,8 +101,8 @@ export function listSetNames(sectionDir: string): string[] {
   const dir = join(sectionDir, 'maps');
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
-    .filter((n) => n.startsWith('set_'))
-    .map((n) => n.slice(4))
+    .map(setOfMapName)
+    .filter((n): n is string => n !== null)
     .sort();
 }
 

@@ -3,7 +3,7 @@
  * action) and `xdp_stats` (malformed, fragment), each a per-CPU `{ u64 packets; u64 bytes }`.
  */
 import { join } from 'node:path';
-import { XDP_STATS } from '../codegen/xdp/index.ts';
+import { XDP_MAPS, XDP_STATS } from '../codegen/xdp/index.ts';
 import { BpfMap } from '../../loader/index.ts';
 
 export interface Counter {
@@ -41,8 +41,8 @@ export interface SectionCounters {
 
 /** Counters of the section pinned in `dir` (`<pinDir>/xdp/<ifname>`). @throws LoaderError */
 export function readSectionCounters(dir: string): SectionCounters {
-  const rs = BpfMap.openPinned(join(dir, 'maps', 'rule_stats'));
-  const xs = BpfMap.openPinned(join(dir, 'maps', 'xdp_stats'));
+  const rs = BpfMap.openPinned(join(dir, 'maps', XDP_MAPS.ruleStats));
+  const xs = BpfMap.openPinned(join(dir, 'maps', XDP_MAPS.xdpStats));
   try {
     const all = readCounters(rs);
     const stats = Object.fromEntries(XDP_STATS.map((name, i) => [name, readCounter(xs, i)])) as SectionCounters['stats'];

@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateXdp, ifaceSlug, setMapName, XDP_PROG_NAME, type XdpPolicyLike } from '../codegen/xdp/index.ts';
+import { generateXdp, ifaceSlug, setMapName, XDP_MAPS, XDP_PROG_NAME, type XdpPolicyLike } from '../codegen/xdp/index.ts';
 import { type CompileOptions, compileBpf } from '../compile/index.ts';
 import { BpfctlError } from '../errors.ts';
 import type { XdpSectionIR } from '../ir/xdp.ts';
@@ -106,7 +106,7 @@ function fillMaps(obj: BpfObject, s: XdpSectionIR, dir: string | undefined, opts
     for (const e of set.elements) map.update(encodeSetKey(set.name, set.kind, e), SET_VALUE);
   }
   if (s.redirects.length) {
-    const txPorts = obj.map('tx_ports');
+    const txPorts = obj.map(XDP_MAPS.txPorts);
     // A devmap resolves the ifindex in the namespace of the process that writes it.
     inNetns(opts.netns, () => {
       s.redirects.forEach((ifname, slot) => {

@@ -423,7 +423,28 @@ function lowerTcpFlags(v: unknown, path: Path): { mask: number; value: number; t
   return { mask, value, text };
 }
 
-const MATCH_KEYS = ['ethType', 'vlan', 'innerVlan', 'srcMac', 'dstMac', 'src', 'dst', 'proto', 'dscp', 'sport', 'dport', 'tcpFlags', 'icmpType', 'icmpCode'];
+/** Every field of the DSL's match, once: a field added to XdpMatch and not here fails tsc. */
+const MATCH_FIELDS: { readonly [K in keyof XdpMatch]-?: true } = {
+  ethType: true,
+  vlan: true,
+  innerVlan: true,
+  srcMac: true,
+  dstMac: true,
+  src: true,
+  dst: true,
+  proto: true,
+  dscp: true,
+  sport: true,
+  dport: true,
+  tcpFlags: true,
+  icmpType: true,
+  icmpCode: true,
+};
+const MATCH_KEYS = Object.keys(MATCH_FIELDS);
+/** The IR's match has the DSL's fields plus `l3` (derived): a field on one side only fails tsc here. */
+type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _matchKeysAgree: SameKeys<Exclude<keyof XdpMatchIR, 'l3'>, keyof XdpMatch> = true;
+void _matchKeysAgree;
 
 /**
  * A rule's match. Each field is its own node: a bad field is reported and the others are still

@@ -11,7 +11,7 @@
  */
 import { join } from 'node:path';
 import { BpfMap, type MappedArray, mmapArray } from '../../loader/index.ts';
-import { decodeRouteSlot, isCurrent, methodBits } from '../ir/chain-maps.ts';
+import { type ChainMapName, decodeRouteSlot, isCurrent, methodBits } from '../ir/chain-maps.ts';
 import type { PolicyIR } from '../ir/policy.ts';
 import { configValue, instancesValue, routeValue } from '../schema/chain-maps.ts';
 
@@ -89,7 +89,7 @@ export class LiveRouteTable implements RouteView {
 
   /** Maps `<pinDir>/maps/routes` and `config` read-only (the fds are closed again: mappings keep the maps). */
   static open(pinDir: string): LiveRouteTable {
-    return new LiveRouteTable(mapPinned(join(pinDir, 'maps', 'routes')), mapPinned(join(pinDir, 'maps', 'config')));
+    return new LiveRouteTable(mapPinned(join(pinDir, 'maps', 'routes' satisfies ChainMapName)), mapPinned(join(pinDir, 'maps', 'config' satisfies ChainMapName)));
   }
 
   get generation(): number {
@@ -155,7 +155,7 @@ export class LiveInstanceCounts {
   constructor(private readonly instances: MappedArray) {}
 
   static open(pinDir: string): LiveInstanceCounts {
-    return new LiveInstanceCounts(mapPinned(join(pinDir, 'maps', 'instances')));
+    return new LiveInstanceCounts(mapPinned(join(pinDir, 'maps', 'instances' satisfies ChainMapName)));
   }
 
   count(fnId: number): number {

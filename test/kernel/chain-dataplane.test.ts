@@ -13,7 +13,7 @@ import { BPF_F_MMAPABLE, BpfObject } from '../../loader/index.ts';
 import { DROP_REASON_KEYS } from '../../src/ir/chain-limits.ts';
 import { CHAIN_MAP_NAMES, dropOf, MAX_ROUTE_SLOTS } from '../../src/ir/chain-maps.ts';
 import { DESC_FLAG_ERROR } from '../../src/schema/descriptor.ts';
-import { type PolicyIR } from '../../src/ir/policy.ts';
+import type { PolicyIR } from '../../src/ir/policy.ts';
 import { loadPolicyFile } from '../../src/load/index.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { ChainRig, compileChain, desc, type Endpoint, PIN_ROOT, POOL, sleep, unpinAll, until } from './chain-rig.ts';

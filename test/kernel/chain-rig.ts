@@ -1,6 +1,6 @@
 /**
  * A function chain on real TCP sockets for the chain kernel tests: a hub (the TCP peer every
- * function socket connects to), the generated object loaded and its sk_msg program attached to
+ * function socket connects to), the chain object (bpf/chain) loaded and its sk_msg program attached to
  * `socks`, and in-process "functions" that read descriptors and forward them one hop on, the way
  * the runtime's functions do. Sockets enter `socks` through the loader path (`updateFd`), the
  * only way in: the supervisor does the same with the sockets its processes hand it.
@@ -8,8 +8,7 @@
 import { once } from 'node:events';
 import { createServer, type Server, Socket } from 'node:net';
 import { BpfObject, type BpfMap, mkdirp, unpinAll } from '../../loader/index.ts';
-import { generateChain } from '../../src/codegen/chain/index.ts';
-import type { DropVerdict } from '../../src/codegen/chain/sk-msg.ts';
+import { CHAIN_SOURCE, chainDefines, type DropVerdict } from '../../src/codegen/chain/index.ts';
 import { compileBpf } from '../../src/compile/index.ts';
 import {
   DEAD_LETTER_KEY_BYTES,
@@ -33,9 +32,9 @@ import { decode, encode } from '../../src/schema/encode.ts';
 export const POOL = { dataOff: 4096, bufSize: 4096, bufCount: 64 };
 export const PIN_ROOT = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
 
-export function compileChain(ir: PolicyIR, dropVerdict?: DropVerdict): string {
-  const g = generateChain(ir, dropVerdict ? { dropVerdict } : {});
-  return compileBpf({ source: g.source, name: `${g.fileName.replace(/\.bpf\.c$/, '')}${dropVerdict ? `-${dropVerdict}` : ''}` }).objectPath;
+/** The chain object: the same for every policy (`_ir` is only what the rig fills the maps from). */
+export function compileChain(_ir: PolicyIR, dropVerdict?: DropVerdict): string {
+  return compileBpf(CHAIN_SOURCE, { defines: chainDefines({ dropVerdict }) }).objectPath;
 }
 
 export function desc(d: Partial<Descriptor>): Uint8Array {

@@ -64,7 +64,8 @@ test('long sections are split into rule functions; short ones switch on the prot
 test('user text cannot end a C comment', () => {
   const xdp = lowerXdpSections([{ interface: 'eth0', rules: [{ action: 'pass' }] }], 'xdp');
   const src = generateXdp({ name: 'a*/b', xdp }, 0).source;
-  assert.ok(src.includes('"a* /b"'));
+  assert.ok(src.includes('"a*\\/b"'), 'escaped as the chain generator escapes it');
+  assert.not.ok(src.split('\n')[0]!.slice(2).includes('*/b'));
 });
 
 test('an xdp error surfaces from lowerPolicy with its path', () => {

@@ -5,7 +5,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Argv } from 'yargs';
-import { generateChain } from '../../codegen/chain/index.ts';
+import { chainSources } from '../../codegen/chain/index.ts';
 import { generateXdp } from '../../codegen/xdp/index.ts';
 import { compileBpf } from '../../compile/index.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
@@ -21,10 +21,12 @@ interface BuildArgs {
   emit: Emit;
 }
 
-/** Every C file a policy generates: the chain dataplane, then one XDP program per section. */
+/**
+ * Every C file a policy builds from: the chain dataplane (its generated header, then the fixed
+ * program, the same for every policy), then one XDP program per section.
+ */
 export function generatePolicySources(ir: PolicyIR): { file: string; source: string }[] {
-  const chain = generateChain(ir);
-  return [{ file: chain.fileName, source: chain.source }, ...ir.xdp.map((_, i) => generateXdp(ir, i))];
+  return [...chainSources(), ...ir.xdp.map((_, i) => generateXdp(ir, i))];
 }
 
 export const buildCommand: Command = {
@@ -59,8 +61,8 @@ export const buildCommand: Command = {
     if (argv.emit === 'all' || argv.emit === 'ir') write('ir.json', `${JSON.stringify(ir, null, 2)}\n`, 'ir');
     if (argv.emit !== 'ir') {
       for (const s of generatePolicySources(ir)) {
-        write(s.file, s.source, 'c');
-        if (argv.emit === 'c') continue;
+        write(s.file, s.source, s.file.endsWith('.h') ? 'h' : 'c');
+        if (argv.emit === 'c' || s.file.endsWith('.h')) continue;
         out.progress(`compiling ${s.file}`);
         const res = compileBpf(join(dir, s.file));
         // The cache's copy is content-addressed; the build directory gets the plain name.

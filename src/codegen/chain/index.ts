@@ -1,3 +1,14 @@
 export { CHAIN_MAPS } from './maps-c.ts';
-export { CHAIN_PROGRAMS, type ChainOptions, chainFileName, DEFAULT_DROP_VERDICT, type GeneratedSource, generateChain } from './generate.ts';
-export type { DropVerdict } from './sk-msg.ts';
+export {
+  CHAIN_DIR,
+  CHAIN_HEADER,
+  CHAIN_PROGRAMS,
+  CHAIN_SOURCE,
+  type ChainOptions,
+  chainDefines,
+  chainSources,
+  DEFAULT_DROP_VERDICT,
+  type DropVerdict,
+  type GeneratedSource,
+  generateChainHeader,
+} from './generate.ts';

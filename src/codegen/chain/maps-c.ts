@@ -1,11 +1,13 @@
 /**
  * The chain maps as BTF-defined maps. Names and layouts are the contract in docs/internals.md
  * (the loader, `bpfctl status` and the runtime open them by these names), so they are fixed here
- * and never derived from the policy.
+ * and never derived from the policy. The names are the one table CHAIN_MAP_NAMES (deploy and the
+ * runtime open pins by it): a map missing here, or one not in it, fails tsc.
  */
+import type { ChainMapName } from '../../ir/chain-maps.ts';
 
 interface MapDef {
-  name: string;
+  name: ChainMapName;
   why: string;
   type: string;
   maxEntries: string;
@@ -15,8 +17,8 @@ interface MapDef {
   mmapable?: boolean;
 }
 
-export const CHAIN_MAPS: readonly MapDef[] = [
-  {
+const MAPS: { readonly [K in ChainMapName]: MapDef & { name: K } } = {
+  routes: {
     name: 'routes',
     why: 'route slot (the descriptor\'s route id) -> one version of a route: functions in order',
     type: 'BPF_MAP_TYPE_ARRAY',
@@ -25,8 +27,8 @@ export const CHAIN_MAPS: readonly MapDef[] = [
     value: 'struct bpfctl_route',
     mmapable: true,
   },
-  { name: 'instances', why: 'function id -> live instance ids', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_instances', mmapable: true },
-  {
+  instances: { name: 'instances', why: 'function id -> live instance ids', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_instances', mmapable: true },
+  socks: {
     name: 'socks',
     why: 'fn << 16 | inst -> socket. A u64 value so user space reads socket cookies back (a u32 value only takes fds)',
     type: 'BPF_MAP_TYPE_SOCKHASH',
@@ -34,11 +36,13 @@ export const CHAIN_MAPS: readonly MapDef[] = [
     key: '__u32',
     value: '__u64',
   },
-  { name: 'config', why: 'pool geometry, hub port and route generation', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: '1', key: '__u32', value: 'struct bpfctl_config', mmapable: true },
-  { name: 'fn_stats', why: 'function id -> descriptors delivered to it / dropped on the way', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_counters' },
-  { name: 'route_stats', why: 'route id -> descriptors routed on it / dropped', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_ROUTE_SLOTS', key: '__u32', value: 'struct bpfctl_counters' },
-  { name: 'drop_reasons', why: 'enum bpfctl_drop_reason -> count', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'DROP_REASONS_MAX', key: '__u32', value: '__u64' },
-];
+  config: { name: 'config', why: 'pool geometry, hub port and route generation', type: 'BPF_MAP_TYPE_ARRAY', maxEntries: '1', key: '__u32', value: 'struct bpfctl_config', mmapable: true },
+  fn_stats: { name: 'fn_stats', why: 'function id -> descriptors delivered to it / dropped on the way', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_counters' },
+  route_stats: { name: 'route_stats', why: 'route id -> descriptors routed on it / dropped', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_ROUTE_SLOTS', key: '__u32', value: 'struct bpfctl_counters' },
+  drop_reasons: { name: 'drop_reasons', why: 'enum bpfctl_drop_reason -> count', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'DROP_REASONS_MAX', key: '__u32', value: '__u64' },
+};
+/** In declaration order. */
+export const CHAIN_MAPS: readonly MapDef[] = Object.values(MAPS);
 
 export function mapDefinitions(): string {
   return CHAIN_MAPS.map((m) =>

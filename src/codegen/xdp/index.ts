@@ -5,11 +5,12 @@
  */
 import type { XdpSectionIR } from '../../ir/xdp.ts';
 import { describeAction } from '../../ir/xdp.ts';
-import { COUNTER_STRUCT, mapDecls } from './maps.ts';
+import { COUNTER_STRUCT, mapDecls, XDP_MAPS } from './maps.ts';
 import { INCLUDES, MAX_EXT_HDRS, MAX_VLANS, PARSER } from './parser.ts';
-import { commentSafe, helperDecls, ruleFunctions, rulesBody } from './rules.ts';
+import { commentSafe } from '../c-text.ts';
+import { helperDecls, ruleFunctions, rulesBody } from './rules.ts';
 
-export { SET_KEY, setMapName, XDP_STATS, XSK_QUEUES, xskMapName } from './maps.ts';
+export { SET_KEY, setMapName, setOfMapName, XDP_MAPS, XDP_STATS, XSK_QUEUES, xskMapName } from './maps.ts';
 export { matchConds } from './rules.ts';
 
 /** The program's function name (and kernel program name). */
@@ -60,11 +61,11 @@ function mainFn(s: XdpSectionIR): string {
     '\tstruct pkt p = {};',
     '',
     '\tif (parse(ctx, &p) < 0) {',
-    '\t\tcount(&xdp_stats, 0, bytes);',
+    `\t\tcount(&${XDP_MAPS.xdpStats}, 0, bytes);`,
     `\t\treturn ${s.malformed === 'drop' ? 'XDP_DROP' : 'XDP_PASS'};`,
     '\t}',
     '\tif (p.frag)',
-    '\t\tcount(&xdp_stats, 1, bytes);',
+    `\t\tcount(&${XDP_MAPS.xdpStats}, 1, bytes);`,
     '',
     ...rulesBody(s),
   ];

@@ -11,8 +11,17 @@ export const XDP_STATS = ['malformed', 'fragment'] as const;
 /** xskmap capacity: one slot per receive queue. */
 export const XSK_QUEUES = 64;
 
-export const setMapName = (set: string) => `set_${set}`;
-export const xskMapName = (group: string) => `xsk_${group}`;
+/**
+ * The one table of XDP map names: codegen declares and uses these, deploy and the CLI open the
+ * pins by them. Per-set and per-group maps are named by the functions below.
+ */
+export const XDP_MAPS = { ruleStats: 'rule_stats', xdpStats: 'xdp_stats', txPorts: 'tx_ports' } as const;
+const SET_PREFIX = 'set_';
+const XSK_PREFIX = 'xsk_';
+export const setMapName = (set: string) => `${SET_PREFIX}${set}`;
+export const xskMapName = (group: string) => `${XSK_PREFIX}${group}`;
+/** The set a map name holds (`set_blocked` -> `blocked`), or null for other maps. */
+export const setOfMapName = (map: string): string | null => (map.startsWith(SET_PREFIX) ? map.slice(SET_PREFIX.length) : null);
 
 /** The C key type of each set kind; its size identifies the kind of a pinned set map. */
 export const SET_KEY: Readonly<Record<XdpSetKind, { type: string; size: number; lpm: boolean }>> = {
@@ -67,12 +76,12 @@ export function mapDecls(section: XdpSectionIR): string {
   const structs = (Object.keys(KEY_STRUCTS) as XdpSetKind[]).filter((k) => kinds.includes(k)).map((k) => KEY_STRUCTS[k]!);
   const maps = [
     mapDecl(
-      'rule_stats',
+      XDP_MAPS.ruleStats,
       ['__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY)', `__uint(max_entries, ${section.rules.length + 1})`, '__type(key, __u32)', '__type(value, struct bpfctl_xdp_counter)'],
       `slot i counts rule i; slot ${section.rules.length} counts the default action`,
     ),
     mapDecl(
-      'xdp_stats',
+      XDP_MAPS.xdpStats,
       ['__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY)', `__uint(max_entries, ${XDP_STATS.length})`, '__type(key, __u32)', '__type(value, struct bpfctl_xdp_counter)'],
       XDP_STATS.map((s, i) => `${i} ${s}`).join(', '),
     ),
@@ -80,7 +89,7 @@ export function mapDecls(section: XdpSectionIR): string {
   if (section.redirects.length) {
     maps.push(
       mapDecl(
-        'tx_ports',
+        XDP_MAPS.txPorts,
         ['__uint(type, BPF_MAP_TYPE_DEVMAP)', `__uint(max_entries, ${section.redirects.length})`, '__type(key, __u32)', '__type(value, __u32)'],
         `redirect targets (ifindex, filled at deploy): ${section.redirects.map((r, i) => `${i} ${r}`).join(', ')}`,
       ),

@@ -19,6 +19,32 @@ export const INCLUDES = `#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>`;
 
+/**
+ * The fields of `struct pkt` in PARSER below, which match conditions read (rules.ts
+ * MATCH_CODEGEN names them by this type; a unit test keeps the list and the C struct equal).
+ */
+export const PKT_FIELDS = [
+  'eth',
+  'ip6',
+  'saddr4',
+  'daddr4',
+  'eth_proto',
+  'vlan_outer',
+  'vlan_inner',
+  'sport',
+  'dport',
+  'vlans',
+  'l3',
+  'proto',
+  'dscp',
+  'frag',
+  'l4',
+  'tcp_flags',
+  'icmp_type',
+  'icmp_code',
+] as const;
+export type PktField = (typeof PKT_FIELDS)[number];
+
 export const PARSER = `#define MAX_VLANS ${MAX_VLANS}
 #define MAX_EXT_HDRS ${MAX_EXT_HDRS}
 #define IP_OFFSET_MASK 0x1fff  /* IPv4 fragment offset bits */

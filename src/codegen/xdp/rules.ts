@@ -2,9 +2,11 @@
  * Rules -> C. Each rule becomes one `if` over the parsed packet (see matchConds for the order of
  * its conditions), so a packet leaves a non-matching rule at its first cheap test.
  */
-import type { XdpSetKind } from '../../dsl/xdp.ts';
-import { describeAction, type XdpActionIR, type XdpAddrIR, type XdpMatchIR, type XdpPortIR, type XdpPrefixIR, type XdpRuleIR, type XdpSectionIR } from '../../ir/xdp.ts';
-import { setMapName, xskMapName } from './maps.ts';
+import type { XdpMatch, XdpSetKind } from '../../dsl/xdp.ts';
+import { describeAction, type XdpActionIR, type XdpAddrIR, type XdpMacIR, type XdpMatchIR, type XdpPortIR, type XdpPrefixIR, type XdpRuleIR, type XdpSectionIR } from '../../ir/xdp.ts';
+import { commentSafe } from '../c-text.ts';
+import { setMapName, XDP_MAPS, xskMapName } from './maps.ts';
+import type { PktField } from './parser.ts';
 
 const PROTO_C: Readonly<Record<number, string>> = { 1: 'IPPROTO_ICMP', 6: 'IPPROTO_TCP', 17: 'IPPROTO_UDP', 58: 'IPPROTO_ICMPV6' };
 const hex32 = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
@@ -133,6 +135,79 @@ function portConds(field: 'sport' | 'dport', p: XdpPortIR): { inline: string[]; 
 
 const macBytes = (m: readonly number[]) => m.map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ');
 
+/** Conditions one match field contributes, by how they are ordered in the rule's `if` (see matchConds). */
+interface Conds {
+  /** Byte compares that most packets fail: first. */
+  readonly selective?: readonly string[];
+  /** Address and MAC compares (they read headers through pointers the guards make safe). */
+  readonly inline?: readonly string[];
+  /** Map lookups: last, the dearest. */
+  readonly lookups?: readonly string[];
+}
+
+/** How one match field becomes C. */
+interface MatchFieldCodegen<K extends keyof XdpMatch> {
+  /** The `struct pkt` fields its conditions read: the parser fills them (parser.ts PKT_FIELDS). */
+  readonly reads: readonly PktField[];
+  /** The field's conditions; `knownProto` when an enclosing switch already checked p.proto. */
+  readonly cond: (value: NonNullable<XdpMatchIR[K]>, m: XdpMatchIR, knownProto: number | undefined) => Conds;
+}
+
+function macConds(field: 'h_source' | 'h_dest', mac: XdpMacIR): Conds {
+  if ('set' in mac) return { lookups: [`in_macs(&${setMapName(mac.set)}, p.eth->${field})`] };
+  return { inline: [`mac_eq(p.eth->${field}, (const __u8[6]){ ${macBytes(mac.mac)} })`] };
+}
+
+function portField(field: 'sport' | 'dport', p: XdpPortIR): Conds {
+  const c = portConds(field, p);
+  return { selective: c.inline, lookups: c.lookups };
+}
+
+/**
+ * Every match field, one entry each: typed by the DSL's match, so a field the DSL gains and this
+ * table lacks fails `tsc`, as does an entry that reads a `struct pkt` field the parser does not
+ * declare. The entries' order is the order of their conditions within each group.
+ */
+export const MATCH_CODEGEN: { readonly [K in keyof XdpMatch]-?: MatchFieldCodegen<K> } = {
+  proto: { reads: ['proto'], cond: (v, _m, known) => ({ selective: v !== known ? [`p.proto == ${PROTO_C[v] ?? v}`] : [] }) },
+  sport: { reads: ['sport'], cond: (v) => portField('sport', v) },
+  dport: { reads: ['dport'], cond: (v) => portField('dport', v) },
+  tcpFlags: { reads: ['tcp_flags'], cond: (v) => ({ selective: [`(p.tcp_flags & 0x${v.mask.toString(16).padStart(2, '0')}) == 0x${v.value.toString(16).padStart(2, '0')}`] }) },
+  icmpType: { reads: ['icmp_type'], cond: (v) => ({ selective: [`p.icmp_type == ${v}`] }) },
+  icmpCode: { reads: ['icmp_code'], cond: (v) => ({ selective: [`p.icmp_code == ${v}`] }) },
+  dscp: { reads: ['dscp'], cond: (v) => ({ selective: [`p.dscp == ${v}`] }) },
+  vlan: { reads: ['vlan_outer'], cond: (v) => ({ selective: [`p.vlan_outer == ${v}`] }) },
+  innerVlan: { reads: ['vlan_inner'], cond: (v) => ({ selective: [`p.vlan_inner == ${v}`] }) },
+  // An IPv4/IPv6 EtherType is the family guard (matchGuards) instead.
+  ethType: { reads: ['eth_proto'], cond: (v, m, known) => ({ selective: ethTypeIsGuard(m, known) ? [] : [`p.eth_proto == 0x${v.toString(16).padStart(4, '0')}`] }) },
+  src: { reads: ['saddr4', 'ip6'], cond: (v, m) => addrConds('src', v, m.l3 === 6 ? 6 : 4) },
+  dst: { reads: ['daddr4', 'ip6'], cond: (v, m) => addrConds('dst', v, m.l3 === 6 ? 6 : 4) },
+  srcMac: { reads: ['eth'], cond: (v) => macConds('h_source', v) },
+  dstMac: { reads: ['eth'], cond: (v) => macConds('h_dest', v) },
+};
+const MATCH_ORDER = Object.keys(MATCH_CODEGEN) as (keyof XdpMatch)[];
+
+function ethTypeIsGuard(m: XdpMatchIR, knownProto: number | undefined): boolean {
+  return m.l3 === 4 || m.l3 === 6 || (m.l3 === 'ip' && !knownProto);
+}
+
+/** The guards a match needs across its fields: VLAN count, family, L4 presence, the IPv6 header. */
+function matchGuards(m: XdpMatchIR, knownProto: number | undefined): string[] {
+  const guards: string[] = [];
+  if (m.innerVlan !== undefined) guards.push('p.vlans == 2');
+  else if (m.vlan !== undefined) guards.push('p.vlans >= 1');
+  if (m.l3 === 4 || m.l3 === 6) guards.push(`p.l3 == ${m.l3}`);
+  // p.proto is only ever set for IP packets, so a known non-zero protocol already implies IP.
+  else if (m.l3 === 'ip' && !knownProto) guards.push('p.l3 != 0');
+  const hasPorts = m.sport !== undefined || m.dport !== undefined;
+  if (hasPorts && m.proto === undefined && knownProto !== 6 && knownProto !== 17) guards.push('(p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)');
+  if (hasPorts || m.tcpFlags || m.icmpType !== undefined || m.icmpCode !== undefined) guards.push('p.l4');
+  // l3 == 6 implies ip6 is set, but in a rule function (long sections) the verifier only sees
+  // the caller's stack, where that link is lost: the explicit test keeps the read provably safe.
+  if (m.l3 === 6 && (m.src || m.dst)) guards.push('p.ip6');
+  return guards;
+}
+
 /**
  * The conditions of one match; empty means "every packet". Order matters for speed, not for
  * correctness (every field of `p` is initialised): the most selective byte compares come first
@@ -142,56 +217,22 @@ const macBytes = (m: readonly number[]) => m.map((b) => `0x${b.toString(16).padS
  */
 export function matchConds(m: XdpMatchIR, knownProto?: number): string[] {
   const selective: string[] = [];
-  const guards: string[] = [];
   const inline: string[] = [];
   const lookups: string[] = [];
-  if (m.proto !== undefined && m.proto !== knownProto) selective.push(`p.proto == ${PROTO_C[m.proto] ?? m.proto}`);
-  for (const f of ['sport', 'dport'] as const) {
-    const p = m[f];
-    if (!p) continue;
-    const c = portConds(f, p);
-    selective.push(...c.inline);
-    lookups.push(...c.lookups);
+  for (const k of MATCH_ORDER) {
+    const v = m[k];
+    if (v === undefined) continue;
+    const c = (MATCH_CODEGEN[k] as MatchFieldCodegen<typeof k>).cond(v as never, m, knownProto);
+    selective.push(...(c.selective ?? []));
+    inline.push(...(c.inline ?? []));
+    lookups.push(...(c.lookups ?? []));
   }
-  if (m.tcpFlags) selective.push(`(p.tcp_flags & 0x${m.tcpFlags.mask.toString(16).padStart(2, '0')}) == 0x${m.tcpFlags.value.toString(16).padStart(2, '0')}`);
-  if (m.icmpType !== undefined) selective.push(`p.icmp_type == ${m.icmpType}`);
-  if (m.icmpCode !== undefined) selective.push(`p.icmp_code == ${m.icmpCode}`);
-  if (m.dscp !== undefined) selective.push(`p.dscp == ${m.dscp}`);
-  if (m.vlan !== undefined) selective.push(`p.vlan_outer == ${m.vlan}`);
-  if (m.innerVlan !== undefined) selective.push(`p.vlan_inner == ${m.innerVlan}`);
-  if (m.innerVlan !== undefined) guards.push('p.vlans == 2');
-  else if (m.vlan !== undefined) guards.push('p.vlans >= 1');
-  if (m.l3 === 4 || m.l3 === 6) guards.push(`p.l3 == ${m.l3}`);
-  // p.proto is only ever set for IP packets, so a known non-zero protocol already implies IP.
-  else if (m.l3 === 'ip' && !knownProto) guards.push('p.l3 != 0');
-  else if (m.ethType !== undefined) selective.push(`p.eth_proto == 0x${m.ethType.toString(16).padStart(4, '0')}`);
-  const hasPorts = m.sport !== undefined || m.dport !== undefined;
-  if (hasPorts && m.proto === undefined && knownProto !== 6 && knownProto !== 17) guards.push('(p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)');
-  if (hasPorts || m.tcpFlags || m.icmpType !== undefined || m.icmpCode !== undefined) guards.push('p.l4');
-  // l3 == 6 implies ip6 is set, but in a rule function (long sections) the verifier only sees
-  // the caller's stack, where that link is lost: the explicit test keeps the read provably safe.
-  if (m.l3 === 6 && (m.src || m.dst)) guards.push('p.ip6');
-  for (const dir of ['src', 'dst'] as const) {
-    const a = m[dir];
-    if (!a) continue;
-    const c = addrConds(dir, a, m.l3 === 6 ? 6 : 4);
-    inline.push(...c.inline);
-    lookups.push(...c.lookups);
-  }
-  for (const [dir, mac] of [
-    ['h_source', m.srcMac],
-    ['h_dest', m.dstMac],
-  ] as const) {
-    if (!mac) continue;
-    if ('set' in mac) lookups.push(`in_macs(&${setMapName(mac.set)}, p.eth->${dir})`);
-    else inline.push(`mac_eq(p.eth->${dir}, (const __u8[6]){ ${macBytes(mac.mac)} })`);
-  }
-  return [...selective, ...guards, ...inline, ...lookups];
+  return [...selective, ...matchGuards(m, knownProto), ...inline, ...lookups];
 }
 
 /** The statements that count (when asked) and carry out an action. */
 export function actionStmts(a: XdpActionIR, slot: number, count: boolean, indent: string): string[] {
-  const out = count ? [`${indent}count(&rule_stats, ${slot}, bytes);`] : [];
+  const out = count ? [`${indent}count(&${XDP_MAPS.ruleStats}, ${slot}, bytes);`] : [];
   switch (a.kind) {
     case 'pass':
       return [...out, `${indent}return XDP_PASS;`];
@@ -200,14 +241,11 @@ export function actionStmts(a: XdpActionIR, slot: number, count: boolean, indent
     case 'tx':
       return [...out, `${indent}return XDP_TX;`];
     case 'redirect':
-      return [...out, `${indent}return bpf_redirect_map(&tx_ports, ${a.slot}, XDP_DROP); /* ${a.ifname}; drop if the slot is empty */`];
+      return [...out, `${indent}return bpf_redirect_map(&${XDP_MAPS.txPorts}, ${a.slot}, XDP_DROP); /* ${a.ifname}; drop if the slot is empty */`];
     case 'xsk':
       return [...out, `${indent}return bpf_redirect_map(&${xskMapName(a.group)}, ctx->rx_queue_index, XDP_PASS); /* to the stack if no socket on this queue */`];
   }
 }
-
-/** A C comment can't hold the sequence that ends it; names and summaries are user text. */
-export const commentSafe = (s: string) => s.replace(/\*\//g, '* /');
 
 /** One rule as an `if` at `indent`; `knownProto` when an enclosing switch already checked p.proto. */
 export function ruleBlock(r: XdpRuleIR, indent = '\t', knownProto?: number): string {
