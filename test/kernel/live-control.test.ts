@@ -175,20 +175,34 @@ test('clients that never send their bodies hold no pool buffers, others are serv
 
 test('a client opening thousands of connections gets 1024; other clients are served', async () => {
   const socks: net.Socket[] = [];
+  let connected = 0;
   let closed = 0;
-  for (let i = 0; i < 3000; i++) {
-    const s = net.connect({ port: PORT, host: '127.0.0.1', localAddress: '127.0.0.3' });
-    s.on('error', () => {});
-    s.on('data', () => {});
-    s.on('close', () => closed++);
-    socks.push(s);
+  // In batches, so the listen backlog never overflows: each connection reaches the gateway (and
+  // its per-client count) when the client sees it connected.
+  const t0 = Date.now();
+  for (let b = 0; b < 15; b++) {
+    for (let i = 0; i < 100; i++) {
+      const s = net.connect({ port: PORT, host: '127.0.0.1', localAddress: '127.0.0.3' }, () => connected++);
+      s.on('error', () => {});
+      s.on('data', () => {});
+      s.on('close', () => closed++);
+      socks.push(s);
+    }
+    await sleep(20);
   }
-  for (let i = 0; i < 100 && closed < 3000 - 1024; i++) await sleep(100);
-  await sleep(300);
-  assert.is(closed, 3000 - 1024, 'all but 1024 closed at once');
-  const answers = await Promise.all(Array.from({ length: 100 }, () => post('/hello')));
-  assert.equal([...new Set(answers.map((a) => a.status))], [200], 'other clients served');
-  for (const s of socks) s.destroy();
+  try {
+    for (let i = 0; i < 40 && connected < 1500; i++) await sleep(25);
+    await sleep(200);
+    // Well inside the 2 s header deadline (which later closes idle connections too): what is
+    // still open is what the gateway kept.
+    assert.ok(Date.now() - t0 < 1800, `setup took ${Date.now() - t0} ms`);
+    assert.is(connected, 1500);
+    assert.is(connected - closed, 1024, `${connected - closed} connections of one client kept`);
+    const answers = await Promise.all(Array.from({ length: 100 }, () => post('/hello')));
+    assert.equal([...new Set(answers.map((a) => a.status))], [200], 'other clients served');
+  } finally {
+    for (const s of socks) s.destroy();
+  }
   await sleep(300);
 });
 
@@ -335,14 +349,20 @@ test('thousands of connections to the hub: registrations still work, and the hub
   const connectedAt = new Map<net.Socket, number>();
   const closedAt = new Map<net.Socket, number>();
   try {
-    for (let i = 0; i < 2000; i++) {
-      const s = net.connect(hubPort, '127.0.0.1', () => connectedAt.set(s, Date.now()));
-      s.on('error', () => {});
-      s.on('data', () => {});
-      s.on('close', () => closedAt.set(s, Date.now()));
-      socks.push(s);
+    // In batches, so the hub's listen backlog never overflows: a connection the client sees
+    // established is one the hub has accepted (with an overflowing backlog the kernel lets the
+    // client believe it connected long before the server accepts it).
+    for (let b = 0; b < 20; b++) {
+      for (let i = 0; i < 100; i++) {
+        const s = net.connect(hubPort, '127.0.0.1', () => connectedAt.set(s, Date.now()));
+        s.on('error', () => {});
+        s.on('data', () => {});
+        s.on('close', () => closedAt.set(s, Date.now()));
+        socks.push(s);
+      }
+      await sleep(20);
     }
-    await sleep(500);
+    await sleep(300);
     // a new instance still registers and serves
     await ok('scale', NAME, 'reverse', '2');
     const answers = await Promise.all(Array.from({ length: 50 }, () => post('/hello')));
@@ -353,7 +373,8 @@ test('thousands of connections to the hub: registrations still work, and the hub
     const now = Date.now();
     const overdue = [...connectedAt].filter(([s, at]) => !closedAt.has(s) && now - at > 6500);
     assert.is(overdue.length, 0, `${overdue.length} accepted connections outlived the registration window`);
-    assert.ok(closedAt.size >= 1000, `only ${closedAt.size} of 2000 were reset`);
+    assert.ok(connectedAt.size >= 1900, `only ${connectedAt.size} of 2000 connected`);
+    assert.ok(closedAt.size >= connectedAt.size, `only ${closedAt.size} of ${connectedAt.size} were reset`);
     await ok('scale', NAME, 'reverse', '1');
     assert.is((await post('/hello')).body, 'DLROW OLLEH [/hello]');
   } finally {
