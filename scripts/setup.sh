@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything bpfctl needs on a fresh Debian 12 machine (as root): the toolchain that
 # compiles generated C (clang), libbpf, bpftool, iproute2, Graphviz, DPDK for the pool example,
-# wrk for the HTTP benchmark, iptables/nftables for the XDP comparison; mounts bpffs; npm ci.
+# wrk for the HTTP benchmark, iptables/nftables/ipset for the XDP comparison; mounts bpffs; npm ci.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(clang llvm libbpf-dev libbpf1 bpftool iproute2 libxdp-dev graphviz wrk iptables nftables
+packages=(clang llvm libbpf-dev libbpf1 bpftool iproute2 libxdp-dev graphviz wrk iptables nftables ipset
   dpdk dpdk-dev libdpdk-dev pkg-config make gcc libc6-dev python3 procps)
 missing=()
 for p in "${packages[@]}"; do
