@@ -397,6 +397,13 @@ test('an instance killed under load: requests fail fast (503), none waits for th
   assert.is((await post('/hello')).status, 200);
 });
 
+test('load of the running policy is refused (it would leave the processes on old maps)', async () => {
+  const r = await cli('load', join(dir, 'policy.ts'));
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /is running under bpfctl run .*bpfctl apply/);
+  assert.is((await post('/hello')).status, 200);
+});
+
 test('unload of a running chain stops it cleanly: run exits 0, nothing left', async () => {
   const exited = new Promise<number | null>((r) => run!.once('exit', (c) => r(c)));
   await ok('unload', NAME);

@@ -3,7 +3,7 @@
  * (policy.ts) is built, loaded, attached and pinned under /sys/fs/bpf/bpfctl/<policy>; a plain
  * object file (.bpf.o) is loaded and its programs and maps pinned under --pin DIR.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadPolicyFile } from '../../load/index.ts';
 import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
@@ -46,6 +46,12 @@ export const loadCommand = defineCommand({
     if (!isPolicyFile(target)) throw new UsageError(`cannot load ${target}: expected a policy (.ts) or an object file (.bpf.o)`);
     out.progress(`validating ${target}`);
     const ir = await loadPolicyFile(target);
+    // Replacing the pins of a running chain would leave its processes on the old maps: the split
+    // between what runs and what the kernel has that live control exists to prevent.
+    const pid = await runningSupervisor(ir.name);
+    if (pid !== null) {
+      throw new BpfctlError('E_RUNNING', `policy ${ir.name} is running under bpfctl run (supervisor pid ${pid}): change it live with bpfctl apply ${target}, or stop it first`);
+    }
     const res = loadPolicy(ir, { policyFile: target, progress: (s) => out.progress(s), xdpMode: argv.xdpMode, keepSets: argv.keepSets });
     const m = res.manifest;
     if (out.json) {
@@ -120,4 +126,17 @@ async function stopRunningChain(policy: string, out: Output): Promise<number | n
     await new Promise((r) => setTimeout(r, 100));
   }
   return pid;
+}
+
+/** The pid of the supervisor running `policy`, or null when none does. */
+async function runningSupervisor(policy: string): Promise<number | null> {
+  if (!existsSync(controlPath(policy))) return null;
+  try {
+    // Answers only while a supervisor is alive (a killed one leaves its socket file behind).
+    await askSupervisor(policy, { op: 'instances' }, undefined, 5000);
+    const lock = join(runDir(), `${policy}.pid`);
+    return existsSync(lock) ? Number(readFileSync(lock, 'utf8').trim()) || 0 : 0;
+  } catch {
+    return null;
+  }
 }
