@@ -404,6 +404,25 @@ test('load of the running policy is refused (it would leave the processes on old
   assert.is((await post('/hello')).status, 200);
 });
 
+test('apply of a pool change: refused live, done by restarting in place with --restart', async () => {
+  const policy = join(dir, 'policy.ts');
+  const original = readFileSync(policy, 'utf8');
+  writeFileSync(policy, original.replace('bufferSize: 4096', 'bufferSize: 8192'));
+  try {
+    const refused = await cli('apply', policy);
+    assert.is(refused.code, 1);
+    assert.match(refused.stderr, /pool geometry.*--restart/);
+    assert.is((await post('/hello')).status, 200, 'unchanged after the refusal');
+    await ok('apply', policy, '--restart');
+    const pool = JSON.parse(await ok('pool', 'stat', NAME, '--json')) as { bufferSize: number };
+    assert.is(pool.bufferSize, 8192);
+    assert.is((await post('/hello')).body, 'DLROW OLLEH [/hello]', 'the same URL serves the restarted chain');
+    assert.is(run!.exitCode, null, 'bpfctl run is still running');
+  } finally {
+    writeFileSync(policy, original);
+  }
+});
+
 test('unload of a running chain stops it cleanly: run exits 0, nothing left', async () => {
   const exited = new Promise<number | null>((r) => run!.once('exit', (c) => r(c)));
   await ok('unload', NAME);

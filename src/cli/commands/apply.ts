@@ -3,7 +3,8 @@
  * shows the same changes without making them).
  * - running under `bpfctl run`: the supervisor makes every change live (routes as one
  *   generation, scaling, rolling replacement of changed code, added and removed functions, XDP);
- *   a change that cannot be live (pool geometry, gateway count) is refused with the reason.
+ *   a change that cannot be live (pool geometry, gateway count) is refused with the reason, or
+ *   with `--restart` the chain is stopped and started again from the file on the same port.
  * - loaded, not running: route and XDP changes are written live; anything else is refused unless
  *   `--restart`, which loads the policy again (nothing runs that could lose a request).
  * - not loaded: the same as `bpfctl load`.
@@ -25,6 +26,22 @@ interface ApplyArgs {
   restart: boolean;
 }
 
+/** Waits until the restarted chain runs the policy whose IR hash is `hash`, every instance ready. */
+async function restarted(policy: string, hash: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    try {
+      if (loadedManifest(policy).schemaHash !== hash) continue;
+      const slots = (await askSupervisor(policy, { op: 'instances' }, undefined, 2000)) as { state: string }[];
+      if (slots.length && slots.every((s) => s.state === 'ready')) return;
+    } catch {
+      // between the old chain and the new one
+    }
+  }
+  throw new BpfctlError('E_APPLY', `the chain of ${policy} did not come back within 120 s after the restart (see the bpfctl run output)`);
+}
+
 async function running(policy: string): Promise<boolean> {
   if (!existsSync(controlPath(policy))) return false;
   try {
@@ -41,7 +58,7 @@ export const applyCommand = defineCommand<ApplyArgs>({
   builder: (y) =>
     y
       .positional('policy-file', { type: 'string', demandOption: true, describe: 'policy file (policy.ts)' })
-      .option('restart', { type: 'boolean', default: false, describe: 'allow changes that need a reload of a policy that is loaded but not running' }),
+      .option('restart', { type: 'boolean', default: false, describe: 'allow changes that cannot be live: a running chain restarts in place (same URL), a loaded one is reloaded' }),
   handler: async (argv: Args<ApplyArgs>) => {
     const { out } = argv;
     const file = resolve(argv.policyFile);
@@ -53,8 +70,15 @@ export const applyCommand = defineCommand<ApplyArgs>({
       how = 'loaded';
     } else if (await running(ir.name)) {
       out.progress(`asking the supervisor of ${ir.name} to apply ${file}`);
-      diff = ((await askSupervisor(ir.name, { op: 'apply', file })) as { diff: PolicyDiff }).diff;
-      how = 'applied to the running chain';
+      const res = (await askSupervisor(ir.name, { op: 'apply', file, restart: argv.restart })) as { diff?: PolicyDiff; restarting?: boolean; reason?: string };
+      if (res.restarting) {
+        out.progress(`${res.reason ?? 'the change cannot be live'}: the chain restarts with the new policy`);
+        await restarted(ir.name, ir.hash);
+        how = 'restarted with the new policy (--restart)';
+      } else {
+        diff = res.diff ?? null;
+        how = 'applied to the running chain';
+      }
     } else {
       const m = loadedManifest(ir.name);
       diff = diffPolicies(viewOfIr(m.ir, m.codeHashes ?? {}), viewOfIr(ir, manifestHashes(file, ir)));

@@ -53,43 +53,62 @@ export const runCommand = defineCommand<RunArgs>({
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const chain = await startChain(argv.policy, {
-        port: argv.port,
-        host: argv.host === '' ? '0.0.0.0' : argv.host,
-        timeoutMs: argv.timeout,
-        bodyTimeoutMs: argv.bodyTimeout,
-        poolName: argv.pool,
-        progress: (t) => out.progress(t),
-        log: (l) => out.stderr.write(`${l}\n`),
-        signal: stopReq.signal,
-        // `bpfctl unload` of this policy: end the run as Ctrl-C does.
-        onStopRequest: () => {
-          out.progress('bpfctl unload asked to stop');
-          stopReq.abort();
-        },
-      });
+      let file = argv.policy;
+      let port = argv.port;
       let demo: DemoResult[] | null = null;
-      try {
-        if (argv.demo) {
-          demo = await runDemo(chain);
-          if (out.json) out.printJson({ policy: chain.policy.name, url: chain.url, routes: chain.routes, demo });
-          else {
-            printUrls(out, chain);
-            printDemo(out, demo);
+      // One turn per chain: `bpfctl apply --restart` of a change that cannot be live ends this
+      // chain and starts the new file in its place, on the same port.
+      for (;;) {
+        let restartTo: string | null = null;
+        const turn = new AbortController();
+        const chain = await startChain(file, {
+          port,
+          host: argv.host === '' ? '0.0.0.0' : argv.host,
+          timeoutMs: argv.timeout,
+          bodyTimeoutMs: argv.bodyTimeout,
+          poolName: argv.pool,
+          progress: (t) => out.progress(t),
+          log: (l) => out.stderr.write(`${l}\n`),
+          signal: stopReq.signal,
+          // `bpfctl unload` of this policy: end the run as Ctrl-C does.
+          onStopRequest: () => {
+            out.progress('bpfctl unload asked to stop');
+            stopReq.abort();
+          },
+          onRestartRequest: argv.demo
+            ? undefined
+            : (next) => {
+                out.progress(`bpfctl apply --restart: restarting with ${next}`);
+                restartTo = next;
+                turn.abort();
+              },
+        });
+        try {
+          if (argv.demo) {
+            demo = await runDemo(chain);
+            if (out.json) out.printJson({ policy: chain.policy.name, url: chain.url, routes: chain.routes, demo });
+            else {
+              printUrls(out, chain);
+              printDemo(out, demo);
+            }
+          } else {
+            if (out.json) out.printJson({ policy: chain.policy.name, pid: process.pid, url: chain.url, routes: chain.routes });
+            else printUrls(out, chain);
+            out.progress('Ctrl-C (or SIGTERM) stops the chain and removes its pins, pool and processes');
+            await new Promise<void>((resolve) => {
+              if (stopReq.signal.aborted) resolve();
+              stopReq.signal.addEventListener('abort', () => resolve(), { once: true });
+              turn.signal.addEventListener('abort', () => resolve(), { once: true });
+            });
           }
-        } else {
-          if (out.json) out.printJson({ policy: chain.policy.name, pid: process.pid, url: chain.url, routes: chain.routes });
-          else printUrls(out, chain);
-          out.progress('Ctrl-C (or SIGTERM) stops the chain and removes its pins, pool and processes');
-          await new Promise<void>((resolve) => {
-            if (stopReq.signal.aborted) resolve();
-            stopReq.signal.addEventListener('abort', () => resolve(), { once: true });
-          });
+        } finally {
+          out.progress(`stopping ${chain.policy.name}`);
+          await chain.stop();
+          out.progress(`stopped; removed the pins under ${chain.pinDir}, pool ${chain.poolName} and cgroup ${chain.cgroup}`);
         }
-      } finally {
-        out.progress(`stopping ${chain.policy.name}`);
-        await chain.stop();
-        out.progress(`stopped; removed the pins under ${chain.pinDir}, pool ${chain.poolName} and cgroup ${chain.cgroup}`);
+        if (restartTo === null || stopReq.signal.aborted) break;
+        file = restartTo;
+        port = chain.port;
       }
       const failed = demo?.filter((r) => r.status !== 200) ?? [];
       if (failed.length) throw new BpfctlError('E_DEMO', `${failed.length} of ${demo!.length} demo requests failed (first: ${failed[0]!.route} -> ${failed[0]!.status} ${failed[0]!.response})`);

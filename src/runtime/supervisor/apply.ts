@@ -67,7 +67,7 @@ export async function applyToChain(c: ApplyContext): Promise<ApplyResult> {
   const nextHashes = manifestHashes(c.file, next);
   const diff = diffPolicies(viewOfIr(live, manifest.codeHashes ?? {}), viewOfIr(next, nextHashes));
   if (!diff.live) {
-    throw new ApplyError('E_APPLY_RESTART', `policy ${live.name} cannot change this while it runs: ${diff.restartReasons.join('; ')} (stop bpfctl run and start it again with the new policy)`);
+    throw new ApplyError('E_APPLY_RESTART', `policy ${live.name} cannot change this while it runs: ${diff.restartReasons.join('; ')} (bpfctl apply --restart restarts the chain with it)`);
   }
   if (diff.changes.length === 0) return { diff, routes: [] };
 

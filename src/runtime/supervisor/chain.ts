@@ -71,6 +71,12 @@ export interface ChainOptions {
   signal?: AbortSignal;
   /** `bpfctl unload` asked the running chain to stop (default: stop()). `bpfctl run` ends its run. */
   onStopRequest?: () => void;
+  /**
+   * `bpfctl apply --restart` of a change that cannot be made live (pool geometry, gateway count):
+   * the owner of the chain stops it and starts `file` in its place. Without it, such an apply is
+   * refused.
+   */
+  onRestartRequest?: (file: string) => void;
 }
 
 export interface ChainRoute {
@@ -357,7 +363,17 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
         if (req.op === 'scale') return scale(req.function, req.instances);
         if (req.op === 'instances') return slots.map((s) => s.snapshot());
         if (req.op === 'routes') return changeRoutes(req.changes);
-        if (req.op === 'apply') return apply(req.file);
+        if (req.op === 'apply') {
+          try {
+            return await apply(req.file);
+          } catch (err) {
+            if (!req.restart || (err as { code?: string }).code !== 'E_APPLY_RESTART' || !opts.onRestartRequest) throw err;
+            // Answered first: the control socket closes with this chain.
+            const restartTo = resolve(req.file);
+            setImmediate(() => opts.onRestartRequest!(restartTo));
+            return { restarting: true, reason: (err as Error).message };
+          }
+        }
         if (req.op === 'stop') {
           // Answered first: the control socket closes as the chain stops.
           setImmediate(() => (opts.onStopRequest ? opts.onStopRequest() : void stopChain()));

@@ -15,7 +15,7 @@ export type ControlRequest =
   | { op: 'scale'; function: string; instances: number }
   | { op: 'instances' }
   | { op: 'routes'; changes: RouteChange[] }
-  | { op: 'apply'; file: string }
+  | { op: 'apply'; file: string; restart?: boolean }
   | { op: 'stop' };
 
 export type ControlHandler = (req: ControlRequest) => Promise<unknown>;
