@@ -8,13 +8,13 @@ import { describeAction } from '../../ir/xdp.ts';
 import { COUNTER_STRUCT, mapDecls, XDP_MAPS } from './maps.ts';
 import { INCLUDES, MAX_EXT_HDRS, MAX_VLANS, PARSER } from './parser.ts';
 import { commentSafe } from '../c-text.ts';
-import { helperDecls, ruleFunctions, rulesBody } from './rules.ts';
+import { HOOKS, type Hook, helperDecls, ruleFunctions, rulesBody } from './rules.ts';
 
 export { SET_KEY, setMapName, setOfMapName, XDP_MAPS, XDP_STATS, XSK_QUEUES, xskMapName } from './maps.ts';
-export { matchConds } from './rules.ts';
+export { HOOKS, type Hook, matchConds } from './rules.ts';
 
 /** The program's function name (and kernel program name). */
-export const XDP_PROG_NAME = 'xdp_classify';
+export const XDP_PROG_NAME = HOOKS.xdp.progName;
 
 export interface GeneratedXdp {
   /** File name for the source, e.g. `xdp-eth0.bpf.c`. */
@@ -53,24 +53,45 @@ function header(policy: string, s: XdpSectionIR): string {
  */`;
 }
 
-function mainFn(s: XdpSectionIR): string {
+function mainFn(s: XdpSectionIR, hook: Hook): string {
+  const h = HOOKS[hook];
+  const start =
+    hook === 'xdp'
+      ? ['\tvoid *data = (void *)(long)ctx->data;', '\tvoid *data_end = (void *)(long)ctx->data_end;', `\t__u64 bytes = ${h.bytes};`, '\tstruct pkt p = {};']
+      : [
+          `\t__u64 bytes = ${h.bytes};`,
+          '\tstruct pkt p = {};',
+          '',
+          '\t/* The parser reads the linear part of the skb: pull the headers into it (a no-op when they are). */',
+          '\tbpf_skb_pull_data(ctx, ctx->len < TC_PULL_LEN ? ctx->len : TC_PULL_LEN);',
+        ];
   const body = [
-    '\tvoid *data = (void *)(long)ctx->data;',
-    '\tvoid *data_end = (void *)(long)ctx->data_end;',
-    '\t__u64 bytes = data_end - data;',
-    '\tstruct pkt p = {};',
+    ...start,
     '',
     '\tif (parse(ctx, &p) < 0) {',
     `\t\tcount(&${XDP_MAPS.xdpStats}, 0, bytes);`,
-    `\t\treturn ${s.malformed === 'drop' ? 'XDP_DROP' : 'XDP_PASS'};`,
+    `\t\treturn ${h.malformed[s.malformed]};`,
     '\t}',
     '\tif (p.frag)',
     `\t\tcount(&${XDP_MAPS.xdpStats}, 1, bytes);`,
     '',
-    ...rulesBody(s),
+    ...rulesBody(s, hook),
   ];
-  return `SEC("xdp")\nint ${XDP_PROG_NAME}(struct xdp_md *ctx)\n{\n${body.join('\n')}\n}`;
+  return `SEC("${h.section}")\nint ${h.progName}(${h.ctxType} *ctx)\n{\n${body.join('\n')}\n}`;
 }
+
+/** tc: headers pulled into the skb's linear part before parsing (Ethernet, 2 VLANs, IPv6, 6 extension headers, L4). */
+const TC_PRELUDE = `#include <linux/pkt_cls.h>
+
+#define TC_PULL_LEN 256`;
+
+const TC_REDIRECT = `/* tx_ports[slot] holds the ifindex of a redirect target (0: not filled): bpf_redirect() sends. */
+static __always_inline int redirect_slot(__u32 slot)
+{
+	__u32 *ifindex = bpf_map_lookup_elem(&tx_ports, &slot);
+
+	return ifindex && *ifindex ? bpf_redirect(*ifindex, 0) : TC_ACT_SHOT;
+}`;
 
 const COUNT_FN = `static __always_inline void count(void *map, __u32 slot, __u64 bytes)
 {
@@ -88,20 +109,32 @@ const COUNT_FN = `static __always_inline void count(void *map, __u32 slot, __u64
  * Pure: the same IR always yields the same source.
  */
 export function generateXdp(policy: XdpPolicyLike, section: XdpSectionIR | number): GeneratedXdp {
+  return generateClassifier(policy, section, 'xdp');
+}
+
+/**
+ * The classification program of one section for a hook: XDP, or tc (tcx ingress/egress). The
+ * parser, the match table and the rules are shared; only the context, the verdicts and how
+ * actions are carried out come from the hook (HOOKS). Pure, like generateXdp.
+ * @throws RangeError for an action the hook cannot carry out (AF_XDP at tc).
+ */
+export function generateClassifier(policy: XdpPolicyLike, section: XdpSectionIR | number, hook: Hook): GeneratedXdp {
   const s = typeof section === 'number' ? policy.xdp[section] : section;
   if (!s) throw new RangeError(`policy "${policy.name}" has no xdp[${String(section)}]`);
+  const h = HOOKS[hook];
   const helpers = helperDecls(s);
   const parts = [
     header(policy.name, s),
-    INCLUDES,
+    hook === 'xdp' ? INCLUDES : `${INCLUDES}\n${TC_PRELUDE}`,
     COUNTER_STRUCT,
-    mapDecls(s),
-    PARSER,
+    mapDecls(s, hook),
+    hook === 'xdp' ? PARSER : PARSER.replace('parse(struct xdp_md *ctx', `parse(${h.ctxType} *ctx`),
     COUNT_FN,
     ...(helpers ? [helpers] : []),
-    ...ruleFunctions(s),
-    mainFn(s),
+    ...(hook === 'tc' && s.redirects.length ? [TC_REDIRECT] : []),
+    ...ruleFunctions(s, hook),
+    mainFn(s, hook),
     `char _license[] SEC("license") = "GPL";`,
   ];
-  return { file: `xdp-${ifaceSlug(s.interface)}.bpf.c`, source: `${parts.join('\n\n')}\n`, progName: XDP_PROG_NAME };
+  return { file: `${hook}-${ifaceSlug(s.interface)}.bpf.c`, source: `${parts.join('\n\n')}\n`, progName: h.progName };
 }

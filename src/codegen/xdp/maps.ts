@@ -71,7 +71,7 @@ function setDecl(s: XdpSetIR): string {
 }
 
 /** Key structs the section's sets need, then every map. */
-export function mapDecls(section: XdpSectionIR): string {
+export function mapDecls(section: XdpSectionIR, hook: 'xdp' | 'tc' = 'xdp'): string {
   const kinds = [...new Set(section.sets.map((s) => s.kind))];
   const structs = (Object.keys(KEY_STRUCTS) as XdpSetKind[]).filter((k) => kinds.includes(k)).map((k) => KEY_STRUCTS[k]!);
   const maps = [
@@ -90,12 +90,12 @@ export function mapDecls(section: XdpSectionIR): string {
     maps.push(
       mapDecl(
         XDP_MAPS.txPorts,
-        ['__uint(type, BPF_MAP_TYPE_DEVMAP)', `__uint(max_entries, ${section.redirects.length})`, '__type(key, __u32)', '__type(value, __u32)'],
+        [`__uint(type, BPF_MAP_TYPE_${hook === 'xdp' ? 'DEVMAP' : 'ARRAY'})`, `__uint(max_entries, ${section.redirects.length})`, '__type(key, __u32)', '__type(value, __u32)'],
         `redirect targets (ifindex, filled at deploy): ${section.redirects.map((r, i) => `${i} ${r}`).join(', ')}`,
       ),
     );
   }
-  for (const g of section.xskGroups) {
+  for (const g of hook === 'xdp' ? section.xskGroups : []) {
     maps.push(
       mapDecl(
         xskMapName(g),

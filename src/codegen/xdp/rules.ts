@@ -230,30 +230,73 @@ export function matchConds(m: XdpMatchIR, knownProto?: number): string[] {
   return [...selective, ...matchGuards(m, knownProto), ...inline, ...lookups];
 }
 
+/** The hooks a classification section compiles for. */
+export type Hook = 'xdp' | 'tc';
+
+/** How one hook says what the rules decide: a typed table, so an action a hook lacks is explicit. */
+export interface HookCodegen {
+  /** ELF section of the program. */
+  readonly section: string;
+  /** The program's function (and kernel program) name. */
+  readonly progName: string;
+  /** The context the program, the parser and the rule functions take. */
+  readonly ctxType: string;
+  /** Bytes of the packet, for the counters. */
+  readonly bytes: string;
+  /** Verdicts for malformed frames (by the section's `malformed`). */
+  readonly malformed: { readonly drop: string; readonly pass: string };
+  /** The statements of each action, or null when the hook cannot carry it out. */
+  readonly actions: { readonly [K in XdpActionIR['kind']]: ((a: Extract<XdpActionIR, { kind: K }>) => readonly string[]) | null };
+}
+
+export const HOOKS: { readonly [H in Hook]: HookCodegen } = {
+  xdp: {
+    section: 'xdp',
+    progName: 'xdp_classify',
+    ctxType: 'struct xdp_md',
+    bytes: 'data_end - data',
+    malformed: { drop: 'XDP_DROP', pass: 'XDP_PASS' },
+    actions: {
+      pass: () => ['return XDP_PASS;'],
+      drop: () => ['return XDP_DROP;'],
+      tx: () => ['return XDP_TX;'],
+      redirect: (a) => [`return bpf_redirect_map(&${XDP_MAPS.txPorts}, ${a.slot}, XDP_DROP); /* ${a.ifname}; drop if the slot is empty */`],
+      xsk: (a) => [`return bpf_redirect_map(&${xskMapName(a.group)}, ctx->rx_queue_index, XDP_PASS); /* to the stack if no socket on this queue */`],
+    },
+  },
+  // tc (tcx) on ingress or egress: the same parser and rules over the skb's linear data.
+  tc: {
+    section: 'tc',
+    progName: 'tc_classify',
+    ctxType: 'struct __sk_buff',
+    bytes: 'ctx->len',
+    malformed: { drop: 'TC_ACT_SHOT', pass: 'TC_ACT_OK' },
+    actions: {
+      pass: () => ['return TC_ACT_OK;'],
+      drop: () => ['return TC_ACT_SHOT;'],
+      tx: () => ['return bpf_redirect(ctx->ifindex, 0); /* back out of the device it arrived on */'],
+      // tc cannot redirect through a devmap: tx_ports holds the ifindex, bpf_redirect() sends.
+      redirect: (a) => [`return redirect_slot(${a.slot}); /* ${a.ifname}; drop if the slot is empty */`],
+      xsk: null,
+    },
+  },
+};
+
 /** The statements that count (when asked) and carry out an action. */
-export function actionStmts(a: XdpActionIR, slot: number, count: boolean, indent: string): string[] {
+export function actionStmts(a: XdpActionIR, slot: number, count: boolean, indent: string, hook: Hook = 'xdp'): string[] {
   const out = count ? [`${indent}count(&${XDP_MAPS.ruleStats}, ${slot}, bytes);`] : [];
-  switch (a.kind) {
-    case 'pass':
-      return [...out, `${indent}return XDP_PASS;`];
-    case 'drop':
-      return [...out, `${indent}return XDP_DROP;`];
-    case 'tx':
-      return [...out, `${indent}return XDP_TX;`];
-    case 'redirect':
-      return [...out, `${indent}return bpf_redirect_map(&${XDP_MAPS.txPorts}, ${a.slot}, XDP_DROP); /* ${a.ifname}; drop if the slot is empty */`];
-    case 'xsk':
-      return [...out, `${indent}return bpf_redirect_map(&${xskMapName(a.group)}, ctx->rx_queue_index, XDP_PASS); /* to the stack if no socket on this queue */`];
-  }
+  const emit = HOOKS[hook].actions[a.kind] as ((a: XdpActionIR) => readonly string[]) | null;
+  if (!emit) throw new RangeError(`the ${hook} hook cannot ${describeAction(a)} (AF_XDP sockets take frames at XDP only)`);
+  return [...out, ...emit(a).map((l) => `${indent}${l}`)];
 }
 
 /** One rule as an `if` at `indent`; `knownProto` when an enclosing switch already checked p.proto. */
-export function ruleBlock(r: XdpRuleIR, indent = '\t', knownProto?: number): string {
+export function ruleBlock(r: XdpRuleIR, indent = '\t', knownProto?: number, hook: Hook = 'xdp'): string {
   const conds = matchConds(r.match, knownProto);
   const head = `${indent}/* rule ${r.index} "${commentSafe(r.name)}": ${commentSafe(r.summary)}${r.count ? '' : ' (not counted)'} */`;
-  if (!conds.length) return [head, ...actionStmts(r.action, r.index, r.count, indent)].join('\n');
+  if (!conds.length) return [head, ...actionStmts(r.action, r.index, r.count, indent, hook)].join('\n');
   const cond = conds.length === 1 ? conds[0] : conds.join(` &&\n${indent}    `);
-  return [head, `${indent}if (${cond}) {`, ...actionStmts(r.action, r.index, r.count, `${indent}\t`), `${indent}}`].join('\n');
+  return [head, `${indent}if (${cond}) {`, ...actionStmts(r.action, r.index, r.count, `${indent}\t`, hook), `${indent}}`].join('\n');
 }
 
 /** Rules past this many are written out once, in order, without the protocol switch... */
@@ -281,8 +324,8 @@ function applies(r: XdpRuleIR, proto: number | undefined): boolean {
  * protocol and those naming none), still in policy order: a packet no longer walks past every
  * other protocol's rules. Rules naming no protocol are written once per case.
  */
-export function rulesBody(s: XdpSectionIR): string[] {
-  const dflt = [`/* default: ${describeAction(s.default)} */`, ...actionStmts(s.default, s.rules.length, true, '')];
+export function rulesBody(s: XdpSectionIR, hook: Hook = 'xdp'): string[] {
+  const dflt = [`/* default: ${describeAction(s.default)} */`, ...actionStmts(s.default, s.rules.length, true, '', hook)];
   const protos = [...new Set(s.rules.map((r) => r.match.proto).filter((p): p is number => p !== undefined))];
   if (s.rules.length > DISPATCH_MAX_RULES) {
     const calls: string[] = ['\tint verdict;', ''];
@@ -291,7 +334,7 @@ export function rulesBody(s: XdpSectionIR): string[] {
     }
     return [...calls, '', ...dflt.map((l) => `\t${l}`)];
   }
-  if (protos.length < 2) return [...s.rules.flatMap((r) => [ruleBlock(r), '']), ...dflt.map((l) => `\t${l}`)];
+  if (protos.length < 2) return [...s.rules.flatMap((r) => [ruleBlock(r, '\t', undefined, hook), '']), ...dflt.map((l) => `\t${l}`)];
   const out = [
     '\t/*',
     "\t * One case per protocol the rules name: each holds the rules that can match it, in policy",
@@ -301,7 +344,7 @@ export function rulesBody(s: XdpSectionIR): string[] {
   ];
   for (const proto of [...protos, undefined]) {
     out.push(proto === undefined ? '\tdefault:' : `\tcase ${PROTO_C[proto] ?? proto}:`);
-    for (const r of s.rules.filter((x) => applies(x, proto))) out.push(ruleBlock(r, '\t\t', proto), '');
+    for (const r of s.rules.filter((x) => applies(x, proto))) out.push(ruleBlock(r, '\t\t', proto, hook), '');
     out.push(...dflt.map((l) => `\t\t${l}`));
   }
   out.push('\t}');
@@ -313,16 +356,16 @@ export function rulesBody(s: XdpSectionIR): string[] {
  * RULES_PER_FUNCTION each, returning the verdict of the first match or -1. Static and noinline,
  * so the verifier checks them in their caller's context (the packet pointers in `p` stay valid).
  */
-export function ruleFunctions(s: XdpSectionIR): string[] {
+export function ruleFunctions(s: XdpSectionIR, hook: Hook = 'xdp'): string[] {
   if (s.rules.length <= DISPATCH_MAX_RULES) return [];
   // `p` reads the caller's struct in place: a copy would split its packet pointers into
   // 4-byte loads, which the verifier no longer knows as pointers.
   const out: string[] = ['#define p (*pp)'];
   for (let i = 0; i < s.rules.length; i += RULES_PER_FUNCTION) {
     const chunk = s.rules.slice(i, i + RULES_PER_FUNCTION);
-    const body = chunk.flatMap((r) => [ruleBlock(r), '']);
+    const body = chunk.flatMap((r) => [ruleBlock(r, '\t', undefined, hook), '']);
     out.push(
-      `/* rules ${i}..${i + chunk.length - 1} */\nstatic __noinline int rules_${i}(struct xdp_md *ctx, const struct pkt *pp, __u64 bytes)\n{\n${body.join('\n')}\treturn -1; /* none of these matched */\n}`,
+      `/* rules ${i}..${i + chunk.length - 1} */\nstatic __noinline int rules_${i}(${HOOKS[hook].ctxType} *ctx, const struct pkt *pp, __u64 bytes)\n{\n${body.join('\n')}\treturn -1; /* none of these matched */\n}`,
     );
   }
   out.push('#undef p');
