@@ -1,7 +1,12 @@
 // The C baseline for bench/maps.ts: the same hash-map update and lookup loops, through the same
 // libbpf calls the TypeScript loader makes, so the ratio isolates the cost of the FFI path.
 // Usage: map-bench <iterations>; prints one JSON line.
+//        map-bench openload <object.bpf.o> <rounds>: bpf_object__open_file + load + close in this
+//        process, the libbpf baseline for the loader's open+load; prints one JSON line.
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <string.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +20,34 @@ static double now_ns(void) {
   return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list args) {
+  (void)level;
+  (void)fmt;
+  (void)args;
+  return 0;
+}
+
+static int openload(const char *path, long rounds) {
+  libbpf_set_print(quiet);
+  double first0 = now_ns();
+  struct bpf_object *warm = bpf_object__open_file(path, NULL);
+  if (!warm) return 4;
+  bpf_object__close(warm);
+  double first = now_ns() - first0;
+  double total = 0;
+  for (long i = 0; i < rounds; i++) {
+    double t0 = now_ns();
+    struct bpf_object *o = bpf_object__open_file(path, NULL);
+    if (!o || bpf_object__load(o)) return 5;
+    total += now_ns() - t0;
+    bpf_object__close(o);
+  }
+  printf("{\"rounds\":%ld,\"openLoadMs\":%.3f,\"firstOpenMs\":%.3f}\n", rounds, total / rounds / 1e6, first / 1e6);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 3 && strcmp(argv[1], "openload") == 0) return openload(argv[2], atol(argv[3]));
   long n = argc > 1 ? atol(argv[1]) : 200000;
   int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "c_bench", 4, 8, ENTRIES, NULL);
   if (fd < 0) {
