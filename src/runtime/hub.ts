@@ -21,11 +21,12 @@ export interface HubOptions {
   host?: string;
   /**
    * How long a connection may stay without its socket being registered (`registered()`) before
-   * the hub resets it; default 5000 ms. Any local process can connect to the hub: without this,
-   * connections that never register would pile up until the supervisor runs out of fds.
+   * the hub resets it. Any local process can connect to the hub: without a window, connections
+   * that never register pile up until the owner runs out of fds. Only for owners that call
+   * `registered()` for every socket they insert (the supervisor passes 5000); default: none.
    */
   registerWithinMs?: number;
-  /** Unregistered connections kept at once; beyond that the oldest is reset. Default 256. */
+  /** With registerWithinMs: unregistered connections kept at once; beyond that the oldest is reset. Default 256. */
   maxUnregistered?: number;
 }
 
@@ -54,7 +55,7 @@ export interface Hub {
 /** Starts a hub. @throws Error (EADDRINUSE, ...) when it cannot listen. */
 export async function startHub(o: HubOptions = {}): Promise<Hub> {
   const host = o.host ?? '127.0.0.1';
-  const registerWithinMs = o.registerWithinMs ?? 5000;
+  const registerWithinMs = o.registerWithinMs ?? 0;
   const maxUnregistered = o.maxUnregistered ?? 256;
   const peers = new Set<net.Socket>();
   const waiters = new Map<number, (() => void)[]>();
@@ -100,7 +101,7 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
       unregistered.delete(s);
       if (port !== undefined) registeredPorts.delete(port);
     });
-    if (port === undefined || !registeredPorts.has(port)) {
+    if (registerWithinMs > 0 && (port === undefined || !registeredPorts.has(port))) {
       unregistered.set(s, Date.now());
       if (unregistered.size > maxUnregistered) evict(unregistered.keys().next().value!);
       armSweep();

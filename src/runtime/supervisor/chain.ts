@@ -218,7 +218,8 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     routeTable = LiveRouteTable.open(pinDir);
     const table = routeTable;
 
-    hub = await startHub({ host: LOOPBACK });
+    // Every socket the supervisor inserts is reported to the hub, which resets the rest.
+    hub = await startHub({ host: LOOPBACK, registerWithinMs: 5000 });
     const theHub = hub;
     const hubPort = hub.port;
     reg.onRegistered = (port) => theHub.registered(port);
