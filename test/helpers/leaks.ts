@@ -44,7 +44,39 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSyn
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { test as uvuTest } from 'uvu';
 import { sh } from './sh.ts';
+
+/**
+ * uvu swallows an exception thrown by a before() hook (a `return` in its runner's `finally`): the
+ * file then "passes" 0 of N tests and the run exits 0. Every kernel test file imports this module
+ * after uvu, so its before() hooks are wrapped here: a failure is printed and fails the run.
+ */
+let hiddenFailure = false;
+/** uvu ends with process.exit(code) of its own; this puts the failure back into the exit code. */
+process.on('exit', () => {
+  if (hiddenFailure) process.exitCode = 1;
+});
+/** Fail the run even though uvu will not count it as a failed test. */
+function failRun(what: string): void {
+  hiddenFailure = true;
+  process.exitCode = 1;
+  process.stderr.write(`\n${what}\n`);
+}
+for (const t of [uvuTest]) {
+  const orig = t.before;
+  const wrapped = ((fn: Parameters<typeof orig>[0]) =>
+    orig(async (ctx) => {
+      try {
+        await fn(ctx);
+      } catch (err) {
+        failRun(`before() hook failed (the run fails; uvu would hide it): ${(err as Error).stack ?? err}`);
+        throw err;
+      }
+    })) as typeof orig;
+  wrapped.each = orig.each;
+  t.before = wrapped;
+}
 
 /** Every process this one starts inherits the mark; leaksSince() finds them by it. */
 export const OWNER_ENV = 'BPFCTL_LEAK_OWNER';
@@ -270,15 +302,14 @@ export function openFds(): Map<number, string> {
 
 /**
  * Takes the snapshot; throws if it cannot look. uvu swallows an exception thrown in a before()
- * hook (the file then "passes" 0 of N tests with exit code 0), so a failure also sets the exit
- * code and says so on stderr.
+ * hook (the file then "passes" 0 of N tests with exit code 0), so a failure also fails the run's
+ * exit code and says so on stderr (a file made with suite() has no wrapped hooks).
  */
 export function snapshot(): Snapshot {
   try {
     return takeSnapshot();
   } catch (err) {
-    process.exitCode = 1;
-    process.stderr.write(`leak snapshot failed (the run fails): ${(err as Error).message}\n`);
+    failRun(`leak snapshot failed (the run fails): ${(err as Error).message}`);
     throw err;
   }
 }
@@ -658,3 +689,13 @@ export function removeOwnDirs(dirs: readonly string[]): void {
     if (existsSync(d) && isEmptyDir(d)) rmdirSync(d);
   }
 }
+
+/** For leak-check.test.ts: whether a hidden failure was recorded, and to clear the one it provoked. */
+export const hiddenFailures = {
+  get recorded(): boolean {
+    return hiddenFailure;
+  },
+  clear(): void {
+    hiddenFailure = false;
+  },
+};

@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfMap, BpfObject, unpin } from '../../loader/index.ts';
 import { fixtureObject } from '../fixtures/fixture-path.ts';
-import { compare, leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
+import { compare, hiddenFailures, leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { sh } from '../helpers/sh.ts';
 
 const tag = `bpfctl-test-${process.pid}-leakcheck`;
@@ -206,11 +206,13 @@ test('a snapshot that cannot run bpftool throws instead of seeing nothing', () =
   process.env.PATH = '/nonexistent';
   try {
     assert.throws(() => snapshot(), /cannot list BPF progs/);
-    // uvu would swallow the throw in a before() hook: the exit code says it too.
+    // uvu would swallow the throw in a before() hook: the run's exit code says it too.
     assert.is(process.exitCode, 1);
+    assert.ok(hiddenFailures.recorded);
   } finally {
     process.env.PATH = path;
     process.exitCode = code;
+    hiddenFailures.clear();
   }
 });
 
