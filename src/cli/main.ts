@@ -40,7 +40,9 @@ export async function main(args: readonly string[], io: Io = {}): Promise<number
   for (const c of commands) parser = parser.command(c);
   try {
     await parser.parseAsync();
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    // Not process.exitCode: in-process callers (tests, embedding code) may have set it for their
+    // own reasons, and no command sets it.
+    return 0;
   } catch (err) {
     reportError(err, { json: wantsJson, verbose: args.includes('--verbose') || args.includes('-v'), stderr });
     return err instanceof UsageError ? 2 : 1;
