@@ -10,11 +10,14 @@ import { fixtureObject } from '../fixtures/fixture-path.ts';
 import { leaksSince, removeOwnDirs, snapshot } from '../helpers/leaks.ts';
 
 const pinDir = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
-const tmp = mkdtempSync(join(tmpdir(), 'bpfctl-loader-'));
-// Taken when this file's tests start, not at import: uvu imports every file before running any.
+// Made when this file's tests start, not at import: uvu imports every file before running any,
+// and a directory made then would be in every other file's leak window.
+let tmp = '';
+// Taken when this file's tests start, not at import.
 let before = snapshot();
 test.before(() => {
   before = snapshot();
+  tmp = mkdtempSync(join(tmpdir(), 'bpfctl-loader-'));
 });
 
 test('a program the verifier rejects: one-line message, full log, nothing left behind', () => {
