@@ -27,6 +27,7 @@ import { IssueList } from '../ir/issues.ts';
 import type { RouteIR } from '../ir/policy.ts';
 import { BpfctlError } from '../errors.ts';
 import { MAX_ROUTES } from '../schema/index.ts';
+import { routeValue } from '../schema/chain-maps.ts';
 import { type ChainMaps, openChainMaps } from './chain-maps.ts';
 import { type Manifest, writeManifest } from './manifest.ts';
 import { pinRoot, policyDir } from './paths.ts';
@@ -71,20 +72,28 @@ export class RouteTableFullError extends BpfctlError {
   }
 }
 
+const FREE_DECODED: RouteSlot = Object.freeze(decodeRouteSlot(FREE_SLOT)) as RouteSlot;
+const LEN_OFF = routeValue.fields.find((f) => f.name === 'len')!.offset;
+const VERSION_OFF = routeValue.fields.find((f) => f.name === 'version')!.offset;
+
+/** A slot's value, decoded only when it is in use (most of the 1024 are free). */
+function slotOf(v: Uint8Array): RouteSlot {
+  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  if (dv.getUint32(LEN_OFF, true) === 0 && dv.getUint32(VERSION_OFF, true) === 0) return FREE_DECODED;
+  return decodeRouteSlot(v);
+}
+
 function readSlots(cm: ChainMaps): RouteSlot[] {
   const out: RouteSlot[] = new Array(MAX_ROUTE_SLOTS);
   const batch = cm.routes.map.lookupBatch();
   if (batch) {
     for (let i = 0; i < batch.keys.length; i++) {
       const k = new DataView(batch.keys[i]!.buffer, batch.keys[i]!.byteOffset, 4).getUint32(0, true);
-      out[k] = decodeRouteSlot(batch.values[i]!);
+      out[k] = slotOf(batch.values[i]!);
     }
   }
   for (let i = 0; i < MAX_ROUTE_SLOTS; i++) {
-    if (!out[i]) {
-      const v = cm.routes.map.lookup(u32Key(i));
-      out[i] = decodeRouteSlot(v ?? FREE_SLOT);
-    }
+    if (!out[i]) out[i] = slotOf(cm.routes.map.lookup(u32Key(i)) ?? FREE_SLOT);
   }
   return out;
 }
@@ -112,6 +121,8 @@ export function liveRoutes(cm: ChainMaps): LiveRoutes {
 
 export interface ApplyRouteOptions {
   root?: string;
+  /** The policy's chain maps when the caller holds them open (the supervisor): saves opening and checking seven pins per change. */
+  maps?: ChainMaps;
   drainMs?: number;
   /** Wall clock in ms (tests). */
   now?: number;
@@ -126,6 +137,7 @@ export interface ApplyRouteOptions {
 export function applyRouteChanges(policy: string, changes: readonly RouteChange[], opts: ApplyRouteOptions = {}): RouteChangeResult[] {
   const root = opts.root ?? pinRoot();
   const manifest = loadedManifest(policy, root);
+  if (opts.maps) return applyWithMaps(manifest, opts.maps, changes, { ...opts, root });
   const cm = openChainMaps(policy, root, manifest);
   try {
     return applyWithMaps(manifest, cm, changes, { ...opts, root });
@@ -181,7 +193,7 @@ function applyWithMaps(manifest: Manifest, cm: ChainMaps, changes: readonly Rout
     // sees the new len with the old functions half overwritten.
     cm.routes.map.update(u32Key(i), encodeRouteSlot({ ...s, hops: [], version: 0xffffffff }));
     cm.routes.map.update(u32Key(i), FREE_SLOT);
-    slots[i] = decodeRouteSlot(FREE_SLOT);
+    slots[i] = FREE_DECODED;
   }
 
   const next = gen + 1;

@@ -331,7 +331,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     const changeRoutes = (changes: RouteChange[]) =>
       serial(async () => {
         if (stopping) throw new ScaleError(`${ir.name} is stopping`);
-        return applyRouteChanges(ir.name, changes, { root, drainMs });
+        return applyRouteChanges(ir.name, changes, { root, drainMs, maps: theMaps });
       });
     const apply = (next: string) =>
       serial(() =>
