@@ -1,6 +1,6 @@
 /**
  * Live control under load (part of the chain benchmarks): the hello-chain example run by the
- * supervisor, wrk -c32 on /hello; after an unrecorded warm-up, three rounds of a steady phase
+ * supervisor, wrk -c32 on /hello; after an unrecorded warm-up, six rounds of a steady phase
  * followed by one where routes change every 100 ms. Reports requests/s and p99 of each phase, the
  * median of the paired changing/steady ratios, failed requests, and how long after a route change
  * returns the first request is served on the new route (request by request, 40 changes).
@@ -92,7 +92,7 @@ async function propagation(chain: Chain, n: number): Promise<{ ms: number[]; fir
 
 export async function run(opts: { quick?: boolean } = {}): Promise<unknown> {
   const seconds = opts.quick ? 3 : 6;
-  const rounds = opts.quick ? 1 : 3;
+  const rounds = opts.quick ? 1 : 6;
   const work = join(repo, '.cache/bench', `live-${process.pid}`);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
