@@ -4,28 +4,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfMap, BpfProgram } from '../../loader/index.ts';
 import { loadObjectCommand, unloadDirCommand } from '../../src/cli/commands/object.ts';
-import { main } from '../../src/cli/main.ts';
 import { createOutput } from '../../src/cli/output.ts';
 import { type BuiltFixture, buildTypedFixture } from '../fixtures/typed/build.ts';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
+import { cliJson as json, runCli as run } from '../helpers/cli.ts';
 
 const root = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
 const dir = join(root, 'cli-map');
 let before: Snapshot;
 let fixture: BuiltFixture;
-
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
-
-async function json<T = unknown>(...args: string[]): Promise<T> {
-  const r = await run(...args, '--json');
-  assert.is(r.code, 0, `bpfctl ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 const quiet = () => createOutput({ json: true, quiet: true, stdout: { write: () => true }, stderr: { write: () => true } });
 

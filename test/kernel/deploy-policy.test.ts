@@ -8,7 +8,6 @@ import { existsSync, rmdirSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfProgram, listPrograms } from '../../loader/index.ts';
-import { main } from '../../src/cli/main.ts';
 import { openChainMaps } from '../../src/deploy/chain-maps.ts';
 import { readManifest } from '../../src/deploy/manifest.ts';
 import { applyRouteChanges, liveRoutes } from '../../src/deploy/routes.ts';
@@ -16,6 +15,7 @@ import { decodeRouteSlot, MAX_ROUTE_SLOTS, u32Key } from '../../src/ir/chain-map
 import { hashIR } from '../../src/ir/policy.ts';
 import { importPolicySpec } from '../../src/load/index.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
+import { runCli as cli } from '../helpers/cli.ts';
 
 const ROOT = `/sys/fs/bpf/bpfctl-test-${process.pid}-deploy`;
 const CG = `/sys/fs/cgroup/unified/bpfctl-test-${process.pid}`;
@@ -24,13 +24,6 @@ let before: Snapshot;
 // Taken in before(), not at import: uvu imports every file first, and another file may set these
 // at import time; restoring what was there when this file started leaves its values alone.
 let saved: { root?: string; cg?: string } = {};
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
 
 function progIds(dir: string): number[] {
   return ['chain_msg'].map((n) => {

@@ -10,10 +10,10 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main } from '../../src/cli/main.ts';
 import { readManifest } from '../../src/deploy/manifest.ts';
 import { type Chain, startChain } from '../../src/runtime/supervisor/index.ts';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
+import { runCli as cli } from '../helpers/cli.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const ID = `bpfctl-test-${process.pid}-apply`;
@@ -45,13 +45,6 @@ function writePolicy(edit: (text: string) => string = (t) => t): void {
     .replace("stamp: { instances: 1, handler: './functions/stamp.ts', maxInFlight: 64 },", "stamp: { instances: 1, handler: './functions/stamp.ts', maxInFlight: 64 },\n    slow: { instances: 1, handler: './functions/slow.ts' },")
     .replace("'/shout': ['upper', 'stamp'],", "'/shout': ['upper', 'stamp'],\n    '/slow': ['slow', 'stamp'],");
   writeFileSync(policy, edit(base));
-}
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { stdout: { write: (t: string) => void out.push(t) }, stderr: { write: (t: string) => void err.push(t) } });
-  return { code, stdout: out.join(''), stderr: err.join('') };
 }
 
 function post(path: string, body = 'hello world'): Promise<{ status: number; body: string }> {

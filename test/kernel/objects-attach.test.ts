@@ -14,28 +14,15 @@ import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfMap, listLinks } from '../../loader/index.ts';
-import { main } from '../../src/cli/main.ts';
 import { cgroup2Mount } from '../../src/deploy/paths.ts';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { createNetnsPair } from '../helpers/netns.ts';
 import { objectFile, objectsDir, syscalls } from '../objects/build.ts';
+import { cliJson as json, runCli as run } from '../helpers/cli.ts';
 
 const root = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
 const cgroup = join(cgroup2Mount(), `bpfctl-objtest-${process.pid}`);
 let before: Snapshot;
-
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
-
-async function json<T = unknown>(...args: string[]): Promise<T> {
-  const r = await run(...args, '--json');
-  assert.is(r.code, 0, `bpfctl ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 async function load(name: string, ...extra: string[]): Promise<string> {
   const dir = join(root, name);

@@ -11,9 +11,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main } from '../../src/cli/main.ts';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { objectFile, objectsDir } from '../objects/build.ts';
+import { cliJson as json, runCli as run } from '../helpers/cli.ts';
 
 const root = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
 const sources = join(dirname(fileURLToPath(import.meta.url)), '../objects');
@@ -22,19 +22,6 @@ const corpus = readdirSync(sources)
   .map((f) => f.replace(/\.bpf\.c$/, ''))
   .sort();
 let before: Snapshot;
-
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
-
-async function json<T = unknown>(...args: string[]): Promise<T> {
-  const r = await run(...args, '--json');
-  assert.is(r.code, 0, `bpfctl ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 /** What dump prints for a key or value, as text to type back. */
 const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));

@@ -10,25 +10,12 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfMap, BpfObject, BpfProgram, LoaderError, listMaps, listPrograms } from '../../loader/index.ts';
-import { main } from '../../src/cli/main.ts';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { objectFile, objectsDir, syscalls } from '../objects/build.ts';
+import { cliJson as json, runCli as run } from '../helpers/cli.ts';
 
 const root = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
 let before: Snapshot;
-
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
-
-async function json<T = unknown>(...args: string[]): Promise<T> {
-  const r = await run(...args, '--json');
-  assert.is(r.code, 0, `bpfctl ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 test.before(async () => {
   // tsx finishes writing its transform cache (and holds /tmp/tsx-0 open) a moment after the

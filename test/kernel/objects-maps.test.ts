@@ -11,27 +11,14 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfMap, BpfProgram } from '../../loader/index.ts';
-import { main } from '../../src/cli/main.ts';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { objectFile, objectsDir } from '../objects/build.ts';
+import { cliJson as json, runCli as run } from '../helpers/cli.ts';
 
 const root = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
 let before: Snapshot;
 const XDP_DROP = 1;
 const XDP_PASS = 2;
-
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
-
-async function json<T = unknown>(...args: string[]): Promise<T> {
-  const r = await run(...args, '--json');
-  assert.is(r.code, 0, `bpfctl ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 async function load(name: string): Promise<string> {
   const dir = join(root, name);

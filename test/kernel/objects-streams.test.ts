@@ -8,19 +8,12 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main } from '../../src/cli/main.ts';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { objectFile, objectsDir, syscalls } from '../objects/build.ts';
+import { runCli as run } from '../helpers/cli.ts';
 
 const root = `/sys/fs/bpf/bpfctl-test-${process.pid}`;
 let before: Snapshot;
-
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
 
 async function ok(...args: string[]): Promise<string> {
   const r = await run(...args);

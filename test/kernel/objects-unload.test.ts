@@ -7,17 +7,10 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listPrograms } from '../../loader/index.ts';
-import { main } from '../../src/cli/main.ts';
 import { objectFile } from '../objects/build.ts';
+import { runCli as run } from '../helpers/cli.ts';
 
 const dir = `/sys/fs/bpf/bpfctl-test-${process.pid}-unload`;
-
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { stdout: { write: (s: string) => void out.push(s) }, stderr: { write: (s: string) => void err.push(s) } });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
 const progIds = (names: string[]) => listPrograms().filter((p) => names.includes(p.name)).map((p) => p.id);
 

@@ -6,6 +6,7 @@ import { main } from '../../src/cli/main.ts';
 import { Pool } from '../../src/runtime/pool/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { buildPoolTest, killAndWait, poolLeaks, startReady, uniqueName } from './pool-helpers.ts';
+import { runCli as cli } from '../helpers/cli.ts';
 
 // Taken when this file's tests start, not at import: uvu imports every file before running any.
 let before = snapshot();
@@ -13,13 +14,6 @@ test.before(() => {
   before = snapshot();
 });
 const built = buildPoolTest();
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
 
 test('create, stat with live and dead owners, reclaim, rm', async () => {
   const name = uniqueName('cli');

@@ -7,7 +7,6 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main } from '../../src/cli/main.ts';
 import { type Manifest, MANIFEST_VERSION, writeManifest } from '../../src/deploy/manifest.ts';
 import { policyDir } from '../../src/deploy/paths.ts';
 import { deployXdp, undeployXdp } from '../../src/deploy/xdp.ts';
@@ -28,14 +27,8 @@ import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(int(sys.argv[3])): s.sendto(b'x' * 32, (sys.argv[1], int(sys.argv[2])))
 `;
+import { runCli as cli } from '../helpers/cli.ts';
 const send = (port: number, n: number) => net.exec(net.nsA, 'python3', ['-c', SENDER, net.ipB, String(port), String(n)]);
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (c: string) => (stdout += c) }, stderr: { write: (c: string) => (stderr += c) } });
-  return { code, stdout, stderr };
-}
 
 interface StatusJson {
   policy: string;
