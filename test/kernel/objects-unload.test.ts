@@ -2,15 +2,24 @@
  * `bpfctl unload DIR --object NAME`: two objects loaded into one pin directory, one removed by
  * name; the other keeps every pin and stays loaded, and the last unload leaves nothing.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listPrograms } from '../../loader/index.ts';
-import { objectFile } from '../objects/build.ts';
+import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
+import { objectFile, objectsDir } from '../objects/build.ts';
 import { runCli as run } from '../helpers/cli.ts';
 
 const dir = `/sys/fs/bpf/bpfctl-test-${process.pid}-unload`;
+
+let before: Snapshot;
+
+test.before(async () => {
+  // tsx finishes writing its transform cache a moment after the imports: let it settle first.
+  await new Promise((r) => setTimeout(r, 500));
+  before = snapshot();
+});
 
 const progIds = (names: string[]) => listPrograms().filter((p) => names.includes(p.name)).map((p) => p.id);
 
@@ -41,6 +50,12 @@ test('unload --object with a policy name is a usage error', async () => {
   const r = await run('unload', 'some-policy', '--object', 'x');
   assert.is(r.code, 2);
   assert.match(r.stderr, /--object goes with a pin directory/);
+});
+
+test('nothing leaks', async () => {
+  // The compiled objects are this file's fixtures (shared with the other objects-* files).
+  rmSync(objectsDir, { recursive: true, force: true });
+  assert.equal(await leaksSince(before, { ownDirs: [dir] }), []);
 });
 
 test.run();
