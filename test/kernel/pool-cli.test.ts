@@ -2,7 +2,6 @@
 import { existsSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main } from '../../src/cli/main.ts';
 import { Pool } from '../../src/runtime/pool/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { buildPoolTest, killAndWait, poolLeaks, startReady, uniqueName } from './pool-helpers.ts';

@@ -1,10 +1,4 @@
-/**
- * `diffPolicies` and `renderDiff` against golden files, one per kind of change: the rendered text
- * and the JSON `apply` consumes both stay pinned. `UPDATE_GOLDEN=1` rewrites them (review the diff:
- * the JSON is a contract). Then laws every diff must obey, checked over seeded random views
- * (fast-check is not installed, so a small deterministic generator stands in for it).
- */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
@@ -15,20 +9,13 @@ import { renderDiff } from '../../src/deploy/diff-render.ts';
 import { lowerPolicy, type PolicyIR } from '../../src/ir/policy.ts';
 import { loadPolicyFile } from '../../src/load/index.ts';
 import type { XdpSectionIR } from '../../src/ir/xdp.ts';
+import { matchGolden } from '../helpers/golden.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const goldenDir = join(root, 'test/golden/diff');
-const update = process.env.UPDATE_GOLDEN === '1';
 
 function golden(file: string, actual: string): void {
-  const path = join(goldenDir, file);
-  if (update) {
-    mkdirSync(goldenDir, { recursive: true });
-    writeFileSync(path, actual);
-    return;
-  }
-  assert.ok(existsSync(path), `golden file ${path} is missing (run with UPDATE_GOLDEN=1)`);
-  assert.fixture(actual, readFileSync(path, 'utf8'), `${file} drifted from its golden file (UPDATE_GOLDEN=1 rewrites it)`);
+  matchGolden(goldenDir, file, actual);
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: specs are mutated freely per case; lowerPolicy validates them

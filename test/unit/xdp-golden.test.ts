@@ -1,8 +1,4 @@
-/**
- * Generated XDP C against the files in test/golden/xdp/ (regenerate with UPDATE_GOLDEN=1): any
- * change to the generated text shows up in review as a diff of these files.
- */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
@@ -12,20 +8,13 @@ import { generateXdp } from '../../src/codegen/xdp/index.ts';
 import { lowerPolicy } from '../../src/ir/policy.ts';
 import { lowerXdpSections } from '../../src/ir/xdp.ts';
 import { GOLDEN_SECTIONS } from '../golden/xdp/sections.ts';
+import { matchGolden } from '../helpers/golden.ts';
 
 const test = suite('xdp golden');
 const dir = join(dirname(fileURLToPath(import.meta.url)), '../golden/xdp');
-const update = process.env.UPDATE_GOLDEN === '1';
 
 function golden(name: string, source: string): void {
-  const file = join(dir, `${name}.bpf.c`);
-  if (update) {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(file, source);
-    return;
-  }
-  assert.ok(existsSync(file), `${file} is missing: run with UPDATE_GOLDEN=1`);
-  assert.fixture(source, readFileSync(file, 'utf8'), `${name}: generated C drifted from ${file} (UPDATE_GOLDEN=1 regenerates it)`);
+  matchGolden(dir, `${name}.bpf.c`, source);
 }
 
 for (const [name, section] of Object.entries(GOLDEN_SECTIONS)) {
