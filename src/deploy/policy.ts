@@ -28,8 +28,6 @@ export interface LoadOptions {
   xdpMode?: 'native' | 'generic' | 'auto';
   /** On a replacement, keep the live contents of XDP sets (changed with `bpfctl set`) instead of refilling them from the policy. */
   keepSets?: boolean;
-  /** Handler file hashes to record (manifestHashes). */
-  codeHashes?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -113,7 +111,7 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
       cgroup,
       pins,
       xdp,
-      codeHashes: opts.codeHashes ?? (opts.policyFile ? manifestHashes(opts.policyFile, ir) : {}),
+      codeHashes: opts.policyFile ? manifestHashes(opts.policyFile, ir) : {},
       ir,
     };
     writeManifest(dir, manifest);

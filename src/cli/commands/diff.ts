@@ -21,7 +21,7 @@ export const diffCommand = defineCommand({
     const hashes = hashHandlers(argv.policyFile, ir);
     const manifest = loadedManifest(ir.name);
     // Manifests written before code hashes were recorded have none: their functions' code is unknown.
-    const liveHashes = (manifest as { codeHashes?: Record<string, string> }).codeHashes;
+    const liveHashes = manifest.codeHashes;
     const d = diffPolicies(viewOfIr(manifest.ir, liveHashes), viewOfIr(ir, hashes));
     if (argv.out.json) argv.out.printJson(d);
     else argv.out.line(renderDiff(d));

@@ -15,7 +15,6 @@
  */
 import { resolve } from 'node:path';
 import { type ChainMaps, openChainMaps } from '../../deploy/chain-maps.ts';
-import { manifestHashes } from '../../deploy/code-hash.ts';
 import { readManifest, writeManifest } from '../../deploy/manifest.ts';
 import { pinRoot, policyCgroup, policyDir } from '../../deploy/paths.ts';
 import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
@@ -203,7 +202,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     aborted();
 
     // loadPolicy removes what it made itself when it fails.
-    loadPolicy(ir, { root, policyFile: file, progress, codeHashes: manifestHashes(file, ir) });
+    loadPolicy(ir, { root, policyFile: file, progress });
     loaded = true;
     aborted();
 
