@@ -6,7 +6,7 @@
 //
 // The interface is `uplink0`: rename it to your uplink (e.g. eth0) on purpose. Loading a default-
 // drop policy on the interface you are logged in through cuts you off unless you are in `admins`.
-import { bounce, definePolicy, drop, pass, set, toXsk, xdpSection } from '../../src/dsl/index.ts';
+import { bounce, definePolicy, drop, pass, set, toXsk, xdpSection } from 'bpfctl';
 
 export default definePolicy({
   name: 'edge-firewall',
