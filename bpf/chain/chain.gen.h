@@ -148,4 +148,15 @@ struct {
 	__type(value, __u64);
 } drop_reasons SEC(".maps");
 
+#include <bpfctl/gateway_stats.h>
+
+/* gateway instance -> its HTTP statistics, written by that gateway process through a mapping (the program never touches it) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BPFCTL_GW_STATS_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct bpfctl_gw_stats);
+} gw_stats SEC(".maps");
+
 #endif /* BPFCTL_CHAIN_GEN_H */

@@ -39,7 +39,7 @@ import type { PolicyIR } from './policy.ts';
 export { type ConfigValue, type CountersValue, configValue, countersValue, instancesValue, MAX_ROUTE_SLOTS, ROUTE_METHODS, type RouteMethod, routeValue, sockKey };
 
 /** The chain maps' names (docs/internals.md); the loader and `bpfctl status` open them by these. */
-export const CHAIN_MAP_NAMES = ['routes', 'instances', 'socks', 'config', 'fn_stats', 'route_stats', 'drop_reasons'] as const;
+export const CHAIN_MAP_NAMES = ['routes', 'instances', 'socks', 'config', 'fn_stats', 'route_stats', 'drop_reasons', 'gw_stats'] as const;
 export type ChainMapName = (typeof CHAIN_MAP_NAMES)[number];
 
 export interface MapEntry {

@@ -59,7 +59,7 @@ test('load pins programs, maps and manifest; status reads them back', async () =
   const res = JSON.parse(r.stdout);
   assert.is(res.policy, 'hello-chain');
   assert.is(res.replaced, false);
-  const maps = ['routes', 'instances', 'socks', 'config', 'fn_stats', 'route_stats', 'drop_reasons'];
+  const maps = ['routes', 'instances', 'socks', 'config', 'fn_stats', 'route_stats', 'drop_reasons', 'gw_stats'];
   for (const p of ['manifest', 'progs/chain_msg', ...maps.map((m) => `maps/${m}`)]) {
     assert.ok(existsSync(`${ROOT}/hello-chain/${p}`), `${p} pinned`);
   }

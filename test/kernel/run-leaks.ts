@@ -21,11 +21,11 @@ export function ownObjects(root: string): Set<string> {
 }
 
 /**
- * What a running chain pins, by kind: the sk_msg program, the seven chain maps (CHAIN_MAP_NAMES)
+ * What a running chain pins, by kind: the sk_msg program, the eight chain maps (CHAIN_MAP_NAMES)
  * and the manifest (a map too). No link: sk_msg is attached to the sockhash, and registration has
  * no program of its own (the supervisor inserts sockets), so there is no sockops program or link.
  */
-export const CHAIN_PINNED = { prog: 1, map: 8, link: 0 } as const;
+export const CHAIN_PINNED = { prog: 1, map: 9, link: 0 } as const;
 
 /** `own` counted by kind, to compare with CHAIN_PINNED. */
 export function ownByKind(own: Set<string>): Record<Kind, number> {

@@ -125,7 +125,7 @@ test('config (routes_gen where pad was) and sock keys', () => {
   assert.equal([...DEAD_LETTER_KEY_BYTES], [255, 255, 255, 255]);
   assert.throws(() => u32Key(-1), /u32/);
   // Registration is the supervisor's: no reg_ports map any more.
-  assert.equal([...CHAIN_MAP_NAMES], ['routes', 'instances', 'socks', 'config', 'fn_stats', 'route_stats', 'drop_reasons']);
+  assert.equal([...CHAIN_MAP_NAMES], ['routes', 'instances', 'socks', 'config', 'fn_stats', 'route_stats', 'drop_reasons', 'gw_stats']);
 });
 
 test('per-CPU counters are summed over CPUs', () => {

@@ -15,6 +15,8 @@ interface MapDef {
   value: string;
   /** BPF_F_MMAPABLE: processes follow the live table through a read-only mapping, no syscall per read. */
   mmapable?: boolean;
+  /** A shared header (under bpf/include) that defines the value struct, for user-space C too. */
+  header?: string;
 }
 
 const MAPS: { readonly [K in ChainMapName]: MapDef & { name: K } } = {
@@ -40,6 +42,16 @@ const MAPS: { readonly [K in ChainMapName]: MapDef & { name: K } } = {
   fn_stats: { name: 'fn_stats', why: 'function id -> descriptors delivered to it / dropped on the way', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_FUNCTIONS', key: '__u32', value: 'struct bpfctl_counters' },
   route_stats: { name: 'route_stats', why: 'route id -> descriptors routed on it / dropped', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'MAX_ROUTE_SLOTS', key: '__u32', value: 'struct bpfctl_counters' },
   drop_reasons: { name: 'drop_reasons', why: 'enum bpfctl_drop_reason -> count', type: 'BPF_MAP_TYPE_PERCPU_ARRAY', maxEntries: 'DROP_REASONS_MAX', key: '__u32', value: '__u64' },
+  gw_stats: {
+    name: 'gw_stats',
+    why: 'gateway instance -> its HTTP statistics, written by that gateway process through a mapping (the program never touches it)',
+    type: 'BPF_MAP_TYPE_ARRAY',
+    maxEntries: 'BPFCTL_GW_STATS_SLOTS',
+    key: '__u32',
+    value: 'struct bpfctl_gw_stats',
+    mmapable: true,
+    header: 'bpfctl/gateway_stats.h',
+  },
 };
 /** In declaration order. */
 export const CHAIN_MAPS: readonly MapDef[] = Object.values(MAPS);
@@ -47,6 +59,7 @@ export const CHAIN_MAPS: readonly MapDef[] = Object.values(MAPS);
 export function mapDefinitions(): string {
   return CHAIN_MAPS.map((m) =>
     [
+      ...(m.header ? [`#include <${m.header}>`, ''] : []),
       `/* ${m.why} */`,
       'struct {',
       `\t__uint(type, ${m.type});`,

@@ -30,6 +30,7 @@ import { Link } from '../sdk/link.ts';
 import { freeQuietly, isLive, type RuntimePool } from '../sdk/pool-api.ts';
 import { Batcher, bounce, canBounce, DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF, type Desc, FrameReader } from '../sdk/wire.ts';
 import { type InstancesMap, LiveInstances } from './live-instances.ts';
+import type { GatewayStatsSlot } from './stats-slot.ts';
 
 export interface GatewayOptions {
   policy: PolicyIR;
@@ -65,6 +66,8 @@ export interface GatewayOptions {
   /** How long an `instances` count is trusted; default 20 ms. */
   instanceCacheMs?: number;
   log?: (msg: string) => void;
+  /** This instance's slot of the shared statistics block (maps/gw_stats) that metrics readers sum. */
+  metrics?: GatewayStatsSlot;
 }
 
 export interface GatewayStats {
@@ -106,6 +109,8 @@ interface Pending {
   gen: number;
   deadline: number;
   route: RouteEntry;
+  /** performance.now() when it went into the chain (the latency histogram). */
+  t0: number;
 }
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -125,6 +130,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const timeoutMs = o.timeoutMs ?? 5000;
   const maxInFlight = o.maxInFlight ?? (pool as Partial<Pool>).bufferCount ?? ir.pool.bufferCount;
   const owner = process.pid;
+  const metrics = o.metrics;
 
   const bodyTimeoutMs = o.bodyTimeoutMs ?? 10_000;
   const maxPerClient = o.maxConnectionsPerClient ?? 1024;
@@ -152,6 +158,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const headOnly = new WeakSet<http.ServerResponse>();
   const respond = (res: http.ServerResponse, status: number, body: Uint8Array | string, type: string, close = false, latin1 = false, extra?: http.OutgoingHttpHeaders) => {
     stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+    metrics?.response(status);
     if (res.destroyed || res.writableEnded) {
       stats.clientGone++;
       return;
@@ -186,6 +193,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     if (!p) return;
     pending.delete(reqId);
     freeQuietly(pool, p.off, p.gen);
+    metrics?.latency(p.t0);
     respond(p.res, status, `${msg}\n`, TEXT);
   };
 
@@ -206,6 +214,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       pending.delete(id);
       stats.timeouts++;
       freeQuietly(pool, p.off, p.gen);
+      metrics?.latency(p.t0);
       respond(p.res, 504, 'chain timed out\n', TEXT);
     }
     armTimer();
@@ -238,6 +247,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     }
     pending.delete(d.reqId);
     stats.replies++;
+    metrics?.reply(p.route.slot, p.route.version);
+    metrics?.latency(p.t0);
     const error = (d.flags & DESC_FLAG_ERROR) !== 0;
     let status = error ? d.status || 500 : 200;
     let body: Uint8Array | string;
@@ -295,7 +306,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     // u32 wrap; skip ids still pending (a request older than 4G requests would need it).
     while (pending.has(reqId)) reqId = (reqId + 1) >>> 0;
     nextReq = (reqId + 1) >>> 0;
-    pending.set(reqId, { res, off, gen, deadline: Date.now() + timeoutMs, route });
+    pending.set(reqId, { res, off, gen, deadline: Date.now() + timeoutMs, route, t0: performance.now() });
     armTimer();
     out.add({ route: route.slot, hop: 0, flags: 0, gwInst, status: 0, reqId, bufOff: off, bufLen: len, bufGen: gen }, route.hops[0]!);
     scheduleFlush();
@@ -405,8 +416,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // A request not received within bodyTimeoutMs is a timeout (408), not a malformed one.
     const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
-    else socket.destroy();
+    if (socket.writable) {
+      metrics?.response(status.startsWith('408') ? 408 : 400);
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    } else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -10,6 +10,7 @@
  */
 import { readManifest } from '../../deploy/manifest.ts';
 import { startGateway } from '../gateway/index.ts';
+import { GatewayStatsSlot } from '../gateway/stats-slot.ts';
 import { LiveInstanceCounts, LiveRouteTable } from '../route-table.ts';
 import { GW_ENV } from './gateway-env.ts';
 
@@ -32,6 +33,8 @@ async function main(): Promise<void> {
   const ir = readManifest(pinDir).ir;
   const routes = LiveRouteTable.open(pinDir);
   const instances = LiveInstanceCounts.open(pinDir);
+  // This instance's slot of maps/gw_stats: what `bpfctl metrics` reads about its responses.
+  const metrics = GatewayStatsSlot.open(pinDir, gwInst, 'node');
   const timeout = process.env[GW_ENV.timeoutMs];
   const bodyTimeout = process.env[GW_ENV.bodyTimeoutMs];
   const gw = await startGateway({
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
     mode: 'ipc',
     routes,
     instances,
+    metrics,
     port: num(GW_ENV.httpPort),
     host: need(GW_ENV.httpHost),
     timeoutMs: timeout ? Number(timeout) : undefined,
@@ -62,6 +66,7 @@ async function main(): Promise<void> {
     void gw.close().finally(() => {
       routes.close();
       instances.close();
+      metrics.close();
       process.exit(0);
     });
   };
