@@ -1,9 +1,13 @@
 #!/usr/bin/env node
-// The published entry point. bpfctl ships TypeScript sources and runs them through tsx's loader,
-// so user policies (policy.ts) and bpfctl itself share one module graph and one set of types.
-import { register } from 'tsx/esm/api';
+// The published entry point: runs the compiled CLI (dist/, `npm run build`). No TypeScript tooling
+// is loaded here; a user's policy.ts is bundled on demand (src/load/ts-module.ts).
+import { existsSync } from 'node:fs';
 
-register();
+const main = new URL('../dist/src/cli/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write('bpfctl: not built: run `npm run build` in the bpfctl checkout first\n');
+  process.exit(1);
+}
 // `bpfctl map dump ... | head` closes the pipe early: that is the reader's choice, not an error.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (err) => {
@@ -11,5 +15,5 @@ for (const stream of [process.stdout, process.stderr]) {
     throw err;
   });
 }
-const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+const { main: run } = await import(main.href);
+process.exitCode = await run(process.argv.slice(2));

@@ -20,6 +20,14 @@ export class BpfctlError extends Error {
     return this.message;
   }
 
+  /**
+   * Lines a person needs to see to act, printed under the message even without --verbose: the
+   * source line with a caret under a syntax error, clang's first diagnostic. Empty by default.
+   */
+  excerpt(): string {
+    return '';
+  }
+
   /** What `--json` prints for this error. Subclasses add their own fields. */
   toJSON(): Record<string, unknown> {
     return { error: this.name, code: this.code, message: this.message };

@@ -1,14 +1,19 @@
 /**
  * bpfctl's command line. `main(args, io)` returns the exit code instead of exiting, so tests run
  * the CLI in-process with captured output (the bpf2go pattern).
+ *
+ * Only the command being run is imported (commands/index.ts): `--help`, `--version` and simple
+ * commands start in about the time Node itself takes.
  */
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { BpfctlError } from '../errors.ts';
-import { commands } from './commands/index.ts';
-import { UsageError } from './errors.ts';
+import { VERSION } from '../package.ts';
+import { CATALOG, type CommandName, LOADERS } from './commands/index.ts';
+import { EXIT, UsageError } from './errors.ts';
 import { createOutput, jsonReplacer, type Sink } from './output.ts';
+import { describeFailure } from './report.ts';
 
-export { UsageError } from './errors.ts';
+export { EXIT, UsageError } from './errors.ts';
 
 export interface Io {
   stdout?: Sink;
@@ -16,57 +21,69 @@ export interface Io {
 }
 
 export async function main(args: readonly string[], io: Io = {}): Promise<number> {
+  const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
-  const wantsJson = args.includes('--json');
-  let parser: Argv = yargs([...args])
-    .scriptName('bpfctl')
-    .option('json', { type: 'boolean', default: false, describe: 'Machine-readable JSON output' })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Full error details (verifier log, clang output)' })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress messages' })
-    .middleware((argv) => {
-      // With --json, stderr carries only the error object, so scripts can parse it.
-      argv.out = createOutput({ json: Boolean(argv.json), quiet: Boolean(argv.quiet) || Boolean(argv.json), stdout: io.stdout, stderr: io.stderr });
-    })
-    .demandCommand(1, 'name a command (bpfctl --help lists them)')
-    .strict()
-    .recommendCommands()
-    .help()
-    .version(false)
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
-    });
-  for (const c of commands) parser = parser.command(c);
+  const pretty = args.includes('--pretty') || args.includes('-p');
+  const wantsJson = pretty || args.includes('--json') || args.includes('-j');
+  const first = args.find((a) => !a.startsWith('-'));
+  if (args.includes('--version') || args.includes('-V') || (first === 'version' && args[0] === 'version')) {
+    stdout.write(wantsJson ? `${JSON.stringify({ version: VERSION, node: process.versions.node })}\n` : `bpfctl ${VERSION}\n`);
+    return EXIT.ok;
+  }
   try {
+    // Imported here, not at the top: `--version` needs none of it.
+    const { default: yargs } = await import('yargs');
+    let parser: Argv = yargs([...args])
+      .scriptName('bpfctl')
+      .usage('bpfctl <command> [options]    (bpfctl --version, -V: print the version)\n\nA toolchain and loader for eBPF dataplanes: function chains over shared memory, XDP classifiers, and any eBPF object.')
+      .option('json', { alias: 'j', type: 'boolean', default: false, describe: 'Machine-readable JSON output (one document)' })
+      .option('pretty', { alias: 'p', type: 'boolean', default: false, describe: 'JSON output, indented (implies --json)' })
+      .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Full error details (verifier log, clang output, stack)' })
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress messages' })
+      .middleware((argv) => {
+        if (argv.pretty) argv.json = true;
+        // With --json, stderr carries only the error object, so scripts can parse it.
+        argv.out = createOutput({ json: Boolean(argv.json), pretty: Boolean(argv.pretty), quiet: Boolean(argv.quiet) || Boolean(argv.json), stdout: io.stdout, stderr: io.stderr });
+      })
+      .demandCommand(1, 'name a command (bpfctl --help lists them)')
+      .strict()
+      .recommendCommands()
+      .help()
+      .alias('help', 'h')
+      .version(false)
+      .epilogue('Exit codes: 0 ok, 1 failure, 2 usage error, 77 insufficient privileges. Docs: docs/README.md')
+      .wrap(Math.min(100, process.stdout.columns || 80))
+      .exitProcess(false)
+      .fail((msg, err) => {
+        throw err ?? new UsageError(msg);
+      });
+    parser = parser.command({ command: 'version', describe: 'Print the version (with --json: and the Node version)', handler: () => {} });
+    for (const name of Object.keys(CATALOG) as CommandName[]) {
+      // The command being run is imported with everything it needs; the others are listed only.
+      if (name === first) parser = parser.command(await LOADERS[name]());
+      else parser = parser.command({ command: CATALOG[name].command, describe: CATALOG[name].describe, handler: async (argv) => (await LOADERS[name]()).handler(argv) });
+    }
     await parser.parseAsync();
     // Not process.exitCode: in-process callers (tests, embedding code) may have set it for their
     // own reasons, and no command sets it.
-    return 0;
+    return EXIT.ok;
   } catch (err) {
-    reportError(err, { json: wantsJson, verbose: args.includes('--verbose') || args.includes('-v'), stderr });
-    return err instanceof UsageError ? 2 : 1;
+    return reportError(err, { json: wantsJson, pretty, verbose: args.includes('--verbose') || args.includes('-v'), stderr });
   }
 }
 
-function reportError(err: unknown, o: { json: boolean; verbose: boolean; stderr: Sink }): void {
+/** Prints an error on stderr (one line for people, an object with --json) and returns the exit code. */
+function reportError(err: unknown, o: { json: boolean; pretty: boolean; verbose: boolean; stderr: Sink }): number {
+  const f = describeFailure(err);
   if (o.json) {
-    const body =
-      err instanceof BpfctlError
-        ? { ...err.toJSON(), ...(o.verbose ? { detail: err.detail() } : {}) }
-        : { error: 'Error', message: String((err as Error)?.message ?? err) };
-    o.stderr.write(`${JSON.stringify(body, jsonReplacer, 2)}\n`);
-    return;
+    const body = err instanceof BpfctlError ? { ...err.toJSON(), ...(o.verbose ? { detail: err.detail() } : {}) } : { error: f.kind, code: f.code, message: f.message };
+    o.stderr.write(`${JSON.stringify(body, jsonReplacer, o.pretty ? 2 : undefined)}\n`);
+    return f.exit;
   }
-  if (err instanceof BpfctlError) {
-    o.stderr.write(`bpfctl: ${err.message}\n`);
-    const detail = err.detail();
-    // Most details start with the one-line message: print only what they add to it.
-    const more = detail.startsWith(err.message) ? detail.slice(err.message.length).replace(/^\n+/, '') : detail;
-    if (o.verbose && more) o.stderr.write(`${more}\n`);
-    else if (more) o.stderr.write('(run with --verbose for details)\n');
-    return;
-  }
-  const e = err as Error;
-  o.stderr.write(`bpfctl: internal error: ${e?.stack ?? String(err)}\n`);
+  o.stderr.write(`bpfctl: ${f.message}\n`);
+  // What a person needs to see to fix it (a source line with a caret, clang's first error).
+  if (f.excerpt) o.stderr.write(`${f.excerpt}\n`);
+  if (o.verbose && f.detail) o.stderr.write(`${f.detail}\n`);
+  else if (f.detail) o.stderr.write('(run with --verbose for details)\n');
+  return f.exit;
 }

@@ -44,10 +44,11 @@ export function formatCell(value: unknown): string {
   return JSON.stringify(value, jsonReplacer);
 }
 
-export function createOutput(opts: { json: boolean; quiet?: boolean; stdout?: Sink; stderr?: Sink }): Output {
+export function createOutput(opts: { json: boolean; pretty?: boolean; quiet?: boolean; stdout?: Sink; stderr?: Sink }): Output {
   const stdout = opts.stdout ?? process.stdout;
   const stderr = opts.stderr ?? process.stderr;
-  const printJson = (value: unknown) => stdout.write(`${JSON.stringify(value, jsonReplacer, 2)}\n`);
+  // One document per line with --json (bpftool's -j), indented with --pretty (its -p).
+  const printJson = (value: unknown) => stdout.write(`${JSON.stringify(value, jsonReplacer, opts.pretty ? 2 : undefined)}\n`);
   return {
     json: opts.json,
     stdout,

@@ -5,15 +5,16 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
+import { cacheRoot, PACKAGE_ROOT } from '../package.ts';
 
-/** The repository root (src/compile/ is two levels down). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** bpfctl's package root: its headers (bpf/include) are part of every object's cache key. */
+export const REPO_ROOT = PACKAGE_ROOT;
 export const BPF_INCLUDE = join(REPO_ROOT, 'bpf/include');
 
+/** Compiled eBPF objects: `<cache root>/bpf` (see cacheRoot). */
 export function defaultCacheDir(): string {
-  return process.env.BPFCTL_CACHE || join(REPO_ROOT, '.cache/bpf');
+  return join(cacheRoot(), 'bpf');
 }
 
 function headersUnder(dir: string, recursive: boolean): string[] {

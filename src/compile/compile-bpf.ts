@@ -10,7 +10,7 @@ import { parseDiagnostics } from './diagnostics.ts';
 import { CompileError } from './errors.ts';
 
 export interface CompileOptions {
-  /** Cache directory; default `$BPFCTL_CACHE` or `<repo>/.cache/bpf`. */
+  /** Cache directory; default `<cache root>/bpf` ($BPFCTL_CACHE, $XDG_CACHE_HOME/bpfctl or ~/.cache/bpfctl). */
   cacheDir?: string;
   /** Extra -I directories (hashed as flags, their headers are not). */
   includeDirs?: string[];

@@ -1,2 +1,3 @@
 /** Policy files to IR (the loading layer above src/ir, docs/internals.md "Layers"). */
 export { importPolicySpec, loadPolicyFile, PolicyLoadError, resolveHandler } from './policy-file.ts';
+export { type BuiltModule, buildModule, importUserModule, needsBuild, SourceError, type SourceLocation } from './ts-module.ts';

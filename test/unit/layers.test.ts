@@ -14,7 +14,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Lowest first. A module's layer is the longest prefix that names it. */
 const LAYERS: readonly (readonly string[])[] = [
-  ['src/errors.ts'], // the error base every layer may throw
+  ['src/errors.ts', 'src/package.ts'], // the error base every layer may throw; where bpfctl's files and cache are
   ['src/schema'], // codecs, C declarations, layouts shared with C (descriptor, chain maps, pool)
   ['src/dsl'], // what a policy author writes
   ['src/ir'], // the validated policy as data: pure
@@ -32,8 +32,9 @@ const LAYERS: readonly (readonly string[])[] = [
 const RESTRICTED: Record<string, readonly string[]> = {
   // Only the loader talks to libbpf; the pool uses koffi for libc (mmap, memfd_create).
   koffi: ['loader', 'src/runtime/pool'],
-  // Importing TypeScript at run time is the loading layer's job, not the IR's.
-  'tsx/esm/api': ['src/load'],
+  // Building users' TypeScript is the loading layer's job (tsx is a dev tool: tests only).
+  esbuild: ['src/load'],
+  'tsx/esm/api': [],
 };
 
 /** src/ir is a pure function of the spec: computation only (hashing, address parsing). */

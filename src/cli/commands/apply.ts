@@ -20,6 +20,7 @@ import { BpfctlError } from '../../errors.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { askSupervisor, controlPath } from '../../runtime/supervisor/index.ts';
 import { type Args, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 interface ApplyArgs {
   policyFile: string;
@@ -53,8 +54,7 @@ async function running(policy: string): Promise<boolean> {
 }
 
 export const applyCommand = defineCommand<ApplyArgs>({
-  command: 'apply <policy-file>',
-  describe: 'Make the loaded or running policy match the file, live (bpfctl diff shows what changes)',
+  ...usage('apply'),
   builder: (y) =>
     y
       .positional('policy-file', { type: 'string', demandOption: true, describe: 'policy file (policy.ts)' })

@@ -11,6 +11,7 @@ import { compileBpf } from '../../compile/index.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import type { Args, Command } from './types.ts';
+import { usage } from './catalog.ts';
 
 const EMITS = ['all', 'ir', 'c', 'obj'] as const;
 type Emit = (typeof EMITS)[number];
@@ -30,8 +31,7 @@ export function generatePolicySources(ir: PolicyIR): { file: string; source: str
 }
 
 export const buildCommand: Command = {
-  command: 'build <policy>',
-  describe: 'Validate a policy and generate its C, BPF objects and IR',
+  ...usage('build'),
   builder: (y: Argv) =>
     y
       .positional('policy', { type: 'string', demandOption: true, describe: 'policy.ts file' })

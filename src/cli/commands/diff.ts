@@ -11,10 +11,10 @@ import { renderDiff } from '../../deploy/diff-render.ts';
 import { loadedManifest } from '../../deploy/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { type Args, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 export const diffCommand = defineCommand({
-  command: 'diff <policy-file>',
-  describe: 'Show what apply would change in the loaded policy of the same name (changes nothing; exits 0 either way)',
+  ...usage('diff'),
   builder: (y) => y.positional('policy-file', { type: 'string', demandOption: true, describe: 'policy file (policy.ts)' }),
   handler: async (argv: Args<{ policyFile: string }>) => {
     const ir = await loadPolicyFile(argv.policyFile);

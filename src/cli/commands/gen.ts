@@ -6,14 +6,13 @@
  * skeleton that no longer matches the object fails when TypedMap checks it against the map's BTF.
  */
 import { writeFileSync } from 'node:fs';
-import { dirname, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { BpfObject, type BtfType, type MapSpec } from '../../../loader/index.ts';
 import { asKnown, type Codec, codecFromBtf } from '../../schema/index.ts';
 import { type Command, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 /** Array-like map kinds: keys are u32 indexes even without key BTF. */
 const INDEXED = new Set(['array', 'percpu_array', 'prog_array', 'sockmap', 'xskmap', 'devmap', 'cpumap', 'array_of_maps', 'perf_event_array', 'cgroup_array']);
 const RAW = new Set(['ringbuf', 'user_ringbuf', 'perf_event_array', 'prog_array', 'sockmap', 'sockhash', 'xskmap', 'devmap', 'devmap_hash', 'cpumap', 'array_of_maps', 'hash_of_maps']);
@@ -112,7 +111,8 @@ export function generateTypes(file: string, from: string): string {
       return { g, t, c };
     });
     const progs = obj.programs.map((p) => ({ prop: ident(p.name), p }));
-    const rel = (p: string) => JSON.stringify(`${from}/${p}`);
+    // A package specifier ('bpfctl') imports its loader entry; a path names a bpfctl checkout.
+    const api = JSON.stringify(/^[./]/.test(from) ? `${from}/src/maps/index.ts` : `${from}/loader`);
     const schemaImports = [...e.imports].sort();
     const lines = [
       '/**',
@@ -122,9 +122,7 @@ export function generateTypes(file: string, from: string): string {
       ...obj.maps.map((m) => ` *   map ${m.name}: ${m.type}, key ${m.keySize} B, value ${m.valueSize} B, max ${m.maxEntries}${m.pinPath ? ', pinned by name' : ''}`),
       ...obj.programs.map((p) => ` *   program ${p.name}: ${p.type} (section ${p.section})`),
       ' */',
-      `import { BpfObject, type BpfMap, type BpfProgram, LoaderError, type OpenOptions } from ${rel('loader/index.ts')};`,
-      `import { TypedMap } from ${rel('src/maps/typed-map.ts')};`,
-      `import { type Codec, decode, encode, ${schemaImports.join(', ')} } from ${rel('src/schema/index.ts')};`,
+      `import { BpfObject, type BpfMap, type BpfProgram, type Codec, decode, encode, LoaderError, type OpenOptions, TypedMap, ${schemaImports.join(', ')} } from ${api};`,
       '',
       `/** The object this skeleton was generated from. */`,
       `export const OBJECT_PATH = ${JSON.stringify(resolve(file))};`,
@@ -219,12 +217,10 @@ const types = defineCommand<GenArgs>({
     y
       .positional('object', { type: 'string', demandOption: true, describe: 'FILE.bpf.o' })
       .option('output', { alias: 'o', type: 'string', describe: 'write the module here (default: stdout)' })
-      .option('import-from', { type: 'string', describe: 'path (or package) bpfctl is imported from (default: this checkout, relative to --output)' }),
+      .option('import-from', { type: 'string', default: 'bpfctl', describe: "package bpfctl is imported from ('bpfctl': its bpfctl/loader entry), or the path of a bpfctl checkout" }),
   handler: (argv) => {
     const out = argv.output ? resolve(argv.output) : undefined;
-    let from = argv.importFrom ?? (out ? relative(dirname(out), REPO) || '.' : REPO);
-    if (!from.startsWith('.') && !from.startsWith('/') && !argv.importFrom) from = `./${from}`;
-    const source = generateTypes(argv.object, from);
+    const source = generateTypes(argv.object, argv.importFrom ?? 'bpfctl');
     if (!out) return void argv.out.stdout.write(source);
     writeFileSync(out, source);
     if (argv.out.json) argv.out.printJson({ object: resolve(argv.object), output: out });
@@ -233,8 +229,7 @@ const types = defineCommand<GenArgs>({
 });
 
 export const genCommand: Command = {
-  command: 'gen <command>',
-  describe: 'Generate code from an object file (types)',
+  ...usage('gen'),
   builder: (y: Argv) => y.command(types).demandCommand(1),
   handler: () => {},
 };

@@ -11,6 +11,7 @@ import { BpfctlError } from '../../errors.ts';
 import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import type { Args, Command } from './types.ts';
+import { usage } from './catalog.ts';
 
 const FORMATS = ['dot', 'mermaid', 'svg', 'png'] as const;
 type Format = (typeof FORMATS)[number];
@@ -56,8 +57,7 @@ function formatFromFile(file: string | undefined): Format | undefined {
 }
 
 export const graphCommand: Command = {
-  command: 'graph <policy>',
-  describe: 'Draw the function chains of a policy (DOT, Mermaid, SVG or PNG)',
+  ...usage('graph'),
   builder: (y: Argv) =>
     y
       .positional('policy', { type: 'string', demandOption: true, describe: 'policy.ts file, or the name of a loaded policy (drawn as it runs)' })

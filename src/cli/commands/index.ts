@@ -1,20 +1,29 @@
-/** Every bpfctl command, in the order `--help` lists them. Each file owns one command group. */
-import { applyCommand } from './apply.ts';
-import { buildCommand } from './build.ts';
-import { diffCommand } from './diff.ts';
-import { genCommand } from './gen.ts';
-import { graphCommand } from './graph.ts';
-import { linkCommand } from './link.ts';
-import { loadCommand, unloadCommand } from './load.ts';
-import { mapCommand } from './map.ts';
-import { poolCommand } from './pool.ts';
-import { progCommand } from './prog.ts';
-import { routeCommand } from './route.ts';
-import { runCommand, scaleCommand } from './run.ts';
-import { statusCommand } from './status.ts';
-import { topCommand } from './top.ts';
-import { setCommand } from './set.ts';
+/**
+ * Every bpfctl command, loaded on demand: importing one command module pulls in only what it uses.
+ */
+import type { CommandName } from './catalog.ts';
 import type { Command } from './types.ts';
-import { xdpCommand } from './xdp.ts';
 
-export const commands: Command[] = [buildCommand, loadCommand, unloadCommand, statusCommand, topCommand, routeCommand, diffCommand, applyCommand, graphCommand, poolCommand, progCommand, linkCommand, mapCommand, genCommand, xdpCommand, setCommand, runCommand, scaleCommand];
+export { CATALOG, type CommandName } from './catalog.ts';
+
+/** The module of each command, imported when that command runs (or its --help is asked for). */
+export const LOADERS: Record<CommandName, () => Promise<Command>> = {
+  build: async () => (await import('./build.ts')).buildCommand,
+  load: async () => (await import('./load.ts')).loadCommand,
+  unload: async () => (await import('./load.ts')).unloadCommand,
+  status: async () => (await import('./status.ts')).statusCommand,
+  top: async () => (await import('./top.ts')).topCommand,
+  route: async () => (await import('./route.ts')).routeCommand,
+  diff: async () => (await import('./diff.ts')).diffCommand,
+  apply: async () => (await import('./apply.ts')).applyCommand,
+  graph: async () => (await import('./graph.ts')).graphCommand,
+  pool: async () => (await import('./pool.ts')).poolCommand,
+  prog: async () => (await import('./prog.ts')).progCommand,
+  link: async () => (await import('./link.ts')).linkCommand,
+  map: async () => (await import('./map.ts')).mapCommand,
+  gen: async () => (await import('./gen.ts')).genCommand,
+  xdp: async () => (await import('./xdp.ts')).xdpCommand,
+  set: async () => (await import('./set.ts')).setCommand,
+  run: async () => (await import('./run.ts')).runCommand,
+  scale: async () => (await import('./run.ts')).scaleCommand,
+};

@@ -8,6 +8,7 @@ import { BpfLink, listLinks, listPrograms } from '../../../loader/index.ts';
 import { BpfctlError } from '../../errors.ts';
 import { detachLink, ifNames, linkPins } from './prog.ts';
 import { type Command, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 /** A link that cannot be found or detached as asked. */
 export class LinkCommandError extends BpfctlError {}
@@ -62,8 +63,7 @@ const detach = defineCommand<{ link: string }>({
 });
 
 export const linkCommand: Command = {
-  command: 'link <command>',
-  describe: 'BPF links: ls, detach',
+  ...usage('link'),
   builder: (y: Argv) => y.command(ls).command(detach).demandCommand(1),
   handler: () => {},
 };

@@ -14,6 +14,7 @@ import { askSupervisor, controlPath, runDir } from '../../runtime/supervisor/ind
 import { BpfctlError } from '../../errors.ts';
 import type { Output } from '../output.ts';
 import { type Args, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 const isObjectFile = (f: string) => /\.(bpf\.)?o$/.test(f);
 const isPolicyFile = (f: string) => /\.(ts|mts|js|mjs)$/.test(f);
@@ -27,8 +28,7 @@ interface LoadArgs {
 }
 
 export const loadCommand = defineCommand({
-  command: 'load <target>',
-  describe: 'Load a policy (policy.ts: build, load, attach, pin) or an object file (.bpf.o, with --pin DIR)',
+  ...usage('load'),
   builder: (y) =>
     y
       .positional('target', { type: 'string', demandOption: true, describe: 'policy.ts or FILE.bpf.o' })
@@ -79,8 +79,7 @@ interface UnloadArgs {
 }
 
 export const unloadCommand = defineCommand({
-  command: 'unload <target>',
-  describe: 'Remove a loaded policy (by name or policy.ts), or everything `load --pin DIR` pinned in DIR',
+  ...usage('unload'),
   builder: (y) =>
     y
       .positional('target', { type: 'string', demandOption: true, describe: 'policy name, policy.ts, or a pin directory' })

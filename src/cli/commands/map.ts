@@ -16,6 +16,7 @@ import { parseBytesLiteral } from '../../schema/literal.ts';
 import { array, asKnown, bytes, type Codec, codecFromBtf, encode, parseLiteral, SchemaError, u32 } from '../../schema/index.ts';
 import { formatCell, jsonReplacer } from '../output.ts';
 import { type Args, type Command, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 /** A map command that cannot do what was asked (absent key, map kind without entries, ...). */
 export class MapCommandError extends BpfctlError {}
@@ -556,8 +557,7 @@ const watch = defineCommand<WatchArgs>({
 });
 
 export const mapCommand: Command = {
-  command: 'map <command>',
-  describe: 'Inspect and edit BPF maps (ls, dump, get, set, del, watch)',
+  ...usage('map'),
   builder: (y: Argv) => y.command(ls).command(dump).command(get).command(set).command(del).command(watch).demandCommand(1),
   handler: () => {},
 };

@@ -8,6 +8,7 @@ import type { Argv } from 'yargs';
 import { BpfctlError } from '../../errors.ts';
 import { FILE_PREFIX, hugetlbfsMounts, Pool, pidAlive } from '../../runtime/pool/index.ts';
 import type { Args, Command } from './types.ts';
+import { usage } from './catalog.ts';
 
 const BACKINGS = ['auto', 'hugetlbfs', 'shm'] as const;
 
@@ -143,8 +144,7 @@ const ls: Command = {
 };
 
 export const poolCommand: Command = {
-  command: 'pool <command>',
-  describe: 'Shared-memory buffer pools: create, stat, reclaim, rm, ls',
+  ...usage('pool'),
   builder: (y: Argv) => y.command(create).command(stat).command(reclaim).command(rm).command(ls).demandCommand(1),
   handler: () => {},
 };

@@ -28,6 +28,7 @@ import { BpfctlError } from '../../errors.ts';
 import { policyPin, uniqueByName } from './map.ts';
 import { findLoadOf, type PinnedEntry, writeManifest } from './object.ts';
 import { type Command, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 /** An attach request that cannot be served as asked. */
 export class AttachError extends BpfctlError {}
@@ -426,8 +427,7 @@ const detach = defineCommand<DetachArgs>({
 });
 
 export const progCommand: Command = {
-  command: 'prog <command>',
-  describe: 'BPF programs: ls, attach, detach',
+  ...usage('prog'),
   builder: (y: Argv) => y.command(ls).command(attach).command(detach).demandCommand(1),
   handler: () => {},
 };

@@ -11,6 +11,7 @@ import { applyRouteChanges, liveRoutes, type RouteChange, type RouteChangeResult
 import type { RouteMethod } from '../../ir/chain-maps.ts';
 import { askSupervisor, controlPath } from '../../runtime/supervisor/index.ts';
 import { type Args, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 /** Sends the changes to the running supervisor, or writes them when none runs the policy. */
 export async function changeRoutes(policy: string, changes: RouteChange[]): Promise<RouteChangeResult[]> {
@@ -83,8 +84,7 @@ const del = defineCommand({
 });
 
 export const routeCommand = defineCommand({
-  command: 'route <command>',
-  describe: 'List and change routes of a loaded policy, live',
+  ...usage('route'),
   builder: (y) => y.command(ls).command(set).command(del).demandCommand(1),
   handler: () => {},
 });

@@ -9,6 +9,7 @@ import { BpfctlError } from '../../errors.ts';
 import { askSupervisor, type Chain, type DemoResult, runDemo, type SlotInfo, startChain } from '../../runtime/supervisor/index.ts';
 import type { Output } from '../output.ts';
 import { type Args, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 interface RunArgs {
   policy: string;
@@ -30,8 +31,7 @@ function printDemo(out: Output, results: DemoResult[]): void {
 }
 
 export const runCommand = defineCommand<RunArgs>({
-  command: 'run <policy>',
-  describe: "Run a policy's chain (gateway + one process per function instance) and print its URLs; Ctrl-C stops it and removes everything",
+  ...usage('run'),
   builder: (y) =>
     y
       .positional('policy', { type: 'string', demandOption: true, describe: 'policy file (policy.ts)' })
@@ -126,8 +126,7 @@ interface ScaleArgs {
 }
 
 export const scaleCommand = defineCommand<ScaleArgs>({
-  command: 'scale <policy> <function> <instances>',
-  describe: 'Run N instances of a function of a chain started by `bpfctl run` (0..32)',
+  ...usage('scale'),
   builder: (y) =>
     y
       .positional('policy', { type: 'string', demandOption: true, describe: 'policy name' })

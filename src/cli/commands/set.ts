@@ -11,6 +11,7 @@ import { changeSet, listSetNames, readSet, SetElementError } from '../../deploy/
 import { loadedManifest } from '../../deploy/policy.ts';
 import { type Args, defineCommand } from './types.ts';
 import { policyName } from './xdp.ts';
+import { usage } from './catalog.ts';
 
 interface SetArgs {
   policy: string;
@@ -76,8 +77,7 @@ const ls = defineCommand({
 });
 
 export const setCommand = defineCommand({
-  command: 'set <command>',
-  describe: 'Change an XDP set (prefix, address, port or MAC list) live, without a reload',
+  ...usage('set'),
   builder: (y) => y.command(change('add')).command(change('del')).command(ls).demandCommand(1),
   handler: () => {},
 });

@@ -4,10 +4,10 @@ import { policyStatus } from '../../deploy/status.ts';
 import { askSupervisor, controlPath, type SlotInfo } from '../../runtime/supervisor/index.ts';
 import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
 import { type Args, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 export const statusCommand = defineCommand({
-  command: 'status [policy]',
-  describe: 'Show loaded policies, or one policy: programs, maps, routes, instances and counters',
+  ...usage('status'),
   builder: (y) => y.positional('policy', { type: 'string', describe: 'policy name' }),
   handler: async (argv: Args<{ policy?: string }>) => {
     const { out } = argv;

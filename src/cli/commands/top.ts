@@ -5,6 +5,7 @@
  */
 import { type PolicyStatus, policyStatus } from '../../deploy/status.ts';
 import { type Args, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 interface TopArgs {
   policy: string;
@@ -38,8 +39,7 @@ export function rates(prev: PolicyStatus, cur: PolicyStatus, seconds: number): R
 }
 
 export const topCommand = defineCommand({
-  command: 'top <policy>',
-  describe: 'Live requests/s, bytes/s and drops per route and function of a loaded policy',
+  ...usage('top'),
   builder: (y) =>
     y
       .positional('policy', { type: 'string', demandOption: true })

@@ -11,6 +11,7 @@ import { type XdpSectionStatus, xdpStatus } from '../../deploy/xdp-status.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import type { Output } from '../output.ts';
 import { type Args, defineCommand } from './types.ts';
+import { usage } from './catalog.ts';
 
 /** A policy argument is a loaded policy's name or its policy file. */
 export async function policyName(arg: string): Promise<string> {
@@ -58,8 +59,7 @@ const status = defineCommand({
 });
 
 export const xdpCommand = defineCommand({
-  command: 'xdp <command>',
-  describe: 'XDP classifiers: status with per-rule counters',
+  ...usage('xdp'),
   builder: (y) => y.command(status).demandCommand(1),
   handler: () => {},
 });

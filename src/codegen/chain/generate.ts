@@ -6,13 +6,13 @@
  * kept equal to `generateChainHeader()` by a unit test.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../package.ts';
 import { joinBlocks } from '../c-text.ts';
 import { mapDefinitions } from './maps-c.ts';
 import { limits, structs } from './prelude.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const REPO = PACKAGE_ROOT;
 /** bpf/chain: the fixed program and its generated header. */
 export const CHAIN_DIR = join(REPO, 'bpf/chain');
 export const CHAIN_SOURCE = join(CHAIN_DIR, 'chain.bpf.c');

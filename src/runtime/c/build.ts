@@ -5,16 +5,15 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { BpfctlError } from '../../errors.ts';
+import { cacheRoot, PACKAGE_ROOT } from '../../package.ts';
 
 const run = promisify(execFile);
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, '../../..');
-export const RUNTIME_C = join(HERE, 'fn.c');
-export const INCLUDE_DIR = join(ROOT, 'bpf/include');
+/** The C runtime ships as source at the package root (the compiled package has no C under dist/). */
+export const RUNTIME_C = join(PACKAGE_ROOT, 'src/runtime/c/fn.c');
+export const INCLUDE_DIR = join(PACKAGE_ROOT, 'bpf/include');
 const HEADERS = [join(INCLUDE_DIR, 'bpfctl/fn.h'), join(INCLUDE_DIR, 'bpfctl/pool.h')];
 const FLAGS = ['-O2', '-g', '-std=c11', '-Wall', '-Wextra', '-Werror=implicit-function-declaration'];
 
@@ -33,7 +32,7 @@ export class CFunctionBuildError extends BpfctlError {
 }
 
 export interface BuildCFunctionOptions {
-  /** Where built executables are cached (default: <repo>/.cache/c-functions). */
+  /** Where built executables are cached (default: `<cache root>/c-functions`, see cacheRoot). */
   cacheDir?: string;
   /** Compiler (default: $CC or cc). */
   cc?: string;
@@ -53,7 +52,7 @@ export async function buildCFunction(source: string, o: BuildCFunctionOptions = 
   const h = createHash('sha256');
   for (const f of [src, RUNTIME_C, ...HEADERS]) h.update(readFileSync(f));
   h.update(JSON.stringify([cc, args]));
-  const dir = join(o.cacheDir ?? join(ROOT, '.cache/c-functions'), h.digest('hex').slice(0, 16));
+  const dir = join(o.cacheDir ?? join(cacheRoot(), 'c-functions'), h.digest('hex').slice(0, 16));
   const out = join(dir, basename(src).replace(/\.c$/, ''));
   if (existsSync(out)) return out;
   mkdirSync(dir, { recursive: true });

@@ -5,9 +5,8 @@
  */
 import { writeSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { PolicyIR } from '../../ir/policy.ts';
-import { loadPolicyFile, resolveHandler } from '../../load/index.ts';
+import { importUserModule, loadPolicyFile, resolveHandler } from '../../load/index.ts';
 import { Pool } from '../pool/index.ts';
 import { Dispatcher, type DispatcherStats } from './dispatcher.ts';
 import { Link, type RegisterMode } from './link.ts';
@@ -183,16 +182,19 @@ export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstan
   };
 }
 
-/** Imports a handler module; its default export must be a function. @throws FunctionError */
+/**
+ * Imports a handler module (a bundle the supervisor built, or any .js/.ts file: TypeScript is
+ * bundled first); its default export must be a function. @throws FunctionError
+ */
 export async function loadHandler(path: string): Promise<Handler> {
   const abs = resolve(path);
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(abs).href)) as { default?: unknown };
+    mod = (await importUserModule(abs)) as { default?: unknown };
   } catch (err) {
     throw new FunctionError(500, `cannot import handler ${abs}: ${(err as Error).message}`);
   }
-  // tsx may wrap a CommonJS-looking module: accept default.default as well.
+  // A CommonJS module's exports arrive wrapped in `default`: accept default.default as well.
   let h = mod.default;
   if (h && typeof h === 'object' && typeof (h as { default?: unknown }).default === 'function') h = (h as { default: unknown }).default;
   if (typeof h !== 'function') throw new FunctionError(500, `handler ${abs} must default-export a function (req) => response`);

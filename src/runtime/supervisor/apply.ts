@@ -17,20 +17,14 @@ import { deployXdp, undeployXdp } from '../../deploy/xdp.ts';
 import { BpfctlError } from '../../errors.ts';
 import { MAX_USER_FUNCTIONS } from '../../ir/chain-limits.ts';
 import { type FunctionIR, hashIR, type PolicyIR } from '../../ir/policy.ts';
-import { loadPolicyFile, resolveHandler } from '../../load/index.ts';
-import { buildCFunction } from '../c/build.ts';
+import { loadPolicyFile } from '../../load/index.ts';
+import { buildFunctionCode, type FunctionCode } from '../function-code.ts';
 import { ChainStartError } from './errors.ts';
 import type { Registry } from './registry.ts';
 import { retireSlots, startSlots } from './scale.ts';
 import type { Slot, SlotInfo } from './slot.ts';
 
-/** The code an instance of a function runs. */
-export interface FunctionCode {
-  handler: string;
-  /** The built executable of a C function (null: TypeScript). */
-  exe: string | null;
-  maxInFlight: number | null;
-}
+export type { FunctionCode } from '../function-code.ts';
 
 export interface ApplyContext {
   file: string;
@@ -77,12 +71,9 @@ export async function applyToChain(c: ApplyContext): Promise<ApplyResult> {
     const m = readManifest(c.pinDir);
     writeManifest(c.pinDir, { ...m, ir: { ...m.ir, functions } });
   };
-  const codeOf = async (f: FunctionIR): Promise<FunctionCode> => {
-    const handler = resolveHandler(c.file, f);
-    return { handler, exe: f.language === 'c' ? await buildCFunction(handler) : null, maxInFlight: f.maxInFlight };
-  };
+  const codeOf = (f: FunctionIR): Promise<FunctionCode> => buildFunctionCode(c.file, f);
 
-  // Everything that can fail on bad input (C builds) before the chain is touched.
+  // Everything that can fail on bad input (C builds, TypeScript bundles) before the chain is touched.
   const built = new Map<string, FunctionCode>();
   for (const ch of diff.changes) {
     if (ch.kind === 'function-added' || ch.kind === 'function-code-changed') built.set(ch.name, await codeOf(byName.get(ch.name)!));

@@ -22,8 +22,8 @@ import { applyRouteChanges, DEFAULT_DRAIN_MS, type RouteChange } from '../../dep
 import { BpfctlError } from '../../errors.ts';
 import { DEAD_LETTER_KEY_BYTES } from '../../ir/chain-maps.ts';
 import type { FunctionIR, PolicyIR } from '../../ir/policy.ts';
-import { loadPolicyFile, resolveHandler } from '../../load/index.ts';
-import { buildCFunction } from '../c/build.ts';
+import { loadPolicyFile } from '../../load/index.ts';
+import { buildFunctionCode } from '../function-code.ts';
 import { type DeadLetter, type Hub, startDeadLetter, startHub } from '../hub.ts';
 import { Pool, type PoolStats } from '../pool/index.ts';
 import { LiveRouteTable } from '../route-table.ts';
@@ -192,12 +192,11 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     lock = lockPolicy(ir.name);
     if (lock.stale) progress(`a previous supervisor of ${ir.name} died; cleaning up after it`);
 
-    // C functions are built before anything is loaded: a compile error leaves nothing behind.
+    // Functions are built before anything is loaded: a compile error leaves nothing behind.
     const code = new Map<string, FunctionCode>();
     for (const f of ir.functions) {
-      if (f.language === 'c') progress(`building C function ${f.name}`);
-      const handler = resolveHandler(file, f);
-      code.set(f.name, { handler, exe: f.language === 'c' ? await buildCFunction(handler) : null, maxInFlight: f.maxInFlight });
+      progress(`building ${f.language === 'c' ? 'C' : 'TypeScript'} function ${f.name}`);
+      code.set(f.name, await buildFunctionCode(file, f));
     }
     aborted();
 

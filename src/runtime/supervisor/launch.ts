@@ -12,21 +12,23 @@ import cluster from 'node:cluster';
 import { existsSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { COMPILED, ownModule } from '../../package.ts';
 import type { Launch } from './slot.ts';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-/** The TS function entry (runtime SDK) and the gateway entry (this folder). */
-export const FUNCTION_MAIN = join(HERE, '../sdk/main.ts');
-export const GATEWAY_MAIN = join(HERE, 'gateway-main.ts');
+/** The TS function entry (runtime SDK) and the gateway entry (this folder), as this copy runs them. */
+export const FUNCTION_MAIN = ownModule('src/runtime/sdk/main.ts');
+export const GATEWAY_MAIN = ownModule('src/runtime/supervisor/gateway-main.ts');
 
 /**
- * tsx's loader as a file URL: `--import tsx` would be resolved from the child's working
- * directory, which is the user's, not bpfctl's.
+ * Node flags a child entry needs: none for the compiled package (plain JavaScript; handlers come
+ * prebuilt), tsx's loader when bpfctl runs from its TypeScript sources (a checkout's tests). tsx
+ * as a file URL: `--import tsx` would be resolved from the child's working directory, which is the
+ * user's, not bpfctl's.
  */
-export function tsxLoader(): string {
-  return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+export function childExecArgv(): string[] {
+  return COMPILED ? [] : ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
 }
 
 /** The supervisor's environment minus what would confuse a child. */
@@ -43,9 +45,9 @@ function baseEnv(): NodeJS.ProcessEnv {
 
 const JOIN_THEN_EXEC = 'echo $$ > "$0" && exec "$@"';
 
-/** A TypeScript function instance: `node --import tsx src/runtime/sdk/main.ts`, ready over IPC. */
+/** A TypeScript function instance: `node <sdk main>`, ready over IPC. */
 export function launchTsFunction(cgroup: string, env: Record<string, string>): Launch {
-  const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), process.execPath, '--import', tsxLoader(), FUNCTION_MAIN], {
+  const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), process.execPath, ...childExecArgv(), FUNCTION_MAIN], {
     env: { ...baseEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -103,7 +105,7 @@ export function launchGateway(cgroup: string, env: Record<string, string>): Laun
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     clusterReady = true;
   }
-  cluster.setupPrimary({ exec: GATEWAY_MAIN, execArgv: ['--import', tsxLoader()], args: [], silent: true });
+  cluster.setupPrimary({ exec: GATEWAY_MAIN, execArgv: childExecArgv(), args: [], silent: true });
   const worker = cluster.fork({ ...baseEnv(), ...env });
   try {
     writeFileSync(join(cgroup, 'cgroup.procs'), `${worker.process.pid}\n`);

@@ -1,0 +1,40 @@
+/**
+ * Every bpfctl command's usage line and what `--help` says about it. A leaf module: main.ts lists
+ * every command from here and imports only the one being run (index.ts), so `bpfctl --help` and a
+ * simple command do not pay for loading libbpf, esbuild or the whole runtime.
+ */
+
+interface Entry {
+  /** yargs command string: name and positionals. */
+  command: string;
+  describe: string;
+}
+
+/** In the order `--help` lists them. */
+export const CATALOG = {
+  build: { command: 'build <policy>', describe: 'Validate a policy and generate its C, BPF objects and IR' },
+  load: { command: 'load <target>', describe: 'Load a policy (policy.ts: build, load, attach, pin) or an object file (.bpf.o, with --pin DIR)' },
+  unload: { command: 'unload <target>', describe: 'Remove a loaded policy (by name or policy.ts), or everything `load --pin DIR` pinned in DIR' },
+  status: { command: 'status [policy]', describe: 'Show loaded policies, or one policy: programs, maps, routes, instances and counters' },
+  top: { command: 'top <policy>', describe: 'Live requests/s, bytes/s and drops per route and function of a loaded policy' },
+  route: { command: 'route <command>', describe: 'List and change routes of a loaded policy, live' },
+  diff: { command: 'diff <policy-file>', describe: 'Show what apply would change in the loaded policy of the same name (changes nothing; exits 0 either way)' },
+  apply: { command: 'apply <policy-file>', describe: 'Make the loaded or running policy match the file, live (bpfctl diff shows what changes)' },
+  graph: { command: 'graph <policy>', describe: 'Draw the function chains of a policy (DOT, Mermaid, SVG or PNG)' },
+  pool: { command: 'pool <command>', describe: 'Shared-memory buffer pools: create, stat, reclaim, rm, ls' },
+  prog: { command: 'prog <command>', describe: 'BPF programs: ls, attach, detach' },
+  link: { command: 'link <command>', describe: 'BPF links: ls, detach' },
+  map: { command: 'map <command>', describe: 'Inspect and edit BPF maps (ls, dump, get, set, del, watch)' },
+  gen: { command: 'gen <command>', describe: 'Generate code from an object file (types)' },
+  xdp: { command: 'xdp <command>', describe: 'XDP classifiers: status with per-rule counters' },
+  set: { command: 'set <command>', describe: 'Change an XDP set (prefix, address, port or MAC list) live, without a reload' },
+  run: { command: 'run <policy>', describe: "Run a policy's chain (gateway + one process per function instance) and print its URLs; Ctrl-C stops it and removes everything" },
+  scale: { command: 'scale <policy> <function> <instances>', describe: 'Run N instances of a function of a chain started by `bpfctl run` (0..32)' },
+} as const satisfies Record<string, Entry>;
+
+export type CommandName = keyof typeof CATALOG;
+
+/** The usage line and description of a command, for its module to spread into its definition. */
+export function usage(name: CommandName): Entry {
+  return CATALOG[name];
+}
