@@ -52,7 +52,8 @@ static int map_pinned(const char *path, const uint8_t **mem, size_t *len, uint32
 
 	memset(&a, 0, sizeof(a));
 	a.pathname = (__u64)(uintptr_t)path;
-	a.file_flags = BPF_F_RDONLY;
+	/* not BPF_F_RDONLY: mmap drops VM_SHARED for a read-only file, and the kernel refuses a
+	 * map mapping without it; the mapping itself is PROT_READ */
 	fd = (int)syscall(SYS_bpf, BPF_OBJ_GET, &a, sizeof(a));
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open pinned map %s: %s", path, strerror(errno));

@@ -1,0 +1,83 @@
+/**
+ * Builds the native gateway (the C files in this folder, linked with libh2o-evloop for
+ * picohttpparser) into an executable, cached like C functions by the hash of everything that goes
+ * into it, so `bpfctl run` compiles it once per bpfctl version and compiler.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { BpfctlError } from '../../errors.ts';
+import { cacheRoot, PACKAGE_ROOT } from '../../package.ts';
+
+const run = promisify(execFile);
+/** Its C ships as source at the package root, as the C function runtime does. */
+export const NATIVE_GATEWAY_DIR = join(PACKAGE_ROOT, 'src/runtime/gateway-native');
+const INCLUDE_DIR = join(PACKAGE_ROOT, 'bpf/include');
+const CHAIN_HEADER = join(PACKAGE_ROOT, 'bpf/chain/chain.gen.h');
+/** -Werror: the gateway is bpfctl's own code; a warning is a bug to fix, not to ship. */
+const FLAGS = ['-O2', '-g', '-std=c11', '-Wall', '-Wextra', '-Werror'];
+const LIBS = ['-lh2o-evloop'];
+
+export class NativeGatewayBuildError extends BpfctlError {
+  readonly stderr: string;
+  constructor(message: string, stderr: string, options?: { cause?: unknown }) {
+    super('E_GATEWAY_BUILD', message, options);
+    this.stderr = stderr;
+  }
+  override detail(): string {
+    return `${this.message}\n${this.stderr}`;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), stderr: this.stderr };
+  }
+}
+
+export interface BuildNativeGatewayOptions {
+  /** Where built executables are cached (default: `<cache root>/gateway-native`, see cacheRoot). */
+  cacheDir?: string;
+  /** Compiler (default: $CC or cc). */
+  cc?: string;
+}
+
+function sources(): { c: string[]; all: string[] } {
+  const files = readdirSync(NATIVE_GATEWAY_DIR).filter((f) => f.endsWith('.c') || f.endsWith('.h')).sort();
+  const c = files.filter((f) => f.endsWith('.c')).map((f) => join(NATIVE_GATEWAY_DIR, f));
+  const headers = [join(INCLUDE_DIR, 'bpfctl/fn.h'), join(INCLUDE_DIR, 'bpfctl/pool.h'), CHAIN_HEADER];
+  for (const f of readdirSync(join(INCLUDE_DIR, 'bpfctl')).sort()) if (f.endsWith('.h')) headers.push(join(INCLUDE_DIR, 'bpfctl', f));
+  return { c, all: [...files.map((f) => join(NATIVE_GATEWAY_DIR, f)), ...new Set(headers)] };
+}
+
+/**
+ * Compiles the native gateway and returns the executable's path.
+ * @throws NativeGatewayBuildError (E_GATEWAY_BUILD) with the compiler's diagnostics (a missing
+ * libh2o-evloop says which package to install).
+ */
+export async function buildNativeGateway(o: BuildNativeGatewayOptions = {}): Promise<string> {
+  const cc = o.cc ?? process.env.CC ?? 'cc';
+  const { c, all } = sources();
+  const args = [...FLAGS, `-I${INCLUDE_DIR}`, ...c, ...LIBS];
+  const h = createHash('sha256');
+  for (const f of all) {
+    h.update(`${f}\0`);
+    h.update(readFileSync(f));
+  }
+  h.update(JSON.stringify([cc, args]));
+  const dir = join(o.cacheDir ?? join(cacheRoot(), 'gateway-native'), h.digest('hex').slice(0, 16));
+  const out = join(dir, 'bpfctl-gateway');
+  if (existsSync(out)) return out;
+  mkdirSync(dir, { recursive: true });
+  // Built under a temporary name and renamed: a concurrent build never sees half an executable.
+  const tmp = `${out}.${process.pid}.tmp`;
+  try {
+    await run(cc, [...args, '-o', tmp], { maxBuffer: 4 << 20 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    const text = e.stderr?.trim() || e.message;
+    const hint = /h2o-evloop/.test(text) ? ' (install libh2o-evloop-dev: scripts/setup.sh does)' : '';
+    throw new NativeGatewayBuildError(`cannot compile the native gateway${hint}`, text, { cause: err });
+  }
+  renameSync(tmp, out);
+  return out;
+}
