@@ -25,6 +25,20 @@ export type ReadySignal = 'ipc' | 'fd3';
 export interface Launch {
   child: ChildProcess;
   ready: ReadySignal;
+  /** Messages to a process without an IPC channel (the native gateway's control pipe). */
+  send?: (message: unknown) => void;
+}
+
+/** `key=value` words of an fd-3 ready line ("ready gateway 0 123 port=8080"): numbers where numeric. */
+function readyInfo(line: string): Record<string, unknown> {
+  const info: Record<string, unknown> = {};
+  for (const w of line.split(' ')) {
+    const eq = w.indexOf('=');
+    if (eq <= 0) continue;
+    const v = w.slice(eq + 1);
+    info[w.slice(0, eq)] = /^\d+$/.test(v) ? Number(v) : v;
+  }
+  return info;
 }
 
 /** What a slot needs from its supervisor. */
@@ -63,6 +77,7 @@ export class Slot {
   lastError: string | null = null;
   info: Record<string, unknown> = {};
   private child: ChildProcess | null = null;
+  private sender: ((message: unknown) => void) | null = null;
   private backoff = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | null = null;
   private readyTimer: NodeJS.Timeout | null = null;
@@ -101,7 +116,8 @@ export class Slot {
   /** A message to the slot's process over its IPC channel (dropped when it has none or it is gone). */
   send(message: unknown): void {
     const c = this.child;
-    if (c?.connected) c.send(message as object, (err: Error | null) => void err);
+    if (this.sender) this.sender(message);
+    else if (c?.connected) c.send(message as object, (err: Error | null) => void err);
   }
 
   snapshot(): SlotInfo {
@@ -128,6 +144,7 @@ export class Slot {
     }
     const child = launched.child;
     this.child = child;
+    this.sender = launched.send ?? null;
     this.startedAt = Date.now();
     const forward = (line: string) => {
       this.tail.push(line);
@@ -144,7 +161,7 @@ export class Slot {
       child.on('error', (err) => this.host.log(`[${this.label}] ${err.message}`));
     } else {
       eachLine(child.stdio[3] as Readable | null, (line) => {
-        if (line.startsWith('ready ')) this.onReady(child, {});
+        if (line.startsWith('ready ')) this.onReady(child, readyInfo(line));
       });
     }
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
