@@ -38,7 +38,14 @@ export interface PoolSpec {
 }
 
 export interface GatewaySpec {
+  /**
+   * Which HTTP gateway runs: 'node' (default) or 'native', the C one (docs/gateway-native.md).
+   * Same statuses, limits and live behaviour; it is built with the C compiler by `bpfctl run`.
+   */
+  readonly engine?: 'node' | 'native';
   /** Gateway processes (the descriptor's `gw_inst` names one). 1..32, default 1. */
+  readonly processes?: number;
+  /** The older name of `processes` (still accepted; give one of the two). */
   readonly instances?: number;
 }
 

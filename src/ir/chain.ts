@@ -37,10 +37,16 @@ export interface FunctionIR {
   maxInFlight: number | null;
 }
 
+/** Which HTTP gateway runs: bpfctl's Node one, or the native one in C (docs/gateway-native.md). */
+export type GatewayEngine = 'node' | 'native';
+export const GATEWAY_ENGINES: readonly GatewayEngine[] = ['node', 'native'];
+
 export interface GatewayIR {
   id: 0;
   name: 'gateway';
+  /** Gateway processes (the policy's `processes`, or its older name `instances`). */
   instances: number;
+  engine: GatewayEngine;
 }
 
 export interface RouteIR {
@@ -235,13 +241,24 @@ export function lowerPool(spec: unknown, issues: Issues): PoolIR {
 }
 
 export function lowerGateway(spec: unknown, issues: Issues): GatewayIR {
-  const gw: GatewayIR = { id: GATEWAY_ID, name: GATEWAY_NAME, instances: 1 };
+  const gw: GatewayIR = { id: GATEWAY_ID, name: GATEWAY_NAME, instances: 1, engine: 'node' };
   if (spec === undefined) return gw;
   if (!isPlainObject(spec)) {
-    issues.add(['gateway'], `gateway must be an object { instances }, got ${describe(spec)}`);
+    issues.add(['gateway'], `gateway must be an object { engine, processes }, got ${describe(spec)}`);
     return gw;
   }
-  checkKeys(spec, ['instances'], ['gateway'], issues);
-  if (spec.instances !== undefined) gw.instances = checkInt(spec.instances, 1, MAX_INSTANCES, ['gateway', 'instances'], 'instances', issues) ?? 1;
+  checkKeys(spec, ['engine', 'processes', 'instances'], ['gateway'], issues);
+  if (spec.engine !== undefined) {
+    if (typeof spec.engine === 'string' && (GATEWAY_ENGINES as readonly string[]).includes(spec.engine)) gw.engine = spec.engine as GatewayEngine;
+    else issues.add(['gateway', 'engine'], `engine must be one of ${GATEWAY_ENGINES.map((e) => `'${e}'`).join(', ')}, got ${describe(spec.engine)}`);
+  }
+  // `instances` is the older name of `processes`, kept working; one policy says one of them.
+  if (spec.processes !== undefined && spec.instances !== undefined) {
+    issues.add(['gateway', 'instances'], 'give processes or instances (its older name), not both');
+  } else if (spec.processes !== undefined) {
+    gw.instances = checkInt(spec.processes, 1, MAX_INSTANCES, ['gateway', 'processes'], 'processes', issues) ?? 1;
+  } else if (spec.instances !== undefined) {
+    gw.instances = checkInt(spec.instances, 1, MAX_INSTANCES, ['gateway', 'instances'], 'instances', issues) ?? 1;
+  }
   return gw;
 }
