@@ -20,7 +20,12 @@ const ENTRIES = [
 ];
 
 rmSync('dist', { recursive: true, force: true });
-execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+try {
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+} catch {
+  process.stderr.write('build: tsc found the errors above\n');
+  process.exit(1);
+}
 await build({
   entryPoints: ENTRIES,
   outdir: 'dist',
@@ -32,6 +37,8 @@ await build({
   platform: 'node',
   target: 'node20',
   sourcemap: true,
+  // Stack traces name the TypeScript file and line; the sources themselves are not shipped.
+  sourcesContent: false,
   external: ['koffi', 'esbuild'],
   // Bundled CommonJS dependencies (cli-table3) call require(); give ESM chunks one.
   banner: { js: "import { createRequire as __bpfctlRequire } from 'node:module'; const require = __bpfctlRequire(import.meta.url);" },

@@ -10,6 +10,7 @@ import { generateXdp } from '../../codegen/xdp/index.ts';
 import { compileBpf } from '../../compile/index.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
+import { buildFunctionCode } from '../../runtime/function-code.ts';
 import type { Args, Command } from './types.ts';
 import { usage } from './catalog.ts';
 
@@ -44,7 +45,17 @@ export const buildCommand: Command = {
   handler: async (raw) => {
     const argv = raw as Args<BuildArgs>;
     const { out } = argv;
+    const handlers: Record<string, unknown>[] = [];
     const ir = await loadPolicyFile(argv.policy);
+    // Every handler is checked as `run` will use it: it exists, TypeScript compiles and has a
+    // default export, C compiles with the runtime. Nothing is written before that passes.
+    if (argv.emit === 'all' || argv.emit === 'obj') {
+      for (const f of ir.functions) {
+        out.progress(`checking ${f.language === 'c' ? 'C' : 'TypeScript'} function ${f.name}`);
+        const code = await buildFunctionCode(argv.policy, f);
+        handlers.push({ kind: 'handler', file: code.source, function: f.name, built: code.exe ?? code.handler });
+      }
+    }
     const dir = resolve(argv.output ?? join('build', ir.name));
     const toStdout = argv.output === undefined && (argv.emit === 'ir' || argv.emit === 'c');
     if (toStdout) {
@@ -71,6 +82,7 @@ export const buildCommand: Command = {
         written.push({ kind: 'obj', file: obj, cached: res.cached });
       }
     }
+    written.push(...handlers);
     if (out.json) out.printJson({ policy: ir.name, hash: ir.hash, dir, files: written });
     else out.table(written, ['kind', 'file'], `policy ${ir.name} (hash ${ir.hash.slice(0, 12)})`);
   },
