@@ -765,7 +765,7 @@ static void after_response(struct gw_conn *c)
 {
 	if (c->fd < 0)
 		return;
-	if (c->close_after || !c->keep_alive || G.closing) {
+	if (c->close_after || !c->keep_alive || G.closing || c->peer_gone) {
 		start_linger(c);
 		if (c->fd >= 0 && c->can_read)
 			push(&ready, &nready, &ready_cap, c);
@@ -871,7 +871,9 @@ void gw_conn_event(struct gw_conn *c, uint32_t events)
 		c->can_read = 1;
 	if ((events & EPOLLOUT) && c->iovcnt)
 		write_out(c);
-	if (c->fd >= 0 && c->state == CONN_WAIT && c->peer_gone && !c->pending && c->iovcnt == 0)
+	/* a client that shut its side while its request is in the chain is gone (Node: httpAllowHalfOpen
+	 * false): the reply will find no one; an answer being written is finished first */
+	if (c->fd >= 0 && c->state == CONN_WAIT && c->peer_gone && c->iovcnt == 0)
 		conn_close(c);
 	else
 		read_some(c);
