@@ -36,7 +36,7 @@ import {
 import { lowerPolicy } from '../../../src/ir/policy.ts';
 import { type Gateway, startGateway } from '../../../src/runtime/gateway/index.ts';
 import { buildNativeGateway } from '../../../src/runtime/gateway-native/build.ts';
-import { instanceDownLine, launchNativeGateway, NATIVE_GW_ENV } from '../../../src/runtime/gateway-native/launch.ts';
+import { launchNativeGateway, NATIVE_GW_ENV } from '../../../src/runtime/gateway-native/launch.ts';
 import { Pool } from '../../../src/runtime/pool/index.ts';
 import { LiveInstanceCounts, LiveRouteTable } from '../../../src/runtime/route-table.ts';
 import { DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF } from '../../../src/runtime/sdk/wire.ts';
