@@ -82,11 +82,17 @@ static void release(struct gw_pending *p)
 	G.npending--;
 }
 
+static void observe_latency(const struct gw_pending *p)
+{
+	bpfctl_gw_stats_latency(G.metrics, (double)(gw_now_ns() - p->t0_ns) / 1e9);
+}
+
 /* Fails one pending request: its buffer is freed, its client (if still there) answered. */
 static void fail(struct gw_pending *p, int status, const char *msg)
 {
 	struct gw_conn *c = p->conn;
 
+	observe_latency(p);
 	free_quietly(p->off, p->gen);
 	release(p);
 	if (c)
@@ -114,6 +120,9 @@ struct gw_pending *gw_dispatch(struct gw_conn *c, const struct gw_route *r, cons
 	p->off = ref->offset;
 	p->gen = ref->gen;
 	p->deadline_ms = G.now_ms + G.timeout_ms;
+	p->t0_ns = gw_now_ns();
+	p->route_slot = r->slot;
+	p->route_version = r->version;
 	p->nhops = (uint8_t)r->len;
 	memcpy(p->hops, r->hops, sizeof(p->hops));
 	gw_append(&G.pending_list, &p->by_deadline);
@@ -186,6 +195,8 @@ static void on_reply(struct bpfctl_desc *d)
 	int error = (d->flags & BPFCTL_DESC_FLAG_ERROR) != 0;
 	int status = error ? (d->status ? d->status : 500) : 200;
 
+	bpfctl_gw_stats_reply(G.metrics, p->route_slot, p->route_version);
+	observe_latency(p);
 	release(p);
 	G.stats.replies++;
 	int sound = fresh ? bpfctl_pool_validate(G.pool, d->buf_off, d->buf_gen) : d->buf_off == p_off && d->buf_gen == p_gen;

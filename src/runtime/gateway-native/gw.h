@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #include "bpfctl/fn.h" /* struct bpfctl_desc and its flags */
+#include "bpfctl/gateway_stats.h"
 #include "bpfctl/pool.h"
 #include "pico.h"
 
@@ -77,6 +78,8 @@ struct gw_maps {
 };
 
 int gw_maps_open(struct gw_maps *m, const char *pin_dir, char *err, size_t errlen);
+/* This instance's slot of the shared statistics block (maps/gw_stats, docs/metrics.md), mapped read-write. */
+struct bpfctl_gw_stats *gw_stats_open(const char *pin_dir, uint32_t gw_inst, char *err, size_t errlen);
 void gw_maps_close(struct gw_maps *m);
 /* The current version of the route serving path[0..len) ('/a' and '/a/' are one route), or NULL. */
 const struct gw_route *gw_route_by_path(struct gw_maps *m, const char *path, size_t len);
@@ -91,7 +94,9 @@ struct gw_pending {
 	struct gw_link by_deadline;
 	struct gw_conn *conn; /* NULL once the client is gone */
 	uint64_t deadline_ms;
+	uint64_t t0_ns; /* when it went into the chain (the latency histogram) */
 	uint32_t req_id, off, gen;
+	uint32_t route_slot, route_version;
 	uint16_t hops[GW_MAX_HOPS];
 	uint8_t nhops, used;
 };
@@ -184,11 +189,14 @@ struct gw {
 	uint8_t carry[BPFCTL_DESC_SIZE];
 	size_t ncarry;
 	struct gw_stats stats;
+	/* the shared statistics block bpfctl metrics reads (bpf/include/bpfctl/gateway_stats.h) */
+	struct bpfctl_gw_stats *metrics;
 };
 
 extern struct gw G;
 
 uint64_t gw_now(void);
+uint64_t gw_now_ns(void);
 void gw_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* chain.c */

@@ -112,6 +112,7 @@ void gw_count_status(int status)
 {
 	if (status >= 0 && status < 600)
 		G.stats.by_status[status]++;
+	bpfctl_gw_stats_response(G.metrics, (unsigned)status);
 }
 
 /* ---- connections per client address ---- */

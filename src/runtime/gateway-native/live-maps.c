@@ -44,7 +44,7 @@ _Static_assert(MAX_ROUTE_SLOTS == GW_MAX_ROUTE_SLOTS && MAX_HOPS == GW_MAX_HOPS 
 /* Rescans that saw the generation move underneath them before this request gives up (route-table.ts). */
 #define MAX_RESCANS 8
 
-static int map_pinned(const char *path, const uint8_t **mem, size_t *len, uint32_t *stride, uint32_t *entries, char *err, size_t errlen)
+static int map_pinned_prot(const char *path, int prot, const uint8_t **mem, size_t *len, uint32_t *stride, uint32_t *entries, char *err, size_t errlen)
 {
 	union bpf_attr a;
 	struct bpf_map_info info;
@@ -77,7 +77,7 @@ static int map_pinned(const char *path, const uint8_t **mem, size_t *len, uint32
 	*stride = (info.value_size + 7) / 8 * 8;
 	*entries = info.max_entries;
 	*len = ((size_t)*stride * info.max_entries + 4095) / 4096 * 4096;
-	void *p = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
+	void *p = mmap(NULL, *len, prot, MAP_SHARED, fd, 0);
 	int e = errno;
 
 	close(fd); /* the mapping keeps the map */
@@ -87,6 +87,31 @@ static int map_pinned(const char *path, const uint8_t **mem, size_t *len, uint32
 	}
 	*mem = p;
 	return 0;
+}
+
+static int map_pinned(const char *path, const uint8_t **mem, size_t *len, uint32_t *stride, uint32_t *entries, char *err, size_t errlen)
+{
+	return map_pinned_prot(path, PROT_READ, mem, len, stride, entries, err, errlen);
+}
+
+struct bpfctl_gw_stats *gw_stats_open(const char *pin_dir, uint32_t gw_inst, char *err, size_t errlen)
+{
+	char path[4096];
+	const uint8_t *mem;
+	size_t len;
+	uint32_t stride, entries;
+
+	snprintf(path, sizeof(path), "%s/maps/gw_stats", pin_dir);
+	if (map_pinned_prot(path, PROT_READ | PROT_WRITE, &mem, &len, &stride, &entries, err, errlen))
+		return NULL;
+	if (stride != sizeof(struct bpfctl_gw_stats) || entries != BPFCTL_GW_STATS_SLOTS || gw_inst >= entries) {
+		snprintf(err, errlen, "%s: values of %u bytes x %u, this bpfctl writes %zu x %u (load the policy again)", path, stride, entries,
+			 sizeof(struct bpfctl_gw_stats), BPFCTL_GW_STATS_SLOTS);
+		munmap((void *)mem, len);
+		return NULL;
+	}
+	/* mapped for the process's life: the kernel unmaps it at exit */
+	return bpfctl_gw_stats_slot((void *)mem, gw_inst);
 }
 
 int gw_maps_open(struct gw_maps *m, const char *pin_dir, char *err, size_t errlen)

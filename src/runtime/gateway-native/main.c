@@ -41,6 +41,14 @@ struct gw G;
 /* How long closing waits for answers still being written. */
 #define CLOSE_GRACE_MS 1000
 
+uint64_t gw_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t gw_now(void)
 {
 	struct timespec ts;
@@ -235,6 +243,12 @@ int main(void)
 		gw_log("%s", err);
 		return 2;
 	}
+	/* this instance's slot of maps/gw_stats: what `bpfctl metrics` reads about its responses */
+	if (!(G.metrics = gw_stats_open(pin_dir, G.gw_inst, err, sizeof(err)))) {
+		gw_log("%s", err);
+		return 2;
+	}
+	bpfctl_gw_stats_init(G.metrics, BPFCTL_GW_ENGINE_NATIVE, G.pid, (double)time(NULL));
 	gw_list_init(&G.idle);
 	gw_list_init(&G.body);
 	gw_list_init(&G.linger);

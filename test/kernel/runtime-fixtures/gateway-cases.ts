@@ -35,6 +35,7 @@ import {
 } from '../../../src/ir/chain-maps.ts';
 import { lowerPolicy } from '../../../src/ir/policy.ts';
 import { type Gateway, startGateway } from '../../../src/runtime/gateway/index.ts';
+import { GatewayStatsSlot } from '../../../src/runtime/gateway/stats-slot.ts';
 import { buildNativeGateway } from '../../../src/runtime/gateway-native/build.ts';
 import { launchNativeGateway, NATIVE_GW_ENV } from '../../../src/runtime/gateway-native/launch.ts';
 import { Pool } from '../../../src/runtime/pool/index.ts';
@@ -43,6 +44,7 @@ import { DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF } from '
 import { gatewayEnv } from '../../../src/runtime/supervisor/gateway-env.ts';
 import { freePort } from '../../../src/runtime/supervisor/setup.ts';
 import { type Descriptor, descriptor } from '../../../src/schema/descriptor.ts';
+import { ENGINE, MAGIC, OFF, SLOT_SIZE, SLOTS } from '../../../src/schema/gateway-stats.ts';
 import { decode, encode } from '../../../src/schema/encode.ts';
 import { type Snapshot, snapshot } from '../../helpers/leaks.ts';
 import { ownLeaks } from './leaks.ts';
@@ -92,6 +94,9 @@ let pool: Pool;
 let instances: BpfMap;
 let routesMap: BpfMap;
 let configMap: BpfMap;
+/** maps/gw_stats: the statistics block both engines write (bpf/include/bpfctl/gateway_stats.h). */
+let statsMap: BpfMap;
+let statsView: MappedArray;
 let mapped: MappedArray[] = [];
 let routes: LiveRouteTable;
 let gen = 1;
@@ -141,14 +146,25 @@ test.before(async () => {
   publish();
   setLive(1, 1);
   setLive(2, 2);
+  statsMap = BpfMap.create({ type: 'array', name: 'gwt_stats', keySize: 4, valueSize: SLOT_SIZE, maxEntries: SLOTS, flags: BPF_F_MMAPABLE });
   mapped = [mmapArray(routesMap), mmapArray(configMap), mmapArray(instances)];
+  statsView = mmapArray(statsMap);
+  // Pinned as a loaded policy pins them: the native gateway opens them by path, both write gw_stats.
+  mkdirSync(join(pinDir, 'maps'), { recursive: true });
+  for (const [name, m] of [['routes', routesMap], ['config', configMap], ['instances', instances], ['gw_stats', statsMap]] as const) {
+    const p = join(pinDir, 'maps', name);
+    m.pin(p);
+    pinned.push(p);
+  }
   routes = new LiveRouteTable(mapped[0]!, mapped[1]!);
   await new Promise<void>((r) => chain.listen(0, '127.0.0.1', r));
   const hubPort = (chain.address() as net.AddressInfo).port;
   gw = engine === 'node' ? await startNode(hubPort) : await startNative(hubPort);
 });
 
+let nodeMetrics: GatewayStatsSlot | undefined;
 async function startNode(hubPort: number): Promise<Under> {
+  nodeMetrics = GatewayStatsSlot.open(pinDir, 0, 'node');
   const g: Gateway = await startGateway({
     policy: ir,
     pool,
@@ -164,6 +180,7 @@ async function startNode(hubPort: number): Promise<Under> {
     // Above the pool's 8 buffers, so the pool runs dry before this bound is reached.
     maxInFlight: 64,
     log: () => {},
+    metrics: nodeMetrics,
   });
   await g.ready;
   return {
@@ -172,18 +189,15 @@ async function startNode(hubPort: number): Promise<Under> {
     counters: async () => g.stats(),
     instanceDown: (fn, inst, before) => g.instanceDown(fn, inst, before),
     exited: new Promise(() => {}),
-    close: () => g.close(),
+    close: async () => {
+      await g.close();
+      nodeMetrics?.close();
+    },
   };
 }
 
 /** The native gateway as `bpfctl run` starts it, on maps pinned for it (it opens them by path). */
 async function startNative(hubPort: number): Promise<Under> {
-  mkdirSync(join(pinDir, 'maps'), { recursive: true });
-  for (const [name, m] of [['routes', routesMap], ['config', configMap], ['instances', instances]] as const) {
-    const p = join(pinDir, 'maps', name);
-    m.pin(p);
-    pinned.push(p);
-  }
   const exe = await buildNativeGateway();
   const port = await freePort('127.0.0.1');
   const env = {
@@ -557,6 +571,26 @@ test('a slow body holds no pool buffer and is cut off with 408 after bodyTimeout
   assert.is(await poolSettles(), 0);
 });
 
+test('every answer is counted in maps/gw_stats (slot gw_inst 0) as the gateway counts it', async () => {
+  const v = new DataView(statsView.bytes.buffer, statsView.bytes.byteOffset, SLOT_SIZE);
+  const f64 = (off: number) => v.getFloat64(off, true);
+  assert.is(v.getUint32(OFF.magic, true), MAGIC);
+  assert.is(v.getUint32(OFF.engine, true), ENGINE[engine]);
+  const own = (await gw.counters()).byStatus;
+  // 408 is written outside the gateway's own counters (node:http's clientError): at least the slow body's.
+  for (const status of [200, 404, 405, 413, 418, 500, 502, 503, 504]) {
+    assert.is(f64(OFF.status + 8 * status), own[status] ?? 0, `status ${status}`);
+  }
+  assert.ok(f64(OFF.status + 8 * 408) >= 1, 'the slow body was counted');
+  let observed = 0;
+  for (let b = 0; b < 17; b++) observed += f64(OFF.latency + 8 * b);
+  assert.ok(observed >= (own[200] ?? 0), `${observed} latencies for ${own[200]} answers from the chain`);
+  assert.ok(f64(OFF.latencySum) > 0);
+  const upSlot = routes.byPath('/up')!;
+  assert.is(v.getUint32(OFF.routeVersion + 4 * upSlot.slot, true), upSlot.version);
+  assert.ok(f64(OFF.routeReplies + 8 * upSlot.slot) > 0, 'replies counted on /up');
+});
+
 if (engine === 'node') {
   test('the chain connection failing: requests get 503 until the gateway has reconnected', async () => {
     script = upperChain;
@@ -617,6 +651,8 @@ test('teardown: nothing leaked', async () => {
   instances.close();
   routesMap.close();
   configMap.close();
+  statsView.unmap();
+  statsMap.close();
   assert.equal(await ownLeaks(before), []);
 });
 
