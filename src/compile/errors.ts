@@ -1,13 +1,7 @@
 import { BpfctlError } from '../errors.ts';
+import { type Diagnostic, firstErrorExcerpt } from './diagnostics.ts';
 
-/** One clang diagnostic, as clang prints it: `file:line:col: severity: message`. */
-export interface Diagnostic {
-  file: string;
-  line: number;
-  column: number;
-  severity: 'error' | 'fatal error' | 'warning' | 'note';
-  message: string;
-}
+export type { Diagnostic } from './diagnostics.ts';
 
 /** clang failed. `message` is the first error; `detail()` is clang's full output. */
 export class CompileError extends BpfctlError {
@@ -30,6 +24,10 @@ export class CompileError extends BpfctlError {
 
   override detail(): string {
     return `${this.message}\n${this.stderr.trimEnd()}`;
+  }
+
+  override excerpt(): string {
+    return firstErrorExcerpt(this.stderr);
   }
 
   override toJSON(): Record<string, unknown> {

@@ -14,7 +14,7 @@ export interface FunctionSpec {
   readonly instances: number;
   /** Handler module, relative to the policy file (e.g. `./functions/upper.ts`). */
   readonly handler: string;
-  /** Defaults to 'ts'. */
+  /** 'c' for a `.c` handler (built with the C runtime), else 'ts' (TypeScript or JavaScript). */
   readonly language?: FunctionLanguage;
   /** Requests one instance works on at once before the gateway queues (1..65535). */
   readonly maxInFlight?: number;

@@ -126,7 +126,8 @@ export function lowerFunctions(spec: unknown, issues: Issues): FunctionIR[] {
     } else {
       handler = f.handler;
     }
-    let language: 'ts' | 'c' = 'ts';
+    // A `.c` handler is C unless the policy says otherwise; anything else is TypeScript/JavaScript.
+    let language: 'ts' | 'c' = handler.endsWith('.c') ? 'c' : 'ts';
     if (f.language !== undefined) {
       if (f.language === 'ts' || f.language === 'c') language = f.language;
       else issues.add([...p, 'language'], `language must be 'ts' or 'c', got ${describe(f.language)}`);

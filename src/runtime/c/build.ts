@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { BpfctlError } from '../../errors.ts';
+import { firstErrorExcerpt, parseDiagnostics } from '../../compile/diagnostics.ts';
 import { cacheRoot, PACKAGE_ROOT } from '../../package.ts';
 
 const run = promisify(execFile);
@@ -25,6 +26,12 @@ export class CFunctionBuildError extends BpfctlError {
   }
   override detail(): string {
     return `${this.message}\n${this.stderr}`;
+  }
+  /** clang's first error with its source line, printed even without --verbose. */
+  override excerpt(): string {
+    const first = parseDiagnostics(this.stderr).find((d) => d.severity === 'error' || d.severity === 'fatal error');
+    const body = firstErrorExcerpt(this.stderr);
+    return first ? `${first.file}:${first.line}:${first.column}: ${first.message}${body ? `\n${body}` : ''}` : this.stderr.split('\n').slice(0, 6).join('\n');
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), stderr: this.stderr };
