@@ -63,6 +63,7 @@ export async function main(args: readonly string[], io: Io = {}): Promise<number
       if (name === first) parser = parser.command(await LOADERS[name]());
       else parser = parser.command({ command: CATALOG[name].command, describe: CATALOG[name].describe, handler: async (argv) => (await LOADERS[name]()).handler(argv) });
     }
+    skipHelpCache(parser);
     await parser.parseAsync();
     // Not process.exitCode: in-process callers (tests, embedding code) may have set it for their
     // own reasons, and no command sets it.
@@ -70,6 +71,17 @@ export async function main(args: readonly string[], io: Io = {}): Promise<number
   } catch (err) {
     return reportError(err, { json: wantsJson, pretty, verbose: args.includes('--verbose') || args.includes('-v'), stderr });
   }
+}
+
+/**
+ * yargs renders the help text of every command it runs, in case a later failure prints it; bpfctl
+ * reports failures itself (`.fail` above) and never prints that text, and rendering it is a fifth
+ * of a simple command's start-up (string widths of every line). An internal of yargs, so guarded:
+ * if it moves, the only loss is speed.
+ */
+function skipHelpCache(parser: Argv): void {
+  const usage = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
 }
 
 /** Prints an error on stderr (one line for people, an object with --json) and returns the exit code. */
