@@ -25,6 +25,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['src/maps'], // typed maps over the loader's BpfMap
   ['src/deploy'], // whole policies in the kernel: load, pins, manifest, routes, status
   ['src/runtime'], // pool, SDK, hub, gateway, supervisor
+  ['src/metrics'], // Prometheus metrics of a loaded policy, read from its pins
   ['src/cli'], // bpfctl
 ];
 

@@ -26,4 +26,5 @@ export const LOADERS: Record<CommandName, () => Promise<Command>> = {
   set: async () => (await import('./set.ts')).setCommand,
   run: async () => (await import('./run.ts')).runCommand,
   scale: async () => (await import('./run.ts')).scaleCommand,
+  metrics: async () => (await import('./metrics.ts')).metricsCommand,
 };

@@ -6,6 +6,7 @@
  * instances of a function.
  */
 import { BpfctlError } from '../../errors.ts';
+import { DEFAULT_LISTEN, type MetricsServer, parseListen, policyMetrics, serveMetrics } from '../../metrics/index.ts';
 import { askSupervisor, type Chain, type DemoResult, runDemo, type SlotInfo, startChain } from '../../runtime/supervisor/index.ts';
 import type { Output } from '../output.ts';
 import { type Args, defineCommand } from './types.ts';
@@ -19,6 +20,7 @@ interface RunArgs {
   timeout?: number;
   bodyTimeout?: number;
   pool?: string;
+  metrics?: string;
 }
 
 function printUrls(out: Output, chain: Chain): void {
@@ -40,6 +42,7 @@ export const runCommand = defineCommand<RunArgs>({
       .option('timeout', { type: 'number', describe: 'gateway reply deadline per request, in ms (default 5000)' })
       .option('body-timeout', { type: 'number', describe: 'deadline for a request\'s headers and body, in ms (default 10000; then 408)' })
       .option('pool', { type: 'string', describe: "pool file name (default: the policy's name)" })
+      .option('metrics', { type: 'string', describe: `serve Prometheus metrics on HOST:PORT (alone: ${DEFAULT_LISTEN}; docs/metrics.md)` })
       .option('demo', { type: 'boolean', default: false, describe: 'send example requests to every route, print the answers, stop' }),
   handler: async (argv: Args<RunArgs>) => {
     const { out } = argv;
@@ -50,6 +53,9 @@ export const runCommand = defineCommand<RunArgs>({
       if (!stopReq.signal.aborted) out.progress(`${sig}: stopping`);
       stopReq.abort();
     };
+    // Checked before anything starts; served from the first chain on, across restarts in place.
+    const metricsAt = argv.metrics === undefined ? null : parseListen(argv.metrics || DEFAULT_LISTEN);
+    let metrics: MetricsServer | null = null;
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
@@ -84,6 +90,10 @@ export const runCommand = defineCommand<RunArgs>({
               },
         });
         try {
+          if (metricsAt && !metrics) {
+            metrics = await serveMetrics(policyMetrics(chain.policy.name, { poolName: chain.poolName }), metricsAt);
+            out.progress(`metrics on ${metrics.url}`);
+          }
           if (argv.demo) {
             demo = await runDemo(chain);
             if (out.json) out.printJson({ policy: chain.policy.name, url: chain.url, routes: chain.routes, demo });
@@ -92,7 +102,7 @@ export const runCommand = defineCommand<RunArgs>({
               printDemo(out, demo);
             }
           } else {
-            if (out.json) out.printJson({ policy: chain.policy.name, pid: process.pid, url: chain.url, routes: chain.routes });
+            if (out.json) out.printJson({ policy: chain.policy.name, pid: process.pid, url: chain.url, routes: chain.routes, ...(metrics ? { metrics: metrics.url } : {}) });
             else printUrls(out, chain);
             out.progress('Ctrl-C (or SIGTERM) stops the chain and removes its pins, pool and processes');
             await new Promise<void>((resolve) => {
@@ -113,6 +123,7 @@ export const runCommand = defineCommand<RunArgs>({
       const failed = demo?.filter((r) => r.status !== 200) ?? [];
       if (failed.length) throw new BpfctlError('E_DEMO', `${failed.length} of ${demo!.length} demo requests failed (first: ${failed[0]!.route} -> ${failed[0]!.status} ${failed[0]!.response})`);
     } finally {
+      await metrics?.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
