@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything bpfctl needs on a fresh Debian 12 machine (as root): the toolchain that
 # compiles generated C (clang), libbpf, bpftool, iproute2, Graphviz, DPDK for the pool example,
-# wrk for the HTTP benchmark, iptables/nftables/ipset for the XDP comparison; mounts bpffs; npm ci.
+# wrk for the HTTP benchmark, iptables/nftables/ipset for the XDP comparison; mounts bpffs; npm ci;
+# builds the CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,6 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# The CLI runs compiled JavaScript (dist/); build it so `npx bpfctl` works in the checkout.
+npm run build --silent
