@@ -24,6 +24,8 @@ import { DEAD_LETTER_KEY_BYTES } from '../../ir/chain-maps.ts';
 import type { FunctionIR, PolicyIR } from '../../ir/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { buildFunctionCode } from '../function-code.ts';
+import { buildNativeGateway } from '../gateway-native/build.ts';
+import { nativeGatewayLauncher } from '../gateway-native/launch.ts';
 import { type DeadLetter, type Hub, startDeadLetter, startHub } from '../hub.ts';
 import { Pool, type PoolStats } from '../pool/index.ts';
 import { LiveRouteTable } from '../route-table.ts';
@@ -198,6 +200,8 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
       progress(`building ${f.language === 'c' ? 'C' : 'TypeScript'} function ${f.name}`);
       code.set(f.name, await buildFunctionCode(file, f));
     }
+    if (ir.gateway.engine === 'native') progress('building the native gateway');
+    const nativeGateway = ir.gateway.engine === 'native' ? await buildNativeGateway() : null;
     aborted();
 
     // loadPolicy removes what it made itself when it fails.
@@ -276,7 +280,11 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     const httpPort = opts.port || (await freePort(host));
     for (let gw = 0; gw < ir.gateway.instances; gw++) {
       const env = gatewayEnv({ pinDir, pool: thePool.path, hubPort, gwInst: gw, httpPort, httpHost: host, timeoutMs: opts.timeoutMs, bodyTimeoutMs: opts.bodyTimeoutMs });
-      slots.push(new Slot('gateway', 'gateway', 0, gw, () => launchGateway(cgroup, env), reg, readyTimeout));
+      const launch = nativeGateway
+        ? (slot: Slot) =>
+            nativeGatewayLauncher({ executable: nativeGateway, cgroup, env, pinDir, hubPort, poolBuffers: thePool.bufferCount, processes: ir.gateway.instances, register: (fd, port) => reg.register(slot, fd, port) })()
+        : () => launchGateway(cgroup, env);
+      slots.push(new Slot('gateway', 'gateway', 0, gw, launch, reg, readyTimeout));
     }
     // A process that dies takes the requests it held with it: the gateways fail them now (503)
     // instead of letting them wait for the reply deadline.
