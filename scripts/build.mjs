@@ -7,7 +7,7 @@
 //   modules, so `bpfctl --help` starts in a fraction of the time. koffi (a native addon) and
 //   esbuild (a binary service) stay external.
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const ENTRIES = [
@@ -19,16 +19,18 @@ const ENTRIES = [
   'src/maps/index.ts',
 ];
 
-rmSync('dist', { recursive: true, force: true });
+// Built beside dist/ and swapped in at the end: a failed build leaves the last good one.
+const OUT = 'dist.tmp';
+rmSync(OUT, { recursive: true, force: true });
 try {
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json', '--outDir', OUT], { stdio: 'inherit' });
 } catch {
   process.stderr.write('build: tsc found the errors above\n');
   process.exit(1);
 }
 await build({
   entryPoints: ENTRIES,
-  outdir: 'dist',
+  outdir: OUT,
   outbase: '.',
   bundle: true,
   splitting: true,
@@ -44,3 +46,5 @@ await build({
   banner: { js: "import { createRequire as __bpfctlRequire } from 'node:module'; const require = __bpfctlRequire(import.meta.url);" },
   logLevel: 'warning',
 });
+rmSync('dist', { recursive: true, force: true });
+renameSync(OUT, 'dist');
