@@ -727,8 +727,15 @@ static void process_in(struct gw_conn *c)
 				continue;
 			}
 
-			if (c->start == c->len && (c->chunked || c->body_left))
+			if (c->start == c->len && (c->chunked || c->body_left)) {
+				/* waiting for more body: a slow client keeps no head buffer meanwhile */
+				if (c->in) {
+					give_buf(c->in);
+					c->in = NULL;
+				}
+				c->start = c->len = 0;
 				return;
+			}
 			if (!eat_body(c, keep)) {
 				if (c->fd < 0 || c->state == CONN_WAIT || c->state == CONN_LINGER)
 					continue;
@@ -814,6 +821,13 @@ static void read_some(struct gw_conn *c)
 	} else if (c->state == CONN_BODY) {
 		/* content-length: straight into where the body goes (a pool buffer, mostly) */
 		size_t n = c->body_left < 64 * 1024 ? (size_t)c->body_left : 64 * 1024;
+
+		/* nothing buffered behind the head: a slow body keeps no head buffer meanwhile */
+		if (c->in && c->start == c->len) {
+			give_buf(c->in);
+			c->in = NULL;
+			c->start = c->len = 0;
+		}
 
 		if (!body_room(c, n))
 			return;
