@@ -22,12 +22,14 @@ const COMMANDS: Record<string, readonly string[]> = {
   'bpftool prog show': ['bpftool', 'prog', 'show'],
 };
 
-function timeOnce(argv: readonly string[]): { ms: number; rssKb: number } {
+/** Wall time, CPU time (user + system: less disturbed by other load on a shared machine) and peak RSS. */
+function timeOnce(argv: readonly string[]): { ms: number; cpuMs: number; rssKb: number } {
   const t = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', ...argv], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', ...argv], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return { ms, rssKb: Number(r.stderr.trim().split('\n').pop()) };
+  const [rss, user, sys] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number) as [number, number, number];
+  return { ms, cpuMs: (user + sys) * 1000, rssKb: rss };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -35,27 +37,35 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 export async function run(opts: { quick?: boolean } = {}): Promise<object> {
   if (!existsSync(join(repo, 'dist/src/cli/main.js'))) throw new Error('bench/startup: run `npm run build` first');
   const rounds = opts.quick ? 5 : 21;
-  const samples: Record<string, { ms: number[]; rssKb: number[] }> = {};
-  for (const name of Object.keys(COMMANDS)) samples[name] = { ms: [], rssKb: [] };
+  const samples: Record<string, { ms: number[]; cpuMs: number[]; rssKb: number[] }> = {};
+  for (const name of Object.keys(COMMANDS)) samples[name] = { ms: [], cpuMs: [], rssKb: [] };
   // One warm-up round: the page cache, not bpfctl, decides a cold first start.
   for (const argv of Object.values(COMMANDS)) timeOnce(argv);
   for (let i = 0; i < rounds; i++) {
     for (const [name, argv] of Object.entries(COMMANDS)) {
       const s = timeOnce(argv);
       samples[name]!.ms.push(s.ms);
+      samples[name]!.cpuMs.push(s.cpuMs);
       samples[name]!.rssKb.push(s.rssKb);
     }
   }
   const floor = median(samples['node -e 0']!.ms);
+  const cpuFloor = median(samples['node -e 0']!.cpuMs);
+  const round1 = (x: number) => Math.round(x * 10) / 10;
   const rows = Object.entries(samples).map(([name, s]) => ({
     command: name,
-    medianMs: Math.round(median(s.ms) * 10) / 10,
-    minMs: Math.round(Math.min(...s.ms) * 10) / 10,
+    medianMs: round1(median(s.ms)),
+    minMs: round1(Math.min(...s.ms)),
     vsNode: Math.round((median(s.ms) / floor) * 100) / 100,
+    cpuMs: round1(median(s.cpuMs)),
+    cpuVsNode: Math.round((median(s.cpuMs) / cpuFloor) * 100) / 100,
     rssMb: Math.round(median(s.rssKb) / 102.4) / 10,
   }));
-  process.stdout.write(`${'command'.padEnd(20)} ${'median ms'.padStart(10)} ${'min ms'.padStart(8)} ${'x node'.padStart(7)} ${'RSS MB'.padStart(7)}\n${'-'.repeat(56)}\n`);
-  for (const r of rows) process.stdout.write(`${r.command.padEnd(20)} ${String(r.medianMs).padStart(10)} ${String(r.minMs).padStart(8)} ${String(r.vsNode).padStart(7)} ${String(r.rssMb).padStart(7)}\n`);
+  const cols = ['command', 'wall ms', 'min ms', 'x node', 'CPU ms', 'x node', 'RSS MB'];
+  const w = [20, 9, 8, 7, 8, 7, 7];
+  const line = (cells: (string | number)[]) => `${cells.map((c, i) => (i ? String(c).padStart(w[i]!) : String(c).padEnd(w[i]!))).join(' ')}\n`;
+  process.stdout.write(line(cols) + `${'-'.repeat(w.reduce((a, b) => a + b + 1, -1))}\n`);
+  for (const r of rows) process.stdout.write(line([r.command, r.medianMs, r.minMs, r.vsNode, r.cpuMs, r.cpuVsNode, r.rssMb]));
   const result = { when: new Date().toISOString(), node: process.version, rounds, target: 'each bpfctl command <= 2.5x node -e 0 (median of interleaved rounds)', rows };
   mkdirSync(join(repo, 'bench/results'), { recursive: true });
   writeFileSync(join(repo, 'bench/results/startup.json'), `${JSON.stringify(result, null, 2)}\n`);
