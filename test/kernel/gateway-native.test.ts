@@ -201,6 +201,12 @@ test('keep-alive, pipelining, HEAD, 100-continue, HTTP/1.0', async () => {
   assert.match(h.text(), /^HTTP\/1\.1 200 OK\r\n/);
   assert.ok(h.text().endsWith('\r\n\r\n'), 'no body after the headers');
   h.s.destroy();
+  // An early answer to HEAD has no body either: the next request on the connection is read right.
+  const h2 = await raw();
+  h2.s.write(`HEAD /nope HTTP/1.1\r\nhost: x\r\n\r\n${req('/c', 'after head')}`);
+  await until(() => h2.text().includes('AFTER HEAD! [/c]'), 'the answer after HEAD');
+  assert.match(h2.text(), /^HTTP\/1\.1 404 Not Found\r\n[^\r]*\r\ncontent-length: 14\r\n[\s\S]*?\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  h2.s.destroy();
   // Expect: 100-continue (curl sends it for larger bodies): 100 first, then the answer.
   const e = await raw();
   e.s.write('POST /c HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n');

@@ -322,6 +322,15 @@ static void respond(struct gw_conn *c, int status, const char *type, const void 
 	int n;
 
 	gw_count_status(status);
+	if (c->iovcnt) {
+		/* an answer to this request is still going out (an early one, then bad input in the
+		 * body it was dropping): that one stands, and the connection ends after it */
+		c->close_after = 1;
+		c->keep_alive = 0;
+		if (pool)
+			bpfctl_pool_free(G.pool, off, gen, 0);
+		return;
+	}
 	if (close_after)
 		c->close_after = 1;
 	n = snprintf(c->head, sizeof(c->head), "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\ndate: %s\r\n%s%s%s%s\r\n", status,
@@ -436,7 +445,8 @@ static void on_head(struct gw_conn *c, const char *method, size_t mlen, const ch
 	c->chunked = 0;
 	c->body_left = 0;
 	c->close_after = 0;
-	c->head_only = 0;
+	/* any answer to HEAD, early ones too, has no body (node:http drops it for HEAD itself) */
+	c->head_only = mlen == 4 && memcmp(method, "HEAD", 4) == 0;
 	for (size_t i = 0; i < nh; i++) {
 		if (!h[i].name)
 			continue;
@@ -511,7 +521,6 @@ static void on_head(struct gw_conn *c, const char *method, size_t mlen, const ch
 			return answer_early(c, 503, msg, NULL, expect);
 		}
 	}
-	c->head_only = mlen == 4 && memcmp(method, "HEAD", 4) == 0;
 	/* the route as it was when the request arrived (it may change while the body comes) */
 	c->route = *r;
 	c->state = CONN_BODY;
