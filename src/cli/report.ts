@@ -34,22 +34,58 @@ function errnoCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** How a failed system call reads in a sentence: "cannot list /sys/fs/bpf/bpfctl". */
+const VERBS: Record<string, string> = {
+  scandir: 'cannot list',
+  opendir: 'cannot list',
+  open: 'cannot open',
+  connect: 'cannot connect to',
+  mkdir: 'cannot create',
+  unlink: 'cannot remove',
+  rmdir: 'cannot remove',
+  rm: 'cannot remove',
+  stat: 'cannot read',
+  lstat: 'cannot read',
+  access: 'cannot read',
+  read: 'cannot read',
+  write: 'cannot write',
+  chmod: 'cannot change',
+  bind: 'cannot listen on',
+};
+
+/**
+ * A refused operation, as one line: what could not be done, and (for a user who is not root)
+ * what it needs. Exit code 77. No detail: a stack trace says nothing more about EACCES, and the
+ * "(run with --verbose)" hint would be a second line.
+ */
+function permissionFailure(kind: string, message: string): Failure {
+  const what = firstClause(message);
+  const suffix = isRoot() ? 'permission denied' : `permission denied: ${PRIVILEGES}`;
+  return { kind, code: 'E_PERM', message: `${what}: ${suffix}`, excerpt: '', detail: '', exit: EXIT.noPermission };
+}
+
 export function describeFailure(err: unknown): Failure {
-  const perm = !isRoot() ? errnoCode(err) : undefined;
+  const perm = errnoCode(err);
   if (err instanceof BpfctlError) {
+    // A command's own privilege check (privileges.ts) already says what it needs.
+    if (err.name === 'PrivilegeError') return { kind: err.name, code: err.code, message: err.message, excerpt: '', detail: '', exit: EXIT.noPermission };
+    if (perm && !isRoot()) return permissionFailure(err.name, err.message);
     const detail = err.detail();
     // Most details start with the one-line message: only what they add to it.
     const more = detail.startsWith(err.message) ? detail.slice(err.message.length).replace(/^\n+/, '') : detail;
     const excerpt = err.excerpt();
     const base = { kind: err.name, code: err.code, excerpt, detail: more === excerpt ? '' : more };
-    if (perm) return { ...base, message: `${firstClause(err.message)}: permission denied: ${PRIVILEGES}`, exit: EXIT.noPermission };
+    // Root refused (a frozen map, an LSM, lockdown): not a missing privilege, and the loader's
+    // own message says why, so it is an ordinary failure. bpfctl's AccessError is 77 for anyone.
+    if (err.code === 'E_PERM' && err.name === 'AccessError') return permissionFailure(err.name, err.message);
     return { ...base, message: err.message, exit: err instanceof UsageError ? EXIT.usage : EXIT.failure };
   }
   const e = err as (Error & { code?: string; path?: string; syscall?: string; address?: string }) | undefined;
   const stack = e?.stack ?? String(err);
-  if (perm) {
-    const what = e?.path ?? e?.address ?? e?.syscall ?? 'operation';
-    return { kind: 'PermissionError', code: 'E_PERM', message: `${e?.syscall ? `${e.syscall} ` : ''}${what}: permission denied: ${PRIVILEGES}`, excerpt: '', detail: stack, exit: EXIT.noPermission };
+  if (perm && !isRoot()) {
+    const where = e?.path ?? e?.address;
+    const verb = e?.syscall ? (VERBS[e.syscall] ?? e.syscall) : 'operation';
+    return permissionFailure('PermissionError', where ? `${verb} ${where}` : verb);
   }
   const message = e?.message ? e.message.split('\n')[0]! : String(err);
   return { kind: e?.name ?? 'Error', code: e?.code ?? 'E_INTERNAL', message: `internal error: ${message}`, excerpt: '', detail: stack, exit: EXIT.failure };

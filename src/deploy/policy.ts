@@ -13,6 +13,7 @@ import { BpfctlError } from '../errors.ts';
 import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
 import type { PolicyIR } from '../ir/policy.ts';
 import { ensureBpffs, mkdirp, unpinAll } from '../../loader/index.ts';
+import { listDir, pathExists } from './access.ts';
 import { removeCgroup } from './cgroup.ts';
 import { hasChain, installChain, prepareChain } from './chain.ts';
 import { manifestHashes } from './code-hash.ts';
@@ -44,16 +45,18 @@ export class PolicyNotLoadedError extends BpfctlError {
 
 /** Names of loaded policies under the pin root. */
 export function listPolicies(root = pinRoot()): string[] {
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .filter((n) => !n.startsWith('.') && existsSync(join(root, n, 'manifest')))
+  // Permission-aware (access.ts): an unreadable root is "permission denied", not "none loaded".
+  return listDir(root, 'cannot list loaded policies in')
+    .filter((n) => !n.startsWith('.') && pathExists(join(root, n, 'manifest')))
     .sort();
 }
 
 /** The manifest of a loaded policy. @throws PolicyNotLoadedError, ManifestError */
 export function loadedManifest(name: string, root = pinRoot()): Manifest {
   const dir = policyDir(name, root);
-  if (!existsSync(dir)) throw new PolicyNotLoadedError(name, root);
+  if (!pathExists(dir)) throw new PolicyNotLoadedError(name, root);
+  // Throws AccessError for a directory we may not search (readManifest would say "no manifest").
+  pathExists(join(dir, 'manifest'));
   return readManifest(dir);
 }
 

@@ -19,6 +19,7 @@ import { applyRouteChanges, type RouteChange } from '../../deploy/routes.ts';
 import { BpfctlError } from '../../errors.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { askSupervisor, controlPath } from '../../runtime/supervisor/index.ts';
+import { requirePrivileges } from '../privileges.ts';
 import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
 
@@ -61,6 +62,7 @@ export const applyCommand = defineCommand<ApplyArgs>({
       .option('restart', { type: 'boolean', default: false, describe: 'allow changes that cannot be live: a running chain restarts in place (same URL), a loaded one is reloaded' }),
   handler: async (argv: Args<ApplyArgs>) => {
     const { out } = argv;
+    requirePrivileges(`apply ${argv.policyFile}`, 'it changes loaded eBPF maps and programs, or asks the supervisor');
     const file = resolve(argv.policyFile);
     const ir = await loadPolicyFile(file);
     let diff: PolicyDiff | null = null;

@@ -3,12 +3,14 @@
  * (policy.ts) is built, loaded, attached and pinned under /sys/fs/bpf/bpfctl/<policy>; a plain
  * object file (.bpf.o) is loaded and its programs and maps pinned under --pin DIR.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { isDirectory, pathExists } from '../../deploy/access.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
 import { pinRoot } from '../../deploy/paths.ts';
 import { UsageError } from '../errors.ts';
+import { requirePrivileges, unprivilegedBpfAllowed } from '../privileges.ts';
 import { loadObjectCommand, unloadDirCommand } from './object.ts';
 import { askSupervisor, controlPath, runDir } from '../../runtime/supervisor/index.ts';
 import { BpfctlError } from '../../errors.ts';
@@ -39,11 +41,16 @@ export const loadCommand = defineCommand({
   handler: async (argv: Args<LoadArgs>) => {
     const { out, target } = argv;
     if (isObjectFile(target)) {
+      // Unprivileged loads are possible only where the kernel allows them (socket filters...).
+      if (!unprivilegedBpfAllowed()) requirePrivileges(`load ${target}`, 'this kernel lets only CAP_BPF load programs (kernel.unprivileged_bpf_disabled)');
       const dir = argv.pin ?? join(pinRoot(), 'obj', basename(target).replace(/\.(bpf\.)?o$/, ''));
       await loadObjectCommand(target, dir, out, { set: argv.set });
       return;
     }
     if (!isPolicyFile(target)) throw new UsageError(`cannot load ${target}: expected a policy (.ts) or an object file (.bpf.o)`);
+    // Before the build: loading a policy always needs them, and a compile then a refusal is a
+    // minute wasted.
+    requirePrivileges(`load ${target}`, 'it loads, attaches and pins eBPF programs and makes a cgroup');
     out.progress(`validating ${target}`);
     const ir = await loadPolicyFile(target);
     // Replacing the pins of a running chain would leave its processes on the old maps: the split
@@ -86,7 +93,8 @@ export const unloadCommand = defineCommand({
       .option('object', { type: 'string', describe: 'with a pin directory: remove only what the load of this object recorded (its name, e.g. xdp_stats)' }),
   handler: async (argv: Args<UnloadArgs>) => {
     const { out, target } = argv;
-    if (target.includes('/') && existsSync(target) && statSync(target).isDirectory()) {
+    requirePrivileges(`unload ${target}`, 'it detaches programs and removes their pins');
+    if (target.includes('/') && isDirectory(target)) {
       await unloadDirCommand(target, out, { object: argv.object });
       return;
     }
@@ -109,7 +117,7 @@ export const unloadCommand = defineCommand({
 
 /** Stops the supervisor running `policy`, if one does; its pid, or null when none runs it. */
 async function stopRunningChain(policy: string, out: Output): Promise<number | null> {
-  if (!existsSync(controlPath(policy))) return null;
+  if (!pathExists(controlPath(policy))) return null;
   let pid: number;
   try {
     pid = ((await askSupervisor(policy, { op: 'stop' }, undefined, 5000)) as { pid: number }).pid;
@@ -120,7 +128,7 @@ async function stopRunningChain(policy: string, out: Output): Promise<number | n
   out.progress(`policy ${policy} runs under bpfctl run (pid ${pid}): stopping it`);
   const lock = join(runDir(), `${policy}.pid`);
   const deadline = Date.now() + 30_000;
-  while (existsSync(lock) || existsSync(controlPath(policy))) {
+  while (pathExists(lock) || pathExists(controlPath(policy))) {
     if (Date.now() > deadline) throw new BpfctlError('E_UNLOAD', `the supervisor of ${policy} (pid ${pid}) did not stop within 30 s`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -129,12 +137,12 @@ async function stopRunningChain(policy: string, out: Output): Promise<number | n
 
 /** The pid of the supervisor running `policy`, or null when none does. */
 async function runningSupervisor(policy: string): Promise<number | null> {
-  if (!existsSync(controlPath(policy))) return null;
+  if (!pathExists(controlPath(policy))) return null;
   try {
     // Answers only while a supervisor is alive (a killed one leaves its socket file behind).
     await askSupervisor(policy, { op: 'instances' }, undefined, 5000);
     const lock = join(runDir(), `${policy}.pid`);
-    return existsSync(lock) ? Number(readFileSync(lock, 'utf8').trim()) || 0 : 0;
+    return pathExists(lock) ? Number(readFileSync(lock, 'utf8').trim()) || 0 : 0;
   } catch {
     return null;
   }

@@ -1,22 +1,25 @@
 /**
- * `bpfctl map ls|dump|get|set|del|watch`: any map on the machine, by pin path or id. Keys and
- * values are decoded with the map's BTF when it has some (integers, structs as JSON, char arrays
- * as text) and shown as hex otherwise; KEY and VALUE arguments are parsed with the same codec.
+ * `bpfctl map ls|show|dump|get|set|del|watch`: any map on the machine, named as object-ref.ts
+ * says (id N, pinned PATH, name NAME, POLICY/MAP, a bare policy map name). Keys and values are
+ * decoded with the map's BTF when it has some (integers, structs as JSON, char arrays as text)
+ * and shown as hex otherwise; KEY and VALUE arguments are parsed with the same codec.
  */
-import { closeSync, existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Argv } from 'yargs';
-import { BPF_F_MMAPABLE, BpfMap, BpfProgram, btfTypeByName, fdOfProcess, isDatasec, LoaderError, listMaps, listPrograms, mmapArray, StreamReader } from '../../../loader/index.ts';
-import { pinRoot } from '../../deploy/paths.ts';
+import { BPF_F_MMAPABLE, type BpfMap, btfTypeByName, fdOfProcess, isDatasec, LoaderError, listMaps, listPrograms, mmapArray, StreamReader } from '../../../loader/index.ts';
 import { BpfctlError } from '../../errors.ts';
 import { TypedMap } from '../../maps/typed-map.ts';
 import { hasNumbers, type Rate, rateOf } from '../../maps/typed-map-rate.ts';
 import { parseBytesLiteral } from '../../schema/literal.ts';
 import { array, asKnown, bytes, type Codec, codecFromBtf, encode, parseLiteral, SchemaError, u32 } from '../../schema/index.ts';
+import { UsageError } from '../errors.ts';
 import { formatCell, jsonReplacer } from '../output.ts';
+import { openMapRef, openProgRef, positionalWords, resolveRef, splitRef } from './object-ref.ts';
 import { type Args, type Command, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
+
+export { openMapRef } from './object-ref.ts';
 
 /** A map command that cannot do what was asked (absent key, map kind without entries, ...). */
 export class MapCommandError extends BpfctlError {}
@@ -29,43 +32,6 @@ interface MapRef {
   allCpus?: boolean;
 }
 
-/**
- * A map by reference: `/sys/fs/bpf/...` (or `pinned:PATH`) opens a pin; a bare number, `id:N` or
- * `id N` a kernel map id; `name:X` the one loaded map called X (kernel names are cut at 15).
- */
-export function openMapRef(ref: string): BpfMap {
-  const r = ref.trim();
-  const id = /^(?:id[:\s]\s*)?(\d+)$/.exec(r);
-  if (id) return BpfMap.fromId(Number(id[1]));
-  const pinned = /^pinned[:\s]\s*(.+)$/.exec(r);
-  if (pinned) return BpfMap.openPinned(pinned[1]!);
-  const name = /^name[:\s]\s*(.+)$/.exec(r);
-  if (name) return BpfMap.fromId(uniqueByName('map', name[1]!, listMaps()));
-  const owned = policyPin(r, 'maps');
-  if (owned) return BpfMap.openPinned(owned);
-  return BpfMap.openPinned(r);
-}
-
-/**
- * `POLICY/NAME`: the map (or program) a loaded policy pinned, `<pin root>/POLICY/maps/NAME`;
- * also `obj/OBJECT/NAME` for an object loaded without --pin. Undefined when no such pin exists.
- */
-export function policyPin(ref: string, kind: 'maps' | 'progs'): string | undefined {
-  const m = /^([\w.-]+)\/(?:([\w.-]+)\/)?([\w.-]+)$/.exec(ref);
-  if (!m || ref.startsWith('.')) return undefined;
-  const [, a, b, n] = m;
-  const path = b ? join(pinRoot(), a!, b, kind, n!) : join(pinRoot(), a!, kind, n!);
-  return existsSync(path) ? path : undefined;
-}
-
-/** The id of the one program or map named `name` on the machine. */
-export function uniqueByName(kind: 'map' | 'program', name: string, all: readonly { id: number; name: string }[]): number {
-  const hits = all.filter((o) => o.name === name || o.name === name.slice(0, 15));
-  if (hits.length === 1) return hits[0]!.id;
-  if (!hits.length) throw new MapCommandError('E_NOENT', `no ${kind} named '${name}' is loaded`);
-  throw new MapCommandError('E_AMBIGUOUS', `${hits.length} ${kind}s are named '${name}' (ids ${hits.map((h) => h.id).join(', ')}): name one by id N`);
-}
-
 async function withMap<T>(ref: string, fn: (m: BpfMap) => T | Promise<T>): Promise<T> {
   const m = openMapRef(ref);
   try {
@@ -73,6 +39,18 @@ async function withMap<T>(ref: string, fn: (m: BpfMap) => T | Promise<T>): Promi
   } finally {
     m.close();
   }
+}
+
+/**
+ * The map reference and the words after it, as typed: `map get id 5 0x10` is MAP `id 5`, KEY
+ * `0x10`. @throws UsageError when KEY or VALUE is missing, or words are left over.
+ */
+function refWords(argv: Args<MapRef & { key?: string; value?: string[] }>, cmd: string, want: 'none' | 'key' | 'key value'): { ref: string; key: string; value: string[] } {
+  const { ref, rest } = splitRef(positionalWords(argv, ['map', 'key', 'value'], 2), 'map');
+  const need = want === 'none' ? 0 : want === 'key' ? 1 : 2;
+  if (rest.length < need) throw new UsageError(`map ${cmd} ${ref}: give ${want.toUpperCase()}`);
+  if (want !== 'key value' && rest.length > need) throw new UsageError(`map ${cmd} ${ref}: unexpected '${rest.slice(need).join(' ')}'`);
+  return { ref, key: rest[0] ?? '', value: rest.slice(1) };
 }
 
 /** Maps whose values are file descriptors on the way in and ids (or nothing) on the way out. */
@@ -170,20 +148,14 @@ function dumpRefs(m: BpfMap, key: Codec<unknown>, only?: Uint8Array): { key: unk
 }
 
 /**
- * The fd to store for VALUE in an fd-valued map: `id N`, `pinned PATH` or `name X` name a program
- * (prog_array, devmap/cpumap programs) or a map (map-in-map). The caller closes the returned fd.
+ * The fd to store for VALUE in an fd-valued map: any reference object-ref.ts takes names a
+ * program (prog_array, devmap/cpumap programs) or a map (map-in-map). The caller closes it.
  */
 function openRef(kind: 'program' | 'map', text: string): { fd: number; close(): void; id: number } {
   const t = text.trim();
-  const id = /^(?:id[:\s]\s*)?(\d+)$/.exec(t);
-  const pinned = /^(?:pinned[:\s]\s*)?(\/.+)$/.exec(t);
-  const name = /^name[:\s]\s*(.+)$/.exec(t);
-  if (!id && !pinned && !name) throw new MapCommandError('E_USAGE', `value: expected a ${kind} as id N, pinned PATH or name X, got '${t}'`);
-  if (kind === 'program') {
-    const p = id ? BpfProgram.fromId(Number(id[1])) : pinned ? BpfProgram.openPinned(pinned[1]!) : BpfProgram.fromId(uniqueByName('program', name![1]!, listPrograms()));
-    return p;
-  }
-  return id ? BpfMap.fromId(Number(id[1])) : pinned ? BpfMap.openPinned(pinned[1]!) : BpfMap.fromId(uniqueByName('map', name![1]!, listMaps()));
+  // Not a bare word: a value that is not a reference is more likely a mistake than a name.
+  if (!/^(?:id|pinned|name)[:\s]|^\d+$|\//.test(t)) throw new MapCommandError('E_USAGE', `value: expected a ${kind} as id N, pinned PATH or name X, got '${t}'`);
+  return kind === 'program' ? openProgRef(t) : openMapRef(t);
 }
 
 /** Writes KEY -> VALUE in an fd-valued map; returns what was stored, for the report. */
@@ -316,35 +288,69 @@ function writeVar(m: BpfMap, dv: { offset: number; codec: Codec<unknown> }, valu
 
 const refOptions = (y: Argv) =>
   y
-    .positional('map', { type: 'string', demandOption: true, describe: 'pin path, POLICY/MAP, map id (N, id:N), pinned:PATH or name:X' })
+    // bpftool's `id N`, `pinned PATH`, `name X` are two words: the handler re-reads them (refWords).
+    .strict(false)
+    .strictOptions()
+    .parserConfiguration({ 'parse-positional-numbers': false })
+    .positional('map', { type: 'string', demandOption: true, describe: 'id N, pinned PATH, name NAME, POLICY/MAP, a pin path, or a map name of one loaded policy' })
     .option('raw', { type: 'boolean', default: false, describe: 'hex keys and values even when the map has BTF' })
     .option('per-cpu', { type: 'boolean', default: false, describe: "per-CPU maps: every CPU's value (an array) instead of the sum" })
     .option('cpu', { type: 'number', describe: 'per-CPU maps: only this CPU' });
 
-const ls = defineCommand<Record<string, never>>({
-  command: 'ls',
-  describe: 'List every BPF map loaded on the machine',
+/** The id of the map a reference names (opened and closed: pins and names resolve to ids). */
+function mapIdOf(ref: string): number {
+  const r = resolveRef('map', ref);
+  if (r.id !== undefined) return r.id;
+  const m = openMapRef(ref);
+  try {
+    return m.id;
+  } finally {
+    m.close();
+  }
+}
+
+const ls: Command = {
+  aliases: ['show'],
+  ...defineCommand<{ map?: string[] }>({
+  command: 'ls [map..]',
+  describe: 'List every BPF map loaded on the machine, or the ones named (bpftool map show)',
+  builder: (y: Argv) =>
+    y
+      .strict(false)
+      .strictOptions()
+      .parserConfiguration({ 'parse-positional-numbers': false })
+      .positional('map', { type: 'string', array: true, describe: 'id N, pinned PATH, name NAME, POLICY/MAP... (default: all)' }),
   handler: (argv) => {
-    const rows = listMaps().map((m) => ({
-      id: m.id,
-      name: m.name,
-      type: m.type,
-      key: m.keySize,
-      value: m.valueSize,
-      maxEntries: m.maxEntries,
-      flags: m.flags ? `0x${m.flags.toString(16)}` : '0',
-      btf: m.btfId || null,
-    }));
+    let words = positionalWords(argv, ['map'], 2);
+    const ids = new Set<number>();
+    while (words.length) {
+      const { ref, rest } = splitRef(words, 'map');
+      ids.add(mapIdOf(ref));
+      words = rest;
+    }
+    const rows = listMaps()
+      .filter((m) => !ids.size || ids.has(m.id))
+      .map((m) => ({
+        id: m.id,
+        name: m.name,
+        type: m.type,
+        key: m.keySize,
+        value: m.valueSize,
+        maxEntries: m.maxEntries,
+        flags: m.flags ? `0x${m.flags.toString(16)}` : '0',
+        btf: m.btfId || null,
+      }));
     argv.out.table(rows, ['id', 'name', 'type', 'key', 'value', 'maxEntries', 'flags', 'btf']);
   },
-});
+  }),
+};
 
 const dump = defineCommand<MapRef>({
   command: 'dump <map>',
   describe: 'Every entry of a map, decoded with its BTF (hex without; globals by variable)',
   builder: refOptions,
   handler: (argv) =>
-    withMap(argv.map, (m) => {
+    withMap(refWords(argv, 'dump', 'none').ref, (m) => {
       const t = inspect(m, argv.raw);
       const cpu = checkCpu(m, argv.cpu);
       let rows: { key: unknown; value: unknown }[];
@@ -360,12 +366,13 @@ const get = defineCommand<MapRef & { key: string }>({
   command: 'get <map> <key>',
   describe: 'The value under KEY (integers, hex bytes, JSON for structs; a variable name for .bss/.data/.rodata)',
   builder: (y) => refOptions(y).positional('key', { type: 'string', demandOption: true }),
-  handler: (argv) =>
-    withMap(argv.map, (m) => {
-      const dv = argv.raw ? undefined : datasecVar(m, String(argv.key));
-      if (dv) return argv.out.record({ name: String(argv.key), value: readVar(m, dv) });
+  handler: (argv) => {
+    const w = refWords(argv, 'get', 'key');
+    return withMap(w.ref, (m) => {
+      const dv = argv.raw ? undefined : datasecVar(m, w.key);
+      if (dv) return argv.out.record({ name: w.key, value: readVar(m, dv) });
       const t = inspect(m, argv.raw);
-      const key = parseArg(t.key, String(argv.key), 'key');
+      const key = parseArg(t.key, w.key, 'key');
       const cpu = checkCpu(m, argv.cpu);
       let value: unknown;
       if (FD_VALUED.has(m.type)) {
@@ -374,9 +381,10 @@ const get = defineCommand<MapRef & { key: string }>({
         value = row.length ? row[0]!.value : undefined;
       } else if (cpu !== undefined) value = t.getPerCpu(key)?.[cpu];
       else value = showsPerCpu(t, argv.perCpu) ? t.getPerCpu(key) : t.isPerCpu ? t.getSum(key) : t.get(key);
-      if (value === undefined) throw new MapCommandError('E_NOENT', `map '${m.name}' has no entry for key ${String(argv.key)}`);
+      if (value === undefined) throw new MapCommandError('E_NOENT', `map '${m.name}' has no entry for key ${w.key}`);
       argv.out.record({ key, value });
-    }),
+    });
+  },
 });
 
 const set = defineCommand<MapRef & { key: string; value: string[]; mode: 'any' | 'noexist' | 'exist' }>({
@@ -388,19 +396,20 @@ const set = defineCommand<MapRef & { key: string; value: string[]; mode: 'any' |
       .positional('value', { type: 'string', array: true, demandOption: true })
       .option('all-cpus', { type: 'boolean', default: false, describe: 'per-CPU maps: the same value on every CPU' })
       .option('mode', { choices: ['any', 'noexist', 'exist'] as const, default: 'any' as const, describe: 'noexist: only create; exist: only replace' }),
-  handler: (argv) =>
-    withMap(argv.map, (m) => {
-      const text = argv.value.map(String).join(' ');
-      const dv = argv.raw ? undefined : datasecVar(m, String(argv.key));
+  handler: (argv) => {
+    const w = refWords(argv, 'set', 'key value');
+    return withMap(w.ref, (m) => {
+      const text = w.value.join(' ');
+      const dv = argv.raw ? undefined : datasecVar(m, w.key);
       if (dv) {
         const value = parseArg(dv.codec, text, 'value');
-        writeVar(m, dv, value, String(argv.key));
-        if (argv.out.json) argv.out.printJson({ name: String(argv.key), value });
-        else argv.out.line(`${m.name}.${String(argv.key)} = ${formatCell(value)}`);
+        writeVar(m, dv, value, w.key);
+        if (argv.out.json) argv.out.printJson({ name: w.key, value });
+        else argv.out.line(`${m.name}.${w.key} = ${formatCell(value)}`);
         return;
       }
       const t = inspect(m, argv.raw);
-      const key = parseArg(t.key, String(argv.key), 'key');
+      const key = parseArg(t.key, w.key, 'key');
       if (isFrozen(m)) {
         const sec = m.btf?.value;
         const what = isDatasec(sec) ? sec.name : (/\.(rodata|kconfig)\S*$/.exec(m.name)?.[0] ?? 'its values');
@@ -431,21 +440,24 @@ const set = defineCommand<MapRef & { key: string; value: string[]; mode: 'any' |
       }
       if (argv.out.json) argv.out.printJson({ key, value });
       else argv.out.line(`${m.name}[${formatCell(key)}]${cpu !== undefined ? ` on CPU ${cpu}` : ''} = ${formatCell(value)}`);
-    }),
+    });
+  },
 });
 
 const del = defineCommand<MapRef & { key: string }>({
   command: 'del <map> <key>',
   describe: 'Delete the entry under KEY',
   builder: (y) => refOptions(y).positional('key', { type: 'string', demandOption: true }),
-  handler: (argv) =>
-    withMap(argv.map, (m) => {
+  handler: (argv) => {
+    const w = refWords(argv, 'del', 'key');
+    return withMap(w.ref, (m) => {
       const t = inspect(m, argv.raw);
-      const key = parseArg(t.key, String(argv.key), 'key');
-      if (!t.delete(key)) throw new MapCommandError('E_NOENT', `map '${m.name}' has no entry for key ${String(argv.key)}`);
+      const key = parseArg(t.key, w.key, 'key');
+      if (!t.delete(key)) throw new MapCommandError('E_NOENT', `map '${m.name}' has no entry for key ${w.key}`);
       if (argv.out.json) argv.out.printJson({ key, deleted: true });
       else argv.out.line(`deleted ${m.name}[${formatCell(key)}]`);
-    }),
+    });
+  },
 });
 
 interface WatchArgs extends MapRef {
@@ -518,7 +530,7 @@ const watch = defineCommand<WatchArgs>({
       .option('type', { type: 'string', describe: 'streams: decode records as this struct from the BTF (hex without)' })
       .option('timeout', { type: 'number', describe: 'streams: stop after this many seconds' }),
   handler: (argv) =>
-    withMap(argv.map, async (m) => {
+    withMap(refWords(argv, 'watch', 'none').ref, async (m) => {
       if (m.type === 'ringbuf' || m.type === 'perf_event_array') return watchStream(m, argv);
       const t = inspect(m, argv.raw);
       const { out } = argv;

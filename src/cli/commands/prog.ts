@@ -9,14 +9,12 @@ import { basename, dirname, join } from 'node:path';
 import type { Argv } from 'yargs';
 import {
   BpfLink,
-  BpfMap,
-  BpfProgram,
+  type BpfProgram,
   DEFAULT_BPFFS,
   detachSockMap,
   LoaderError,
   type LinkInfo,
   listLinks,
-  listPrograms,
   listProgramsDetailed,
   pinName,
   pinsByKind,
@@ -25,8 +23,10 @@ import {
 } from '../../../loader/index.ts';
 import { pinRoot } from '../../deploy/paths.ts';
 import { BpfctlError } from '../../errors.ts';
-import { policyPin, uniqueByName } from './map.ts';
+import { UsageError } from '../errors.ts';
+import { requirePrivileges } from '../privileges.ts';
 import { findLoadOf, type PinnedEntry, writeManifest } from './object.ts';
+import { openMapRef, openProgRef, positionalWords, resolveRef, splitRef } from './object-ref.ts';
 import { type Command, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
 
@@ -40,19 +40,7 @@ function bootTimeToDate(ns: bigint): Date {
   return new Date(bootMs + Number(ns / 1_000_000n));
 }
 
-/** A program by reference: a pin path (or `pinned:PATH`), `POLICY/PROG`, an id (N, `id:N`), or `name:X`. */
-export function openProgRef(ref: string): BpfProgram {
-  const r = ref.trim();
-  const id = /^(?:id[:\s]\s*)?(\d+)$/.exec(r);
-  if (id) return BpfProgram.fromId(Number(id[1]));
-  const pinned = /^pinned[:\s]\s*(.+)$/.exec(r);
-  if (pinned) return BpfProgram.openPinned(pinned[1]!);
-  const name = /^name[:\s]\s*(.+)$/.exec(r);
-  if (name) return BpfProgram.fromId(uniqueByName('program', name[1]!, listPrograms()));
-  const owned = policyPin(r, 'progs');
-  if (owned) return BpfProgram.openPinned(owned);
-  return BpfProgram.openPinned(r);
-}
+export { openProgRef } from './object-ref.ts';
 
 /** Who owns a pinned program: a policy (pinned under the bpfctl root) or a `bpfctl load`. */
 function ownerOf(pins: readonly string[]): string | null {
@@ -68,35 +56,77 @@ function ownerOf(pins: readonly string[]): string | null {
   return null;
 }
 
-const ls = defineCommand<Record<string, never>>({
-  command: 'ls',
-  describe: 'List every BPF program: full name, type, where it is attached, pins, owner, sizes',
-  handler: (argv) => {
-    const links = listLinks();
-    const pins = pinsByKind('prog', DEFAULT_BPFFS);
-    const names = ifNames();
-    const rows = listProgramsDetailed().map((p) => {
-      const pinned = pins.get(p.id) ?? [];
-      return {
-        id: p.id,
-        name: p.fullName ?? p.name,
-        type: p.type,
-        tag: p.tag,
-        attached: links
-          .filter((l) => l.progId === p.id)
-          .map((l) => `${l.type} ${l.target.replace(/^ifindex:(\d+)$/, (_m, i: string) => names.get(Number(i)) ?? `ifindex ${i}`)} (link ${l.id})`),
-        pins: pinned,
-        owner: ownerOf(pinned),
-        xlated: p.xlatedLen ?? null,
-        jited: p.jitedLen ?? null,
-        mapIds: p.mapIds,
-        btf: p.btfId || null,
-        loadedAt: bootTimeToDate(p.loadTime).toISOString(),
-      };
-    });
-    argv.out.table(rows, ['id', 'name', 'type', 'attached', 'pins', 'owner', 'xlated', 'jited', 'mapIds', 'loadedAt']);
-  },
-});
+/** A load time for people: the time of day when it was today, else the date. */
+function shortTime(d: Date): string {
+  const iso = new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString();
+  return Date.now() - d.getTime() < 86_400_000 ? iso.slice(11, 19) : iso.slice(0, 10);
+}
+
+/** The ids of the programs named by `words` (each a reference object-ref.ts takes). */
+function progIds(words: string[]): Set<number> {
+  const ids = new Set<number>();
+  while (words.length) {
+    const { ref, rest } = splitRef(words, 'prog');
+    const r = resolveRef('prog', ref);
+    if (r.id !== undefined) ids.add(r.id);
+    else {
+      const p = openProgRef(ref);
+      ids.add(p.id);
+      p.close();
+    }
+    words = rest;
+  }
+  return ids;
+}
+
+const ls: Command = {
+  aliases: ['show'],
+  ...defineCommand<{ prog?: string[] }>({
+    command: 'ls [prog..]',
+    describe: 'List every BPF program (full name, type, where it is attached, pins, owner, sizes), or the ones named',
+    builder: (y: Argv) =>
+      y
+        .strict(false)
+        .strictOptions()
+        .parserConfiguration({ 'parse-positional-numbers': false })
+        .positional('prog', { type: 'string', array: true, describe: 'id N, pinned PATH, name NAME, POLICY/PROG... (default: all)' }),
+    handler: (argv) => {
+      const only = progIds(positionalWords(argv, ['prog'], 2));
+      // Programs first: refused, the error then names what was asked for ("list programs").
+      const progs = listProgramsDetailed();
+      const links = listLinks();
+      const pins = pinsByKind('prog', DEFAULT_BPFFS);
+      const names = ifNames();
+      const rows = progs
+        .filter((p) => !only.size || only.has(p.id))
+        .map((p) => {
+          const pinned = pins.get(p.id) ?? [];
+          const loaded = bootTimeToDate(p.loadTime);
+          return {
+            id: p.id,
+            name: p.fullName ?? p.name,
+            type: p.type,
+            tag: p.tag,
+            attached: links
+              .filter((l) => l.progId === p.id)
+              .map((l) => `${l.type} ${l.target.replace(/^ifindex:(\d+)$/, (_m, i: string) => names.get(Number(i)) ?? `ifindex ${i}`)} (link ${l.id})`),
+            pins: pinned,
+            owner: ownerOf(pinned),
+            xlated: p.xlatedLen ?? null,
+            jited: p.jitedLen ?? null,
+            mapIds: p.mapIds,
+            btf: p.btfId || null,
+            loadedAt: loaded.toISOString(),
+            loaded: shortTime(loaded),
+          };
+        });
+      if (argv.out.json) return argv.out.printJson(rows.map(({ loaded: _, ...r }) => r));
+      // Named programs one by one with everything; the listing keeps to what fits a line.
+      if (only.size) for (const { loaded: _, ...r } of rows) argv.out.record(r, `${r.name} (id ${r.id})`);
+      else argv.out.table(rows, ['id', 'name', 'type', 'attached', 'owner', 'xlated', 'jited', 'loaded']);
+    },
+  }),
+};
 
 /** Hooks `prog attach` knows, with the target each takes. */
 const HOOKS: Record<string, string> = {
@@ -161,12 +191,6 @@ function fromSection(section: string): { hook: string; target?: string } | undef
 
 const SOCK_KIND: Record<string, SockMapAttachKind> = { sk_msg: 'msg_verdict', stream_verdict: 'skb_verdict', stream_parser: 'skb_parser' };
 
-function openMap(ref: string): BpfMap {
-  const r = ref.trim();
-  const id = /^(?:id[:\s]\s*)?(\d+)$/.exec(r);
-  return id ? BpfMap.fromId(Number(id[1])) : BpfMap.openPinned(r.replace(/^pinned[:\s]\s*/, ''));
-}
-
 interface AttachArgs {
   prog: string;
   hook?: string;
@@ -217,7 +241,7 @@ function attachTo(prog: BpfProgram, hook: string, target: string | undefined, a:
     case 'stream_parser':
     case 'sk_skb': {
       const kind = hook === 'sk_skb' ? (prog.expectedAttachType === 'sk_skb_stream_parser' ? 'skb_parser' : 'skb_verdict') : SOCK_KIND[hook]!;
-      const map = openMap(needTarget());
+      const map = openMapRef(needTarget());
       try {
         return { link: prog.attachSockMapLink(map, kind) };
       } catch (err) {
@@ -254,6 +278,8 @@ function attachTo(prog: BpfProgram, hook: string, target: string | undefined, a:
  * manifest, so `unload` detaches it.
  */
 export function attachCommand(a: AttachArgs): AttachResult {
+  // A program named by its pin path says its hook and its load (a POLICY/NAME reference is
+  // pinned under the pin root, as objects-maps.test.ts expects).
   const owner = a.prog.startsWith('/') ? findLoadOf(a.prog) : undefined;
   let hook = a.hook;
   let target = a.target;
@@ -337,6 +363,18 @@ export function detachLink(info: LinkInfo, pins: readonly string[]): void {
   throw new AttachError('E_BUSY', `link ${info.id} (${info.type}) cannot be detached while a process holds it, and one still does (its pins are gone): bpftool link show id ${info.id}`);
 }
 
+/** bpftool's two-word references (`id 5`, `pinned PATH`) arrive as several positionals. */
+const refWordsOf = (y: Argv) => y.strict(false).strictOptions().parserConfiguration({ 'parse-positional-numbers': false });
+
+/** PROG [HOOK] [TARGET] as typed: `attach id 5 sk_msg id 12` is PROG `id 5`, HOOK sk_msg, TARGET `id 12`. */
+function progWords(argv: { _: readonly (string | number)[] } & Record<string, unknown>, cmd: string): { prog: string; hook?: string; target?: string } {
+  const { ref, rest } = splitRef(positionalWords(argv, ['prog', 'hook', 'target'], 2), 'prog');
+  const [hook, ...target] = rest;
+  // A target may itself be a two-word reference (a sockmap as `id 12`); nothing else has spaces.
+  if (target.length > 1 && !['id', 'pinned', 'name'].includes(target[0]!)) throw new UsageError(`prog ${cmd} ${ref}: unexpected '${target.slice(1).join(' ')}'`);
+  return { prog: ref, hook, target: target.length ? target.join(' ') : undefined };
+}
+
 /** Where each link is pinned, from a walk of bpffs. */
 export function linkPins(): Map<number, string[]> {
   return pinsByKind('link', DEFAULT_BPFFS);
@@ -346,8 +384,8 @@ const attach = defineCommand<AttachArgs>({
   command: 'attach <prog> [hook] [target]',
   describe: 'Attach a program (pin, id or name:X) and pin the link: xdp IFACE, tc IFACE, cgroup DIR, sockops DIR, sk_msg|stream_verdict|stream_parser MAP, tracepoint CAT/NAME, raw_tp NAME, kprobe FN, tracing',
   builder: (y: Argv) =>
-    y
-      .positional('prog', { type: 'string', demandOption: true, describe: 'pin path, id N, or name:X' })
+    refWordsOf(y)
+      .positional('prog', { type: 'string', demandOption: true, describe: 'id N, pinned PATH, name NAME, POLICY/PROG or a pin path' })
       .positional('hook', { type: 'string', describe: `where: ${Object.keys(HOOKS).join(', ')} (default: from the ELF section of a bpfctl-loaded program)` })
       .positional('target', { type: 'string', describe: 'interface, cgroup directory, sockmap, tracepoint, function' })
       .option('pin', { type: 'string', describe: 'pin the link here (default: the load directory links/, or <pin root>/links/)' })
@@ -356,7 +394,8 @@ const attach = defineCommand<AttachArgs>({
       .option('direction', { choices: ['ingress', 'egress'] as const, describe: 'tc direction (default ingress)' })
       .option('attach-type', { type: 'string', describe: 'cgroup attach type, e.g. cgroup_inet_egress (default from the program)' }),
   handler: (argv) => {
-    const res = attachCommand(argv);
+    requirePrivileges('prog attach', 'it attaches a program to a kernel hook');
+    const res = attachCommand({ ...argv, ...progWords(argv, 'attach') });
     if (argv.out.json) return argv.out.printJson(res);
     argv.out.record(
       { program: `${res.program} (id ${res.progId})`, hook: res.hook, target: res.target ?? '-', link: res.linkId ?? '- (attached to the map)', pin: res.pin ?? '-', ...(res.mode ? { mode: res.mode } : {}) },
@@ -375,11 +414,13 @@ const detach = defineCommand<DetachArgs>({
   command: 'detach <prog> [hook] [target]',
   describe: 'Detach a program: every link of it (or only those at HOOK), removing their pins; sk_msg/sk_skb attached to a map without a link: name the hook and map',
   builder: (y: Argv) =>
-    y
-      .positional('prog', { type: 'string', demandOption: true })
+    refWordsOf(y)
+      .positional('prog', { type: 'string', demandOption: true, describe: 'id N, pinned PATH, name NAME, POLICY/PROG or a pin path' })
       .positional('hook', { type: 'string' })
       .positional('target', { type: 'string' }),
-  handler: (argv) => {
+  handler: (raw) => {
+    requirePrivileges('prog detach', 'it detaches links and removes their pins');
+    const argv = { ...raw, ...progWords(raw, 'detach') };
     const prog = openProgRef(argv.prog);
     try {
       const hookType: Record<string, string[]> = {
@@ -408,7 +449,7 @@ const detach = defineCommand<DetachArgs>({
         detached.push({ linkId: l.id, type: l.type, pins: p });
       }
       if (!links.length && argv.hook && SOCK_KIND[argv.hook] && argv.target) {
-        const map = openMap(argv.target);
+        const map = openMapRef(argv.target);
         try {
           detachSockMap(prog, map, SOCK_KIND[argv.hook]!);
         } finally {

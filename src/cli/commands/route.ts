@@ -4,19 +4,20 @@
  * scaling and applies); otherwise they are written to the pinned maps directly. Either way a
  * change is one new route generation: requests under way finish on the version they started on.
  */
-import { existsSync } from 'node:fs';
+import { pathExists } from '../../deploy/access.ts';
 import { openChainMaps } from '../../deploy/chain-maps.ts';
 import { loadedManifest } from '../../deploy/policy.ts';
 import { applyRouteChanges, liveRoutes, type RouteChange, type RouteChangeResult } from '../../deploy/routes.ts';
 import type { RouteMethod } from '../../ir/chain-maps.ts';
 import { askSupervisor, controlPath } from '../../runtime/supervisor/index.ts';
+import { requirePrivileges } from '../privileges.ts';
 import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
 
 /** Sends the changes to the running supervisor, or writes them when none runs the policy. */
 export async function changeRoutes(policy: string, changes: RouteChange[]): Promise<RouteChangeResult[]> {
   loadedManifest(policy);
-  if (existsSync(controlPath(policy))) {
+  if (pathExists(controlPath(policy))) {
     try {
       return (await askSupervisor(policy, { op: 'routes', changes })) as RouteChangeResult[];
     } catch (err) {
@@ -64,6 +65,7 @@ const set = defineCommand({
       .positional('functions', { type: 'string', array: true, demandOption: true, describe: 'function names in visiting order' })
       .option('methods', { type: 'string', describe: `HTTP methods it accepts, comma-separated (${METHODS.join(',')}; default: as before, POST for a new route)` }),
   handler: async (argv: Args<{ policy: string; route: string; functions: string[]; methods?: string }>) => {
+    requirePrivileges(`route set ${argv.policy}`, "it writes the policy's pinned routes map, or asks its supervisor");
     const fns = argv.functions.flatMap((f) => f.split(',')).filter(Boolean);
     const methods = argv.methods ? (argv.methods.split(',').map((m) => m.trim().toUpperCase()).filter(Boolean) as RouteMethod[]) : undefined;
     const [res] = await changeRoutes(argv.policy, [{ op: 'set', route: argv.route, functions: fns, methods }]);
@@ -77,6 +79,7 @@ const del = defineCommand({
   describe: 'Remove a route: new requests get 404, requests under way finish',
   builder: (y) => y.positional('policy', { type: 'string', demandOption: true }).positional('route', { type: 'string', demandOption: true }),
   handler: async (argv: Args<{ policy: string; route: string }>) => {
+    requirePrivileges(`route del ${argv.policy}`, "it writes the policy's pinned routes map, or asks its supervisor");
     const [res] = await changeRoutes(argv.policy, [{ op: 'del', route: argv.route }]);
     if (argv.out.json) argv.out.printJson({ policy: argv.policy, ...res });
     else argv.out.line(`removed route ${argv.route} (slot ${res!.previous} drains)`);

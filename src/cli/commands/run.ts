@@ -9,6 +9,7 @@ import { BpfctlError } from '../../errors.ts';
 import { DEFAULT_LISTEN, type MetricsServer, parseListen, policyMetrics, serveMetrics } from '../../metrics/index.ts';
 import { askSupervisor, type Chain, type DemoResult, runDemo, type SlotInfo, startChain } from '../../runtime/supervisor/index.ts';
 import type { Output } from '../output.ts';
+import { requirePrivileges } from '../privileges.ts';
 import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
 
@@ -46,6 +47,7 @@ export const runCommand = defineCommand<RunArgs>({
       .option('demo', { type: 'boolean', default: false, describe: 'send example requests to every route, print the answers, stop' }),
   handler: async (argv: Args<RunArgs>) => {
     const { out } = argv;
+    requirePrivileges(`run ${argv.policy}`, 'it loads eBPF programs, makes a cgroup, a pool and its pid file in the run directory');
     const stopReq = new AbortController();
     // Ctrl-C reaches the whole process group: the instances stop on their own, the supervisor
     // must not restart them, and must still clean up (a start under way is aborted and undone).
@@ -145,6 +147,7 @@ export const scaleCommand = defineCommand<ScaleArgs>({
       .positional('instances', { type: 'number', demandOption: true }),
   handler: async (argv: Args<ScaleArgs>) => {
     const { out } = argv;
+    requirePrivileges(`scale ${argv.policy}`, "it asks the chain's supervisor through its control socket, which is root's");
     out.progress(`asking the supervisor of ${argv.policy} for ${argv.instances} instance(s) of ${argv.function}`);
     const slots = (await askSupervisor(argv.policy, { op: 'scale', function: argv.function, instances: argv.instances })) as SlotInfo[];
     out.table(

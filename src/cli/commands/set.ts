@@ -9,6 +9,7 @@ import { policyDir } from '../../deploy/paths.ts';
 import { listXdpDeployments, xdpRoot } from '../../deploy/xdp.ts';
 import { changeSet, listSetNames, readSet, SetElementError } from '../../deploy/xdp-sets.ts';
 import { loadedManifest } from '../../deploy/policy.ts';
+import { requirePrivileges } from '../privileges.ts';
 import { type Args, defineCommand } from './types.ts';
 import { policyName } from './xdp.ts';
 import { usage } from './catalog.ts';
@@ -47,6 +48,7 @@ function change(op: 'add' | 'del') {
     describe: op === 'add' ? 'Add elements (prefixes, addresses, ports, MACs) to a live set' : 'Remove elements from a live set',
     builder: (y) => positionals(y).positional('elements', { type: 'string', array: true, demandOption: true }),
     handler: async (argv: Args<SetArgs>) => {
+      requirePrivileges(`set ${op} ${argv.policy} ${argv.set}`, "it writes the policy's pinned set map");
       const policy = await policyName(argv.policy);
       const elements = (argv.elements ?? []).map(String).flatMap((e) => e.split(',')).filter(Boolean);
       const rows = sectionsWith(policy, argv.set, argv.interface).map((s) => {

@@ -1,5 +1,5 @@
 /** `bpfctl status [POLICY]`: loaded policies, or one policy's programs, routes, functions, counters. */
-import { existsSync } from 'node:fs';
+import { AccessError, pathExists } from '../../deploy/access.ts';
 import { policyStatus } from '../../deploy/status.ts';
 import { askSupervisor, controlPath, type SlotInfo } from '../../runtime/supervisor/index.ts';
 import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
@@ -60,10 +60,14 @@ export const statusCommand = defineCommand({
 
 /** The instances a running `bpfctl run` supervises, or null when none runs this policy. */
 async function runningProcesses(policy: string): Promise<SlotInfo[] | null> {
-  if (!existsSync(controlPath(policy))) return null;
+  const path = controlPath(policy);
+  if (!pathExists(path)) return null;
   try {
     return (await askSupervisor(policy, { op: 'instances' }, undefined, 2000)) as SlotInfo[];
-  } catch {
+  } catch (err) {
+    // The supervisor's socket is root's: not being allowed is not the same as nothing running.
+    const code = (err as { code?: string }).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new AccessError('cannot ask the supervisor at', path, 'connect', { cause: err });
     // A stale socket from a supervisor that was killed: nothing runs.
     return null;
   }

@@ -3,8 +3,8 @@
  * `xdp-loader status`: mode, program and link ids, then every rule with its live packet and byte
  * counters (summed over CPUs), the malformed/fragment counters and the sets' sizes.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathExists } from '../../deploy/access.ts';
 import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
 import { policyDir } from '../../deploy/paths.ts';
 import { type XdpSectionStatus, xdpStatus } from '../../deploy/xdp-status.ts';
@@ -50,7 +50,7 @@ const status = defineCommand({
   builder: (y) => y.positional('policy', { type: 'string', describe: 'loaded policy name or policy.ts (default: every loaded policy)' }),
   handler: async (argv: Args<{ policy?: string }>) => {
     const { out } = argv;
-    const names = argv.policy ? [await policyName(argv.policy)] : listPolicies().filter((n) => existsSync(join(policyDir(n), 'xdp')));
+    const names = argv.policy ? [await policyName(argv.policy)] : listPolicies().filter((n) => pathExists(join(policyDir(n), 'xdp')));
     const all = names.map((n) => ({ policy: n, sections: policyXdpStatus(n) }));
     if (out.json) return void out.printJson(all.flatMap((p) => p.sections.map((s) => ({ policy: p.policy, ...s }))));
     if (!all.some((p) => p.sections.length)) return void out.line(argv.policy ? `policy ${names[0]} has no XDP sections loaded` : 'no XDP programs loaded by bpfctl');
