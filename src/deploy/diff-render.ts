@@ -77,6 +77,8 @@ function rowsOf(c: Change): Row[] {
   switch (c.kind) {
     case 'gateway-scaled':
       return [{ sign: '!', label: 'gateway', subject: 'instances', text: `${arrow(c)} (needs --restart)` }];
+    case 'gateway-engine-changed':
+      return [{ sign: '!', label: 'gateway', subject: 'engine', text: `${arrow(c)} (needs --restart)` }];
     case 'pool-changed': {
       const rows: Row[] = [];
       if (c.bufferSize) rows.push({ sign: '!', label: 'pool', subject: 'bufferSize', text: `${arrow(c.bufferSize)} (needs --restart)` });

@@ -16,13 +16,14 @@
  *   live set without touching the manifest, and a reload refills sets unless `--keep-sets`.
  */
 import { BpfctlError } from '../errors.ts';
+import type { GatewayEngine } from '../ir/chain.ts';
 import { canonicalJson, type PolicyIR } from '../ir/policy.ts';
 import { describeAction, type XdpRuleIR, type XdpSectionIR, type XdpSetIR } from '../ir/xdp.ts';
 
 /** What a policy is, for comparison: only what `apply` can act on (ids and hashes left out). */
 export interface PolicyView {
   name: string;
-  gateway: { instances: number };
+  gateway: { instances: number; engine: GatewayEngine };
   functions: FunctionView[];
   routes: RouteView[];
   pool: { bufferSize: number; bufferCount: number };
@@ -117,6 +118,16 @@ export interface GatewayScaled {
   reason: string;
 }
 
+/** The gateway's engine (node, native) changes: its processes are replaced, so the chain restarts. */
+export interface GatewayEngineChanged {
+  kind: 'gateway-engine-changed';
+  action: 'restart';
+  name: 'gateway';
+  from: GatewayEngine;
+  to: GatewayEngine;
+  reason: string;
+}
+
 /** Only the fields that changed are present. */
 export interface PoolChanged {
   kind: 'pool-changed';
@@ -192,6 +203,7 @@ export type Change =
   | FunctionScaled
   | FunctionCodeChanged
   | GatewayScaled
+  | GatewayEngineChanged
   | PoolChanged
   | XdpAdded
   | XdpRemoved
@@ -213,6 +225,7 @@ export interface PolicyDiff {
  * ahead at all), then an order in which live changes can be carried out one after another.
  */
 export const CHANGE_KINDS: readonly ChangeKind[] = [
+  'gateway-engine-changed',
   'gateway-scaled',
   'pool-changed',
   'function-added',
@@ -228,6 +241,7 @@ export const CHANGE_KINDS: readonly ChangeKind[] = [
 ];
 
 export const GATEWAY_RESTART_REASON = 'gateway instances are fixed while the chain runs';
+export const GATEWAY_ENGINE_RESTART_REASON = 'the gateway engine is fixed while the chain runs';
 export const POOL_RESTART_REASON = 'pool geometry is fixed while buffers are shared';
 
 /** The two sides of a diff are not the same policy. */
@@ -251,7 +265,8 @@ function normMethods(methods: readonly string[] | undefined): string[] {
 export function viewOfIr(ir: PolicyIR, codeHashes?: Record<string, string>): PolicyView {
   return {
     name: ir.name,
-    gateway: { instances: ir.gateway.instances },
+    // A manifest written before engines existed ran the Node gateway.
+    gateway: { instances: ir.gateway.instances, engine: ir.gateway.engine ?? 'node' },
     functions: ir.functions.map((f) => ({
       name: f.name,
       instances: f.instances,
@@ -292,9 +307,14 @@ function compareChanges(a: Change, b: Change): number {
 }
 
 function diffGateway(live: PolicyView, next: PolicyView): Change[] {
+  const out: Change[] = [];
+  if (live.gateway.engine !== next.gateway.engine) {
+    out.push({ kind: 'gateway-engine-changed', action: 'restart', name: 'gateway', from: live.gateway.engine, to: next.gateway.engine, reason: GATEWAY_ENGINE_RESTART_REASON });
+  }
   const from = live.gateway.instances;
   const to = next.gateway.instances;
-  return from === to ? [] : [{ kind: 'gateway-scaled', action: 'restart', name: 'gateway', from, to, reason: GATEWAY_RESTART_REASON }];
+  if (from !== to) out.push({ kind: 'gateway-scaled', action: 'restart', name: 'gateway', from, to, reason: GATEWAY_RESTART_REASON });
+  return out;
 }
 
 function diffPool(live: PolicyView, next: PolicyView): Change[] {

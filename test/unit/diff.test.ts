@@ -163,6 +163,18 @@ const CASES: Record<string, () => Case> = {
       },
     };
   },
+  'gateway-engine-changed': () => {
+    const s = baseSpec();
+    s.gateway = { engine: 'native' };
+    return {
+      next: view(s),
+      check: (d) => {
+        assert.equal(kinds(d), ['gateway-engine-changed']);
+        assert.not.ok(d.live);
+        assert.match(d.restartReasons[0]!, /engine/);
+      },
+    };
+  },
   'pool-changed': () => {
     const s = baseSpec();
     s.pool = { bufferSize: 8192, bufferCount: 512 };
@@ -407,7 +419,7 @@ function randomView(r: () => number): PolicyView {
   for (const s of some(SECTIONS)) byIface.set(s.interface, s);
   return {
     name: 'p',
-    gateway: { instances: 1 + Math.floor(r() * 2) },
+    gateway: { instances: 1 + Math.floor(r() * 2), engine: pick(['node', 'native'] as const) },
     functions,
     routes,
     pool: { bufferSize: pick([2048, 4096]), bufferCount: pick([256, 1024]) },
@@ -468,7 +480,7 @@ test('law: live, restartReasons and order follow from the changes', () => {
     const restart = d.changes.filter((c) => c.action === 'restart');
     assert.is(d.live, restart.length === 0);
     assert.equal(d.restartReasons, [...new Set(restart.map((c) => (c as { reason: string }).reason))]);
-    for (const c of d.changes) assert.is(c.action, c.kind === 'gateway-scaled' || c.kind === 'pool-changed' ? 'restart' : 'live');
+    for (const c of d.changes) assert.is(c.action, c.kind === 'gateway-scaled' || c.kind === 'gateway-engine-changed' || c.kind === 'pool-changed' ? 'restart' : 'live');
     for (let j = 1; j < d.changes.length; j++) {
       const a = d.changes[j - 1]!;
       const b = d.changes[j]!;
