@@ -1,32 +1,135 @@
 /**
- * A policy's function chains as a picture: Graphviz DOT and Mermaid text, pure functions of the
- * IR (deterministic, so they can be diffed and checked in). One node per function, one edge per
- * hop of each route, coloured and numbered per route so overlapping routes stay readable.
+ * A policy as a picture: Graphviz DOT and Mermaid text, pure functions of a `GraphModel`
+ * (deterministic, so they can be diffed and checked in). The model comes from a policy's IR
+ * (`graphOfIr`: what the file says) or from a loaded policy's pins (src/deploy/policy-graph.ts:
+ * what runs). Function chains: one node per function, one edge per hop of each route, coloured
+ * and numbered per route so overlapping routes stay readable. Packet classifiers (XDP
+ * sections): one cluster per interface, its rules in first-match order with the sets they look
+ * up, and where each verdict sends a packet (the kernel stack, a drop, another interface, an
+ * AF_XDP socket).
  */
 import type { PolicyIR } from '../ir/policy.ts';
+import { describeAction, type XdpActionIR, type XdpSectionIR } from '../ir/xdp.ts';
 
 export type GraphFormat = 'dot' | 'mermaid';
 
 // Colour-blind-safe (Okabe-Ito); routes beyond eight reuse colours but keep their labels.
 const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'];
 
+/** What a picture shows. `live` counts are there only when it is drawn from a running policy. */
+export interface GraphModel {
+  name: string;
+  /** Drawn from a loaded policy's pins (routes and instances as the kernel has them). */
+  running: boolean;
+  gateway: { instances: number; live?: number };
+  functions: { id: number; name: string; language: 'ts' | 'c'; instances: number; live?: number }[];
+  /** Route versions: `id` is the route's slot in the routes map. */
+  routes: { id: number; name: string; hops: number[]; draining?: boolean }[];
+  classifiers: GraphClassifier[];
+}
+
+export interface GraphClassifier {
+  /** 'XDP' (a tc section would say 'tc ingress'). */
+  hook: string;
+  interface: string;
+  mode?: string;
+  rules: { name: string; match: string; action: XdpActionIR; sets: string[]; packets?: number }[];
+  default: XdpActionIR;
+  defaultPackets?: number;
+  sets: { name: string; kind: string; size?: number }[];
+}
+
+/** The set names a rule's match looks up (`{ set: NAME }` anywhere in it). */
+function setsOfMatch(match: unknown): string[] {
+  const out = new Set<string>();
+  const walk = (v: unknown) => {
+    if (!v || typeof v !== 'object') return;
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'set' && typeof x === 'string') out.add(x);
+      else walk(x);
+    }
+  };
+  walk(match);
+  return [...out].sort();
+}
+
+/** An XDP section of the IR as a classifier of the picture (counters and sizes as given). */
+export function classifierOfSection(s: XdpSectionIR, live?: { packets?: (number | undefined)[]; defaultPackets?: number; mode?: string; setSizes?: Record<string, number> }): GraphClassifier {
+  return {
+    hook: 'XDP',
+    interface: s.interface,
+    mode: live?.mode ?? s.mode,
+    rules: s.rules.map((r, i) => ({ name: r.name, match: r.summary.replace(/ -> .*$/, ''), action: r.action, sets: setsOfMatch(r.match), packets: live?.packets?.[i] })),
+    default: s.default,
+    defaultPackets: live?.defaultPackets,
+    sets: s.sets.map((x) => ({ name: x.name, kind: x.kind, size: live?.setSizes?.[x.name] ?? (live ? undefined : x.elements.length) })),
+  };
+}
+
+/** The picture of a policy file. */
+export function graphOfIr(ir: PolicyIR): GraphModel {
+  return {
+    name: ir.name,
+    running: false,
+    gateway: { instances: ir.gateway.instances },
+    functions: ir.functions.map((f) => ({ id: f.id, name: f.name, language: f.language, instances: f.instances })),
+    routes: ir.routes.map((r) => ({ id: r.id, name: r.name, hops: [...r.hops] })),
+    classifiers: ir.xdp.map((s) => classifierOfSection(s)),
+  };
+}
+
 interface Edge {
   from: number;
   to: number;
   route: number;
   label: string;
+  draining: boolean;
 }
 
-function edges(ir: PolicyIR): Edge[] {
+function edges(g: GraphModel): Edge[] {
   const out: Edge[] = [];
-  for (const r of ir.routes) {
+  for (const r of g.routes) {
     const path = [0, ...r.hops, 0];
     for (let i = 0; i + 1 < path.length; i++) {
-      out.push({ from: path[i]!, to: path[i + 1]!, route: r.id, label: `${r.name} ${i + 1}` });
+      out.push({ from: path[i]!, to: path[i + 1]!, route: r.id, label: `${r.name} ${i + 1}${r.draining ? ' (draining)' : ''}`, draining: r.draining ?? false });
     }
   }
   return out;
 }
+
+/** A policy with only classifiers has no gateway to draw. */
+const hasChain = (g: GraphModel) => g.functions.length > 0 || g.routes.length > 0;
+
+function gatewayLabel(g: GraphModel, sep: string): string {
+  const { instances, live } = g.gateway;
+  if (live !== undefined) return `gateway${sep}${live}/${instances} live`;
+  return `gateway${instances > 1 ? ` x${instances}` : ''}`;
+}
+
+function functionLabel(f: GraphModel['functions'][number], open: string, close: string, sep: string): string {
+  if (f.live !== undefined) return `${f.name}${sep}${f.live}/${f.instances} live${f.language === 'c' ? ', C' : ''}`;
+  const extra = [f.instances > 1 ? `x${f.instances}` : '', f.language === 'c' ? 'C' : ''].filter(Boolean).join(', ');
+  return extra ? `${f.name}${open}${extra}${close}` : f.name;
+}
+
+/** Where a verdict sends a packet, as a node of its section: one node per distinct verdict. */
+function outcome(a: XdpActionIR, iface: string): { key: string; label: string; shape: string } {
+  switch (a.kind) {
+    case 'pass':
+      return { key: 'pass', label: 'kernel stack', shape: 'ellipse' };
+    case 'drop':
+      return { key: 'drop', label: 'dropped', shape: 'octagon' };
+    case 'tx':
+      return { key: 'tx', label: `back out of ${iface}`, shape: 'cds' };
+    case 'redirect':
+      return { key: `redirect_${a.ifname}`, label: `out of ${a.ifname}`, shape: 'cds' };
+    case 'xsk':
+      return { key: `xsk_${a.group}`, label: `AF_XDP ${a.group}`, shape: 'cylinder' };
+  }
+}
+
+const slug = (s: string) => s.replace(/[^A-Za-z0-9_]/g, '_');
+const packets = (n: number | undefined) => (n === undefined ? '' : `${n} packet${n === 1 ? '' : 's'}`);
 
 function dotString(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
@@ -36,25 +139,57 @@ function nodeId(id: number): string {
   return id === 0 ? 'gateway' : `fn${id}`;
 }
 
-export function toDot(ir: PolicyIR): string {
+function title(g: GraphModel): string {
+  return g.running ? `policy ${g.name} (running, from its pins)` : `policy ${g.name}`;
+}
+
+function classifierDot(c: GraphClassifier, i: number): string[] {
+  const p = `xdp${i}`;
+  const lines = [`\tsubgraph ${dotString(`cluster_${p}`)} {`, `\t\tlabel=${dotString(`${c.hook} on ${c.interface}${c.mode ? ` (${c.mode})` : ''}`)};`, '\t\tstyle="rounded";'];
+  lines.push(`\t\t${p}_in [label=${dotString(`${c.interface}\nframes in`)}, shape=cds];`);
+  c.rules.forEach((r, j) => {
+    const label = [`#${j} ${r.name}`, r.match, `-> ${describeAction(r.action)}`, packets(r.packets)].filter(Boolean).join('\n');
+    lines.push(`\t\t${p}_r${j} [label=${dotString(label)}];`);
+  });
+  lines.push(`\t\t${p}_default [label=${dotString(['default', `-> ${describeAction(c.default)}`, packets(c.defaultPackets)].filter(Boolean).join('\n'))}, style="rounded,dashed"];`);
+  for (const s of c.sets) lines.push(`\t\t${p}_set_${slug(s.name)} [label=${dotString(`set ${s.name}\n${s.kind}${s.size === undefined ? '' : `, ${s.size} element${s.size === 1 ? '' : 's'}`}`)}, shape=folder];`);
+  const outs = new Map<string, ReturnType<typeof outcome>>();
+  for (const a of [...c.rules.map((r) => r.action), c.default]) {
+    const o = outcome(a, c.interface);
+    outs.set(o.key, o);
+  }
+  for (const o of [...outs.values()].sort((a, b) => a.key.localeCompare(b.key))) lines.push(`\t\t${p}_out_${slug(o.key)} [label=${dotString(o.label)}, shape=${o.shape}];`);
+  lines.push('\t}');
+  const chain = [`${p}_in`, ...c.rules.map((_, j) => `${p}_r${j}`), `${p}_default`];
+  for (let j = 0; j + 1 < chain.length; j++) lines.push(`\t${chain[j]} -> ${chain[j + 1]}${j > 0 ? ' [label="no match", style=dashed]' : ''};`);
+  c.rules.forEach((r, j) => {
+    lines.push(`\t${p}_r${j} -> ${p}_out_${slug(outcome(r.action, c.interface).key)} [label="match"];`);
+    for (const s of r.sets) lines.push(`\t${p}_r${j} -> ${p}_set_${slug(s)} [style=dotted, arrowhead=none];`);
+  });
+  lines.push(`\t${p}_default -> ${p}_out_${slug(outcome(c.default, c.interface).key)};`);
+  return lines;
+}
+
+export function toDot(src: PolicyIR | GraphModel): string {
+  const g = modelOf(src);
   const lines = [
-    `// generated by bpfctl from policy ${ir.name}`,
-    `digraph ${dotString(ir.name)} {`,
+    `// generated by bpfctl from policy ${g.name}${g.running ? ' as it runs' : ''}`,
+    `digraph ${dotString(g.name)} {`,
     '\trankdir=LR;',
-    `\tlabel=${dotString(`policy ${ir.name}`)};`,
+    `\tlabel=${dotString(title(g))};`,
     '\tlabelloc=t;',
     '\tnode [shape=box, style="rounded", fontname="Helvetica"];',
     '\tedge [fontname="Helvetica", fontsize=10];',
-    `\tgateway [label=${dotString(`gateway${ir.gateway.instances > 1 ? ` x${ir.gateway.instances}` : ''}`)}, shape=ellipse];`,
   ];
-  for (const f of ir.functions) {
-    const extra = [f.instances > 1 ? `x${f.instances}` : '', f.language === 'c' ? 'C' : ''].filter(Boolean).join(', ');
-    lines.push(`\t${nodeId(f.id)} [label=${dotString(extra ? `${f.name}\n${extra}` : f.name)}];`);
+  if (hasChain(g)) {
+    lines.push(`\tgateway [label=${dotString(gatewayLabel(g, '\n'))}, shape=ellipse];`);
+    for (const f of g.functions) lines.push(`\t${nodeId(f.id)} [label=${dotString(functionLabel(f, '\n', '', '\n'))}];`);
+    for (const e of edges(g)) {
+      const color = PALETTE[e.route % PALETTE.length]!;
+      lines.push(`\t${nodeId(e.from)} -> ${nodeId(e.to)} [label=${dotString(e.label)}, color=${dotString(color)}, fontcolor=${dotString(color)}${e.draining ? ', style=dashed' : ''}];`);
+    }
   }
-  for (const e of edges(ir)) {
-    const color = PALETTE[e.route % PALETTE.length]!;
-    lines.push(`\t${nodeId(e.from)} -> ${nodeId(e.to)} [label=${dotString(e.label)}, color=${dotString(color)}, fontcolor=${dotString(color)}];`);
-  }
+  g.classifiers.forEach((c, i) => void lines.push(...classifierDot(c, i)));
   lines.push('}');
   return `${lines.join('\n')}\n`;
 }
@@ -63,21 +198,58 @@ function mermaidText(s: string): string {
   return `"${s.replace(/"/g, '#quot;')}"`;
 }
 
-export function toMermaid(ir: PolicyIR): string {
-  const lines = [`%% generated by bpfctl from policy ${ir.name}`, 'flowchart LR'];
-  lines.push(`\tgateway((${mermaidText(`gateway${ir.gateway.instances > 1 ? ` x${ir.gateway.instances}` : ''}`)}))`);
-  for (const f of ir.functions) {
-    const extra = [f.instances > 1 ? `x${f.instances}` : '', f.language === 'c' ? 'C' : ''].filter(Boolean).join(', ');
-    lines.push(`\t${nodeId(f.id)}[${mermaidText(extra ? `${f.name} (${extra})` : f.name)}]`);
+/** Mermaid node shapes for the outcome nodes. */
+const MERMAID_SHAPE: Record<string, [string, string]> = { ellipse: ['([', '])'], octagon: ['{{', '}}'], cds: ['>', ']'], cylinder: ['[(', ')]'] };
+
+export function toMermaid(src: PolicyIR | GraphModel): string {
+  const g = modelOf(src);
+  const lines = [`%% generated by bpfctl from policy ${g.name}${g.running ? ' as it runs' : ''}`, 'flowchart LR'];
+  // Links are styled by their index: the chain's come first, so their numbering is the same with
+  // or without classifiers.
+  const links: string[] = [];
+  const styles: string[] = [];
+  if (hasChain(g)) {
+    lines.push(`\tgateway((${mermaidText(gatewayLabel(g, '<br/>'))}))`);
+    for (const f of g.functions) lines.push(`\t${nodeId(f.id)}[${mermaidText(functionLabel(f, ' (', ')', '<br/>'))}]`);
+    for (const e of edges(g)) {
+      styles.push(`\tlinkStyle ${links.length} stroke:${PALETTE[e.route % PALETTE.length]}${e.draining ? ',stroke-dasharray:4' : ''}`);
+      links.push(`\t${nodeId(e.from)} ${e.draining ? '-.->' : '-->'}|${mermaidText(e.label)}| ${nodeId(e.to)}`);
+    }
   }
-  const es = edges(ir);
-  es.forEach((e) => void lines.push(`\t${nodeId(e.from)} -->|${mermaidText(e.label)}| ${nodeId(e.to)}`));
-  es.forEach((e, i) => void lines.push(`\tlinkStyle ${i} stroke:${PALETTE[e.route % PALETTE.length]}`));
-  return `${lines.join('\n')}\n`;
+  g.classifiers.forEach((c, i) => {
+    const p = `xdp${i}`;
+    lines.push(`\tsubgraph ${p}[${mermaidText(`${c.hook} on ${c.interface}${c.mode ? ` (${c.mode})` : ''}`)}]`);
+    lines.push(`\t\t${p}_in>${mermaidText(`${c.interface}: frames in`)}]`);
+    c.rules.forEach((r, j) => lines.push(`\t\t${p}_r${j}[${mermaidText([`#${j} ${r.name}`, r.match, `-> ${describeAction(r.action)}`, packets(r.packets)].filter(Boolean).join('<br/>'))}]`));
+    lines.push(`\t\t${p}_default[${mermaidText(['default', `-> ${describeAction(c.default)}`, packets(c.defaultPackets)].filter(Boolean).join('<br/>'))}]`);
+    for (const s of c.sets) lines.push(`\t\t${p}_set_${slug(s.name)}[(${mermaidText(`set ${s.name}: ${s.kind}${s.size === undefined ? '' : `, ${s.size}`}`)})]`);
+    const outs = new Map<string, ReturnType<typeof outcome>>();
+    for (const a of [...c.rules.map((r) => r.action), c.default]) {
+      const o = outcome(a, c.interface);
+      outs.set(o.key, o);
+    }
+    for (const o of [...outs.values()].sort((a, b) => a.key.localeCompare(b.key))) {
+      const [open, close] = MERMAID_SHAPE[o.shape]!;
+      lines.push(`\t\t${p}_out_${slug(o.key)}${open}${mermaidText(o.label)}${close}`);
+    }
+    lines.push('\tend');
+    const chain = [`${p}_in`, ...c.rules.map((_, j) => `${p}_r${j}`), `${p}_default`];
+    for (let j = 0; j + 1 < chain.length; j++) links.push(j > 0 ? `\t${chain[j]} -.->|"no match"| ${chain[j + 1]}` : `\t${chain[j]} --> ${chain[j + 1]}`);
+    c.rules.forEach((r, j) => {
+      links.push(`\t${p}_r${j} -->|"match"| ${p}_out_${slug(outcome(r.action, c.interface).key)}`);
+      for (const s of r.sets) links.push(`\t${p}_r${j} -.- ${p}_set_${slug(s)}`);
+    });
+    links.push(`\t${p}_default --> ${p}_out_${slug(outcome(c.default, c.interface).key)}`);
+  });
+  return `${[...lines, ...links, ...styles].join('\n')}\n`;
 }
 
-const RENDERERS: Record<GraphFormat, (ir: PolicyIR) => string> = { dot: toDot, mermaid: toMermaid };
+const isModel = (x: PolicyIR | GraphModel): x is GraphModel => 'classifiers' in x;
+const modelOf = (x: PolicyIR | GraphModel): GraphModel => (isModel(x) ? x : graphOfIr(x));
 
-export function renderGraph(ir: PolicyIR, format: GraphFormat): string {
-  return RENDERERS[format](ir);
+const RENDERERS: Record<GraphFormat, (g: GraphModel) => string> = { dot: toDot, mermaid: toMermaid };
+
+/** DOT or Mermaid text of a policy file's IR or of a model (a running policy's). */
+export function renderGraph(src: PolicyIR | GraphModel, format: GraphFormat): string {
+  return RENDERERS[format](modelOf(src));
 }

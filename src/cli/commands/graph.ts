@@ -1,14 +1,15 @@
 /**
- * `bpfctl graph POLICY`: the policy's function chains as Graphviz DOT or Mermaid text, or rendered
- * to SVG/PNG by Graphviz's `dot` when it is installed. POLICY is a file, or a loaded policy's name.
+ * `bpfctl graph POLICY`: a policy's function chains and XDP sections as Graphviz DOT or Mermaid
+ * text, or rendered to SVG/PNG by Graphviz's `dot` when it is installed. POLICY is a file (drawn
+ * as written; needs no privileges), or a loaded policy's name (drawn as it runs, from its pins).
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import type { Argv } from 'yargs';
-import { renderGraph } from '../../codegen/graph.ts';
+import { graphOfIr, renderGraph } from '../../codegen/graph.ts';
+import { policyGraph } from '../../deploy/policy-graph.ts';
 import { BpfctlError } from '../../errors.ts';
-import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import type { Args, Command } from './types.ts';
 import { usage } from './catalog.ts';
@@ -66,26 +67,26 @@ export const graphCommand: Command = {
   handler: async (raw) => {
     const argv = raw as Args<GraphArgs>;
     const { out } = argv;
-    // A name (no path, no extension) is a loaded policy: drawn from its manifest, which route,
-    // scale and apply keep current, so the picture is what runs, not what the file said.
-    const loaded = !/[/.]/.test(argv.policy) && listPolicies().includes(argv.policy);
-    const ir = loaded ? loadedManifest(argv.policy).ir : await loadPolicyFile(argv.policy);
+    // A name (no path, no extension) is a loaded policy, drawn from its pins: the picture is
+    // what runs (routes as the kernel routes, live instances, XDP counters), not what a file said.
+    const byName = !/[/.]/.test(argv.policy);
+    const model = byName ? policyGraph(argv.policy) : graphOfIr(await loadPolicyFile(argv.policy));
     const format: Format = argv.format ?? formatFromFile(argv.output) ?? 'dot';
     let data: string | Buffer;
     if (format === 'svg' || format === 'png') {
       if (format === 'png' && argv.output === undefined) throw new BpfctlError('E_USAGE', 'PNG is binary: give a file with -o FILE');
-      data = renderWithDot(renderGraph(ir, 'dot'), format);
+      data = renderWithDot(renderGraph(model, 'dot'), format);
     } else {
-      data = renderGraph(ir, format);
+      data = renderGraph(model, format);
     }
     if (argv.output !== undefined) {
       const file = resolve(argv.output);
       writeFileSync(file, data);
-      if (out.json) out.printJson({ policy: ir.name, format, file });
-      else out.progress(`wrote ${format} graph of ${ir.name} to ${file}`);
+      if (out.json) out.printJson({ policy: model.name, running: model.running, format, file });
+      else out.progress(`wrote ${format} graph of ${model.name}${model.running ? ' as it runs' : ''} to ${file}`);
       return;
     }
-    if (out.json) out.printJson({ policy: ir.name, format, text: data.toString() });
+    if (out.json) out.printJson({ policy: model.name, running: model.running, format, text: data.toString() });
     else out.stdout.write(data.toString());
   },
 };

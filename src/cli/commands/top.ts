@@ -1,9 +1,25 @@
 /**
- * `bpfctl top POLICY`: live requests/s, bytes/s and drops per function and route, computed from
- * two readings of the per-CPU counter maps one interval apart. With --json, one JSON object per
- * refresh (NDJSON) for scripts.
+ * `bpfctl top POLICY`: live rates of a loaded policy, from two readings of its pins one interval
+ * apart. It counts two different things and labels both, since they differ by the route's length:
+ *
+ * - requests per route: replies that came back to a gateway for a request it holds
+ *   (`gw_stats` route_replies, written by the gateway processes; a loaded chain nobody runs has
+ *   none). One per request, whatever the route's length.
+ * - messages per hop: every descriptor the sk_msg program routed (`route_stats`, `fn_stats`): a
+ *   request on a route of three functions is four messages (three hops and the way back).
+ *
+ * Routes are read as the kernel has them (current and draining versions, by slot), so a route
+ * changed live shows its new version at once. With --json: one JSON object per refresh (NDJSON).
  */
-import { type PolicyStatus, policyStatus } from '../../deploy/status.ts';
+import { openChainMaps } from '../../deploy/chain-maps.ts';
+import { pathExists } from '../../deploy/access.ts';
+import { policyDir } from '../../deploy/paths.ts';
+import { loadedManifest } from '../../deploy/policy.ts';
+import { liveRoutes } from '../../deploy/routes.ts';
+import type { Manifest } from '../../deploy/manifest.ts';
+import { readChain } from '../../metrics/chain-reader.ts';
+import { readGateways } from '../../metrics/gateway-reader.ts';
+import { BpfctlError } from '../../errors.ts';
 import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
 
@@ -13,29 +29,108 @@ interface TopArgs {
   count?: number;
 }
 
-interface Rate {
-  kind: 'route' | 'function';
-  name: string;
-  detail: string;
-  msgs_per_s: number;
-  bytes_per_s: number;
-  drops_per_s: number;
-  msgs: number;
-  drops: number;
+/** One reading of a policy's counters. */
+export interface TopReading {
+  at: number;
+  routes: {
+    slot: number;
+    version: number;
+    name: string;
+    state: 'current' | 'draining';
+    functions: string[];
+    /** Replies back at a gateway for requests on this route version. */
+    requests: number;
+    /** Descriptors the kernel routed on it, every hop and the way back. */
+    messages: number;
+    bytes: number;
+    drops: number;
+  }[];
+  functions: { id: number; name: string; declared: number; live: number; messages: number; bytes: number; drops: number }[];
 }
 
-export function rates(prev: PolicyStatus, cur: PolicyStatus, seconds: number): Rate[] {
-  const per = (a: number, b: number) => Math.max(0, Math.round((b - a) / seconds));
-  const rows: Rate[] = [];
-  for (const r of cur.routes) {
-    const p = prev.routes.find((x) => x.id === r.id) ?? r;
-    rows.push({ kind: 'route', name: r.name, detail: r.functions.join(' -> '), msgs_per_s: per(p.msgs, r.msgs), bytes_per_s: per(p.bytes, r.bytes), drops_per_s: per(p.drops, r.drops), msgs: r.msgs, drops: r.drops });
+/** Reads every counter `top` shows. @throws PolicyNotLoadedError, AccessError, LoaderError */
+export function readTop(policy: string, manifest: Manifest = loadedManifest(policy)): TopReading {
+  const dir = policyDir(policy);
+  const at = performance.now();
+  if (!pathExists(`${dir}/maps/routes`)) return { at, routes: [], functions: [] };
+  const cm = openChainMaps(policy, undefined, manifest);
+  try {
+    const chain = readChain(cm, manifest.ir);
+    const table = liveRoutes(cm);
+    const draining = new Set(table.draining.map((r) => r.slot));
+    const hops = new Map([...table.current, ...table.draining].map((r) => [r.slot, r.hops]));
+    const names = new Map(chain.functions.map((f) => [f.id, f.name]));
+    const gateways = readGateways(dir);
+    const replies = (slot: number, version: number) => gateways.reduce((n, g) => n + (g.routeReplies.get(slot)?.[0] === version ? g.routeReplies.get(slot)![1] : 0), 0);
+    return {
+      at,
+      routes: chain.routes.map((r) => ({
+        slot: r.slot,
+        version: r.version,
+        name: r.name,
+        state: draining.has(r.slot) ? 'draining' : 'current',
+        functions: (hops.get(r.slot) ?? []).map((h) => names.get(h) ?? `#${h}`),
+        requests: replies(r.slot, r.version),
+        messages: r.msgs,
+        bytes: r.bytes,
+        drops: r.drops,
+      })),
+      functions: chain.functions.map((f) => ({ id: f.id, name: f.name, declared: f.declared, live: f.live.length, messages: f.msgs, bytes: f.bytes, drops: f.drops })),
+    };
+  } finally {
+    cm.close();
   }
-  for (const f of cur.functions) {
+}
+
+const perSecond = (a: number, b: number, seconds: number) => (seconds > 0 ? Math.max(0, Math.round((b - a) / seconds)) : 0);
+
+/** Rates between two readings; a route version or function missing from `prev` starts at its current count. */
+export function topRates(prev: TopReading, cur: TopReading) {
+  const s = (cur.at - prev.at) / 1000;
+  const routes = cur.routes.map((r) => {
+    const p = prev.routes.find((x) => x.slot === r.slot && x.version === r.version) ?? r;
+    return {
+      route: r.name,
+      slot: r.slot,
+      version: r.version,
+      state: r.state,
+      functions: r.functions,
+      requestsPerSec: perSecond(p.requests, r.requests, s),
+      messagesPerSec: perSecond(p.messages, r.messages, s),
+      bytesPerSec: perSecond(p.bytes, r.bytes, s),
+      dropsPerSec: perSecond(p.drops, r.drops, s),
+      requests: r.requests,
+      messages: r.messages,
+      drops: r.drops,
+    };
+  });
+  const functions = cur.functions.map((f) => {
     const p = prev.functions.find((x) => x.id === f.id) ?? f;
-    rows.push({ kind: 'function', name: f.name, detail: `${f.live.length}/${f.instances} live`, msgs_per_s: per(p.msgs, f.msgs), bytes_per_s: per(p.bytes, f.bytes), drops_per_s: per(p.drops, f.drops), msgs: f.msgs, drops: f.drops });
+    return {
+      function: f.name,
+      live: f.live,
+      declared: f.declared,
+      messagesPerSec: perSecond(p.messages, f.messages, s),
+      bytesPerSec: perSecond(p.bytes, f.bytes, s),
+      dropsPerSec: perSecond(p.drops, f.drops, s),
+      messages: f.messages,
+      drops: f.drops,
+    };
+  });
+  return { seconds: s, routes, functions };
+}
+
+/** 1234567 -> "1.2M": rates and totals in a column a few characters wide. */
+function short(n: number): string {
+  if (n < 10_000) return String(n);
+  for (const [d, u] of [
+    [1e9, 'G'],
+    [1e6, 'M'],
+    [1e3, 'k'],
+  ] as const) {
+    if (n >= d) return `${(n / d).toFixed(n >= 10 * d ? 0 : 1)}${u}`;
   }
-  return rows;
+  return String(n);
 }
 
 export const topCommand = defineCommand({
@@ -47,9 +142,10 @@ export const topCommand = defineCommand({
       .option('count', { type: 'number', describe: 'stop after this many refreshes (default: until Ctrl-C)' }),
   handler: async (argv: Args<TopArgs>) => {
     const { out } = argv;
+    if (!(argv.interval > 0)) throw new BpfctlError('E_USAGE', `--interval must be a positive number of seconds, got ${argv.interval}`);
     const ms = Math.max(0.1, argv.interval) * 1000;
-    let prev = policyStatus(argv.policy, undefined, { objects: false });
-    let prevAt = performance.now();
+    const manifest = loadedManifest(argv.policy);
+    let prev = readTop(argv.policy, manifest);
     let stopped = false;
     const stop = () => {
       stopped = true;
@@ -58,19 +154,46 @@ export const topCommand = defineCommand({
     try {
       for (let i = 0; !stopped && (argv.count === undefined || i < argv.count); i++) {
         await new Promise((r) => setTimeout(r, ms));
-        const cur = policyStatus(argv.policy, undefined, { objects: false });
-        const now = performance.now();
-        const rows = rates(prev, cur, (now - prevAt) / 1000);
-        if (out.json) {
-          out.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), policy: argv.policy, rows })}\n`);
-        } else {
-          // Redraw in place on a terminal; append when piped so logs stay readable.
-          if ((out.stdout as NodeJS.WriteStream).isTTY) out.stdout.write('\x1b[H\x1b[2J');
-          out.line(`bpfctl top ${argv.policy}   ${new Date().toLocaleTimeString()}   (every ${argv.interval}s, Ctrl-C to quit)`);
-          out.table(rows, ['kind', 'name', 'detail', 'msgs_per_s', 'bytes_per_s', 'drops_per_s', 'msgs', 'drops']);
-        }
+        const cur = readTop(argv.policy, manifest);
+        const rates = topRates(prev, cur);
         prev = cur;
-        prevAt = now;
+        if (out.json) {
+          out.printJson({ time: new Date().toISOString(), policy: argv.policy, seconds: rates.seconds, routes: rates.routes, functions: rates.functions });
+          continue;
+        }
+        // Redraw in place on a terminal; append when piped so logs stay readable.
+        if ((out.stdout as NodeJS.WriteStream).isTTY) out.stdout.write('\x1b[H\x1b[2J');
+        out.line(`bpfctl top ${argv.policy}   ${new Date().toLocaleTimeString()}   every ${argv.interval}s, Ctrl-C quits`);
+        out.line('req = requests: replies back at the gateway, one per request');
+        out.line('msg = messages per hop: every descriptor the kernel routed (route length + 1 per request)');
+        out.line('');
+        out.table(
+          rates.routes.map((r) => ({
+            route: r.state === 'draining' ? `${r.route} (draining)` : r.route,
+            functions: r.functions.join(' -> '),
+            'req/s': short(r.requestsPerSec),
+            'msg/s': short(r.messagesPerSec),
+            'drop/s': short(r.dropsPerSec),
+            req: short(r.requests),
+            msg: short(r.messages),
+          })),
+          ['route', 'functions', 'req/s', 'msg/s', 'drop/s', 'req', 'msg'],
+          'Routes',
+        );
+        out.line('');
+        out.table(
+          rates.functions.map((f) => ({
+            function: f.function,
+            live: `${f.live}/${f.declared}`,
+            'msg/s': short(f.messagesPerSec),
+            'bytes/s': short(f.bytesPerSec),
+            'drop/s': short(f.dropsPerSec),
+            msg: short(f.messages),
+            drops: short(f.drops),
+          })),
+          ['function', 'live', 'msg/s', 'bytes/s', 'drop/s', 'msg', 'drops'],
+          'Functions (messages each received; the gateway gets every reply)',
+        );
       }
     } finally {
       process.off('SIGINT', stop);
