@@ -220,7 +220,7 @@ export function toMermaid(src: PolicyIR | GraphModel): string {
     const p = `xdp${i}`;
     lines.push(`\tsubgraph ${p}[${mermaidText(`${c.hook} on ${c.interface}${c.mode ? ` (${c.mode})` : ''}`)}]`);
     lines.push(`\t\t${p}_in>${mermaidText(`${c.interface}: frames in`)}]`);
-    c.rules.forEach((r, j) => lines.push(`\t\t${p}_r${j}[${mermaidText([`#${j} ${r.name}`, r.match, `-> ${describeAction(r.action)}`, packets(r.packets)].filter(Boolean).join('<br/>'))}]`));
+    c.rules.forEach((r, j) => void lines.push(`\t\t${p}_r${j}[${mermaidText([`#${j} ${r.name}`, r.match, `-> ${describeAction(r.action)}`, packets(r.packets)].filter(Boolean).join('<br/>'))}]`));
     lines.push(`\t\t${p}_default[${mermaidText(['default', `-> ${describeAction(c.default)}`, packets(c.defaultPackets)].filter(Boolean).join('<br/>'))}]`);
     for (const s of c.sets) lines.push(`\t\t${p}_set_${slug(s.name)}[(${mermaidText(`set ${s.name}: ${s.kind}${s.size === undefined ? '' : `, ${s.size}`}`)})]`);
     const outs = new Map<string, ReturnType<typeof outcome>>();
