@@ -17,6 +17,7 @@ const ENTRIES = [
   'src/dsl/index.ts',
   'src/runtime/index.ts',
   'src/maps/index.ts',
+  'src/runtime/pool/index.ts',
 ];
 
 // Built beside dist/ and swapped in at the end: a failed build leaves the last good one.

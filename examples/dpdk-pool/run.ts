@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Pool } from '../../src/runtime/pool/index.ts';
+import { Pool } from 'bpfctl/pool';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const text = process.argv[2] ?? 'hello from typescript';

@@ -4,6 +4,7 @@
  * assignment happen in `lowerPolicy` (src/ir/policy.ts), which also accepts plain objects from
  * JavaScript callers that the type checker never saw.
  */
+import type { TcSectionSpec } from './tc.ts';
 import type { XdpSectionSpec } from './xdp.ts';
 
 /** Language of a function's handler: a TypeScript module run by the bpfctl runtime, or a C program. */
@@ -16,7 +17,7 @@ export interface FunctionSpec {
   readonly handler: string;
   /** 'c' for a `.c` handler (built with the C runtime), else 'ts' (TypeScript or JavaScript). */
   readonly language?: FunctionLanguage;
-  /** Requests one instance works on at once before the gateway queues (1..65535). */
+  /** Requests one instance works on at once (1..65535, default 64); more wait in the instance's queue (4096), then get 503. */
   readonly maxInFlight?: number;
 }
 
@@ -70,6 +71,9 @@ export interface PolicySpec<F extends string = string> {
   // context from forcing them to `string` when TypeScript infers a section's type.
   // biome-ignore lint/suspicious/noExplicitAny: see above
   readonly xdp?: readonly XdpSectionSpec<any>[];
+  /** The same rule language at tc (tcx) ingress or egress: one section per interface and direction. */
+  // biome-ignore lint/suspicious/noExplicitAny: as for xdp
+  readonly tc?: readonly TcSectionSpec<any>[];
 }
 
 /**

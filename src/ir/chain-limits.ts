@@ -1,7 +1,7 @@
 /**
  * Limits of the chain dataplane. They are the sizes of the chain maps in docs/internals.md
- * (`routes`: 64 entries of `fn[16]`, `instances`: 64 entries of `inst[32]`), so the C generator,
- * the map codecs and policy validation all read them from here.
+ * (`routes`: 1024 versioned slots of `fn[16]` for at most 64 routes, `instances`: 64 entries of
+ * `inst[32]`), so the C generator, the map codecs and policy validation all read them from here.
  */
 
 import { MAX_FUNCTIONS, MAX_ROUTE_LEN } from '../schema/chain-maps.ts';

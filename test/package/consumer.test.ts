@@ -94,7 +94,7 @@ export function counters(path: string): TypedMap<number, bigint> {
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 test('the tarball ships the compiled package and its C, not tests, benchmarks or CI', () => {
-  for (const f of ['dist/src/cli/main.js', 'dist/src/dsl/index.js', 'dist/src/dsl/index.d.ts', 'dist/src/runtime/index.d.ts', 'dist/src/maps/index.d.ts', 'bin/bpfctl.js', 'bpf/chain/chain.bpf.c', 'src/runtime/c/fn.c']) {
+  for (const f of ['dist/src/cli/main.js', 'dist/src/dsl/index.js', 'dist/src/dsl/index.d.ts', 'dist/src/runtime/index.d.ts', 'dist/src/maps/index.d.ts', 'dist/src/runtime/pool/index.d.ts', 'bin/bpfctl.js', 'bpf/chain/chain.bpf.c', 'src/runtime/c/fn.c']) {
     assert.ok(files.includes(f), `${f} is in the tarball`);
   }
   const bad = files.filter((f) => /^(test|bench|\.ci|scripts)\//.test(f) || f === 'biome.json' || (f.startsWith('src/') && f.endsWith('.ts')));
