@@ -4,7 +4,7 @@
  * `!` needs a restart. Plain text (no colour) and no line of 100 columns or more, so it reads the
  * same in a terminal, a CI log and a golden file; scripts read `--json` instead.
  */
-import type { Change, FromTo, PolicyDiff, RouteShape, XdpChanged, XdpRuleRef, XdpSetChange } from './diff.ts';
+import type { Change, FromTo, PolicyDiff, RouteShape, TcChanged, XdpChanged, XdpRuleRef, XdpSetChange } from './diff.ts';
 
 const MAX_LINE = 99;
 /** A longer subject gets its own width rather than pushing every row's text to the right. */
@@ -56,11 +56,11 @@ function setText(s: XdpSetChange): string {
   return `set ${s.name}: ${parts.join(', ')}`;
 }
 
-function xdpRows(c: XdpChanged): Row[] {
-  const row = (sign: Row['sign'], text: string): Row => ({ sign, label: 'xdp', subject: c.name, text });
+function xdpRows(c: XdpChanged | TcChanged): Row[] {
+  const row = (sign: Row['sign'], text: string): Row => ({ sign, label: c.kind === 'tc-changed' ? 'tc' : 'xdp', subject: c.name, text });
   const rows: Row[] = [];
   // A link update cannot change the attach mode: the program is detached and attached again.
-  if (c.mode) rows.push(row('~', `mode ${arrow(c.mode)} (re-attached: a brief gap without a classifier)`));
+  if (c.kind === 'xdp-changed' && c.mode) rows.push(row('~', `mode ${arrow(c.mode)} (re-attached: a brief gap without a classifier)`));
   if (c.default) rows.push(row('~', `default ${arrow(c.default)}`));
   if (c.malformed) rows.push(row('~', `malformed ${arrow(c.malformed)}`));
   for (const r of c.rulesChanged) {
@@ -115,6 +115,12 @@ function rowsOf(c: Change): Row[] {
       return xdpRows(c);
     case 'xdp-removed':
       return [{ sign: '-', label: 'xdp', subject: c.name, text: `detached (${plural(c.rules, 'rule')}): frames reach the stack unclassified` }];
+    case 'tc-added':
+      return [{ sign: '+', label: 'tc', subject: c.name, text: `tcx, default ${c.default}, ${plural(c.rules, 'rule')}, ${plural(c.sets, 'set')}` }];
+    case 'tc-changed':
+      return xdpRows(c);
+    case 'tc-removed':
+      return [{ sign: '-', label: 'tc', subject: c.name, text: `detached (${plural(c.rules, 'rule')}): frames pass unclassified` }];
   }
 }
 

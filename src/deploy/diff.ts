@@ -11,14 +11,15 @@
  *   function goes.
  * - Every change has `kind`, `name` and `action`; `action: 'restart'` changes also carry `reason`.
  * - `live` is true when no change needs a restart (so an empty diff is live).
- * - XDP sections are matched by interface, rules by index, sets by name.
+ * - XDP sections are matched by interface, tc sections by interface and direction (`name` is
+ *   `veth0 egress`), rules by index, sets by name.
  * - XDP sets are compared as the policies state them, not as they are now: `bpfctl set` changes a
  *   live set without touching the manifest, and a reload refills sets unless `--keep-sets`.
  */
 import { BpfctlError } from '../errors.ts';
 import type { GatewayEngine } from '../ir/chain.ts';
 import { canonicalJson, type PolicyIR } from '../ir/policy.ts';
-import { describeAction, type XdpRuleIR, type XdpSectionIR, type XdpSetIR } from '../ir/xdp.ts';
+import { type ClassifierSectionIR, describeAction, type TcSectionIR, type XdpRuleIR, type XdpSectionIR, type XdpSetIR } from '../ir/xdp.ts';
 
 /** What a policy is, for comparison: only what `apply` can act on (ids and hashes left out). */
 export interface PolicyView {
@@ -28,6 +29,8 @@ export interface PolicyView {
   routes: RouteView[];
   pool: { bufferSize: number; bufferCount: number };
   xdp: XdpSectionIR[];
+  /** Absent: none. */
+  tc?: TcSectionIR[];
 }
 
 export interface FunctionView {
@@ -194,6 +197,35 @@ export interface XdpChanged {
   sets: XdpSetChange[];
 }
 
+/** `name` is `<interface> <direction>`. */
+export interface TcAdded {
+  kind: 'tc-added';
+  action: 'live';
+  name: string;
+  interface: string;
+  direction: TcSectionIR['direction'];
+  default: string;
+  rules: number;
+  sets: number;
+}
+
+/** `name` is `<interface> <direction>`: its tcx link is removed. */
+export interface TcRemoved {
+  kind: 'tc-removed';
+  action: 'live';
+  name: string;
+  interface: string;
+  direction: TcSectionIR['direction'];
+  rules: number;
+}
+
+/** As XdpChanged (no mode: a tc program is always replaced through its link, with no gap). */
+export interface TcChanged extends Omit<XdpChanged, 'kind' | 'mode'> {
+  kind: 'tc-changed';
+  interface: string;
+  direction: TcSectionIR['direction'];
+}
+
 export type Change =
   | RouteAdded
   | RouteChanged
@@ -207,7 +239,10 @@ export type Change =
   | PoolChanged
   | XdpAdded
   | XdpRemoved
-  | XdpChanged;
+  | XdpChanged
+  | TcAdded
+  | TcRemoved
+  | TcChanged;
 
 export type ChangeKind = Change['kind'];
 
@@ -238,6 +273,9 @@ export const CHANGE_KINDS: readonly ChangeKind[] = [
   'xdp-added',
   'xdp-changed',
   'xdp-removed',
+  'tc-added',
+  'tc-changed',
+  'tc-removed',
 ];
 
 export const GATEWAY_RESTART_REASON = 'gateway instances are fixed while the chain runs';
@@ -282,6 +320,7 @@ export function viewOfIr(ir: PolicyIR, codeHashes?: Record<string, string>): Pol
     })),
     pool: { bufferSize: ir.pool.bufferSize, bufferCount: ir.pool.bufferCount },
     xdp: ir.xdp,
+    ...(ir.tc?.length ? { tc: ir.tc } : {}),
   };
 }
 
@@ -293,7 +332,7 @@ export function diffPolicies(live: PolicyView, next: PolicyView): PolicyDiff {
   if (live.name !== next.name) {
     throw new DiffError(`cannot diff policy ${next.name} against policy ${live.name}: a policy is compared with the loaded policy of the same name`);
   }
-  const changes: Change[] = [...diffGateway(live, next), ...diffPool(live, next), ...diffFunctions(live, next), ...diffRoutes(live, next), ...diffXdp(live, next)];
+  const changes: Change[] = [...diffGateway(live, next), ...diffPool(live, next), ...diffFunctions(live, next), ...diffRoutes(live, next), ...diffXdp(live, next), ...diffTc(live, next)];
   changes.sort(compareChanges);
   const restartReasons: string[] = [];
   for (const c of changes) if (c.action === 'restart' && !restartReasons.includes(c.reason)) restartReasons.push(c.reason);
@@ -411,8 +450,15 @@ function diffSets(old: readonly XdpSetIR[], now: readonly XdpSetIR[]): XdpSetCha
 }
 
 function diffSection(o: XdpSectionIR, s: XdpSectionIR): XdpChanged | null {
-  const c: XdpChanged = { kind: 'xdp-changed', action: 'live', name: s.interface, rulesAdded: [], rulesRemoved: [], rulesChanged: [], sets: diffSets(o.sets, s.sets) };
+  const c: XdpChanged = { kind: 'xdp-changed', action: 'live', name: s.interface, ...diffClassifier(o, s) };
   if (o.mode !== s.mode) c.mode = { from: o.mode, to: s.mode };
+  const changed = c.mode || c.default || c.malformed || c.rulesAdded.length || c.rulesRemoved.length || c.rulesChanged.length || c.sets.length;
+  return changed ? c : null;
+}
+
+/** What two sections of any hook differ in: default, malformed, rules by index, sets by name. */
+function diffClassifier(o: ClassifierSectionIR, s: ClassifierSectionIR): Omit<XdpChanged, 'kind' | 'action' | 'name' | 'mode'> {
+  const c: Omit<XdpChanged, 'kind' | 'action' | 'name' | 'mode'> = { rulesAdded: [], rulesRemoved: [], rulesChanged: [], sets: diffSets(o.sets, s.sets) };
   const d0 = describeAction(o.default);
   const d1 = describeAction(s.default);
   if (d0 !== d1) c.default = { from: d0, to: d1 };
@@ -425,8 +471,7 @@ function diffSection(o: XdpSectionIR, s: XdpSectionIR): XdpChanged | null {
     else if (!a && b) c.rulesAdded.push(ruleRef(b));
     else if (a && b && ruleKey(a) !== ruleKey(b)) c.rulesChanged.push({ index: i, from: ruleRef(a), to: ruleRef(b) });
   }
-  const changed = c.mode || c.default || c.malformed || c.rulesAdded.length || c.rulesRemoved.length || c.rulesChanged.length || c.sets.length;
-  return changed ? c : null;
+  return c;
 }
 
 function diffXdp(live: PolicyView, next: PolicyView): Change[] {
@@ -443,5 +488,24 @@ function diffXdp(live: PolicyView, next: PolicyView): Change[] {
     if (c) out.push(c);
   }
   for (const o of live.xdp) if (!now.has(o.interface)) out.push({ kind: 'xdp-removed', action: 'live', name: o.interface, rules: o.rules.length });
+  return out;
+}
+
+function diffTc(live: PolicyView, next: PolicyView): Change[] {
+  const out: Change[] = [];
+  const key = (s: TcSectionIR) => `${s.interface} ${s.direction}`;
+  const old = new Map((live.tc ?? []).map((s) => [key(s), s]));
+  const now = new Map((next.tc ?? []).map((s) => [key(s), s]));
+  for (const s of next.tc ?? []) {
+    const at = { name: key(s), interface: s.interface, direction: s.direction };
+    const o = old.get(key(s));
+    if (!o) {
+      out.push({ kind: 'tc-added', action: 'live', ...at, default: describeAction(s.default), rules: s.rules.length, sets: s.sets.length });
+      continue;
+    }
+    const c: TcChanged = { kind: 'tc-changed', action: 'live', ...at, ...diffClassifier(o, s) };
+    if (c.default || c.malformed || c.rulesAdded.length || c.rulesRemoved.length || c.rulesChanged.length || c.sets.length) out.push(c);
+  }
+  for (const o of live.tc ?? []) if (!now.has(key(o))) out.push({ kind: 'tc-removed', action: 'live', name: key(o), interface: o.interface, direction: o.direction, rules: o.rules.length });
   return out;
 }

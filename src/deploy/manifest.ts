@@ -31,6 +31,8 @@ export interface Manifest {
   /** Pinned programs/maps/links, relative to the policy directory. */
   pins: { progs: string[]; maps: string[]; links: string[] };
   xdp: { interface: string; mode: string; dir: string }[];
+  /** The tc sections attached (tcx links under `tc/<ifname>/<direction>/`); absent when none. */
+  tc?: { interface: string; direction: 'ingress' | 'egress'; dir: string }[];
   /** sha256 of each function's handler file when it was loaded or applied (what `diff` compares). */
   codeHashes?: Record<string, string>;
   ir: PolicyIR;

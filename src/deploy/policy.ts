@@ -19,6 +19,7 @@ import { hasChain, installChain, prepareChain } from './chain.ts';
 import { manifestHashes } from './code-hash.ts';
 import { type Manifest, MANIFEST_VERSION, readManifest, writeManifest } from './manifest.ts';
 import { pinRoot, policyCgroup, policyDir } from './paths.ts';
+import { deployTc, removeStaleTc, tcManifestEntry, undeployTc } from './tc.ts';
 import { deployXdp, undeployXdp } from './xdp.ts';
 
 export interface LoadOptions {
@@ -77,6 +78,7 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
 
   const pins: Manifest['pins'] = { progs: [], maps: [], links: [] };
   const xdp: Manifest['xdp'] = [];
+  const tc: NonNullable<Manifest['tc']> = [];
   let cgroup: string | null = null;
   // Until the chain swap starts, a failure leaves a loaded policy exactly as it was: deployXdp
   // replaces each interface's program atomically or not at all.
@@ -88,11 +90,16 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
       const d = deployXdp(ir, i, dir, { mode: opts.xdpMode, keepSets: opts.keepSets, progress });
       xdp.push({ interface: d.interface, mode: d.mode, dir: d.dir });
     }
+    for (let i = 0; i < (ir.tc?.length ?? 0); i++) {
+      progress(`tc: ${ir.tc![i]!.interface} ${ir.tc![i]!.direction}`);
+      tc.push(tcManifestEntry(deployTc(ir, i, dir, { keepSets: opts.keepSets, progress })));
+    }
     swapping = true;
     // Interfaces the old policy classified and the new one does not: detach.
     for (const o of old?.xdp ?? []) {
       if (!ir.xdp.some((s) => s.interface === o.interface)) undeployXdp(dir, o.interface);
     }
+    removeStaleTc(ir, dir);
     for (const sub of ['maps', 'progs', 'links']) unpinAll(join(dir, sub));
     if (prepared) {
       progress('attaching sk_msg to the sockhash');
@@ -114,6 +121,7 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
       cgroup,
       pins,
       xdp,
+      ...(tc.length ? { tc } : {}),
       codeHashes: opts.policyFile ? manifestHashes(opts.policyFile, ir) : {},
       ir,
     };
@@ -125,7 +133,8 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
     if (old && !swapping) {
       // The old policy still runs. Sections replaced before the failure run the new program, which
       // the old manifest does not describe: say which in the error rather than guess a rollback.
-      if (xdp.length && err instanceof Error) err.message += ` (the policy loaded before keeps running; XDP on ${xdp.map((x) => x.interface).join(', ')} was already replaced)`;
+      const done = [...xdp.map((x) => `XDP on ${x.interface}`), ...tc.map((x) => `tc on ${x.interface} ${x.direction}`)];
+      if (done.length && err instanceof Error) err.message += ` (the policy loaded before keeps running; ${done.join(', ')} ${done.length > 1 ? 'were' : 'was'} already replaced)`;
       throw err;
     }
     // A half-installed policy is worse than none: remove all of it.
@@ -160,8 +169,9 @@ export function unloadPolicy(name: string, opts: { root?: string } = {}): { remo
 
 function removePolicyPins(dir: string): void {
   if (!existsSync(dir)) return;
-  // XDP first and explicitly: its links are what keeps traffic flowing through old programs.
+  // XDP and tc first and explicitly: their links are what keeps traffic flowing through old programs.
   if (existsSync(join(dir, 'xdp'))) undeployXdp(dir);
+  if (existsSync(join(dir, 'tc'))) undeployTc(dir);
   unpinAll(dir);
 }
 

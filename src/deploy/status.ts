@@ -32,6 +32,7 @@ export interface PolicyStatus {
   functions: ({ id: number; name: string; instances: number; live: number[] } & Counters)[];
   drops: { reason: string; count: number }[];
   xdp: Manifest['xdp'];
+  tc: NonNullable<Manifest['tc']>;
 }
 
 const num = (v: bigint | number | undefined) => Number(v ?? 0);
@@ -75,6 +76,7 @@ export function policyStatus(name: string, root = pinRoot(), opts: { objects?: b
     functions: [],
     drops: [],
     xdp: manifest.xdp,
+    tc: manifest.tc ?? [],
   };
   if (!existsSync(join(dir, 'maps', 'routes' satisfies ChainMapName))) return status;
   const cm = openChainMaps(name, root, manifest);

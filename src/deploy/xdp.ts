@@ -9,14 +9,17 @@
  * Redeploying swaps the program with one link update: the interface is never without a program.
  * Everything that can fail on bad input (codegen, clang, the verifier, filling the maps) happens
  * before the running program is touched, and a failure after that is rolled back.
+ *
+ * tc sections (src/deploy/tc.ts) are deployed the same way through tcx links, with the same
+ * directory layout under `<pinDir>/tc/<ifname>/<direction>/`: what is shared lives here.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateXdp, ifaceSlug, setMapName, XDP_MAPS, XDP_PROG_NAME, type XdpPolicyLike } from '../codegen/xdp/index.ts';
+import { type GeneratedXdp, generateXdp, ifaceSlug, setMapName, XDP_MAPS, XDP_PROG_NAME, type XdpPolicyLike } from '../codegen/xdp/index.ts';
 import { type CompileOptions, compileBpf } from '../compile/index.ts';
 import { BpfctlError } from '../errors.ts';
-import type { XdpSectionIR } from '../ir/xdp.ts';
+import type { ClassifierSectionIR, XdpSectionIR } from '../ir/xdp.ts';
 import { BpfLink, BpfMap, BpfObject, BpfProgram, mkdirp, unpin, unpinAll, withNetns } from '../../loader/index.ts';
 import { encodeSetKey, kindOfMap, SET_VALUE } from './xdp-sets.ts';
 
@@ -88,7 +91,7 @@ function inNetns<T>(netns: string | undefined, fn: () => T): T {
 }
 
 /** Fills the new program's maps: sets (from the policy, or the running sets) and redirect targets. */
-function fillMaps(obj: BpfObject, s: XdpSectionIR, dir: string | undefined, opts: DeployXdpOptions): void {
+function fillMaps(obj: BpfObject, s: ClassifierSectionIR, dir: string | undefined, opts: DeployXdpOptions): void {
   for (const set of s.sets) {
     const map = obj.map(setMapName(set.name));
     const oldPath = dir && join(dir, 'maps', setMapName(set.name));
@@ -107,7 +110,8 @@ function fillMaps(obj: BpfObject, s: XdpSectionIR, dir: string | undefined, opts
   }
   if (s.redirects.length) {
     const txPorts = obj.map(XDP_MAPS.txPorts);
-    // A devmap resolves the ifindex in the namespace of the process that writes it.
+    // A devmap resolves the ifindex in the namespace of the process that writes it (tc's array
+    // holds the number only, which bpf_redirect() reads in the device's own namespace).
     inNetns(opts.netns, () => {
       s.redirects.forEach((ifname, slot) => {
         const ifindex = ifindexOf(ifname, opts.netns);
@@ -131,9 +135,17 @@ function fillMaps(obj: BpfObject, s: XdpSectionIR, dir: string | undefined, opts
 export function buildXdpObject(ir: XdpPolicyLike, section: XdpSectionIR | number, opts: DeployXdpOptions & { pinnedDir?: string } = {}): BpfObject {
   const s = typeof section === 'number' ? ir.xdp[section] : section;
   if (!s) throw new XdpDeployError(`#${String(section)}`, `policy ${ir.name} has no xdp[${String(section)}]`);
-  const gen = generateXdp(ir, s);
-  const { objectPath } = compileBpf({ source: gen.source, name: `${ir.name}-${gen.file.replace(/\.bpf\.c$/, '')}` }, opts.compile);
-  const obj = BpfObject.open(objectPath, { name: `${ir.name}-xdp-${ifaceSlug(s.interface)}` });
+  return loadClassifier(ir.name, generateXdp(ir, s), s, opts);
+}
+
+/**
+ * Compiles a generated classifier, loads it (the verifier) and fills its maps for section `s`:
+ * the part of building a program the xdp and tc deployers share. The caller closes the object.
+ */
+export function loadClassifier(policy: string, gen: GeneratedXdp, s: ClassifierSectionIR, opts: DeployXdpOptions & { pinnedDir?: string }): BpfObject {
+  const base = gen.file.replace(/\.bpf\.c$/, '');
+  const { objectPath } = compileBpf({ source: gen.source, name: `${policy}-${base}` }, opts.compile);
+  const obj = BpfObject.open(objectPath, { name: `${policy}-${base}` });
   try {
     obj.load();
     fillMaps(obj, s, opts.pinnedDir, opts);
@@ -144,7 +156,8 @@ export function buildXdpObject(ir: XdpPolicyLike, section: XdpSectionIR | number
   }
 }
 
-function pinAll(obj: BpfObject, prog: BpfProgram, dir: string): string[] {
+/** Pins a loaded section's program and maps under its directory (`prog`, `maps/<name>`). */
+export function pinAll(obj: BpfObject, prog: BpfProgram, dir: string): string[] {
   const pinned: string[] = [];
   try {
     prog.pin(join(dir, 'prog'));
@@ -180,6 +193,32 @@ function unpinProgAndMaps(dir: string): void {
 }
 
 /**
+ * Replaces the program on `link` with `prog` (bpf_link_update: traffic never meets a moment
+ * without a program), then the pins under `dir` with the new object's. If pinning fails, the old
+ * program goes back on the link and its pins back in place: exactly what was there.
+ */
+export function swapOnLink(link: BpfLink, obj: BpfObject, prog: BpfProgram, dir: string): void {
+  const oldProg = existsSync(join(dir, 'prog')) ? BpfProgram.openPinned(join(dir, 'prog')) : null;
+  const oldMaps = openPinnedMaps(dir);
+  try {
+    link.update(prog);
+    try {
+      unpinProgAndMaps(dir);
+      pinAll(obj, prog, dir);
+    } catch (err) {
+      if (oldProg) link.update(oldProg);
+      unpinProgAndMaps(dir);
+      oldProg?.pin(join(dir, 'prog'));
+      for (const [name, m] of oldMaps) m.pin(join(dir, 'maps', name));
+      throw err;
+    }
+  } finally {
+    for (const m of oldMaps.values()) m.close();
+    oldProg?.close();
+  }
+}
+
+/**
  * Compiles, loads, attaches and pins xdp section `sectionIndex` of `ir` under
  * `<pinDir>/xdp/<ifname>/`. An attached program (from an earlier deploy) is replaced atomically;
  * a new attachment uses the section's mode, or `opts.mode` when the section says 'auto'.
@@ -195,7 +234,6 @@ export function deployXdp(ir: XdpPolicyLike, sectionIndex: number, pinDir: strin
 
   const obj = buildXdpObject(ir, s, { ...opts, pinnedDir: dir });
   let link: BpfLink | null = null;
-  let oldProg: BpfProgram | null = null;
   try {
     const prog = obj.program(XDP_PROG_NAME);
     mkdirp(dir);
@@ -208,24 +246,7 @@ export function deployXdp(ir: XdpPolicyLike, sectionIndex: number, pinDir: strin
       const live = ifindexFromTarget(info.target) !== 0; // 0: the interface went away under the link
       if (live && (mode === 'auto' || mode === current)) {
         progress(`xdp ${s.interface}: replacing program ${info.progId} with ${prog.id} (link ${link.id})`);
-        oldProg = existsSync(join(dir, 'prog')) ? BpfProgram.openPinned(join(dir, 'prog')) : null;
-        const oldMaps = openPinnedMaps(dir);
-        try {
-          link.update(prog);
-          try {
-            unpinProgAndMaps(dir);
-            pinAll(obj, prog, dir);
-          } catch (err) {
-            // Back to exactly what was there: the old program on the link, its pins in place.
-            if (oldProg) link.update(oldProg);
-            unpinProgAndMaps(dir);
-            oldProg?.pin(join(dir, 'prog'));
-            for (const [name, m] of oldMaps) m.pin(join(dir, 'maps', name));
-            throw err;
-          }
-        } finally {
-          for (const m of oldMaps.values()) m.close();
-        }
+        swapOnLink(link, obj, prog, dir);
         return { interface: s.interface, mode: current ?? 'unknown', dir, ifindex: ifindexFromTarget(info.target), progId: prog.id, linkId: link.id, replaced: true };
       }
       // A different mode needs a new attachment: the old one has to go first (brief gap).
@@ -252,13 +273,13 @@ export function deployXdp(ir: XdpPolicyLike, sectionIndex: number, pinDir: strin
     progress(`xdp ${s.interface}: attached program ${prog.id} (${att.mode}, link ${att.id})`);
     return { interface: s.interface, mode: att.mode, dir, ifindex: att.ifindex, progId: prog.id, linkId: att.id, replaced: false };
   } finally {
-    oldProg?.close();
     link?.close();
     obj.close();
   }
 }
 
-function ifindexFromTarget(target: string): number {
+/** The ifindex a link (xdp, tcx) is attached to, from its info's target; 0 once its interface is gone. */
+export function ifindexFromTarget(target: string): number {
   const m = /^ifindex:(\d+)/.exec(target);
   return m ? Number(m[1]) : 0;
 }
@@ -278,7 +299,7 @@ export function currentMode(target: string, netns?: string): 'native' | 'generic
 }
 
 /** Detach through the link (explicitly, so a link fd held elsewhere cannot keep it attached) and unpin. */
-function detachDir(dir: string): void {
+export function detachDir(dir: string): void {
   const linkPath = join(dir, 'link');
   if (existsSync(linkPath)) {
     const l = BpfLink.openPinned(linkPath);

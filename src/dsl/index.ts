@@ -1,3 +1,4 @@
 // The public DSL: `import { definePolicy } from 'bpfctl'` resolves here (package.json "exports").
 export * from './policy.ts';
+export * from './tc.ts';
 export * from './xdp.ts';

@@ -92,11 +92,15 @@ export interface XdpMatch<S extends string = string> {
   readonly icmpCode?: number;
 }
 
-export interface XdpRuleSpec<S extends string = string> {
+/**
+ * One rule. `A` narrows the action: the builders below say which one they make, so a rule a hook
+ * cannot carry out (AF_XDP in a tc section) is a type error where it is written.
+ */
+export interface XdpRuleSpec<S extends string = string, A extends XdpAction = XdpAction> {
   /** Shown by `bpfctl xdp status`; defaults to `rule<N>`. Letters, digits, '-', '_', '.'. */
   readonly name?: string;
   readonly match?: XdpMatch<S>;
-  readonly action: XdpAction;
+  readonly action: A;
   /** Keep per-CPU packet and byte counters for this rule (default true). */
   readonly count?: boolean;
 }
@@ -133,31 +137,31 @@ export function set<const S extends string>(name: S): XdpSetRef<S> {
 
 type RuleOpts = { readonly name?: string; readonly count?: boolean };
 
-function rule<S extends string>(action: XdpAction, match: XdpMatch<S> | undefined, opts: RuleOpts | undefined): XdpRuleSpec<S> {
+function rule<S extends string, A extends XdpAction>(action: A, match: XdpMatch<S> | undefined, opts: RuleOpts | undefined): XdpRuleSpec<S, A> {
   return { ...(opts?.name !== undefined ? { name: opts.name } : {}), ...(match ? { match } : {}), action, ...(opts?.count !== undefined ? { count: opts.count } : {}) };
 }
 
 /** A rule that hands matching packets to the kernel stack. */
-export function pass<const S extends string = never>(match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>> {
+export function pass<const S extends string = never>(match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>, 'pass'> {
   return rule('pass', match, opts);
 }
 
 /** A rule that drops matching packets. */
-export function drop<const S extends string = never>(match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>> {
+export function drop<const S extends string = never>(match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>, 'drop'> {
   return rule('drop', match, opts);
 }
 
 /** A rule that bounces matching packets out of the interface they arrived on. */
-export function bounce<const S extends string = never>(match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>> {
+export function bounce<const S extends string = never>(match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>, 'tx'> {
   return rule('tx', match, opts);
 }
 
 /** A rule that sends matching packets out of interface `ifname` (XDP redirect through a devmap). */
-export function redirect<const S extends string = never>(ifname: string, match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>> {
+export function redirect<const S extends string = never>(ifname: string, match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>, { readonly redirect: string }> {
   return rule({ redirect: ifname }, match, opts);
 }
 
 /** A rule that hands matching packets to the AF_XDP sockets of xskmap `xsk_<group>`. */
-export function toXsk<const S extends string = never>(group: string, match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>> {
+export function toXsk<const S extends string = never>(group: string, match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>, { readonly xsk: string }> {
   return rule({ xsk: group }, match, opts);
 }

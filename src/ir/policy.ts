@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { PolicySpec } from '../dsl/policy.ts';
 import { type FunctionIR, type GatewayIR, lowerFunctions, lowerGateway, lowerPool, lowerRoutes, type PoolIR, type RouteIR } from './chain.ts';
 import { checkKeys, IssueList, isPlainObject, snapshotSpec } from './issues.ts';
-import { lowerXdp, type XdpSectionIR } from './xdp.ts';
+import { lowerTc, lowerXdp, type TcSectionIR, type XdpSectionIR } from './xdp.ts';
 
 export type { FunctionIR, GatewayIR, PoolIR, RouteIR } from './chain.ts';
 export { PolicyError, type PolicyIssue } from './issues.ts';
@@ -30,6 +30,11 @@ export interface PolicyIR {
   routes: RouteIR[];
   pool: PoolIR;
   xdp: XdpSectionIR[];
+  /**
+   * The policy's tc sections; present only when it has some, so the IR (and the hash) of a
+   * policy without them is what it was before tc existed.
+   */
+  tc?: TcSectionIR[];
 }
 
 const POLICY_NAME = /^[a-z0-9][a-z0-9_-]{0,47}$/;
@@ -49,7 +54,7 @@ export function lowerPolicy(input: PolicySpec | unknown): PolicyIR {
     issues.throwIfAny();
     throw new Error('unreachable');
   }
-  checkKeys(spec, ['name', 'functions', 'routes', 'pool', 'gateway', 'xdp'], [], issues);
+  checkKeys(spec, ['name', 'functions', 'routes', 'pool', 'gateway', 'xdp', 'tc'], [], issues);
   let name = '';
   if (typeof spec.name !== 'string' || !POLICY_NAME.test(spec.name)) {
     issues.add(['name'], `policy name must be 1-48 characters of a-z, 0-9, '-', '_' starting with a letter or digit (it names pin directories and files), got ${JSON.stringify(spec.name) ?? 'nothing'}`);
@@ -59,8 +64,9 @@ export function lowerPolicy(input: PolicySpec | unknown): PolicyIR {
   const gateway = lowerGateway(spec.gateway, issues);
   // A chain is optional: a policy may be XDP sections only (a firewall), but not nothing at all.
   const chainless = spec.functions === undefined && spec.routes === undefined;
-  if (chainless && (spec.xdp === undefined || (Array.isArray(spec.xdp) && spec.xdp.length === 0))) {
-    issues.add(['(policy)'], 'a policy needs a chain (functions and routes), xdp sections, or both');
+  const none = (v: unknown) => v === undefined || (Array.isArray(v) && v.length === 0);
+  if (chainless && none(spec.xdp) && none(spec.tc)) {
+    issues.add(['(policy)'], 'a policy needs a chain (functions and routes), xdp or tc sections, or both');
   }
   const functions = chainless ? [] : lowerFunctions(spec.functions, issues);
   const routes = chainless ? [] : lowerRoutes(spec.routes, functions, issues);
@@ -68,8 +74,11 @@ export function lowerPolicy(input: PolicySpec | unknown): PolicyIR {
   let xdp: XdpSectionIR[] = [];
   if (spec.xdp !== undefined && !Array.isArray(spec.xdp)) issues.add(['xdp'], 'xdp must be an array of sections');
   else xdp = lowerXdp(spec.xdp, ['xdp'], issues);
+  let tc: TcSectionIR[] = [];
+  if (spec.tc !== undefined && !Array.isArray(spec.tc)) issues.add(['tc'], 'tc must be an array of sections');
+  else tc = lowerTc(spec.tc, ['tc'], issues);
   issues.throwIfAny(name ? { policy: name } : undefined);
-  const body = { name, version: IR_VERSION, gateway, functions, routes, pool, xdp };
+  const body = { name, version: IR_VERSION, gateway, functions, routes, pool, xdp, ...(tc.length ? { tc } : {}) };
   return { ...body, hash: hashIR(body) };
 }
 

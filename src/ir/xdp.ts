@@ -1,7 +1,9 @@
 /**
- * Validation and lowering of a policy's `xdp` sections into plain data (the IR codegen, deploy
- * and the CLI share). Every error names the offending node with a path such as
- * `xdp[0].rules[3].match.dport`, so a user can find it in a policy of thousands of lines.
+ * Validation and lowering of a policy's classification sections, `xdp` and `tc`, into plain data
+ * (the IR codegen, deploy and the CLI share). Both are one rule language checked by the same
+ * code; a tc section adds its direction and refuses what tc cannot do (AF_XDP, `tx` at egress).
+ * Every error names the offending node with a path such as `xdp[0].rules[3].match.dport`, so a
+ * user can find it in a policy of thousands of lines.
  *
  * What the lowering decides (so codegen only translates):
  * - the L3 family each rule needs (from prefixes, ethType, icmp/icmpv6), and rejects rules that
@@ -10,7 +12,8 @@
  * - devmap slots for redirect targets and one xskmap per AF_XDP group.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { attempt, checkKeys, type Issues, IssueList, isPlainObject, own, type Path, snapshotSpec, stop, stopQuietly } from './issues.ts';
+import { attempt, checkKeys, describe, type Issues, IssueList, isPlainObject, own, type Path, snapshotSpec, stop, stopQuietly } from './issues.ts';
+import type { TcDirection, TcSectionSpec } from '../dsl/tc.ts';
 import type { XdpAction, XdpIcmpTypeName, XdpMatch, XdpRuleSpec, XdpSectionSpec, XdpSetKind, XdpSetSpec, XdpTcpFlag } from '../dsl/xdp.ts';
 
 export type XdpActionIR =
@@ -71,18 +74,31 @@ export interface XdpSetIR {
   readonly elements: readonly string[];
 }
 
-export interface XdpSectionIR {
+/**
+ * What every classification section has, whatever hook runs it (XDP, tc ingress, tc egress): the
+ * parser, the rules and their counters, the sets. Codegen and the reference model read only this.
+ */
+export interface ClassifierSectionIR {
+  /** Position in its list (`xdp[i]` or `tc[i]`). */
   readonly index: number;
   readonly interface: string;
-  readonly mode: 'auto' | 'native' | 'generic';
   readonly default: XdpActionIR;
   readonly malformed: 'drop' | 'pass';
   readonly sets: readonly XdpSetIR[];
   readonly rules: readonly XdpRuleIR[];
-  /** devmap `tx_ports`: slot i holds the ifindex of redirects[i]. */
+  /** `tx_ports` (a devmap at XDP, an array at tc): slot i holds the ifindex of redirects[i]. */
   readonly redirects: readonly string[];
-  /** One xskmap `xsk_<group>` per group, keyed by receive queue. */
+  /** One xskmap `xsk_<group>` per group, keyed by receive queue (always empty at tc). */
   readonly xskGroups: readonly string[];
+}
+
+export interface XdpSectionIR extends ClassifierSectionIR {
+  readonly mode: 'auto' | 'native' | 'generic';
+}
+
+/** A `tc` section: the same rules at tcx ingress or egress (no AF_XDP; no `tx` at egress). */
+export interface TcSectionIR extends ClassifierSectionIR {
+  readonly direction: TcDirection;
 }
 
 /**
@@ -618,7 +634,26 @@ export function describeMatch(m: XdpMatchIR): string {
   return parts.length ? parts.join(' ') : 'any';
 }
 
-function lowerRule(r: unknown, index: number, path: Path, sets: SectionSets, redirects: string[], xskGroups: string[], issues: Issues): XdpRuleIR {
+/** Where a section runs, as far as validation cares: what its rules may do differs by hook. */
+type SectionHook = { readonly kind: 'xdp' } | { readonly kind: 'tc'; readonly direction: TcDirection | undefined };
+
+/** Why `hook` cannot carry out action `a`, or null when it can. */
+function cannotDo(hook: SectionHook, a: XdpActionIR): string | null {
+  if (hook.kind !== 'tc') return null;
+  if (a.kind === 'xsk') return `a tc section cannot hand frames to AF_XDP sockets (xsk '${a.group}'): they take frames at XDP only, so put this rule in an xdp section`;
+  if (a.kind === 'tx' && hook.direction === 'egress') return "'tx' bounces a received frame back out of its interface, and at egress the frame is already leaving: use 'pass', 'drop' or { redirect: ifname }";
+  return null;
+}
+
+/** An action, checked against what the hook can do. */
+function lowerHookAction(a: unknown, path: Path, hook: SectionHook, redirects: string[], xskGroups: string[], issues: Issues): XdpActionIR {
+  const action = lowerAction(a, path, redirects, xskGroups, issues);
+  const why = cannotDo(hook, action);
+  if (why) fail(path, why);
+  return action;
+}
+
+function lowerRule(r: unknown, index: number, path: Path, hook: SectionHook, sets: SectionSets, redirects: string[], xskGroups: string[], issues: Issues): XdpRuleIR {
   if (!isPlainObject(r)) fail(path, 'a rule is { name?, match?, action, count? }');
   checkFields(r, ['name', 'match', 'action', 'count'], path, issues);
   const spec = r as unknown as XdpRuleSpec;
@@ -628,20 +663,34 @@ function lowerRule(r: unknown, index: number, path: Path, sets: SectionSets, red
   if (spec.count !== undefined && typeof spec.count !== 'boolean') issues.add([...path, 'count'], 'must be true or false');
   if (spec.action === undefined) issues.add([...path, 'action'], "missing (e.g. 'drop')");
   const match = attempt(issues, () => lowerMatch(spec.match, [...path, 'match'], sets, issues));
-  const action = spec.action === undefined ? undefined : attempt(issues, () => lowerAction(spec.action as XdpAction, [...path, 'action'], redirects, xskGroups, issues));
+  const action = spec.action === undefined ? undefined : attempt(issues, () => lowerHookAction(spec.action as XdpAction, [...path, 'action'], hook, redirects, xskGroups, issues));
   if (match === undefined || action === undefined || countOf(issues) !== before) stopQuietly(path);
   return { index, name: name as string, summary: `${describeMatch(match)} -> ${describeAction(action)}`, match, action, count: spec.count ?? true };
 }
 
-function lowerSection(spec: unknown, index: number, path: Path, issues: Issues): XdpSectionIR {
-  if (!isPlainObject(spec)) fail(path, 'an xdp section is { interface, mode?, default?, malformed?, sets?, rules? }');
-  checkFields(spec, ['interface', 'mode', 'default', 'malformed', 'sets', 'rules'], path, issues);
-  const s = spec as unknown as XdpSectionSpec;
+const XDP_SECTION_KEYS = ['interface', 'mode', 'default', 'malformed', 'sets', 'rules'];
+const TC_SECTION_KEYS = ['interface', 'direction', 'default', 'malformed', 'sets', 'rules'];
+const TC_DIRECTIONS: readonly TcDirection[] = ['ingress', 'egress'];
+
+function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, hook: 'xdp'): XdpSectionIR;
+function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, hook: 'tc'): TcSectionIR;
+function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, hook: 'xdp' | 'tc'): XdpSectionIR | TcSectionIR {
+  const keys = hook === 'xdp' ? XDP_SECTION_KEYS : TC_SECTION_KEYS;
+  if (!isPlainObject(spec)) fail(path, `${hook === 'xdp' ? 'an xdp' : 'a tc'} section is { ${keys.map((k) => (k === 'interface' || (hook === 'tc' && k === 'direction') ? k : `${k}?`)).join(', ')} }`);
+  checkFields(spec, keys, path, issues);
+  const s = spec as unknown as XdpSectionSpec & Partial<Pick<TcSectionSpec, 'direction'>>;
   const before = countOf(issues);
   const at = (k: string): Path => [...path, k];
   if (typeof s.interface !== 'string' || !IFNAME.test(s.interface)) issues.add(at('interface'), `bad interface name ${JSON.stringify(s.interface)} (1..15 characters, no '/', ':' or spaces)`);
   const mode = s.mode ?? 'auto';
-  if (!['auto', 'native', 'generic'].includes(mode)) issues.add(at('mode'), `must be 'auto', 'native' or 'generic', got ${JSON.stringify(mode)}`);
+  if (hook === 'xdp' && !['auto', 'native', 'generic'].includes(mode)) issues.add(at('mode'), `must be 'auto', 'native' or 'generic', got ${JSON.stringify(mode)}`);
+  let direction: TcDirection | undefined;
+  if (hook === 'tc') {
+    if (s.direction === undefined) issues.add(at('direction'), "missing: 'ingress' (frames the interface receives) or 'egress' (frames it sends)");
+    else if (!TC_DIRECTIONS.includes(s.direction)) issues.add(at('direction'), `must be 'ingress' or 'egress', got ${describe(s.direction)}`);
+    else direction = s.direction;
+  }
+  const where: SectionHook = hook === 'xdp' ? { kind: 'xdp' } : { kind: 'tc', direction };
   const malformed = s.malformed ?? 'drop';
   if (malformed !== 'drop' && malformed !== 'pass') issues.add(at('malformed'), `must be 'drop' or 'pass', got ${JSON.stringify(malformed)}`);
   const sets: SectionSets = { good: new Map(), broken: new Set() };
@@ -662,7 +711,7 @@ function lowerSection(spec: unknown, index: number, path: Path, issues: Issues):
   const lowered: XdpRuleIR[] = [];
   // A plain loop: forEach and map skip the holes of a sparse array.
   for (let i = 0; i < rules.length; i++) {
-    const r = attempt(issues, () => lowerRule(rules[i], i, [...path, 'rules', i], sets, redirects, xskGroups, issues));
+    const r = attempt(issues, () => lowerRule(rules[i], i, [...path, 'rules', i], where, sets, redirects, xskGroups, issues));
     if (r) lowered.push(r);
   }
   const names = new Map<string, number>();
@@ -671,9 +720,11 @@ function lowerSection(spec: unknown, index: number, path: Path, issues: Issues):
     if (prev !== undefined) issues.add([...path, 'rules', r.index, 'name'], `duplicate rule name '${r.name}' (also rules[${prev}])`);
     else names.set(r.name, r.index);
   }
-  const dflt = attempt(issues, () => lowerAction(s.default ?? 'pass', at('default'), redirects, xskGroups, issues));
+  const dflt = attempt(issues, () => lowerHookAction(s.default ?? 'pass', at('default'), where, redirects, xskGroups, issues));
   if (dflt === undefined || countOf(issues) !== before) stopQuietly(path);
-  return { index, interface: s.interface, mode, default: dflt, malformed, sets: [...sets.good.values()], rules: lowered, redirects, xskGroups };
+  const common = { default: dflt, malformed, sets: [...sets.good.values()], rules: lowered, redirects, xskGroups };
+  if (hook === 'tc') return { index, interface: s.interface, direction: direction!, ...common };
+  return { index, interface: s.interface, mode, ...common };
 }
 
 /** How many problems a sink has seen so far, when it can say (an IssueList can). */
@@ -682,6 +733,18 @@ function countOf(issues: Issues): number {
 }
 interface Counted extends Issues {
   count: number;
+}
+
+/** A sink that counts what it passes on (lowerSection asks how many problems a node added). */
+function countedSink(issues: Issues): Counted {
+  const counted: Counted = {
+    count: 0,
+    add(p, m) {
+      counted.count++;
+      issues.add(p, m);
+    },
+  };
+  return counted;
 }
 
 /**
@@ -694,16 +757,10 @@ export function lowerXdp(specs: unknown, path: Path, issues: Issues): XdpSection
     issues.add(path, 'must be an array of xdp sections');
     return [];
   }
-  const counted: Counted = {
-    count: 0,
-    add(p, m) {
-      counted.count++;
-      issues.add(p, m);
-    },
-  };
+  const counted = countedSink(issues);
   const out: XdpSectionIR[] = [];
   for (let i = 0; i < specs.length; i++) {
-    const s = attempt(counted, () => lowerSection(specs[i], i, [...path, i], counted));
+    const s = attempt(counted, () => lowerSection(specs[i], i, [...path, i], counted, 'xdp'));
     if (s) out.push(s);
   }
   const seen = new Map<string, number>();
@@ -725,6 +782,48 @@ export function lowerXdpSections(specs: readonly XdpSectionSpec[] | undefined, p
   const data = snapshotSpec(specs, issues);
   issues.throwIfAny();
   const out = lowerXdp(data, [path], issues);
+  issues.throwIfAny();
+  return out;
+}
+
+/**
+ * Validates the `tc` sections of a policy at `path` (e.g. ['tc']), reporting every problem to
+ * `issues`: the checks of an xdp section, the direction, and the actions the direction allows.
+ * The sections it returns are complete only when it reported nothing.
+ */
+export function lowerTc(specs: unknown, path: Path, issues: Issues): TcSectionIR[] {
+  if (specs === undefined) return [];
+  if (!Array.isArray(specs)) {
+    issues.add(path, 'must be an array of tc sections');
+    return [];
+  }
+  const counted = countedSink(issues);
+  const out: TcSectionIR[] = [];
+  for (let i = 0; i < specs.length; i++) {
+    const s = attempt(counted, () => lowerSection(specs[i], i, [...path, i], counted, 'tc'));
+    if (s) out.push(s);
+  }
+  const seen = new Map<string, number>();
+  for (const s of out) {
+    const key = `${s.interface} ${s.direction}`;
+    const prev = seen.get(key);
+    if (prev !== undefined) {
+      counted.add([...path, s.index, 'direction'], `interface '${s.interface}' already has tc[${prev}] at ${s.direction}; one section per interface and direction (put the rules in one section: the first match decides)`);
+    } else seen.set(key, s.index);
+  }
+  return out;
+}
+
+/**
+ * Validates `tc` sections and lowers them to plain data; `path` is the policy path prefix for
+ * errors, e.g. "tc".
+ * @throws PolicyError (code E_POLICY) listing every problem; its `path` names the first.
+ */
+export function lowerTcSections(specs: readonly TcSectionSpec[] | undefined, path: string): TcSectionIR[] {
+  const issues = new IssueList();
+  const data = snapshotSpec(specs, issues);
+  issues.throwIfAny();
+  const out = lowerTc(data, [path], issues);
   issues.throwIfAny();
   return out;
 }

@@ -22,7 +22,7 @@ test('a policy with neither a chain nor XDP sections is refused', () => {
     assert.unreachable('lowerPolicy accepted an empty policy');
   } catch (err) {
     assert.instance(err, PolicyError);
-    assert.match((err as Error).message, /needs a chain \(functions and routes\), xdp sections, or both/);
+    assert.match((err as Error).message, /needs a chain \(functions and routes\), xdp or tc sections, or both/);
   }
 });
 

@@ -5,12 +5,14 @@
  *   generation, scaling, rolling replacement of changed code, added and removed functions, XDP);
  *   a change that cannot be live (pool geometry, gateway count) is refused with the reason, or
  *   with `--restart` the chain is stopped and started again from the file on the same port.
- * - loaded, not running: route and XDP changes are written live; anything else is refused unless
- *   `--restart`, which loads the policy again (nothing runs that could lose a request).
+ * - loaded, not running: route, XDP and tc changes are written live (programs swapped through
+ *   their links); anything else is refused unless `--restart`, which loads the policy again
+ *   (nothing runs that could lose a request).
  * - not loaded: the same as `bpfctl load`.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { applyClassifiersToLoaded, isClassifierChange } from '../../deploy/classifiers.ts';
 import { manifestHashes } from '../../deploy/code-hash.ts';
 import { diffPolicies, type PolicyDiff, viewOfIr } from '../../deploy/diff.ts';
 import { renderDiff } from '../../deploy/diff-render.ts';
@@ -84,15 +86,19 @@ export const applyCommand = defineCommand<ApplyArgs>({
     } else {
       const m = loadedManifest(ir.name);
       diff = diffPolicies(viewOfIr(m.ir, m.codeHashes ?? {}), viewOfIr(ir, manifestHashes(file, ir)));
-      const mapOnly = diff.changes.every((c) => c.kind.startsWith('route-'));
-      if (mapOnly) {
-        const changes: RouteChange[] = diff.changes.map((c) => {
-          if (c.kind === 'route-removed') return { op: 'del', route: c.name };
+      const live = diff.changes.every((c) => c.kind.startsWith('route-') || isClassifierChange(c.kind));
+      if (live) {
+        const changes: RouteChange[] = diff.changes.flatMap((c): RouteChange[] => {
+          if (c.kind === 'route-removed') return [{ op: 'del', route: c.name }];
+          if (!c.kind.startsWith('route-')) return [];
           const r = ir.routes.find((x) => x.name === c.name)!;
-          return { op: 'set', route: r.name, functions: r.functions, methods: r.methods };
+          return [{ op: 'set', route: r.name, functions: r.functions, methods: r.methods }];
         });
         if (changes.length) applyRouteChanges(ir.name, changes);
-        how = 'applied (routes changed live)';
+        const sections = diff.changes.some((c) => isClassifierChange(c.kind));
+        if (sections) applyClassifiersToLoaded(ir.name, diff, ir, { progress: (s) => out.progress(s) });
+        const done = [...(changes.length ? ['routes changed live'] : []), ...(sections ? ['XDP/tc programs swapped through their links'] : [])];
+        how = `applied (${done.join('; ') || 'routes changed live'})`;
       } else if (argv.restart) {
         loadPolicy(ir, { policyFile: file, progress: (s) => out.progress(s) });
         how = 'reloaded (--restart)';

@@ -6,7 +6,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { chainSources } from '../../codegen/chain/index.ts';
-import { generateXdp } from '../../codegen/xdp/index.ts';
+import { generateTc, generateXdp } from '../../codegen/xdp/index.ts';
 import { compileBpf } from '../../compile/index.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
@@ -25,10 +25,11 @@ interface BuildArgs {
 
 /**
  * Every C file a policy builds from: the chain dataplane (its generated header, then the fixed
- * program, the same for every policy), then one XDP program per section.
+ * program, the same for every policy), then one XDP program per xdp section and one tc program
+ * per tc section.
  */
 export function generatePolicySources(ir: PolicyIR): { file: string; source: string }[] {
-  return [...chainSources(), ...ir.xdp.map((_, i) => generateXdp(ir, i))];
+  return [...chainSources(), ...ir.xdp.map((_, i) => generateXdp(ir, i)), ...(ir.tc ?? []).map((_, i) => generateTc(ir, i))];
 }
 
 export const buildCommand: Command = {

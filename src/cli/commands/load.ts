@@ -62,7 +62,7 @@ export const loadCommand = defineCommand({
     const res = loadPolicy(ir, { policyFile: target, progress: (s) => out.progress(s), xdpMode: argv.xdpMode, keepSets: argv.keepSets });
     const m = res.manifest;
     if (out.json) {
-      out.printJson({ policy: m.policy, dir: res.dir, replaced: res.replaced, schemaHash: m.schemaHash, cgroup: m.cgroup, pins: m.pins, xdp: m.xdp });
+      out.printJson({ policy: m.policy, dir: res.dir, replaced: res.replaced, schemaHash: m.schemaHash, cgroup: m.cgroup, pins: m.pins, xdp: m.xdp, tc: m.tc ?? [] });
       return;
     }
     out.record(
@@ -73,6 +73,7 @@ export const loadCommand = defineCommand({
         functions: ir.functions.map((f) => `${f.name}x${f.instances}`).join(' '),
         routes: ir.routes.map((r) => r.name).join(' '),
         xdp: m.xdp.map((x) => `${x.interface} (${x.mode})`).join(' ') || '-',
+        ...(m.tc?.length ? { tc: m.tc.map((x) => `${x.interface} (${x.direction})`).join(' ') } : {}),
         replaced: res.replaced,
       },
       `${res.replaced ? 'Replaced' : 'Loaded'} ${m.policy}`,

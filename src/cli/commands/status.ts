@@ -19,7 +19,7 @@ export const statusCommand = defineCommand({
           functions: m.ir.functions.length,
           routes: m.ir.routes.length,
           xdp: m.xdp.map((x) => x.interface).join(',') || '-',
-          programs: m.pins.progs.length + m.xdp.length,
+          programs: m.pins.progs.length + m.xdp.length + (m.tc?.length ?? 0),
           loaded: m.createdAt,
         };
       });
@@ -46,6 +46,10 @@ export const statusCommand = defineCommand({
     if (s.xdp.length) {
       out.line('');
       out.table(s.xdp, ['interface', 'mode', 'dir'], 'XDP (bpfctl xdp status for rules and counters)');
+    }
+    if (s.tc.length) {
+      out.line('');
+      out.table(s.tc, ['interface', 'direction', 'dir'], 'tc (bpfctl xdp status for rules and counters)');
     }
     if (processes) {
       out.line('');

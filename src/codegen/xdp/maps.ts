@@ -3,7 +3,7 @@
  * `bpfctl set` find maps by them): `rule_stats`, `xdp_stats`, `tx_ports`, `xsk_<group>`,
  * `set_<name>`.
  */
-import type { XdpSectionIR, XdpSetIR } from '../../ir/xdp.ts';
+import type { ClassifierSectionIR, XdpSetIR } from '../../ir/xdp.ts';
 import type { XdpSetKind } from '../../dsl/xdp.ts';
 
 /** Slots of `xdp_stats`, in order. */
@@ -71,7 +71,7 @@ function setDecl(s: XdpSetIR): string {
 }
 
 /** Key structs the section's sets need, then every map. */
-export function mapDecls(section: XdpSectionIR, hook: 'xdp' | 'tc' = 'xdp'): string {
+export function mapDecls(section: ClassifierSectionIR, hook: 'xdp' | 'tc' = 'xdp'): string {
   const kinds = [...new Set(section.sets.map((s) => s.kind))];
   const structs = (Object.keys(KEY_STRUCTS) as XdpSetKind[]).filter((k) => kinds.includes(k)).map((k) => KEY_STRUCTS[k]!);
   const maps = [

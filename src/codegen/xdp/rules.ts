@@ -3,7 +3,7 @@
  * its conditions), so a packet leaves a non-matching rule at its first cheap test.
  */
 import type { XdpMatch, XdpSetKind } from '../../dsl/xdp.ts';
-import { describeAction, type XdpActionIR, type XdpAddrIR, type XdpMacIR, type XdpMatchIR, type XdpPortIR, type XdpPrefixIR, type XdpRuleIR, type XdpSectionIR } from '../../ir/xdp.ts';
+import { describeAction, type XdpActionIR, type XdpAddrIR, type XdpMacIR, type XdpMatchIR, type XdpPortIR, type XdpPrefixIR, type XdpRuleIR, type ClassifierSectionIR } from '../../ir/xdp.ts';
 import { commentSafe } from '../c-text.ts';
 import { setMapName, XDP_MAPS, xskMapName } from './maps.ts';
 import type { PktField } from './parser.ts';
@@ -71,7 +71,7 @@ const MAC_EQ = `static __always_inline int mac_eq(const __u8 *m, const __u8 want
 }`;
 
 /** The helpers the section's rules call, in a fixed order. */
-export function helperDecls(section: XdpSectionIR): string {
+export function helperDecls(section: ClassifierSectionIR): string {
   const kinds = new Set<XdpSetKind>();
   let macEq = false;
   let portIn = false;
@@ -324,7 +324,7 @@ function applies(r: XdpRuleIR, proto: number | undefined): boolean {
  * protocol and those naming none), still in policy order: a packet no longer walks past every
  * other protocol's rules. Rules naming no protocol are written once per case.
  */
-export function rulesBody(s: XdpSectionIR, hook: Hook = 'xdp'): string[] {
+export function rulesBody(s: ClassifierSectionIR, hook: Hook = 'xdp'): string[] {
   const dflt = [`/* default: ${describeAction(s.default)} */`, ...actionStmts(s.default, s.rules.length, true, '', hook)];
   const protos = [...new Set(s.rules.map((r) => r.match.proto).filter((p): p is number => p !== undefined))];
   if (s.rules.length > DISPATCH_MAX_RULES) {
@@ -356,7 +356,7 @@ export function rulesBody(s: XdpSectionIR, hook: Hook = 'xdp'): string[] {
  * RULES_PER_FUNCTION each, returning the verdict of the first match or -1. Static and noinline,
  * so the verifier checks them in their caller's context (the packet pointers in `p` stay valid).
  */
-export function ruleFunctions(s: XdpSectionIR, hook: Hook = 'xdp'): string[] {
+export function ruleFunctions(s: ClassifierSectionIR, hook: Hook = 'xdp'): string[] {
   if (s.rules.length <= DISPATCH_MAX_RULES) return [];
   // `p` reads the caller's struct in place: a copy would split its packet pointers into
   // 4-byte loads, which the verifier no longer knows as pointers.

@@ -5,15 +5,15 @@
  * code is rolled (per function: new instances with new ids start and register, then the old ones
  * leave `instances`, drain and stop; the old keep their sockets while draining, so what they
  * answer still reaches its gateway), instance counts change, all route changes are published as
- * one generation, functions no route uses any more stop, XDP sections are swapped through their
- * links. A change that cannot be made live (pool geometry, gateway count) refuses the whole apply
- * before anything changes.
+ * one generation, functions no route uses any more stop, XDP and tc sections are swapped through
+ * their links. A change that cannot be made live (pool geometry, gateway count) refuses the whole
+ * apply before anything changes.
  */
 import { manifestHashes } from '../../deploy/code-hash.ts';
 import { diffPolicies, type PolicyDiff, viewOfIr } from '../../deploy/diff.ts';
 import { readManifest, writeManifest } from '../../deploy/manifest.ts';
 import { applyRouteChanges, type RouteChange, type RouteChangeResult } from '../../deploy/routes.ts';
-import { deployXdp, undeployXdp } from '../../deploy/xdp.ts';
+import { applyClassifierChanges, manifestClassifiers, withClassifiers } from '../../deploy/classifiers.ts';
 import { BpfctlError } from '../../errors.ts';
 import { MAX_USER_FUNCTIONS } from '../../ir/chain-limits.ts';
 import { type FunctionIR, hashIR, type PolicyIR } from '../../ir/policy.ts';
@@ -128,20 +128,12 @@ export async function applyToChain(c: ApplyContext): Promise<ApplyResult> {
     c.code.delete(ch.name);
   }
 
-  const xdp = manifest.xdp.filter((x) => next.xdp.some((s) => s.interface === x.interface));
-  if (diff.changes.some((x) => x.kind.startsWith('xdp-'))) {
-    for (const o of manifest.xdp) if (!next.xdp.some((s) => s.interface === o.interface)) undeployXdp(c.pinDir, o.interface);
-    xdp.length = 0;
-    for (let i = 0; i < next.xdp.length; i++) {
-      const d = deployXdp(next, i, c.pinDir, { progress: c.progress });
-      xdp.push({ interface: d.interface, mode: d.mode, dir: d.dir });
-    }
-  }
+  const classifiers = applyClassifierChanges(diff, next, c.pinDir, manifest, c.progress);
 
   const m = readManifest(c.pinDir);
-  const ir: PolicyIR = { ...m.ir, functions, xdp: next.xdp };
+  const ir: PolicyIR = withClassifiers({ ...m.ir, functions }, next);
   ir.hash = hashIR(ir);
-  writeManifest(c.pinDir, { ...m, ir, xdp, policyFile: c.file, codeHashes: nextHashes, schemaHash: ir.hash });
+  writeManifest(c.pinDir, { ...manifestClassifiers(m, classifiers), ir, policyFile: c.file, codeHashes: nextHashes, schemaHash: ir.hash });
   return { diff, routes };
 }
 
