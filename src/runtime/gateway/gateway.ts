@@ -27,9 +27,24 @@ import type { PolicyIR } from '../../ir/policy.ts';
 import { Pool } from '../pool/index.ts';
 import { type RouteEntry, type RouteView, staticRouteTable } from '../route-table.ts';
 import { Link } from '../sdk/link.ts';
-import { freeQuietly, isLive, type RuntimePool } from '../sdk/pool-api.ts';
-import { Batcher, bounce, canBounce, DESC_FLAG_DROPPED, DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF, type Desc, FrameReader } from '../sdk/wire.ts';
+import { freeQuietly, PoolAccess, type RuntimePool } from '../sdk/pool-api.ts';
+import {
+  Batcher,
+  bounce,
+  canBounce,
+  DESC_FLAG_DROPPED,
+  DESC_FLAG_ERROR,
+  DESC_FLAG_RESPONSE_NEW_BUF,
+  DESC_SIZE,
+  type Desc,
+  DescRecord,
+  FrameCutter,
+  readDescInto,
+  writeDesc,
+} from '../sdk/wire.ts';
 import { type InstancesMap, LiveInstances } from './live-instances.ts';
+import { type PendingRequest, PendingTable } from './pending.ts';
+import { PoolBuffers } from './pool-buffers.ts';
 import type { GatewayStatsSlot } from './stats-slot.ts';
 
 export interface GatewayOptions {
@@ -103,21 +118,13 @@ export interface InstanceCounts {
   count(fnId: number): number;
 }
 
-interface Pending {
-  res: http.ServerResponse;
-  off: number;
-  gen: number;
-  deadline: number;
-  route: RouteEntry;
-  /** performance.now() when it went into the chain (the latency histogram). */
-  t0: number;
-}
-
 const TEXT = 'text/plain; charset=utf-8';
 const METHOD_BITS = new Map<string, number>(ROUTE_METHODS.map((m, i) => [m, 1 << i]));
 const BINARY = 'application/octet-stream';
 /** Bodies up to this size are sent as latin1 strings (one write with the headers). */
 const SMALL_BODY = 16 * 1024;
+/** Largest request batch (in descriptors) whose buffer is kept for the next batch of that size. */
+const MAX_SPARE_BATCH = 64;
 
 /** Starts the gateway. @throws Error when the HTTP port cannot be bound; PoolError when the pool cannot be opened. */
 export async function startGateway(o: GatewayOptions): Promise<Gateway> {
@@ -131,6 +138,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const maxInFlight = o.maxInFlight ?? (pool as Partial<Pool>).bufferCount ?? ir.pool.bufferCount;
   const owner = process.pid;
   const metrics = o.metrics;
+  // The hot path's pool work without allocating: the stale check on 32-bit words, Buffer views
+  // made once per pool buffer.
+  const mem = new PoolAccess(pool);
+  const bufs = new PoolBuffers(pool);
 
   const bodyTimeoutMs = o.bodyTimeoutMs ?? 10_000;
   const maxPerClient = o.maxConnectionsPerClient ?? 1024;
@@ -145,18 +156,29 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
           return { count: (fn: number) => li.count(fn, Date.now()) };
         })();
 
-  const pending = new Map<number, Pending>();
-  let nextReq = 1;
+  const pending = new PendingTable(maxInFlight);
   const stats = { requests: 0, replies: 0, byStatus: {} as Record<number, number>, timeouts: 0, late: 0, misrouted: 0, clientGone: 0, refusedConnections: 0 };
-  const out = new Batcher();
+  // Requests accepted in this turn of the event loop, sent as one write (arrays reused from flush
+  // to flush): the record, its id when queued (a request failed meanwhile is not sent), and its
+  // first hop (requests for one function are kept next to each other: the kernel judges runs).
+  const outReqs: PendingRequest[] = [];
+  const outIds: number[] = [];
+  const outKeys: number[] = [];
+  let outN = 0;
+  const keyOrder: number[] = [];
+  // Batch buffers the link gave back, by descriptor count (socket.write may keep one it could not
+  // send at once; then it is not reused).
+  const spare: (Buffer | null)[] = new Array<Buffer | null>(MAX_SPARE_BATCH + 1).fill(null);
+  // Descriptors that pass through on their way to another gateway instance (rare): as they come.
+  const forward = new Batcher();
   let flushScheduled = false;
   let timer: NodeJS.Timeout | null = null;
   let closing = false;
 
-  // Responses to HEAD requests: headers only (node:http drops a body for HEAD itself, but the
-  // content-length must still be the GET answer's).
-  const headOnly = new WeakSet<http.ServerResponse>();
-  const respond = (res: http.ServerResponse, status: number, body: Uint8Array | string, type: string, close = false, latin1 = false, extra?: http.OutgoingHttpHeaders) => {
+  // The 200 answer's headers, one object for every response: writeHead serializes it at once and
+  // keeps no reference.
+  const okHeaders = { 'content-type': BINARY, 'content-length': 0 };
+  const respond = (res: http.ServerResponse, status: number, body: Uint8Array | string, type: string, close = false, latin1 = false, extra?: http.OutgoingHttpHeaders, head = false) => {
     stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
     metrics?.response(status);
     if (res.destroyed || res.writableEnded) {
@@ -164,21 +186,69 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       return;
     }
     const len = typeof body === 'string' ? (latin1 ? body.length : Buffer.byteLength(body)) : body.byteLength;
-    const headers: http.OutgoingHttpHeaders = { 'content-type': type, 'content-length': len, ...extra };
-    if (close) headers.connection = 'close';
-    res.writeHead(status, headers);
-    if (headOnly.has(res)) res.end();
+    if (status === 200 && type === BINARY && !close && extra === undefined) {
+      okHeaders['content-length'] = len;
+      res.writeHead(200, okHeaders);
+    } else {
+      const headers: http.OutgoingHttpHeaders = { 'content-type': type, 'content-length': len, ...extra };
+      if (close) headers.connection = 'close';
+      res.writeHead(status, headers);
+    }
+    // HEAD: node:http sends no body itself, but the content-length must be the GET answer's.
+    if (head) res.end();
     else if (latin1) res.end(body, 'latin1');
     else res.end(body);
   };
 
   const flush = () => {
     flushScheduled = false;
-    const batch = out.take();
-    if (batch && !link.write(batch.bytes)) {
-      // The link fell between accepting and sending: those requests cannot reach the chain.
-      for (const d of batch.descs) fail(d.reqId, 503, 'chain socket down');
+    const n = outN;
+    outN = 0;
+    let live = 0;
+    for (let i = 0; i < n; i++) if (pending.get(outIds[i]!) === outReqs[i]) live++;
+    if (live > 0) {
+      let bytes = live <= MAX_SPARE_BATCH ? spare[live]! : null;
+      if (bytes !== null) spare[live] = null;
+      else bytes = Buffer.allocUnsafe(live * DESC_SIZE);
+      const k0 = outKeys[0]!;
+      let mixed = false;
+      for (let i = 1; i < n; i++) {
+        if (outKeys[i] !== k0) {
+          mixed = true;
+          break;
+        }
+      }
+      let at = 0;
+      if (!mixed) {
+        for (let i = 0; i < n; i++) {
+          const p = outReqs[i]!;
+          if (pending.get(outIds[i]!) !== p) continue;
+          writeDesc(bytes, at, p.d);
+          at += DESC_SIZE;
+        }
+      } else {
+        // Destinations in order of first appearance, each in arrival order. They are few (the
+        // first functions of the routes in use), so a scan per destination beats a Map.
+        keyOrder.length = 0;
+        for (let i = 0; i < n; i++) if (!keyOrder.includes(outKeys[i]!)) keyOrder.push(outKeys[i]!);
+        for (const k of keyOrder) {
+          for (let i = 0; i < n; i++) {
+            const p = outReqs[i]!;
+            if (outKeys[i] !== k || pending.get(outIds[i]!) !== p) continue;
+            writeDesc(bytes, at, p.d);
+            at += DESC_SIZE;
+          }
+        }
+      }
+      if (!link.write(bytes)) {
+        // The link fell between accepting and sending: those requests cannot reach the chain.
+        for (let i = 0; i < n; i++) fail(outIds[i]!, 503, 'chain socket down');
+      } else if (link.drained && live <= MAX_SPARE_BATCH) {
+        spare[live] = bytes;
+      }
     }
+    const fwd = forward.take();
+    if (fwd) link.write(fwd.bytes);
   };
 
   const scheduleFlush = () => {
@@ -188,41 +258,44 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     setImmediate(flush);
   };
 
+  /** Answers a pending request with an error of the gateway's own and frees its buffer. */
   const fail = (reqId: number, status: number, msg: string) => {
     const p = pending.get(reqId);
     if (!p) return;
-    pending.delete(reqId);
-    freeQuietly(pool, p.off, p.gen);
+    const res = p.res!;
+    freeQuietly(pool, p.d.bufOff, p.d.bufGen);
     metrics?.latency(p.t0);
-    respond(p.res, status, `${msg}\n`, TEXT);
+    pending.release(p);
+    respond(res, status, `${msg}\n`, TEXT);
   };
 
   const armTimer = () => {
-    if (timer || pending.size === 0) return;
-    const first = pending.values().next().value as Pending;
+    const first = pending.first();
+    if (timer || first === null) return;
     timer = setTimeout(expire, Math.max(1, first.deadline - Date.now()));
     timer.unref();
   };
 
-  // Every request gets the same timeout, so the Map's insertion order is deadline order: expiry
-  // walks from the front and stops at the first request still in time (no timer per request).
+  // Every request gets the same timeout, so the table's order is deadline order: expiry walks
+  // from the oldest and stops at the first request still in time (no timer per request).
   const expire = () => {
     timer = null;
     const now = Date.now();
-    for (const [id, p] of pending) {
-      if (p.deadline > now) break;
-      pending.delete(id);
+    for (let p = pending.first(); p !== null && p.deadline <= now; p = pending.first()) {
+      const res = p.res!;
       stats.timeouts++;
-      freeQuietly(pool, p.off, p.gen);
+      freeQuietly(pool, p.d.bufOff, p.d.bufGen);
       metrics?.latency(p.t0);
-      respond(p.res, 504, 'chain timed out\n', TEXT);
+      pending.release(p);
+      respond(res, 504, 'chain timed out\n', TEXT);
     }
     armTimer();
   };
 
   const routeLen = (slot: number) => routes.bySlot(slot)?.len;
 
-  const onReply = (d: Desc) => {
+  /** One descriptor from the chain, in `d` (a record reused for every descriptor: read it here). */
+  const onReply = (d: DescRecord) => {
     if (d.flags & DESC_FLAG_DROPPED || d.gwInst !== gwInst) {
       // Not a reply: a descriptor the kernel refused (it rode along in a send with one for us), or
       // a reply for another gateway instance. Ours: fail it here; others: back through the chain.
@@ -231,8 +304,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         if (d.flags & DESC_FLAG_RESPONSE_NEW_BUF) freeQuietly(pool, d.bufOff, d.bufGen);
         fail(d.reqId, canBounce(d, routeLen(d.route)) ? 503 : 502, 'the chain refused the request');
       } else if (canBounce(d, routeLen(d.route)) || !(d.flags & DESC_FLAG_DROPPED)) {
-        if (d.flags & DESC_FLAG_DROPPED) bounce(d, routeLen(d.route)!);
-        out.add(d, 0x10000 + d.gwInst);
+        // A copy: `d` is reused for the next descriptor.
+        const c: Desc = { ...d };
+        if (c.flags & DESC_FLAG_DROPPED) bounce(c, routeLen(c.route)!);
+        forward.add(c, 0x10000 + c.gwInst);
         scheduleFlush();
       }
       return;
@@ -242,44 +317,50 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     if (!p) {
       // After a timeout: the original was freed then; a buffer a function allocated is ours to free.
       stats.late++;
-      if (fresh && isLive(pool, d.bufOff, d.bufGen)) freeQuietly(pool, d.bufOff, d.bufGen);
+      if (fresh && mem.isLive(d.bufOff, d.bufGen)) freeQuietly(pool, d.bufOff, d.bufGen);
       return;
     }
-    pending.delete(d.reqId);
+    const res = p.res!;
+    const head = p.head;
+    const off = p.d.bufOff;
+    const gen = p.d.bufGen;
     stats.replies++;
     metrics?.reply(p.route.slot, p.route.version);
     metrics?.latency(p.t0);
+    pending.release(p);
     const error = (d.flags & DESC_FLAG_ERROR) !== 0;
     let status = error ? d.status || 500 : 200;
     let body: Uint8Array | string;
     let binary = false;
-    if (fresh ? isLive(pool, d.bufOff, d.bufGen) : d.bufOff === p.off && d.bufGen === p.gen) {
+    if (fresh ? mem.isLive(d.bufOff, d.bufGen) : d.bufOff === off && d.bufGen === gen) {
       const len = Math.min(d.bufLen, bufSize);
-      // A copy: the response may sit in the socket's queue after end() returns, and the buffer
-      // is reused as soon as it is freed.
       if (len === 0 && error) {
         body = `${http.STATUS_CODES[status] ?? 'error'}\n`;
       } else {
-        const v = pool.bytes(d.bufOff, len);
-        const b = Buffer.from(v.buffer, v.byteOffset, len);
         // A copy either way: the response may sit in the socket's queue after end() returns,
         // and the buffer is reused as soon as it is freed. Small bodies become a latin1 string
         // (byte for byte): node:http then sends headers and body in one write instead of a writev.
-        body = len <= SMALL_BODY ? b.toString('latin1', 0, len) : Buffer.from(b);
+        const b = bufs.at(d.bufOff);
+        body = len <= SMALL_BODY ? b.toString('latin1', 0, len) : Buffer.from(b.subarray(0, len));
         binary = true;
       }
       if (fresh) freeQuietly(pool, d.bufOff, d.bufGen);
-      else freeQuietly(pool, p.off, p.gen);
+      else freeQuietly(pool, off, gen);
     } else {
       // The descriptor lost track of its buffer (a bug in a function, or a stale hop): fail safe.
-      if (!fresh) freeQuietly(pool, p.off, p.gen);
+      if (!fresh) freeQuietly(pool, off, gen);
       status = 502;
       body = 'chain returned an invalid buffer\n';
     }
-    respond(p.res, status, body, error || status === 502 ? TEXT : BINARY, false, binary);
+    respond(res, status, body, error || status === 502 ? TEXT : BINARY, false, binary, undefined, head);
   };
 
-  const reader = new FrameReader(onReply);
+  // Replies are read into one record, not an object per descriptor.
+  const replyRecord = new DescRecord();
+  const reader = new FrameCutter((b, at) => {
+    readDescInto(b, at, replyRecord);
+    onReply(replyRecord);
+  });
   let firstUp: () => void = () => {};
   const ready = new Promise<void>((r) => {
     firstUp = r;
@@ -301,15 +382,50 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   });
   link.start();
 
-  const dispatch = (route: RouteEntry, res: http.ServerResponse, off: number, gen: number, len: number) => {
-    let reqId = nextReq;
-    // u32 wrap; skip ids still pending (a request older than 4G requests would need it).
-    while (pending.has(reqId)) reqId = (reqId + 1) >>> 0;
-    nextReq = (reqId + 1) >>> 0;
-    pending.set(reqId, { res, off, gen, deadline: Date.now() + timeoutMs, route, t0: performance.now() });
+  /** Sends a request whose body is in the pool buffer `off`/`gen` (`len` bytes) into the chain. */
+  const dispatch = (route: RouteEntry, res: http.ServerResponse, head: boolean, off: number, gen: number, len: number) => {
+    const p = pending.take();
+    if (p === null) {
+      // More bodies completed than the in-flight bound had room for when they were accepted.
+      freeQuietly(pool, off, gen);
+      return respond(res, 503, 'too many requests in flight\n', TEXT);
+    }
+    p.res = res;
+    p.head = head;
+    p.deadline = Date.now() + timeoutMs;
+    p.t0 = metrics ? performance.now() : 0;
+    // The route is taken as it was when the request arrived; it may have changed since.
+    p.route = route;
+    const d = p.d;
+    d.route = route.slot;
+    d.hop = 0;
+    d.flags = 0;
+    d.gwInst = gwInst;
+    d.status = 0;
+    d.bufOff = off;
+    d.bufLen = len;
+    d.bufGen = gen;
     armTimer();
-    out.add({ route: route.slot, hop: 0, flags: 0, gwInst, status: 0, reqId, bufOff: off, bufLen: len, bufGen: gen }, route.hops[0]!);
+    outReqs[outN] = p;
+    outIds[outN] = p.id;
+    outKeys[outN] = route.hops[0]!;
+    outN++;
     scheduleFlush();
+  };
+
+  /** Takes a pool buffer, copies the body into it (`one` chunk, or `parts`) and dispatches. */
+  const toChain = (route: RouteEntry, res: http.ServerResponse, head: boolean, one: Buffer | null, parts: Buffer[] | null, len: number) => {
+    const b = pool.alloc(owner);
+    if (!b) return respond(res, 503, 'pool exhausted\n', TEXT);
+    if (len > 0) {
+      const view = bufs.at(b.offset);
+      if (one !== null) one.copy(view, 0);
+      else {
+        let at = 0;
+        for (const c of parts!) at += c.copy(view, at);
+      }
+    }
+    dispatch(route, res, head, b.offset, b.gen, len);
   };
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -332,57 +448,55 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       if (counts.count(fn) === 0) return respond(res, 503, `function ${fnNames.get(fn) ?? `#${fn}`} has no live instance\n`, TEXT);
     }
     const head = req.method === 'HEAD';
-    if (head) headOnly.add(res);
-    if (declaredLen === 0 || (declaredLen < 0 && req.headers['transfer-encoding'] === undefined)) {
-      const b = pool.alloc(owner);
-      if (!b) return respond(res, 503, 'pool exhausted\n', TEXT);
-      return dispatch(route, res, b.offset, b.gen, 0);
-    }
+    if (declaredLen === 0 || (declaredLen < 0 && req.headers['transfer-encoding'] === undefined)) return toChain(route, res, head, null, null, 0);
     // The body is collected first and copied into a pool buffer once complete: a client that
-    // sends it slowly holds memory of its own (at most one buffer's worth), never a pool buffer.
-    let chunks: Buffer[] | null = [];
+    // sends it slowly holds memory of its own (at most one buffer's worth), never a pool buffer;
+    // one that goes away before it is complete leaves nothing behind (no listener for that is
+    // needed). With a content-length the request goes on as soon as the last byte is in: 'end'
+    // comes a tick later.
+    let parts: Buffer[] | null = null;
     let at = 0;
+    let done = false;
     req.on('data', (chunk: Buffer) => {
-      if (chunks === null) return;
+      if (done) return;
       if (at + chunk.length > bufSize) {
-        chunks = null;
+        done = true;
         respond(res, 413, `body larger than ${bufSize} bytes\n`, TEXT, true);
         return;
       }
-      chunks.push(chunk);
-      at += chunk.length;
-    });
-    req.on('end', () => {
-      if (chunks === null) return;
-      const parts = chunks;
-      chunks = null;
-      const b = pool.alloc(owner);
-      if (!b) return respond(res, 503, 'pool exhausted\n', TEXT);
-      const view = pool.bytes(b.offset, bufSize);
-      let off = 0;
-      for (const c of parts) {
-        view.set(c, off);
-        off += c.length;
+      if (at === 0 && chunk.length === declaredLen) {
+        // The whole body in one chunk (the usual case): copied straight from it.
+        done = true;
+        toChain(route, res, head, chunk, null, declaredLen);
+        return;
       }
-      // The route is taken as it was when the request arrived; it may have changed since.
-      dispatch(route, res, b.offset, b.gen, at);
+      if (parts === null) parts = [];
+      parts.push(chunk);
+      at += chunk.length;
+      if (at === declaredLen) {
+        done = true;
+        toChain(route, res, head, null, parts, at);
+      }
     });
-    // A client gone before the body ended: nothing was allocated, nothing to give back.
-    req.on('close', () => {
-      chunks = null;
-    });
-    req.on('error', () => {
-      chunks = null;
-    });
+    if (declaredLen < 0) {
+      req.on('end', () => {
+        if (done) return;
+        done = true;
+        toChain(route, res, head, null, parts, at);
+      });
+    }
   };
 
   const instanceDown = (fnId: number, inst: number, before: readonly number[]): number => {
     if (before.length === 0) return 0;
     let failed = 0;
-    for (const [id, p] of pending) {
-      if (!p.route.hops.includes(fnId) || before[id % before.length] !== inst) continue;
-      fail(id, 503, `instance ${inst} of ${fnNames.get(fnId) ?? `#${fnId}`} died`);
-      failed++;
+    for (let p = pending.first(); p !== null; ) {
+      const next = p.next;
+      if (p.route.hops.includes(fnId) && before[p.id % before.length] === inst) {
+        fail(p.id, 503, `instance ${inst} of ${fnNames.get(fnId) ?? `#${fnId}`} died`);
+        failed++;
+      }
+      p = next;
     }
     return failed;
   };
@@ -439,12 +553,14 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       closing = true;
       if (timer) clearTimeout(timer);
       timer = null;
-      for (const [id] of pending) fail(id, 503, 'gateway closing');
+      for (let p = pending.first(); p !== null; p = pending.first()) fail(p.id, 503, 'gateway closing');
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
       link.close();
+      mem.close();
+      bufs.close();
       if (ownPool) (pool as Pool).close();
     },
   };
