@@ -1,19 +1,33 @@
 /**
  * Chain benchmark: one three-function chain (upper -> reverse -> stamp, bench/chain/work.ts) run
- * four ways, side by side in one run:
- *   bpfctl-ts     bpfctl: sk_msg redirects descriptors of a shared pool, TypeScript functions
- *   tcp           the same functions over plain TCP between Node processes (payload in the frames)
- *   http-sidecar  Knative-style: every function an HTTP server behind its own proxy sidecar
- *   bpfctl-c      bpfctl with the same functions in C
+ * seven ways, side by side in one run (bench/chain/variants.ts):
+ *   bpfctl-ts         bpfctl: sk_msg redirects descriptors of a shared pool, TypeScript functions
+ *   tcp               the same functions over plain TCP between Node processes (payload in the
+ *                     frames): the reference every ratio is taken against
+ *   http-sidecar      Knative-style: every function an HTTP server behind its own proxy sidecar
+ *   bpfctl-c          bpfctl with the same functions in C
+ *   http-direct       every function an HTTP server calling the next one itself (no sidecars)
+ *   bpfctl-ts-native  bpfctl-ts behind the native (C) gateway
+ *   bpfctl-c-native   bpfctl-c behind the native gateway
  *
- * HTTP level: wrk against each entry at 1, 16 and 64 connections (requests/s, p50/p99, CPU per
- * request of all the variant's processes from /proc), and the CPU of the warm chain left idle.
+ * HTTP level: every variant is started first and stays up; then rounds of wrk points at 1, 16,
+ * 64 and 256 connections, the variants in a different order in every round and at every
+ * concurrency, so that the machine's drift (it is shared, 2 vCPUs) spreads over all of them.
+ * Each point: requests/s, p50/p99/p99.9, CPU per request of all the variant's processes (from
+ * each thread's schedstat). A variant's row is the median of its rounds; a ratio vs tcp is the
+ * median of the per-round ratios (each round's points are seconds apart).
+ * Idle: after the load, every variant's warm chain with no traffic, all at once, and two fresh
+ * `bpfctl run examples/hello-chain` (compiled and from sources: the whole process tree, from 10 s
+ * after start over 20 s; bench/chain/hello-idle.ts).
  * Descriptor level (no HTTP): a driver keeps 32 requests circulating through the functions
- * (bpfctl: its own socket registered as a gateway instance, hop 0 descriptors; tcp: its framing).
+ * (bpfctl: its own socket registered as a gateway instance, hop 0 descriptors; tcp: its framing),
+ * in alternating rounds.
  *
- * Run: node --import tsx bench/chain.ts [--quick]   (root; writes bench/results/chain.json)
- * Loop only (no HTTP level; prints, writes nothing): CHAIN_LOOP_ONLY=1, optionally
- * CHAIN_VARIANTS=bpfctl-ts,tcp and CHAIN_LOOP_ROUNDS=n (default 3; --quick: 1).
+ * Run: npm run bench -- chain [--quick]   (root; writes bench/results/chain.json; --quick, a
+ * ~1.5 minute smoke run, writes .cache/bench/chain-quick.json instead)
+ * CHAIN_VARIANTS=bpfctl-ts,tcp  only these (tcp is added: it is the reference)
+ * CHAIN_LOOP_ONLY=1             descriptor level only (prints, writes nothing); CHAIN_LOOP_ROUNDS=n
+ * CHAIN_ROUNDS=n                HTTP rounds (default 3; --quick: 1)
  * Every process started is stopped and every policy unloaded, on errors and Ctrl-C too.
  */
 import { execFileSync } from 'node:child_process';
@@ -22,26 +36,68 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoopResult } from './chain/driver/loop.ts';
-import { killAllSync, stopAll, totalCpu } from './chain/proc.ts';
+import { type HelloIdle, type HelloRun, startHello } from './chain/hello-idle.ts';
+import { killAllSync, stopAll, totalCpu, wakeups } from './chain/proc.ts';
 import { startVariant, VARIANTS, type Variant, type VariantName } from './chain/variants.ts';
 import { expected, PAYLOAD } from './chain/work.ts';
 import { runWrk } from './chain/wrk.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const CONCURRENCY = [1, 16, 64] as const;
+const CONCURRENCY = [1, 16, 64, 256] as const;
 const LOOP_VARIANTS: readonly VariantName[] = ['bpfctl-ts', 'tcp', 'bpfctl-c'];
+const BPFCTL_VARIANTS: readonly VariantName[] = ['bpfctl-ts', 'bpfctl-c', 'bpfctl-ts-native', 'bpfctl-c-native'];
+const REFERENCE: VariantName = 'tcp';
 
+/** One wrk point of one round. */
+export interface HttpPoint {
+  name: VariantName;
+  concurrency: number;
+  round: number;
+  rps: number;
+  p50_us: number;
+  p99_us: number;
+  p999_us: number;
+  cpu_us_per_req: number;
+  requests: number;
+  errors: number;
+}
+
+/** A variant at one concurrency: the median of its rounds (errors: the sum). */
 export interface HttpRow {
   name: VariantName;
   concurrency: number;
   rps: number;
   p50_us: number;
   p99_us: number;
+  p999_us: number;
   cpu_us_per_req: number;
   idle_cpu_pct: number;
   requests: number;
   /** Non-2xx answers and socket errors wrk saw (0 in a valid run). */
   errors: number;
+  rounds: number;
+}
+
+/** Median (and range) of the per-round ratios of a variant to tcp at one concurrency. */
+export interface PairedRatio {
+  name: VariantName;
+  concurrency: number;
+  rps: Spread;
+  p99: Spread;
+  cpu_per_req: Spread;
+}
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export interface IdleRow {
+  name: VariantName;
+  cpu_pct: number;
+  wakeups_per_s: number;
+  processes: number;
 }
 
 export interface LoopRow {
@@ -64,11 +120,19 @@ export interface Target {
 }
 
 export interface ChainBenchResult {
+  /** One row per variant and concurrency (medians of the rounds). */
   variants: HttpRow[];
+  /** Every point of every round. */
+  http_rounds: HttpPoint[];
+  /** Ratios to tcp, medians of the per-round pairs. */
+  vs_tcp: PairedRatio[];
+  idle: IdleRow[];
+  /** `bpfctl run examples/hello-chain`, idle from 10 s after start over 20 s. */
+  hello_idle: HelloIdle[];
   /** The best round of each variant (by rt/s); every round is in `loop_rounds`. */
   loop: LoopRow[];
   loop_rounds: LoopRow[][];
-  /** Not one of the four variants: tcp with a write per frame, for context. */
+  /** Not a variant: tcp with a write per frame, for context. */
   loop_reference: (Omit<LoopRow, 'name'> & { name: string })[];
   ratios: Record<string, number>;
   targets: Target[];
@@ -78,8 +142,10 @@ export interface ChainBenchResult {
 
 interface Settings {
   quick: boolean;
+  rounds: number;
   httpSeconds: number;
   warmupSeconds: number;
+  /** From the last load (and the hello chains' start) to the idle window. */
   settleMs: number;
   idleSeconds: number;
   loop: { inflight: number; warmupMs: number; measureMs: number };
@@ -90,15 +156,31 @@ const LOOP_ONLY = process.env.CHAIN_LOOP_ONLY === '1';
 
 function settings(quick: boolean): Settings {
   const s: Settings = quick
-    ? { quick, httpSeconds: 2, warmupSeconds: 1, settleMs: 2000, idleSeconds: 3, loop: { inflight: 32, warmupMs: 1000, measureMs: 2000 }, loopRounds: 1 }
-    : { quick, httpSeconds: 5, warmupSeconds: 2, settleMs: 10_000, idleSeconds: 10, loop: { inflight: 32, warmupMs: 1500, measureMs: 5000 }, loopRounds: 3 };
-  const rounds = Number(process.env.CHAIN_LOOP_ROUNDS);
-  if (Number.isInteger(rounds) && rounds > 0) s.loopRounds = rounds;
+    ? { quick, rounds: 1, httpSeconds: 1, warmupSeconds: 1, settleMs: 3000, idleSeconds: 4, loop: { inflight: 32, warmupMs: 500, measureMs: 1500 }, loopRounds: 1 }
+    : { quick, rounds: 3, httpSeconds: 2, warmupSeconds: 2, settleMs: 10_000, idleSeconds: 20, loop: { inflight: 32, warmupMs: 1000, measureMs: 3000 }, loopRounds: 3 };
+  const env = (name: string) => {
+    const n = Number(process.env[name]);
+    return Number.isInteger(n) && n > 0 ? n : null;
+  };
+  s.rounds = env('CHAIN_ROUNDS') ?? s.rounds;
+  s.loopRounds = env('CHAIN_LOOP_ROUNDS') ?? s.loopRounds;
   return s;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stderr.write(`[chain bench] ${s}\n`);
+
+function median(xs: number[]): number {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+function spread(xs: number[]): Spread {
+  const v = xs.filter(Number.isFinite);
+  return { median: median(v), min: v.length ? Math.min(...v) : Number.NaN, max: v.length ? Math.max(...v) : Number.NaN };
+}
 
 /** One POST of the payload; the variant must answer exactly what the chain computes. */
 async function check(v: Variant): Promise<void> {
@@ -109,42 +191,75 @@ async function check(v: Variant): Promise<void> {
   }
 }
 
-async function measureHttp(v: Variant, s: Settings): Promise<HttpRow[]> {
-  await check(v);
-  // JIT and connection pools warm before anything counts.
-  await runWrk(v.url, 16, s.warmupSeconds);
-  const rows: HttpRow[] = [];
-  for (const c of CONCURRENCY) {
-    const pids = v.pids();
-    const cpu0 = totalCpu(pids);
-    const w = await runWrk(v.url, c, s.httpSeconds);
-    const cpu = totalCpu(pids) - cpu0;
-    rows.push({
-      name: v.name,
-      concurrency: c,
-      rps: w.rps,
-      p50_us: w.p50_us,
-      p99_us: w.p99_us,
-      cpu_us_per_req: w.requests ? (cpu * 1e6) / w.requests : Number.NaN,
-      idle_cpu_pct: Number.NaN,
-      requests: w.requests,
-      errors: w.non2xx + w.errors,
-    });
-    log(`${v.name} c=${c}: ${w.rps.toFixed(0)} req/s, p50 ${w.p50_us} us, p99 ${w.p99_us} us`);
-  }
-  // Idle: the whole process tree for idleSeconds, once the last load has settled. V8's memory
-  // reducer runs a few garbage collections in the seconds after allocation stops (measured here:
-  // 10-70 ms of CPU per process, 2-17 s after wrk ends, then nothing); that is the burst's cost,
-  // not the idle chain's, and the settle time lets it pass. A chain that polled would show in
-  // the window whatever the settle time.
-  await sleep(s.settleMs);
+async function point(v: Variant, c: number, round: number, seconds: number): Promise<HttpPoint> {
   const pids = v.pids();
   const cpu0 = totalCpu(pids);
-  await sleep(s.idleSeconds * 1000);
-  const idle = ((totalCpu(pids) - cpu0) / s.idleSeconds) * 100;
-  for (const r of rows) r.idle_cpu_pct = idle;
-  log(`${v.name} idle: ${idle.toFixed(2)}% of a core`);
-  return rows;
+  const w = await runWrk(v.url, c, seconds);
+  const cpu = totalCpu(pids) - cpu0;
+  return {
+    name: v.name,
+    concurrency: c,
+    round,
+    rps: w.rps,
+    p50_us: w.p50_us,
+    p99_us: w.p99_us,
+    p999_us: w.p999_us,
+    cpu_us_per_req: w.requests ? (cpu * 1e6) / w.requests : Number.NaN,
+    requests: w.requests,
+    errors: w.non2xx + w.errors,
+  };
+}
+
+/** `xs` rotated by `k`: every round and concurrency starts with another variant. */
+const rotate = <T>(xs: readonly T[], k: number): T[] => xs.map((_, i) => xs[(i + k) % xs.length]!);
+
+function rows(points: HttpPoint[], idle: IdleRow[]): HttpRow[] {
+  const out: HttpRow[] = [];
+  for (const name of VARIANTS) {
+    for (const c of CONCURRENCY) {
+      const ps = points.filter((p) => p.name === name && p.concurrency === c);
+      if (!ps.length) continue;
+      const m = (f: (p: HttpPoint) => number) => median(ps.map(f));
+      out.push({
+        name,
+        concurrency: c,
+        rps: m((p) => p.rps),
+        p50_us: m((p) => p.p50_us),
+        p99_us: m((p) => p.p99_us),
+        p999_us: m((p) => p.p999_us),
+        cpu_us_per_req: m((p) => p.cpu_us_per_req),
+        idle_cpu_pct: idle.find((i) => i.name === name)?.cpu_pct ?? Number.NaN,
+        requests: ps.reduce((a, p) => a + p.requests, 0),
+        errors: ps.reduce((a, p) => a + p.errors, 0),
+        rounds: ps.length,
+      });
+    }
+  }
+  return out;
+}
+
+function pairedVs(points: HttpPoint[], reference: VariantName): PairedRatio[] {
+  const out: PairedRatio[] = [];
+  for (const name of VARIANTS) {
+    if (name === reference) continue;
+    for (const c of CONCURRENCY) {
+      const pairs: [HttpPoint, HttpPoint][] = [];
+      for (const p of points) {
+        if (p.name !== name || p.concurrency !== c) continue;
+        const t = points.find((q) => q.name === reference && q.concurrency === c && q.round === p.round);
+        if (t) pairs.push([p, t]);
+      }
+      if (!pairs.length) continue;
+      out.push({
+        name,
+        concurrency: c,
+        rps: spread(pairs.map(([a, b]) => a.rps / b.rps)),
+        p99: spread(pairs.map(([a, b]) => a.p99_us / b.p99_us)),
+        cpu_per_req: spread(pairs.map(([a, b]) => a.cpu_us_per_req / b.cpu_us_per_req)),
+      });
+    }
+  }
+  return out;
 }
 
 function loopRow(name: VariantName, r: LoopResult): LoopRow {
@@ -160,49 +275,74 @@ function loopRow(name: VariantName, r: LoopResult): LoopRow {
   };
 }
 
-function ratiosAndTargets(rows: HttpRow[], loop: LoopRow[]): { ratios: Record<string, number>; targets: Target[] } {
+const key = (n: VariantName) => n.replace(/-/g, '_');
+
+function ratiosAndTargets(points: HttpPoint[], vsTcp: PairedRatio[], idle: IdleRow[], hello: HelloIdle[], rounds: LoopRow[][]): { ratios: Record<string, number>; targets: Target[] } {
   const ratios: Record<string, number> = {};
   const targets: Target[] = [];
-  const at = (n: VariantName, c: number) => rows.find((r) => r.name === n && r.concurrency === c);
-  for (const c of CONCURRENCY) {
-    const a = at('bpfctl-ts', c);
-    const k = at('http-sidecar', c);
-    const t = at('tcp', c);
-    if (a && k) {
-      ratios[`http_c${c}_rps_bpfctl_ts_vs_http_sidecar`] = a.rps / k.rps;
-      ratios[`http_c${c}_p50_bpfctl_ts_vs_http_sidecar`] = a.p50_us / k.p50_us;
-      ratios[`http_c${c}_cpu_bpfctl_ts_vs_http_sidecar`] = a.cpu_us_per_req / k.cpu_us_per_req;
-      if (c !== 1) {
-        targets.push({ what: `HTTP c=${c}: bpfctl-ts rps / http-sidecar rps`, value: a.rps / k.rps, target: '>= 5', met: a.rps / k.rps >= 5 });
-        targets.push({ what: `HTTP c=${c}: bpfctl-ts p50 / http-sidecar p50`, value: a.p50_us / k.p50_us, target: '<= 0.2', met: a.p50_us / k.p50_us <= 0.2 });
-      }
-    }
-    if (a && t) ratios[`http_c${c}_rps_bpfctl_ts_vs_tcp`] = a.rps / t.rps;
-    const d = at('bpfctl-c', c);
-    if (d && k) ratios[`http_c${c}_rps_bpfctl_c_vs_http_sidecar`] = d.rps / k.rps;
+  const add = (what: string, value: number, target: string, met: (v: number) => boolean) => {
+    if (Number.isFinite(value)) targets.push({ what, value, target, met: met(value) });
+  };
+  for (const r of vsTcp) {
+    ratios[`http_c${r.concurrency}_rps_${key(r.name)}_vs_tcp`] = r.rps.median;
+    ratios[`http_c${r.concurrency}_p99_${key(r.name)}_vs_tcp`] = r.p99.median;
+    ratios[`http_c${r.concurrency}_cpu_${key(r.name)}_vs_tcp`] = r.cpu_per_req.median;
   }
-  for (const n of VARIANTS) {
-    const r = rows.find((x) => x.name === n);
-    if (r) targets.push({ what: `idle CPU of the warm ${n} chain (% of a core)`, value: r.idle_cpu_pct, target: '< 1', met: r.idle_cpu_pct < 1 });
+  const vs = (n: VariantName, c: number) => vsTcp.find((r) => r.name === n && r.concurrency === c);
+  for (const c of [16, 64]) {
+    const r = vs('bpfctl-ts', c);
+    if (!r) continue;
+    add(`HTTP c=${c}: bpfctl-ts req/s / tcp`, r.rps.median, '>= 1.0', (v) => v >= 1.0);
+    add(`HTTP c=${c}: bpfctl-ts CPU per request / tcp`, r.cpu_per_req.median, '<= 1.0', (v) => v <= 1.0);
+    add(`HTTP c=${c}: bpfctl-ts p99 / tcp`, r.p99.median, '<= 1.2', (v) => v <= 1.2);
   }
-  const la = loop.find((r) => r.name === 'bpfctl-ts');
-  const lb = loop.find((r) => r.name === 'tcp');
-  const ld = loop.find((r) => r.name === 'bpfctl-c');
-  if (la && lb) {
-    ratios.loop_rt_bpfctl_ts_vs_tcp = la.rt_per_s / lb.rt_per_s;
-    ratios.loop_cpu_bpfctl_ts_vs_tcp = la.cpu_us_per_rt / lb.cpu_us_per_rt;
-    ratios.loop_p50_bpfctl_ts_vs_tcp = la.p50_us / lb.p50_us;
-    targets.push({ what: 'loop: bpfctl-ts rt/s / tcp rt/s', value: ratios.loop_rt_bpfctl_ts_vs_tcp, target: '>= 1.3', met: ratios.loop_rt_bpfctl_ts_vs_tcp >= 1.3 });
-    targets.push({ what: 'loop: bpfctl-ts CPU/rt / tcp CPU/rt', value: ratios.loop_cpu_bpfctl_ts_vs_tcp, target: '<= 0.8', met: ratios.loop_cpu_bpfctl_ts_vs_tcp <= 0.8 });
+  // Against http-sidecar (paired by round like the rest).
+  const vsSidecar = pairedVs(points, 'http-sidecar');
+  for (const r of vsSidecar) {
+    ratios[`http_c${r.concurrency}_rps_${key(r.name)}_vs_http_sidecar`] = r.rps.median;
+    ratios[`http_c${r.concurrency}_cpu_${key(r.name)}_vs_http_sidecar`] = r.cpu_per_req.median;
   }
-  if (ld && lb) {
-    ratios.loop_rt_bpfctl_c_vs_tcp = ld.rt_per_s / lb.rt_per_s;
-    ratios.loop_cpu_bpfctl_c_vs_tcp = ld.cpu_us_per_rt / lb.cpu_us_per_rt;
+  for (const c of [16, 64]) {
+    const a = vsSidecar.find((r) => r.name === 'bpfctl-ts' && r.concurrency === c);
+    const p50 = spread(
+      points
+        .filter((p) => p.name === 'bpfctl-ts' && p.concurrency === c)
+        .map((p) => p.p50_us / (points.find((q) => q.name === 'http-sidecar' && q.concurrency === c && q.round === p.round)?.p50_us ?? Number.NaN)),
+    ).median;
+    ratios[`http_c${c}_p50_bpfctl_ts_vs_http_sidecar`] = p50;
+    if (a) add(`HTTP c=${c}: bpfctl-ts req/s / http-sidecar`, a.rps.median, '>= 5', (v) => v >= 5);
+    add(`HTTP c=${c}: bpfctl-ts p50 / http-sidecar`, p50, '<= 0.2', (v) => v <= 0.2);
   }
+  const native = vs('bpfctl-ts-native', 64);
+  if (native) {
+    add('HTTP c=64: bpfctl-ts-native req/s / tcp', native.rps.median, '>= 1.8', (v) => v >= 1.8);
+    add('HTTP c=64: bpfctl-ts-native p99 / tcp', native.p99.median, '<= 1.0', (v) => v <= 1.0);
+    const s = vsSidecar.find((r) => r.name === 'bpfctl-ts-native' && r.concurrency === 64);
+    if (s) add('HTTP c=64: bpfctl-ts-native req/s / http-sidecar', s.rps.median, '>= 15', (v) => v >= 15);
+  }
+  for (const i of idle) if (BPFCTL_VARIANTS.includes(i.name)) add(`idle CPU of the warm ${i.name} chain (% of a core)`, i.cpu_pct, '< 0.5', (v) => v < 0.5);
+  for (const h of hello) add(`idle CPU of bpfctl run examples/hello-chain, ${h.mode} (% of a core, whole tree)`, h.cpu_pct, '< 0.5', (v) => v < 0.5);
+  // Descriptor level: per-round pairs, like the HTTP level.
+  const pair = (a: VariantName, f: (r: LoopRow) => number) =>
+    spread(
+      rounds.map((rs) => {
+        const x = rs.find((r) => r.name === a);
+        const t = rs.find((r) => r.name === REFERENCE);
+        return x && t ? f(x) / f(t) : Number.NaN;
+      }),
+    ).median;
+  for (const n of ['bpfctl-ts', 'bpfctl-c'] as const) {
+    ratios[`loop_rt_${key(n)}_vs_tcp`] = pair(n, (r) => r.rt_per_s);
+    ratios[`loop_cpu_${key(n)}_vs_tcp`] = pair(n, (r) => r.cpu_us_per_rt);
+  }
+  ratios.loop_p50_bpfctl_ts_vs_tcp = pair('bpfctl-ts', (r) => r.p50_us);
+  add('loop: bpfctl-ts rt/s / tcp rt/s (median of paired rounds)', ratios.loop_rt_bpfctl_ts_vs_tcp!, '>= 1.3', (v) => v >= 1.3);
+  add('loop: bpfctl-ts CPU/rt / tcp CPU/rt (median of paired rounds)', ratios.loop_cpu_bpfctl_ts_vs_tcp!, '<= 0.8', (v) => v <= 0.8);
+  for (const [k, v] of Object.entries(ratios)) if (!Number.isFinite(v)) delete ratios[k];
   return { ratios, targets };
 }
 
-function machine(s: Settings, startLoad: number[], seconds: number): Record<string, unknown> {
+function machine(s: Settings, loads: number[][], seconds: number): Record<string, unknown> {
   let wrk = 'unknown';
   try {
     wrk = execFileSync('wrk', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0] ?? wrk;
@@ -210,6 +350,7 @@ function machine(s: Settings, startLoad: number[], seconds: number): Record<stri
     // wrk -v exits 1 after printing its version.
     wrk = String((err as { stdout?: string }).stdout ?? '').split('\n')[0] || wrk;
   }
+  const one = loads.map((l) => l[0]!);
   return {
     when: new Date().toISOString(),
     cpus: os.cpus().length,
@@ -218,35 +359,53 @@ function machine(s: Settings, startLoad: number[], seconds: number): Record<stri
     node: process.version,
     wrk,
     quick: s.quick,
+    rounds: s.rounds,
     http_seconds: s.httpSeconds,
     idle_seconds: s.idleSeconds,
     idle_settle_seconds: s.settleMs / 1000,
     loop: s.loop,
     loop_rounds: s.loopRounds,
     payload_bytes: PAYLOAD.length,
-    loadavg_start: startLoad,
-    loadavg_end: os.loadavg(),
+    loadavg_start: loads[0],
+    loadavg_end: loads[loads.length - 1],
+    // The 1-minute load average at every round boundary: how busy the shared machine was.
+    loadavg_1m_samples: one,
     bench_seconds: Math.round(seconds),
   };
 }
 
-const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+const fmt = (n: number | undefined, d = 0) => (n !== undefined && Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '-');
 
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+function table(head: string[], body: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
-  return `${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n`;
+  return `${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${body.map(line).join('\n')}\n`;
 }
+
+const x = (s: Spread) => `${fmt(s.median, 2)}x (${fmt(s.min, 2)}-${fmt(s.max, 2)})`;
 
 export function print(r: ChainBenchResult): void {
   const out: string[] = [];
-  out.push('HTTP level (wrk, POST of the payload)');
+  const n = (r.machine.rounds as number) ?? 1;
+  out.push(`HTTP level (wrk -t1, POST of the payload; median of ${n} round${n === 1 ? '' : 's'})`);
   out.push(
     table(
-      ['variant', 'conc', 'req/s', 'p50 us', 'p99 us', 'CPU us/req', 'idle CPU %', 'errors'],
-      r.variants.map((v) => [v.name, String(v.concurrency), fmt(v.rps), fmt(v.p50_us), fmt(v.p99_us), fmt(v.cpu_us_per_req, 1), fmt(v.idle_cpu_pct, 2), String(v.errors)]),
+      ['variant', 'conc', 'req/s', 'p50 us', 'p99 us', 'p99.9 us', 'CPU us/req', 'errors'],
+      r.variants.map((v) => [v.name, String(v.concurrency), fmt(v.rps), fmt(v.p50_us), fmt(v.p99_us), fmt(v.p999_us), fmt(v.cpu_us_per_req, 1), String(v.errors)]),
     ),
   );
+  out.push('Against tcp (median of the per-round ratios, range in brackets)');
+  out.push(table(['variant', 'conc', 'req/s', 'p99', 'CPU/req'], r.vs_tcp.map((v) => [v.name, String(v.concurrency), x(v.rps), x(v.p99), x(v.cpu_per_req)])));
+  out.push('Idle (warm chains after the load, no traffic, all at once)');
+  out.push(table(['variant', 'CPU % of a core', 'wakeups/s', 'processes'], r.idle.map((i) => [i.name, fmt(i.cpu_pct, 3), fmt(i.wakeups_per_s, 1), String(i.processes)])));
+  for (const h of r.hello_idle) {
+    if (h.skipped) {
+      out.push(`bpfctl run examples/hello-chain (${h.mode}): skipped: ${h.skipped}\n`);
+      continue;
+    }
+    out.push(`bpfctl run examples/hello-chain (${h.mode}${h.built ? `, dist built ${h.built}` : ''}): ${fmt(h.cpu_pct, 3)}% of a core, ${fmt(h.wakeups_per_s, 1)} wakeups/s`);
+    out.push(table(['process', 'pid', 'CPU %', 'wakeups/s'], h.processes.map((p) => [p.what, String(p.pid), fmt(p.cpu_pct, 3), fmt(p.wakeups_per_s, 1)])));
+  }
   out.push(`Descriptor level (32 in flight, no HTTP; best of ${r.loop_rounds.length} round${r.loop_rounds.length === 1 ? '' : 's'})`);
   out.push(
     table(
@@ -255,7 +414,9 @@ export function print(r: ChainBenchResult): void {
     ),
   );
   out.push('Targets');
-  out.push(table(['', 'value', 'target', 'met'], r.targets.map((t) => [t.what, fmt(t.value, 2), t.target, t.met ? 'yes' : 'NO'])));
+  out.push(table(['', 'value', 'target', 'met'], r.targets.map((t) => [t.what, fmt(t.value, t.value < 10 ? 2 : 1), t.target, t.met ? 'yes' : 'NO'])));
+  const loads = (r.machine.loadavg_1m_samples as number[] | undefined) ?? [];
+  if (loads.length) out.push(`1-minute load average during the run: ${fmt(Math.min(...loads), 2)}-${fmt(Math.max(...loads), 2)} (2 cores)\n`);
   for (const f of r.failures) out.push(`FAILED ${f.name}: ${f.error}\n`);
   process.stdout.write(`${out.join('\n')}`);
 }
@@ -263,11 +424,14 @@ export function print(r: ChainBenchResult): void {
 export async function run(opts: { quick?: boolean; variants?: readonly VariantName[] } = {}): Promise<ChainBenchResult> {
   const s = settings(opts.quick ?? process.argv.includes('--quick'));
   const fromEnv = process.env.CHAIN_VARIANTS?.split(',').filter((n): n is VariantName => (VARIANTS as readonly string[]).includes(n));
-  const wanted = opts.variants ?? (fromEnv?.length ? fromEnv : VARIANTS);
+  const asked = opts.variants ?? (fromEnv?.length ? fromEnv : VARIANTS);
+  // tcp is the reference of every ratio.
+  const wanted = VARIANTS.filter((n) => n === REFERENCE || asked.includes(n));
   const t0 = Date.now();
-  const startLoad = os.loadavg();
-  let current: Variant | null = null;
+  const loads: number[][] = [os.loadavg()];
   let interrupted = false;
+  const up: Variant[] = [];
+  const hellos: HelloRun[] = [];
 
   // Ctrl-C / kill: SIGTERM to every process started (a bpfctl host unloads its policy, even
   // mid-start), then leave. A second signal, or 'exit' with children still around, kills what
@@ -278,60 +442,109 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
       process.exit(130);
     }
     interrupted = true;
-    log(`${sig}: stopping ${current?.name ?? 'what was starting'} and leaving`);
+    log(`${sig}: stopping every variant and leaving`);
     void stopAll().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('exit', killAllSync);
 
-  const rows: HttpRow[] = [];
+  const points: HttpPoint[] = [];
+  const idle: IdleRow[] = [];
+  const helloIdle: HelloIdle[] = [];
   const loop: LoopRow[] = [];
   const rounds: LoopRow[][] = [];
   const loopRef: (Omit<LoopRow, 'name'> & { name: string })[] = [];
   const failures: { name: string; error: string }[] = [];
-  const up: Variant[] = [];
   const fail = (name: string, err: unknown) => {
     failures.push({ name, error: err instanceof Error ? err.message : String(err) });
     log(`${name} failed: ${err instanceof Error ? err.message : String(err)}`);
   };
   try {
-    // HTTP level, one variant at a time; those with a loop stay up (idle) for the loop rounds.
+    // Every variant up before anything is measured (starting one costs CPU), each checked once.
     for (const name of wanted) {
       if (interrupted) break;
       log(`starting ${name}`);
       let v: Variant | null = null;
       try {
-        v = current = await startVariant(name);
-        // Loop only: one checked request still proves the variant computes the right answer.
-        if (LOOP_ONLY) await check(v);
-        else rows.push(...(await measureHttp(v, s)));
-        if (v.loop && LOOP_VARIANTS.includes(name)) {
-          up.push(v);
-          v = null;
-        }
+        v = await startVariant(name);
+        await check(v);
+        up.push(v);
       } catch (err) {
         if (interrupted) break;
         fail(name, err);
-      } finally {
-        current = null;
-        if (v && !interrupted) await v.stop();
+        await v?.stop();
+      }
+    }
+    const http = LOOP_ONLY ? [] : up;
+    // JIT and connection pools warm before anything counts.
+    for (const v of http) {
+      if (interrupted) break;
+      await runWrk(v.url, 64, s.warmupSeconds);
+    }
+    for (let round = 0; round < s.rounds && !interrupted; round++) {
+      for (const [ci, c] of CONCURRENCY.entries()) {
+        for (const v of rotate(http, round * CONCURRENCY.length + ci)) {
+          if (interrupted) break;
+          try {
+            const p = await point(v, c, round, s.httpSeconds);
+            points.push(p);
+            log(`round ${round + 1} ${v.name} c=${c}: ${p.rps.toFixed(0)} req/s, p50 ${p.p50_us} us, p99 ${p.p99_us} us, ${p.cpu_us_per_req.toFixed(1)} us CPU/req`);
+          } catch (err) {
+            if (!interrupted) fail(`${v.name} c=${c}`, err);
+          }
+        }
+      }
+      loads.push(os.loadavg());
+    }
+    // Idle: the warm chains, all at once, once the load has settled; and two fresh bpfctl runs
+    // of examples/hello-chain, from 10 s after their start. V8's memory reducer runs a few
+    // garbage collections in the seconds after allocation stops (10-70 ms of CPU per process,
+    // 2-17 s after the load); the settle time lets most of that pass. A chain that polled, or
+    // ran a timer, shows in the window whatever the settle time.
+    if (!LOOP_ONLY && !interrupted) {
+      for (const mode of ['compiled', 'sources'] as const) hellos.push(startHello(mode));
+      for (const h of hellos) {
+        try {
+          await h.ready;
+        } catch (err) {
+          fail(`bpfctl run examples/hello-chain (${h.mode})`, err);
+        }
+      }
+      await sleep(s.settleMs);
+      const marks = http.map((v) => {
+        const pids = v.pids();
+        return { v, pids, cpu: totalCpu(pids), wake: pids.reduce((a, p) => a + wakeups(p), 0) };
+      });
+      for (const h of hellos) h.mark();
+      const w0 = performance.now();
+      await sleep(s.idleSeconds * 1000);
+      const secs = (performance.now() - w0) / 1000;
+      for (const m of marks) {
+        const cpu = totalCpu(m.pids) - m.cpu;
+        const wake = m.pids.reduce((a, p) => a + wakeups(p), 0) - m.wake;
+        idle.push({ name: m.v.name, cpu_pct: (cpu / secs) * 100, wakeups_per_s: wake / secs, processes: m.pids.length });
+        log(`${m.v.name} idle: ${((cpu / secs) * 100).toFixed(3)}% of a core, ${(wake / secs).toFixed(1)} wakeups/s`);
+      }
+      for (const h of hellos.splice(0)) {
+        const r = await h.finish();
+        helloIdle.push(r);
+        log(`bpfctl run examples/hello-chain (${r.mode}) idle: ${r.skipped ?? `${r.cpu_pct.toFixed(3)}% of a core, ${r.wakeups_per_s.toFixed(1)} wakeups/s`}`);
       }
     }
     // Descriptor level: rounds alternating between the variants, each variant's best round
-    // kept. Other work on a small shared VM moves single runs by tens of percent; alternating
-    // spreads that over all variants, and the best round is the least disturbed one.
+    // kept (and every round, for the paired ratios).
+    const loopers = up.filter((v) => v.loop && LOOP_VARIANTS.includes(v.name));
     for (let round = 0; round < s.loopRounds && !interrupted; round++) {
       const these: LoopRow[] = [];
-      for (const v of up) {
+      for (const v of rotate(loopers, round)) {
         if (interrupted) break;
         try {
           const r = loopRow(v.name, await v.loop!(s.loop));
           these.push(r);
           log(`${v.name} loop round ${round + 1}: ${r.rt_per_s.toFixed(0)} rt/s, p50 ${r.p50_us.toFixed(0)} us, ${r.cpu_us_per_rt.toFixed(2)} us CPU/rt`);
         } catch (err) {
-          if (interrupted) break;
-          fail(`${v.name} loop`, err);
+          if (!interrupted) fail(`${v.name} loop`, err);
         }
       }
       rounds.push(these);
@@ -348,7 +561,7 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
         if (!interrupted) fail('tcp-unbatched loop', err);
       }
     }
-    for (const v of up) {
+    for (const v of loopers) {
       const best = rounds
         .flat()
         .filter((r) => r.name === v.name)
@@ -356,29 +569,47 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
       if (best) loop.push(best);
     }
   } finally {
-    if (!interrupted) for (const v of up) await v.stop();
+    if (!interrupted) {
+      for (const h of hellos) await h.finish().catch(() => {});
+      for (const v of up) await v.stop();
+    }
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('exit', killAllSync);
   }
-  const { ratios, targets } = ratiosAndTargets(rows, loop);
+  loads.push(os.loadavg());
+  const vsTcp = pairedVs(points, REFERENCE);
+  const { ratios, targets } = ratiosAndTargets(points, vsTcp, idle, helloIdle, rounds);
   const unb = loopRef.find((r) => r.name === 'tcp-unbatched');
   const la = loop.find((r) => r.name === 'bpfctl-ts');
   if (unb && la) {
     ratios.loop_rt_bpfctl_ts_vs_tcp_unbatched = la.rt_per_s / unb.rt_per_s;
     ratios.loop_cpu_bpfctl_ts_vs_tcp_unbatched = la.cpu_us_per_rt / unb.cpu_us_per_rt;
   }
-  const result: ChainBenchResult = { variants: rows, loop, loop_rounds: rounds, loop_reference: loopRef, ratios, targets, failures, machine: machine(s, startLoad, (Date.now() - t0) / 1000) };
+  const result: ChainBenchResult = {
+    variants: rows(points, idle),
+    http_rounds: points,
+    vs_tcp: vsTcp,
+    idle,
+    hello_idle: helloIdle,
+    loop,
+    loop_rounds: rounds,
+    loop_reference: loopRef,
+    ratios,
+    targets,
+    failures,
+    machine: machine(s, loads, (Date.now() - t0) / 1000),
+  };
   // An interrupted run is partial: it must not replace the last complete results (the signal
-  // handler exits once everything is stopped).
+  // handler exits once everything is stopped). Loop-only runs print and write nothing.
   if (interrupted) return result;
-  if (LOOP_ONLY) {
-    // A partial run: printed, never replacing the last complete results.
-    print(result);
-    return result;
+  if (!LOOP_ONLY) {
+    // A quick run is a smoke test: it never replaces the recorded results.
+    const file = s.quick ? join(here, '../.cache/bench/chain-quick.json') : join(here, 'results/chain.json');
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    log(`wrote ${file}`);
   }
-  mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results/chain.json'), `${JSON.stringify(result, null, 2)}\n`);
   print(result);
   return result;
 }

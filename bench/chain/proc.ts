@@ -157,14 +157,53 @@ export function killAllSync(): void {
   live.clear();
 }
 
-/** utime + stime of a process (all its threads), in seconds; 0 once it is gone. */
+/**
+ * CPU time of a process (all its threads), in seconds; 0 once it is gone. From each thread's
+ * schedstat (nanoseconds): utime + stime in /proc/<pid>/stat count 10 ms ticks, too coarse for an
+ * idle chain (a 10 s window of an idle process reads 0 or 0.1% of a core). Falls back to the
+ * ticks when a thread's schedstat cannot be read.
+ */
 export function cpuSeconds(pid: number): number {
+  try {
+    let ns = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const f = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8');
+      const v = Number(f.slice(0, f.indexOf(' ')));
+      if (!Number.isFinite(v)) return tickSeconds(pid);
+      ns += v;
+    }
+    return ns / 1e9;
+  } catch {
+    return tickSeconds(pid);
+  }
+}
+
+/** utime + stime from /proc/<pid>/stat (clock ticks), in seconds; 0 once the process is gone. */
+function tickSeconds(pid: number): number {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm (field 2) may hold spaces and parentheses: count fields from the last ')'.
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     // f[0] is field 3 (state): utime and stime are fields 14 and 15.
     return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * How many times the process's threads went to sleep (voluntary context switches, all threads):
+ * each is a wait that ended in a wakeup, so an idle process that polls or runs a timer shows here
+ * even when its CPU time rounds to nothing. 0 once it is gone.
+ */
+export function wakeups(pid: number): number {
+  try {
+    let n = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const m = /\nvoluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8'));
+      if (m) n += Number(m[1]);
+    }
+    return n;
   } catch {
     return 0;
   }

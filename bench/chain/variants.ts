@@ -1,10 +1,13 @@
 /**
- * The four variants of the chain bench, each started as a set of processes the bench can
- * measure (`roots`: their process trees are the variant's CPU) and stop:
- *   bpfctl-ts     bpfctl (sk_msg + pool) with the TypeScript functions of ./bpfctl
- *   tcp           the same functions over plain TCP between Node processes (./tcp)
- *   http-sidecar  Knative-style: an HTTP server per function behind its own proxy sidecar (./http)
- *   bpfctl-c      bpfctl with the C functions of ./c
+ * The variants of the chain bench, each started as a set of processes the bench can measure
+ * (`pids`: their process trees are the variant's CPU) and stop:
+ *   bpfctl-ts         bpfctl (sk_msg + pool) with the TypeScript functions of ./bpfctl
+ *   tcp               the same functions over plain TCP between Node processes (./tcp)
+ *   http-sidecar      Knative-style: an HTTP server per function behind its own proxy sidecar (./http)
+ *   bpfctl-c          bpfctl with the C functions of ./c
+ *   http-direct       an HTTP server per function, each calling the next one itself (./http)
+ *   bpfctl-ts-native  bpfctl-ts behind the native (C) gateway (`gateway: { engine: 'native' }`)
+ *   bpfctl-c-native   bpfctl-c behind the native gateway
  */
 import { fileURLToPath } from 'node:url';
 import type { LoopResult } from './driver/loop.ts';
@@ -12,7 +15,7 @@ import { type Child, processTree, spawnTs } from './proc.ts';
 import { startHttpChain } from './http/start.ts';
 import { startTcpChain, startTcpFunctions } from './tcp/start.ts';
 
-export const VARIANTS = ['bpfctl-ts', 'tcp', 'http-sidecar', 'bpfctl-c'] as const;
+export const VARIANTS = ['bpfctl-ts', 'tcp', 'http-sidecar', 'bpfctl-c', 'http-direct', 'bpfctl-ts-native', 'bpfctl-c-native'] as const;
 export type VariantName = (typeof VARIANTS)[number];
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
@@ -46,11 +49,14 @@ function loopArgs(s: LoopSettings): string[] {
   return ['--inflight', String(s.inflight), '--warmup', String(s.warmupMs), '--measure', String(s.measureMs)];
 }
 
-async function startBpfctl(name: 'bpfctl-ts' | 'bpfctl-c', policy: string): Promise<Variant> {
+type BpfctlVariant = 'bpfctl-ts' | 'bpfctl-c' | 'bpfctl-ts-native' | 'bpfctl-c-native';
+
+async function startBpfctl(name: BpfctlVariant, policy: string): Promise<Variant> {
   const host = spawnTs(`${name}-host`, here('./bpfctl/host.ts'), [policy]);
   let info: string;
   try {
-    // Cold start includes building the C functions (cached after the first run) and tsx.
+    // Cold start includes building the C functions and the native gateway (cached after the
+    // first run) and tsx.
     info = (await host.line(/^ready (.*)$/, 120_000))[1]!;
   } catch (err) {
     await host.stop();
@@ -99,9 +105,9 @@ async function startTcp(): Promise<Variant> {
   };
 }
 
-async function startHttp(): Promise<Variant> {
-  const chain = await startHttpChain();
-  return { name: 'http-sidecar', url: chain.url, pids: () => chain.pids().flatMap(processTree), stop: chain.stop };
+async function startHttp(name: 'http-sidecar' | 'http-direct'): Promise<Variant> {
+  const chain = await startHttpChain(name === 'http-sidecar');
+  return { name, url: chain.url, pids: () => chain.pids().flatMap(processTree), stop: chain.stop };
 }
 
 export function startVariant(name: VariantName): Promise<Variant> {
@@ -110,9 +116,14 @@ export function startVariant(name: VariantName): Promise<Variant> {
       return startBpfctl(name, here('./bpfctl/policy.ts'));
     case 'bpfctl-c':
       return startBpfctl(name, here('./c/policy.ts'));
+    case 'bpfctl-ts-native':
+      return startBpfctl(name, here('./bpfctl/policy-native.ts'));
+    case 'bpfctl-c-native':
+      return startBpfctl(name, here('./c/policy-native.ts'));
     case 'tcp':
       return startTcp();
     case 'http-sidecar':
-      return startHttp();
+    case 'http-direct':
+      return startHttp(name);
   }
 }

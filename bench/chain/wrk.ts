@@ -1,7 +1,8 @@
 /**
  * Runs wrk (Debian's package) against a chain entry and reads its report: requests, requests/s
- * and the p50/p99 latencies from `--latency`. The body is the bench's payload, POSTed through a
- * generated Lua script (one source for every variant).
+ * and the p50/p99/p99.9 latencies. The body is the bench's payload, POSTed through a generated
+ * Lua script (one source for every variant), whose `done` hook prints the percentiles in
+ * microseconds from wrk's own histogram (`--latency` prints no p99.9, and rounds to 2 digits).
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ export interface WrkResult {
   rps: number;
   p50_us: number;
   p99_us: number;
+  p999_us: number;
   /** Responses that were not 2xx/3xx, and socket errors (connect/read/write/timeout). */
   non2xx: number;
   errors: number;
@@ -30,7 +32,18 @@ function script(): string {
     mkdirSync(dirname(SCRIPT), { recursive: true });
     // wrk's Lua strings: the payload has no quotes or backslashes, but escape them anyway.
     const body = PAYLOAD.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
-    writeFileSync(SCRIPT, `wrk.method = "POST"\nwrk.body = "${body}"\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
+    writeFileSync(
+      SCRIPT,
+      [
+        'wrk.method = "POST"',
+        `wrk.body = "${body}"`,
+        'wrk.headers["Content-Type"] = "application/octet-stream"',
+        'done = function(summary, latency, requests)',
+        '  io.write(string.format("percentiles-us %d %d %d\\n", latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))',
+        'end',
+        '',
+      ].join('\n'),
+    );
     written = true;
   }
   return SCRIPT;
@@ -49,14 +62,17 @@ export function parseWrk(text: string): WrkResult {
     return m ? toUs(m[1]!, m[2]!) : Number.NaN;
   };
   if (!reqs || !rps) throw new Error(`cannot read wrk's report:\n${text}`);
+  // From the script's done hook: exact microseconds.
+  const exact = /^percentiles-us (\d+) (\d+) (\d+)$/m.exec(text);
   const non = /Non-2xx or 3xx responses: (\d+)/.exec(text);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   return {
     requests: Number(reqs[1]),
     seconds: toUs(reqs[2]!, reqs[3]!) / 1e6,
     rps: Number(rps[1]),
-    p50_us: pct('50'),
-    p99_us: pct('99'),
+    p50_us: exact ? Number(exact[1]) : pct('50'),
+    p99_us: exact ? Number(exact[2]) : pct('99'),
+    p999_us: exact ? Number(exact[3]) : Number.NaN,
     non2xx: non ? Number(non[1]) : 0,
     errors: sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0,
   };

@@ -10,6 +10,6 @@ export default definePolicy({
     stamp: { instances: 1, handler: './functions/stamp.ts' },
   },
   routes: { '/chain': ['upper', 'reverse', 'stamp'] },
-  // 128-byte payloads plus the stamp; enough buffers for wrk's 64 connections and the loop's 32.
+  // 128-byte payloads plus the stamp; enough buffers for wrk's 256 connections and the loop's 32.
   pool: { bufferSize: 512, bufferCount: 1024 },
 });

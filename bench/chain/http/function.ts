@@ -1,9 +1,9 @@
 /**
- * One function of the Knative-style chain: an HTTP server that does its work on the request body
- * and, unless it is the last, POSTs the result to the next function (through that function's
- * sidecar) and answers with what comes back. Usage: `function.ts <work> [next port]`; prints
- * `listening <port>`. Keep-alive connections throughout: the baseline pays for HTTP, not for
- * TCP handshakes.
+ * One function of the HTTP chains: an HTTP server that does its work on the request body and,
+ * unless it is the last, POSTs the result to `next port` and answers with what comes back. In
+ * http-sidecar that port is the next function's sidecar, in http-direct the next function itself.
+ * Usage: `function.ts <work> [next port]`; prints `listening <port>`. Keep-alive connections
+ * throughout: the baselines pay for HTTP, not for TCP handshakes.
  */
 import { Buffer } from 'node:buffer';
 import http from 'node:http';

@@ -1,6 +1,10 @@
 /**
- * Starts the Knative-style chain from the last function backwards (each function needs the
- * port of the next one's sidecar); the entry is the first function's sidecar.
+ * The two HTTP chains, started from the last function backwards (each function needs the port
+ * of what it calls next):
+ *   http-sidecar  Knative style: each function behind its own proxy sidecar; the entry is the
+ *                 first function's sidecar.
+ *   http-direct   each function calls the next one itself (keep-alive agent, no sidecars): what
+ *                 many teams run instead of a mesh; the entry is the first function.
  */
 import { fileURLToPath } from 'node:url';
 import { type Child, spawnTs } from '../proc.ts';
@@ -9,18 +13,20 @@ import { CHAIN } from '../work.ts';
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
-export async function startHttpChain(): Promise<RunningChain> {
+export async function startHttpChain(sidecars = true): Promise<RunningChain> {
   const all: Child[] = [];
+  const tag = sidecars ? 'http' : 'http-direct';
   const stop = async () => {
     await Promise.all(all.map((c) => c.stop()));
   };
   try {
     let next: number | null = null;
     for (const w of [...CHAIN].reverse()) {
-      const fn = spawnTs(`http-${w}`, here('./function.ts'), next === null ? [w] : [w, String(next)]);
+      const fn = spawnTs(`${tag}-${w}`, here('./function.ts'), next === null ? [w] : [w, String(next)]);
       all.push(fn);
-      const fnPort = (await fn.line(/^listening (\d+)$/))[1]!;
-      const sc = spawnTs(`http-${w}-sidecar`, here('./sidecar.ts'), [fnPort]);
+      next = Number((await fn.line(/^listening (\d+)$/))[1]);
+      if (!sidecars) continue;
+      const sc = spawnTs(`${tag}-${w}-sidecar`, here('./sidecar.ts'), [String(next)]);
       all.push(sc);
       next = Number((await sc.line(/^listening (\d+)$/))[1]);
     }

@@ -12,14 +12,14 @@ import http from 'node:http';
 import net from 'node:net';
 import { exitWithParent } from '../proc.ts';
 import { FrameBatch, FrameSplitter } from './framing.ts';
+import { PendingRing } from './pending.ts';
 
 const MAX_BODY = 4096;
 const TIMEOUT_MS = 5000;
 
 let toChain: net.Socket | null = null;
 let fromChain: net.Socket | null = null;
-const pending = new Map<number, { res: http.ServerResponse; deadline: number }>();
-let nextReq = 1;
+const pending = new PendingRing<http.ServerResponse>();
 const out = new FrameBatch();
 let flushScheduled = false;
 
@@ -30,13 +30,12 @@ const flush = () => {
 };
 
 const splitter = new FrameSplitter((buf, off, len, reqId) => {
-  const p = pending.get(reqId);
-  if (!p) return;
-  pending.delete(reqId);
+  const res = pending.take(reqId);
+  if (!res) return;
   // A copy: the read buffer is reused as soon as this returns.
   const body = Buffer.from(buf.subarray(off, off + len));
-  p.res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': len });
-  p.res.end(body);
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': len });
+  res.end(body);
 });
 
 const reply = (res: http.ServerResponse, status: number, text: string) => {
@@ -54,9 +53,8 @@ const server = http.createServer({ keepAlive: true, noDelay: true, requestTimeou
   });
   req.on('end', () => {
     if (size > MAX_BODY) return reply(res, 413, 'too large\n');
-    const reqId = nextReq;
-    nextReq = (nextReq + 1) >>> 0 || 1;
-    pending.set(reqId, { res, deadline: Date.now() + TIMEOUT_MS });
+    const reqId = pending.add(res, Date.now() + TIMEOUT_MS);
+    if (reqId < 0) return reply(res, 503, 'too many requests pending\n');
     expiry ??= setTimeout(expire, TIMEOUT_MS);
     const at = out.reserve(size);
     let o = at;
@@ -75,12 +73,7 @@ server.keepAliveTimeout = 60_000;
 let expiry: NodeJS.Timeout | null = null;
 const expire = () => {
   expiry = null;
-  const now = Date.now();
-  for (const [id, p] of pending) {
-    if (p.deadline > now) break;
-    pending.delete(id);
-    reply(p.res, 504, 'chain timed out\n');
-  }
+  pending.expire(Date.now(), (res) => reply(res, 504, 'chain timed out\n'));
   if (pending.size) expiry = setTimeout(expire, 1000);
 };
 
