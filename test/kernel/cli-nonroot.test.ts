@@ -10,20 +10,20 @@
  *   trace, never "internal error", never "not loaded" or "not running" for what is in fact
  *   there but not the user's to see.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfMap, BpfProgram } from '../../loader/index.ts';
 import { askSupervisor, type Chain, startChain } from '../../src/runtime/supervisor/index.ts';
+import { BPFCTL_BIN as bin, ensureBuilt } from '../helpers/dist.ts';
 import { type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { sh } from '../helpers/sh.ts';
 import { objectFile, objectsDir } from '../objects/build.ts';
 import { runLeaks } from './run-leaks.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
-const bin = join(repo, 'bin/bpfctl.js');
 const ID = `bpfctl-test-${process.pid}`;
 const USER = `bpfctl-test-${process.pid}`;
 const HOME = `/tmp/${ID}-home`;
@@ -64,23 +64,9 @@ function asUser(args: readonly string[], env: Record<string, string> = ENV): Run
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** The newest mtime of the sources the compiled CLI is built from. */
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (/\.ts$/.test(e.name)) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
 test.before(async () => {
-  // The user runs the compiled CLI: build it unless `npm test`'s pretest just did.
-  const main = join(repo, 'dist/src/cli/main.js');
-  if (!existsSync(main) || statSync(main).mtimeMs < Math.max(newestSource(join(repo, 'src')), newestSource(join(repo, 'loader')))) {
-    execFileSync('npm', ['run', 'build'], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] });
-  }
+  // The user runs the compiled CLI.
+  ensureBuilt();
   before = snapshot();
   saved = Object.fromEntries(Object.keys(ENV).map((k) => [k, process.env[k]]));
   Object.assign(process.env, ENV);

@@ -165,7 +165,7 @@ export const topCommand = defineCommand({
         if ((out.stdout as NodeJS.WriteStream).isTTY) out.stdout.write('\x1b[H\x1b[2J');
         out.line(`bpfctl top ${argv.policy}   ${new Date().toLocaleTimeString()}   every ${argv.interval}s, Ctrl-C quits`);
         out.line('req = requests: replies back at the gateway, one per request');
-        out.line('msg = messages per hop: every descriptor the kernel routed (route length + 1 per request)');
+        out.line('msg = messages per hop: descriptors the kernel routed (hops + 1 per request)');
         out.line('');
         out.table(
           rates.routes.map((r) => ({
