@@ -103,7 +103,7 @@ async function cliAt(columns: number, tty: boolean, ...args: string[]): Promise<
 }
 
 const width = (line: string) => [...line].length;
-const RULE = /^─+(  ─+)*$/;
+const RULE = /^─+( {2}─+)*$/;
 
 const idOf = (kind: 'prog' | 'map' | 'link', pin: string) => {
   const o = kind === 'prog' ? BpfProgram.openPinned(pin) : kind === 'map' ? BpfMap.openPinned(pin) : BpfLink.openPinned(pin);
