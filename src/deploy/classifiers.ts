@@ -10,7 +10,7 @@ import { hashIR, type PolicyIR } from '../ir/policy.ts';
 import type { PolicyDiff } from './diff.ts';
 import { type Manifest, readManifest, writeManifest } from './manifest.ts';
 import { policyDir } from './paths.ts';
-import { convergeTc, tcManifestEntry } from './tc.ts';
+import { convergeTc } from './tc.ts';
 import { deployXdp, undeployXdp } from './xdp.ts';
 
 /** The kinds of change this module carries out. */
@@ -24,9 +24,10 @@ export interface ClassifierEntries {
 }
 
 /**
- * Carries out the XDP and tc changes of `diff` under `pinDir`: when a hook's sections changed,
- * each of `next`'s is deployed (programs swapped on their links, new ones attached) and those it
- * no longer has are detached; a hook without changes is left alone. Returns the manifest entries.
+ * Carries out the XDP and tc changes of `diff` under `pinDir`: sections added or changed are
+ * deployed (programs swapped on their links, new ones attached), those `next` no longer has are
+ * detached. XDP redeploys every section once one changed (as it always has); tc only the ones
+ * the diff names. Returns the manifest entries.
  * @throws CompileError, VerifierError, LoaderError, XdpDeployError (what was already swapped stays)
  */
 export function applyClassifierChanges(diff: PolicyDiff, next: XdpPolicyLike, pinDir: string, live: Pick<Manifest, 'xdp' | 'tc'>, progress: (text: string) => void = () => {}): ClassifierEntries {
@@ -39,7 +40,11 @@ export function applyClassifierChanges(diff: PolicyDiff, next: XdpPolicyLike, pi
     });
   }
   let tc = live.tc ?? [];
-  if (diff.changes.some((x) => x.kind.startsWith('tc-'))) tc = convergeTc(next, pinDir, { progress }).map(tcManifestEntry);
+  if (diff.changes.some((x) => x.kind.startsWith('tc-'))) {
+    // Only the tc sections that changed get a new program: the others keep theirs, with their counters.
+    const changed = new Set(diff.changes.filter((x) => x.kind === 'tc-added' || x.kind === 'tc-changed').map((x) => x.name));
+    tc = convergeTc(next, pinDir, { progress, changed });
+  }
   return { xdp, tc };
 }
 

@@ -160,12 +160,18 @@ export function undeployTc(pinDir: string, ifname?: string, direction?: TcDirect
 }
 
 /**
- * Converges the tc sections under `pinDir` to `next`: every section of `next` is deployed (a new
- * attachment, or its program swapped on its link), then the sections `next` no longer has are
- * detached. Returns what the manifest records. Used by `apply`; `load` does the same in two steps.
+ * Converges the tc sections under `pinDir` to `next`: its sections are deployed (a new
+ * attachment, or the program swapped on its link), then the sections `next` no longer has are
+ * detached. With `changed` (labels as `tcLabel` makes them, from a diff), a section not in it that
+ * is attached already is left alone: its program, counters and live sets stay. Returns what the
+ * manifest records. Used by `apply`; `load` does the same in two steps.
  */
-export function convergeTc(next: XdpPolicyLike, pinDir: string, opts: DeployTcOptions = {}): TcDeployment[] {
-  const done = (next.tc ?? []).map((_, i) => deployTc(next, i, pinDir, opts));
+export function convergeTc(next: XdpPolicyLike, pinDir: string, opts: DeployTcOptions & { changed?: ReadonlySet<string> } = {}): TcManifestEntry[] {
+  const done = (next.tc ?? []).map((s, i) => {
+    const dir = tcDir(pinDir, s.interface, s.direction);
+    if (opts.changed && !opts.changed.has(tcLabel(s)) && existsSync(join(dir, 'link'))) return { interface: s.interface, direction: s.direction, dir };
+    return tcManifestEntry(deployTc(next, i, pinDir, opts));
+  });
   removeStaleTc(next, pinDir);
   return done;
 }
@@ -179,6 +185,12 @@ export function removeStaleTc(next: XdpPolicyLike, pinDir: string): string[] {
 }
 
 /** What a manifest records of a tc deployment. */
-export function tcManifestEntry(d: TcDeployment): { interface: string; direction: TcDirection; dir: string } {
+export interface TcManifestEntry {
+  interface: string;
+  direction: TcDirection;
+  dir: string;
+}
+
+export function tcManifestEntry(d: TcDeployment): TcManifestEntry {
   return { interface: d.interface, direction: d.direction, dir: d.dir };
 }
