@@ -189,7 +189,11 @@ function startHelper<T>(ns: string, script: string, args: (string | number)[]): 
   return new Promise((resolve, reject) => {
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.startsWith('ready\n')) resolve({ stop: () => (proc.stdin!.end(), done) });
+      const stop = () => {
+        proc.stdin!.end();
+        return done;
+      };
+      if (out.startsWith('ready\n')) resolve({ stop });
     });
     proc.on('error', reject);
     proc.on('exit', () => reject(new Error(`helper exited before it was ready: ${out}`)));
