@@ -3,13 +3,13 @@
  * (deterministic, so they can be diffed and checked in). The model comes from a policy's IR
  * (`graphOfIr`: what the file says) or from a loaded policy's pins (src/deploy/policy-graph.ts:
  * what runs). Function chains: one node per function, one edge per hop of each route, coloured
- * and numbered per route so overlapping routes stay readable. Packet classifiers (XDP
- * sections): one cluster per interface, its rules in first-match order with the sets they look
- * up, and where each verdict sends a packet (the kernel stack, a drop, another interface, an
- * AF_XDP socket).
+ * and numbered per route so overlapping routes stay readable. Packet classifiers (XDP and tc
+ * sections): one cluster per interface (and direction), its rules in first-match order with the
+ * sets they look up, and where each verdict sends a packet (the kernel stack, a drop, another
+ * interface, an AF_XDP socket).
  */
 import type { PolicyIR } from '../ir/policy.ts';
-import { describeAction, type XdpActionIR, type XdpSectionIR } from '../ir/xdp.ts';
+import { type ClassifierSectionIR, describeAction, type XdpActionIR } from '../ir/xdp.ts';
 
 export type GraphFormat = 'dot' | 'mermaid';
 
@@ -29,7 +29,7 @@ export interface GraphModel {
 }
 
 export interface GraphClassifier {
-  /** 'XDP' (a tc section would say 'tc ingress'). */
+  /** 'XDP', 'tc ingress' or 'tc egress'. */
   hook: string;
   interface: string;
   mode?: string;
@@ -53,12 +53,17 @@ function setsOfMatch(match: unknown): string[] {
   return [...out].sort();
 }
 
-/** An XDP section of the IR as a classifier of the picture (counters and sizes as given). */
-export function classifierOfSection(s: XdpSectionIR, live?: { packets?: (number | undefined)[]; defaultPackets?: number; mode?: string; setSizes?: Record<string, number> }): GraphClassifier {
+/** Where a section runs: 'XDP', or 'tc ingress' / 'tc egress'. */
+export function hookOf(s: ClassifierSectionIR): string {
+  return 'direction' in s ? `tc ${String(s.direction)}` : 'XDP';
+}
+
+/** A classification section (XDP or tc) of the IR as a cluster of the picture (counters and sizes as given). */
+export function classifierOfSection(s: ClassifierSectionIR, live?: { packets?: (number | undefined)[]; defaultPackets?: number; mode?: string; setSizes?: Record<string, number> }): GraphClassifier {
   return {
-    hook: 'XDP',
+    hook: hookOf(s),
     interface: s.interface,
-    mode: live?.mode ?? s.mode,
+    mode: live?.mode ?? ('mode' in s ? String(s.mode) : undefined),
     rules: s.rules.map((r, i) => ({ name: r.name, match: r.summary.replace(/ -> .*$/, ''), action: r.action, sets: setsOfMatch(r.match), packets: live?.packets?.[i] })),
     default: s.default,
     defaultPackets: live?.defaultPackets,
@@ -74,7 +79,7 @@ export function graphOfIr(ir: PolicyIR): GraphModel {
     gateway: { instances: ir.gateway.instances },
     functions: ir.functions.map((f) => ({ id: f.id, name: f.name, language: f.language, instances: f.instances })),
     routes: ir.routes.map((r) => ({ id: r.id, name: r.name, hops: [...r.hops] })),
-    classifiers: ir.xdp.map((s) => classifierOfSection(s)),
+    classifiers: [...ir.xdp, ...(ir.tc ?? [])].map((s) => classifierOfSection(s)),
   };
 }
 
@@ -113,10 +118,12 @@ function functionLabel(f: GraphModel['functions'][number], open: string, close: 
 }
 
 /** Where a verdict sends a packet, as a node of its section: one node per distinct verdict. */
-function outcome(a: XdpActionIR, iface: string): { key: string; label: string; shape: string } {
+function outcome(a: XdpActionIR, c: GraphClassifier): { key: string; label: string; shape: string } {
+  const iface = c.interface;
   switch (a.kind) {
     case 'pass':
-      return { key: 'pass', label: 'kernel stack', shape: 'ellipse' };
+      // Passing at egress lets the host's packet leave; everywhere else it goes up the stack.
+      return c.hook === 'tc egress' ? { key: 'pass', label: `sent on ${iface}`, shape: 'cds' } : { key: 'pass', label: 'kernel stack', shape: 'ellipse' };
     case 'drop':
       return { key: 'drop', label: 'dropped', shape: 'octagon' };
     case 'tx':
@@ -143,10 +150,14 @@ function title(g: GraphModel): string {
   return g.running ? `policy ${g.name} (running, from its pins)` : `policy ${g.name}`;
 }
 
+/** Node id prefix of a classifier cluster, and what enters it. */
+const prefixOf = (c: GraphClassifier, i: number) => `${c.hook === 'XDP' ? 'xdp' : 'tc'}${i}`;
+const entering = (c: GraphClassifier) => (c.hook === 'tc egress' ? 'packets out' : 'frames in');
+
 function classifierDot(c: GraphClassifier, i: number): string[] {
-  const p = `xdp${i}`;
+  const p = prefixOf(c, i);
   const lines = [`\tsubgraph ${dotString(`cluster_${p}`)} {`, `\t\tlabel=${dotString(`${c.hook} on ${c.interface}${c.mode ? ` (${c.mode})` : ''}`)};`, '\t\tstyle="rounded";'];
-  lines.push(`\t\t${p}_in [label=${dotString(`${c.interface}\nframes in`)}, shape=cds];`);
+  lines.push(`\t\t${p}_in [label=${dotString(`${c.interface}\n${entering(c)}`)}, shape=cds];`);
   c.rules.forEach((r, j) => {
     const label = [`#${j} ${r.name}`, r.match, `-> ${describeAction(r.action)}`, packets(r.packets)].filter(Boolean).join('\n');
     lines.push(`\t\t${p}_r${j} [label=${dotString(label)}];`);
@@ -155,7 +166,7 @@ function classifierDot(c: GraphClassifier, i: number): string[] {
   for (const s of c.sets) lines.push(`\t\t${p}_set_${slug(s.name)} [label=${dotString(`set ${s.name}\n${s.kind}${s.size === undefined ? '' : `, ${s.size} element${s.size === 1 ? '' : 's'}`}`)}, shape=folder];`);
   const outs = new Map<string, ReturnType<typeof outcome>>();
   for (const a of [...c.rules.map((r) => r.action), c.default]) {
-    const o = outcome(a, c.interface);
+    const o = outcome(a, c);
     outs.set(o.key, o);
   }
   for (const o of [...outs.values()].sort((a, b) => a.key.localeCompare(b.key))) lines.push(`\t\t${p}_out_${slug(o.key)} [label=${dotString(o.label)}, shape=${o.shape}];`);
@@ -163,10 +174,10 @@ function classifierDot(c: GraphClassifier, i: number): string[] {
   const chain = [`${p}_in`, ...c.rules.map((_, j) => `${p}_r${j}`), `${p}_default`];
   for (let j = 0; j + 1 < chain.length; j++) lines.push(`\t${chain[j]} -> ${chain[j + 1]}${j > 0 ? ' [label="no match", style=dashed]' : ''};`);
   c.rules.forEach((r, j) => {
-    lines.push(`\t${p}_r${j} -> ${p}_out_${slug(outcome(r.action, c.interface).key)} [label="match"];`);
+    lines.push(`\t${p}_r${j} -> ${p}_out_${slug(outcome(r.action, c).key)} [label="match"];`);
     for (const s of r.sets) lines.push(`\t${p}_r${j} -> ${p}_set_${slug(s)} [style=dotted, arrowhead=none];`);
   });
-  lines.push(`\t${p}_default -> ${p}_out_${slug(outcome(c.default, c.interface).key)};`);
+  lines.push(`\t${p}_default -> ${p}_out_${slug(outcome(c.default, c).key)};`);
   return lines;
 }
 
@@ -217,15 +228,15 @@ export function toMermaid(src: PolicyIR | GraphModel): string {
     }
   }
   g.classifiers.forEach((c, i) => {
-    const p = `xdp${i}`;
+    const p = prefixOf(c, i);
     lines.push(`\tsubgraph ${p}[${mermaidText(`${c.hook} on ${c.interface}${c.mode ? ` (${c.mode})` : ''}`)}]`);
-    lines.push(`\t\t${p}_in>${mermaidText(`${c.interface}: frames in`)}]`);
+    lines.push(`\t\t${p}_in>${mermaidText(`${c.interface}: ${entering(c)}`)}]`);
     c.rules.forEach((r, j) => void lines.push(`\t\t${p}_r${j}[${mermaidText([`#${j} ${r.name}`, r.match, `-> ${describeAction(r.action)}`, packets(r.packets)].filter(Boolean).join('<br/>'))}]`));
     lines.push(`\t\t${p}_default[${mermaidText(['default', `-> ${describeAction(c.default)}`, packets(c.defaultPackets)].filter(Boolean).join('<br/>'))}]`);
     for (const s of c.sets) lines.push(`\t\t${p}_set_${slug(s.name)}[(${mermaidText(`set ${s.name}: ${s.kind}${s.size === undefined ? '' : `, ${s.size}`}`)})]`);
     const outs = new Map<string, ReturnType<typeof outcome>>();
     for (const a of [...c.rules.map((r) => r.action), c.default]) {
-      const o = outcome(a, c.interface);
+      const o = outcome(a, c);
       outs.set(o.key, o);
     }
     for (const o of [...outs.values()].sort((a, b) => a.key.localeCompare(b.key))) {
@@ -236,10 +247,10 @@ export function toMermaid(src: PolicyIR | GraphModel): string {
     const chain = [`${p}_in`, ...c.rules.map((_, j) => `${p}_r${j}`), `${p}_default`];
     for (let j = 0; j + 1 < chain.length; j++) links.push(j > 0 ? `\t${chain[j]} -.->|"no match"| ${chain[j + 1]}` : `\t${chain[j]} --> ${chain[j + 1]}`);
     c.rules.forEach((r, j) => {
-      links.push(`\t${p}_r${j} -->|"match"| ${p}_out_${slug(outcome(r.action, c.interface).key)}`);
+      links.push(`\t${p}_r${j} -->|"match"| ${p}_out_${slug(outcome(r.action, c).key)}`);
       for (const s of r.sets) links.push(`\t${p}_r${j} -.- ${p}_set_${slug(s)}`);
     });
-    links.push(`\t${p}_default --> ${p}_out_${slug(outcome(c.default, c.interface).key)}`);
+    links.push(`\t${p}_default --> ${p}_out_${slug(outcome(c.default, c).key)}`);
   });
   return `${[...lines, ...links, ...styles].join('\n')}\n`;
 }
