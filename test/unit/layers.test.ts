@@ -20,6 +20,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['src/ir'], // the validated policy as data: pure
   ['src/load'], // policy files -> IR (imports the user's module: the I/O the IR does not do)
   ['src/codegen'], // IR -> C
+  ['src/model'], // what a generated section does with a frame, in TS (reads codegen's tables)
   ['src/compile'], // clang
   ['loader'], // libbpf
   ['src/maps'], // typed maps over the loader's BpfMap

@@ -14,6 +14,7 @@ import { loadPolicyFile } from '../../load/index.ts';
 import type { Output } from '../output.ts';
 import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
+import { explainCommand } from './xdp-explain.ts';
 
 /** A policy argument is a loaded policy's name or its policy file. */
 export async function policyName(arg: string): Promise<string> {
@@ -66,6 +67,6 @@ const status = defineCommand({
 
 export const xdpCommand = defineCommand({
   ...usage('xdp'),
-  builder: (y) => y.command(status).demandCommand(1),
+  builder: (y) => y.command(status).command(explainCommand).demandCommand(1),
   handler: () => {},
 });
