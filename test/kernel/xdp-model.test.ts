@@ -27,9 +27,10 @@ import { encodeSetKey, SET_VALUE } from '../../src/deploy/xdp-sets.ts';
 import { type Counter, readCounters } from '../../src/deploy/xdp-stats.ts';
 import type { XdpMatch, XdpRuleSpec, XdpSectionSpec, XdpSetSpec } from '../../src/dsl/xdp.ts';
 import { lowerPolicy } from '../../src/ir/policy.ts';
-import { lowerXdpSections, parseIpv6, type XdpActionIR, type XdpSectionIR } from '../../src/ir/xdp.ts';
+import { type ClassifierSectionIR, lowerTcSections, lowerXdpSections, parseIpv6, type XdpActionIR, type XdpSectionIR } from '../../src/ir/xdp.ts';
 import { compileModel, type Hook, type Outcome, type SectionModel } from '../../src/model/index.ts';
 import { BpfObject, BpfProgram, LoaderError, unpinAll } from '../../loader/index.ts';
+import { TC_GOLDEN_SECTIONS } from '../golden/tc/sections.ts';
 import { GOLDEN_SECTIONS } from '../golden/xdp/sections.ts';
 import { runCli } from '../helpers/cli.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
@@ -96,7 +97,7 @@ function edges6(p: Prefix6): number[][] {
   return out;
 }
 
-function vocabOf(s: XdpSectionIR): Vocab {
+function vocabOf(s: ClassifierSectionIR): Vocab {
   const v: Vocab = { v4: [], p4: [], v6: [], p6: [], ports: [0, 1, 22, 53, 80, 443, 1023, 1024, 65535], vlans: [0, 1, 4095], vlanPairs: [[0, 0]], dscp: [0, 46, 63], protos: [0, 1, 6, 17, 43, 44, 47, 50, 58, 59, 60, 255], flags: [], icmp: [0, 3, 4, 8, 128, 129, 135], macs: [], ethTypes: [0x0800, 0x86dd, 0x0806, 0x88cc, 0x8100, 0x88a8, 0x0600] };
   const addPrefix = (text: string) => {
     const p = prefixOf(text);
@@ -649,19 +650,19 @@ function longSection(seed: number, n: number): XdpSectionIR {
 
 interface Rig {
   name: string;
-  section: XdpSectionIR;
+  section: ClassifierSectionIR;
   hook: Hook;
   obj: BpfObject;
   model: SectionModel;
 }
 
 /** Compiles and loads a section for a hook: sets filled, redirect slots pointing at lo except `empty`. */
-function rig(name: string, section: XdpSectionIR, hook: Hook, emptySlots: readonly number[] = []): Rig {
+function rig(name: string, section: ClassifierSectionIR, hook: Hook, emptySlots: readonly number[] = []): Rig {
   const s = { ...section, interface: 'lo', redirects: section.redirects.map(() => 'lo') };
   let obj: BpfObject;
-  if (hook === 'xdp') obj = buildXdpObject({ name, xdp: [s] }, 0);
+  if (hook === 'xdp') obj = buildXdpObject({ name, xdp: [{ mode: 'auto', ...s }] }, 0);
   else {
-    const gen = generateClassifier({ name, xdp: [s] }, 0, hook);
+    const gen = generateClassifier({ name, xdp: [] }, s, hook);
     obj = BpfObject.open(compileBpf({ source: gen.source, name: `${name}-${hook}` }).objectPath, { name: `${name}-${hook}` });
     try {
       obj.load();
@@ -818,7 +819,7 @@ test.after(() => {
   for (const r of rigs) r.obj.close();
 });
 
-const withoutXsk = (s: XdpSectionIR): XdpSectionIR => {
+const withoutXsk = (s: ClassifierSectionIR): ClassifierSectionIR => {
   const fix = (a: XdpActionIR): XdpActionIR => (a.kind === 'xsk' ? { kind: 'pass' } : a);
   return { ...s, xskGroups: [], default: fix(s.default), rules: s.rules.map((r) => ({ ...r, action: fix(r.action) })) };
 };
@@ -862,12 +863,17 @@ test(`${TOTAL} generated frames: the model and BPF_PROG_TEST_RUN agree on every 
 });
 
 test('at tc too: the same model with tc verdicts agrees with the tc program', () => {
-  const fw = withoutXsk(lowerPolicy(firewall).xdp[0]!);
-  const gen = withoutXsk(randomSection(SEED + 7, 40));
-  for (const [i, [name, s]] of ([['firewall', fw], ['random-40', gen]] as const).entries()) {
-    const r = rig(`model-${name}`, s, 'tc', i ? [0] : []);
+  const sections: [string, ClassifierSectionIR][] = [
+    ...Object.entries(TC_GOLDEN_SECTIONS).map(([name, spec]): [string, ClassifierSectionIR] => [`tc-golden-${name}`, lowerTcSections([{ ...spec, interface: 'lo' }], 'tc')[0]!]),
+    ['firewall', withoutXsk(lowerPolicy(firewall).xdp[0]!)],
+    ['random-40', withoutXsk(randomSection(SEED + 7, 40))],
+  ];
+  for (const [i, [name, s]] of sections.entries()) {
+    const r = rig(`model-${name}`, s, 'tc', name.startsWith('random') && s.redirects.length ? [0] : []);
     rigs.push(r);
-    const t = differential(r, Math.min(TOTAL, 50_000), SEED + 200 + i);
+    const t = differential(r, Math.min(TOTAL, 40_000), SEED + 200 + i);
+    r.obj.close();
+    rigs.pop();
     assert.ok(t.skipped < t.frames / 4, `${name}: ${t.skipped} of ${t.frames + t.skipped} frames refused by the tc test run`);
   }
 });
