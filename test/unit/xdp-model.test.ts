@@ -374,6 +374,34 @@ test('bpfctl xdp explain --pcap --json: every packet, the decision as data', asy
   }
 });
 
+test('bpfctl xdp explain of a tc section: --hook picks it, tc verdicts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bpfctl-model-test-'));
+  try {
+    const file = join(dir, 'two.ts');
+    writeFileSync(
+      file,
+      `export default {
+  name: 'two-hooks',
+  xdp: [{ interface: 'eth0', default: 'drop', rules: [{ name: 'web', match: { proto: 'tcp', dport: 443 }, action: 'pass' }] }],
+  tc: [{ interface: 'eth0', direction: 'egress', rules: [{ name: 'no-smtp', match: { proto: 'tcp', dport: 25 }, action: 'drop' }] }],
+};
+`,
+    );
+    const smtp = hex(padded(eth({}, ipv4({}, tcp({ dport: 25 })))));
+    const both = await runCli('xdp', 'explain', file, smtp);
+    assert.is(both.code, 1);
+    assert.match(both.stderr, /policy two-hooks has 2 sections \(eth0, eth0 tc egress\): pick one with --hook/);
+    const tc = await runCli('xdp', 'explain', file, smtp, '--hook', 'tc-egress');
+    assert.is(tc.code, 0, tc.stderr);
+    assert.match(tc.stdout, /^frame 1: 60 bytes, eth0 tc egress\n/);
+    assert.match(tc.stdout, /\n {2}verdict {5}TC_ACT_SHOT \(2\): drop\n/);
+    const xdp = JSON.parse((await runCli('xdp', 'explain', file, smtp, '--section', 'eth0', '--hook', 'xdp', '--json')).stdout) as { hook: string; decision: string; verdict: { name: string } }[];
+    assert.equal([xdp[0]!.hook, xdp[0]!.decision, xdp[0]!.verdict.name], ['xdp', 'default', 'XDP_DROP']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bpfctl xdp explain: bad input is one line naming what is wrong', async () => {
   const cases: [string[], number, RegExp][] = [
     [['xdp', 'explain', FIREWALL], 2, /give a frame: --hex HEX/],

@@ -165,6 +165,10 @@ function outcomeJson(o: Outcome, f: Frame, s: Section, source: string): Record<s
   };
 }
 
+/** IPv6 next-header values that are not protocols rules name. */
+const NEXT_NAMES: Readonly<Record<number, string>> = { 0: 'hop-by-hop', 43: 'routing', 44: 'fragment', 59: 'none', 60: 'dest-opts' };
+const nextText = (n: unknown) => NEXT_NAMES[Number(n)] ?? protoText(Number(n));
+
 /** One header as people read it, e.g. `ipv4  10.0.0.1 > 10.0.0.2  proto tcp  dscp 0  ttl 64`. */
 function layerLine(l: Layer): string {
   const f = l.fields;
@@ -176,9 +180,9 @@ function layerLine(l: Layer): string {
     case 'ipv4':
       return `${f.src} > ${f.dst}  proto ${protoText(Number(f.proto))}  dscp ${f.dscp}  ttl ${f.ttl}  ihl ${f.ihl}  length ${f.length}${f.fragOffset || f.moreFragments ? `  fragment offset ${f.fragOffset}${f.moreFragments ? ' +MF' : ''}` : ''}`;
     case 'ipv6':
-      return `${f.src} > ${f.dst}  next ${protoText(Number(f.next))}  dscp ${f.dscp}  hop limit ${f.hopLimit}  payload ${f.payloadLength}`;
+      return `${f.src} > ${f.dst}  next ${nextText(f.next)}  dscp ${f.dscp}  hop limit ${f.hopLimit}  payload ${f.payloadLength}`;
     case 'fragment':
-      return `next ${protoText(Number(f.next))}  offset ${f.fragOffset}${f.moreFragments ? ' +MF' : ''}`;
+      return `next ${nextText(f.next)}  offset ${f.fragOffset}${f.moreFragments ? ' +MF' : ''}`;
     case 'tcp':
       return `${f.sport} > ${f.dport}  flags ${flagNames(Number(f.flags))}  doff ${f.doff}`;
     case 'udp':
@@ -187,7 +191,7 @@ function layerLine(l: Layer): string {
     case 'icmpv6':
       return `type ${f.type}  code ${f.code}`;
     default:
-      return `next ${protoText(Number(f.next))}  length ${l.length}`;
+      return `next ${nextText(f.next)}  length ${l.length}`;
   }
 }
 
@@ -204,7 +208,7 @@ function renderChecks(out: Output, checks: readonly { want: string; got: string;
 }
 
 function render(out: Output, o: Outcome, f: Frame, s: Section, trace: boolean): void {
-  out.line(`frame ${f.number}: ${f.data.length} bytes${f.origLen ? ` (of ${f.origLen} on the wire: the capture cut it)` : ''}, ${s.label} (${s.hook})`);
+  out.line(`frame ${f.number}: ${f.data.length} bytes${f.origLen ? ` (of ${f.origLen} on the wire: the capture cut it)` : ''}, ${s.hook === 'xdp' ? `${s.label} (xdp)` : s.label}`);
   for (const l of o.layers ?? []) out.line(`  ${pad(l.name, 11)} ${layerLine(l)}`);
   if (o.parse.status === 'malformed') {
     out.line(`  ${pad('malformed', 11)} ${o.parse.reason}: no rule sees it (malformed: '${s.section.malformed}')`);
