@@ -4,8 +4,9 @@
  * example under `startChain`, whose pins (0700 bpffs directories), control socket (0600) and pool
  * file are root's. A user created by this test (no capabilities, no groups) gets:
  *
- * - `build`, `graph FILE`, `diff FILE` with nothing loaded, `--help`, `--version`, `gen types` and
- *   its own pools: working, exit 0 (build with the user's own cache under ~/.cache/bpfctl);
+ * - `build`, `graph FILE`, `diff FILE` with nothing loaded, `xdp explain FILE`, `--help`,
+ *   `--version`, `gen types` and its own pools: working, exit 0 (build with the user's own cache
+ *   under ~/.cache/bpfctl);
  * - everything else: exactly one line on stderr saying what it needs, exit 77; never a stack
  *   trace, never "internal error", never "not loaded" or "not running" for what is in fact
  *   there but not the user's to see.
@@ -127,6 +128,7 @@ const PRIVILEGED: string[][] = [
   ['scale', 'hello-chain', 'upper', '3'],
   ['xdp', 'status'],
   ['xdp', 'status', 'hello-chain'],
+  ['xdp', 'explain', 'hello-chain', 'ffffffffffff0200000000010806'],
   ['set', 'ls', 'hello-chain', 'blocked'],
   ['set', 'add', 'hello-chain', 'blocked', '10.0.0.0/8'],
   ['pool', 'stat', POOL],
@@ -247,6 +249,13 @@ test('with nothing loaded, diff FILE and status say so without root (exit 0)', (
   const nl = asUser(['status', 'hello-chain'], empty);
   assert.is(nl.code, 1, 'truly not loaded is an ordinary failure');
   assert.match(nl.stderr, /^bpfctl: policy hello-chain is not loaded/);
+});
+
+test('xdp explain of a policy file works without root (its sets as written)', () => {
+  const arp = `ffffffffffff0200000000010806${'00'.repeat(28)}`;
+  const r = asUser(['xdp', 'explain', join(repo, 'examples/firewall/policy.ts'), arp]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /verdict +XDP_PASS/);
 });
 
 test('gen types and the user’s own pools work without root', () => {
