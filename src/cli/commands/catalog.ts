@@ -26,7 +26,7 @@ export const CATALOG = {
   link: { command: 'link <command>', describe: 'BPF links: ls|show, detach (by id N, pinned PATH or POLICY/LINK)' },
   map: { command: 'map <command>', describe: 'Inspect and edit BPF maps: ls|show, dump, get, set, del, watch (by id N, pinned PATH, name NAME or POLICY/MAP)' },
   gen: { command: 'gen <command>', describe: 'Generate code from an object file (types)' },
-  xdp: { command: 'xdp <command>', describe: 'XDP and tc classifiers: status with per-rule counters' },
+  xdp: { command: 'xdp <command>', describe: 'XDP and tc classifiers: status with per-rule counters, explain what a frame gets' },
   set: { command: 'set <command>', describe: 'Change an XDP or tc set (prefix, address, port or MAC list) live, without a reload' },
   run: { command: 'run <policy>', describe: "Run a policy's chain (gateway + one process per function instance) and print its URLs; Ctrl-C stops it and removes everything" },
   scale: { command: 'scale <policy> <function> <instances>', describe: 'Run N instances of a function of a chain started by `bpfctl run` (0..32)' },
