@@ -450,8 +450,12 @@ function diffSets(old: readonly XdpSetIR[], now: readonly XdpSetIR[]): XdpSetCha
 }
 
 function diffSection(o: XdpSectionIR, s: XdpSectionIR): XdpChanged | null {
-  const c: XdpChanged = { kind: 'xdp-changed', action: 'live', name: s.interface, ...diffClassifier(o, s) };
+  // Keys in the order they always had (the JSON is a contract): lists, then mode, default, malformed.
+  const { default: dflt, malformed, ...lists } = diffClassifier(o, s);
+  const c: XdpChanged = { kind: 'xdp-changed', action: 'live', name: s.interface, ...lists };
   if (o.mode !== s.mode) c.mode = { from: o.mode, to: s.mode };
+  if (dflt) c.default = dflt;
+  if (malformed) c.malformed = malformed;
   const changed = c.mode || c.default || c.malformed || c.rulesAdded.length || c.rulesRemoved.length || c.rulesChanged.length || c.sets.length;
   return changed ? c : null;
 }
