@@ -55,7 +55,31 @@ export async function main(args: readonly string[], io: Io = {}): Promise<number
       .wrap(Math.min(100, process.stdout.columns || 80))
       .exitProcess(false)
       .fail((msg, err) => {
-        throw err ?? new UsageError(msg);
+        if (err) throw err;
+        // yargs' own words for a missing positional or subcommand say nothing a person can act on.
+        if (/^Not enough non-option arguments/.test(msg) && first !== undefined && Object.hasOwn(CATALOG, first)) {
+          const usage = CATALOG[first as CommandName].command;
+          const words = args.filter((a) => !a.startsWith('-'));
+          if (usage.includes('<command>') && words.length === 1) throw new UsageError(`bpfctl ${first}: name a subcommand (bpfctl ${first} --help lists them)`);
+          if (usage.includes('<command>')) throw new UsageError(`bpfctl ${first} ${words[1]}: missing arguments (bpfctl ${first} ${words[1]} --help)`);
+          throw new UsageError(`bpfctl ${first}: missing arguments (usage: bpfctl ${usage})`);
+        }
+        const unknown = /^Unknown arguments?: (.+)$/.exec(msg);
+        if (unknown) {
+          // yargs lists each option twice (kebab and camel case) and positionals bare.
+          const names = unknown[1]!.split(', ').filter((n, _i, all) => !/[A-Z]/.test(n) || !all.includes(n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)));
+          const shown = names.map((n) => (args.some((a) => a === `--${n}` || a.startsWith(`--${n}=`) || a === `--no-${n}`) ? `--${n}` : n.length === 1 && args.includes(`-${n}`) ? `-${n}` : n));
+          throw new UsageError(`${first !== undefined && Object.hasOwn(CATALOG, first) ? `bpfctl ${first}: ` : ''}unknown ${shown.length > 1 ? 'arguments' : 'argument'} ${shown.join(', ')} (--help lists the options)`);
+        }
+        const guess = /^Did you mean (.+)\?$/.exec(msg);
+        if (guess && first !== undefined) {
+          // The word yargs did not know: the command, or the subcommand of a known group.
+          const words = args.filter((a) => !a.startsWith('-'));
+          const known = Object.hasOwn(CATALOG, first);
+          const what = known ? `bpfctl ${first}: unknown subcommand '${words[1] ?? ''}'` : `unknown command '${first}'`;
+          throw new UsageError(`${what} (did you mean ${guess[1]}? bpfctl ${known ? `${first} ` : ''}--help lists them)`);
+        }
+        throw new UsageError(msg);
       });
     parser = parser.command({ command: 'version', describe: 'Print the version (with --json: and the Node version)', handler: () => {} });
     for (const name of Object.keys(CATALOG) as CommandName[]) {
