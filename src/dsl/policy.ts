@@ -19,6 +19,19 @@ export interface FunctionSpec {
   readonly language?: FunctionLanguage;
   /** Requests one instance works on at once (1..65535, default 64); more wait in the instance's queue (4096), then get 503. */
   readonly maxInFlight?: number;
+  /**
+   * Which nodes run this function when the policy runs on several (`bpfctl agent`,
+   * docs/multi-node.md): by name (the `instances` are spread over them, in list order) or by the
+   * labels an agent was started with (every matching node runs `instances`). Without it every node
+   * runs the function; a policy without placement runs on one machine exactly as before.
+   */
+  readonly placement?: PlacementSpec;
+}
+
+/** Where a function runs: `{ nodes: ['a', 'b'] }` or `{ labels: { zone: 'x' } }` (one of the two). */
+export interface PlacementSpec {
+  readonly nodes?: readonly string[];
+  readonly labels?: { readonly [key: string]: string };
 }
 
 /** HTTP methods a route can accept; GET implies HEAD. */

@@ -19,6 +19,7 @@ import {
 } from './chain-limits.ts';
 import { ROUTE_METHODS, type RouteMethod } from '../schema/chain-maps.ts';
 import { checkKeys, describe, type Issues, isPlainObject, type Path, type PathSegment } from './issues.ts';
+import { lowerPlacement, type PlacementIR } from './placement.ts';
 
 export type { Issues, PathSegment } from './issues.ts';
 
@@ -35,6 +36,8 @@ export interface FunctionIR {
   language: 'ts' | 'c';
   /** null: the runtime's default. */
   maxInFlight: number | null;
+  /** Present only when the policy places the function (multi-node, src/ir/placement.ts). */
+  placement?: PlacementIR;
 }
 
 /** Which HTTP gateway runs: bpfctl's Node one, or the native one in C (docs/gateway-native.md). */
@@ -118,7 +121,7 @@ export function lowerFunctions(spec: unknown, issues: Issues): FunctionIR[] {
       issues.add(p, `function '${name}' must be an object { instances, handler }, got ${describe(f)}`);
       continue;
     }
-    checkKeys(f, ['instances', 'handler', 'language', 'maxInFlight'], p, issues);
+    checkKeys(f, ['instances', 'handler', 'language', 'maxInFlight', 'placement'], p, issues);
     const instances = checkInt(f.instances, 1, MAX_INSTANCES, [...p, 'instances'], 'instances', issues) ?? 1;
     let handler = '';
     if (typeof f.handler !== 'string' || f.handler.trim() === '') {
@@ -134,7 +137,9 @@ export function lowerFunctions(spec: unknown, issues: Issues): FunctionIR[] {
     }
     let maxInFlight: number | null = null;
     if (f.maxInFlight !== undefined) maxInFlight = checkInt(f.maxInFlight, 1, MAX_IN_FLIGHT, [...p, 'maxInFlight'], 'maxInFlight', issues) ?? null;
-    out.push({ id: out.length + 1, name, instances, handler, language, maxInFlight });
+    const placement = f.placement === undefined ? undefined : lowerPlacement(f.placement, instances, [...p, 'placement'], issues);
+    // Only when given: a policy without placement lowers to the IR (and hash) it always had.
+    out.push({ id: out.length + 1, name, instances, handler, language, maxInFlight, ...(placement ? { placement } : {}) });
   }
   return out;
 }
