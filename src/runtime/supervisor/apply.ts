@@ -39,6 +39,8 @@ export interface ApplyContext {
   graceMs: number;
   progress(text: string): void;
   log(line: string): void;
+  /** This machine's part of the policy (ChainOptions.localShare). */
+  localShare?: (ir: PolicyIR) => PolicyIR;
 }
 
 export interface ApplyResult {
@@ -54,7 +56,7 @@ export class ApplyError extends BpfctlError {
 
 /** @throws ApplyError (E_APPLY_RESTART) when the change cannot be made to a running chain; PolicyError, CFunctionBuildError, ChainStartError */
 export async function applyToChain(c: ApplyContext): Promise<ApplyResult> {
-  const next = await loadPolicyFile(c.file);
+  const next = c.localShare ? c.localShare(await loadPolicyFile(c.file)) : await loadPolicyFile(c.file);
   const manifest = readManifest(c.pinDir);
   const live = manifest.ir;
   if (next.name !== live.name) throw new ApplyError('E_APPLY', `${c.file} is policy ${next.name}, the running chain is ${live.name}`);

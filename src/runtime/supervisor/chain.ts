@@ -20,7 +20,7 @@ import { pinRoot, policyCgroup, policyDir } from '../../deploy/paths.ts';
 import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
 import { applyRouteChanges, DEFAULT_DRAIN_MS, type RouteChange } from '../../deploy/routes.ts';
 import { BpfctlError } from '../../errors.ts';
-import { DEAD_LETTER_KEY_BYTES } from '../../ir/chain-maps.ts';
+import { DEAD_LETTER_KEY_BYTES, sockKeyBytes } from '../../ir/chain-maps.ts';
 import type { FunctionIR, PolicyIR } from '../../ir/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { buildFunctionCode } from '../function-code.ts';
@@ -78,6 +78,13 @@ export interface ChainOptions {
    * refused.
    */
   onRestartRequest?: (file: string) => void;
+  /**
+   * The part of the policy this machine runs (`bpfctl agent`, docs/multi-node.md): applied to the
+   * policy file's IR at start and at every apply. Default: all of it.
+   */
+  localShare?: (ir: PolicyIR) => PolicyIR;
+  /** First gateway instance id (default 0): nodes of one policy number their gateways apart. */
+  gatewayBase?: number;
 }
 
 export interface ChainRoute {
@@ -112,6 +119,11 @@ export interface Chain {
   apply(file: string): Promise<ApplyResult>;
   poolStats(): PoolStats;
   deadLetterStats(): ReturnType<DeadLetter['stats']>;
+  /**
+   * Puts a socket of this process (the agent's node-link) into `socks` under `fn << 16 | inst`,
+   * connected to the hub from `localPort` (which the hub then keeps). For root's own code only.
+   */
+  registerSocket(fnId: number, inst: number, fd: number, localPort?: number): void;
   /** Stops every process and removes pins, programs, pool file, cgroup and lock. Idempotent. */
   stop(): Promise<void>;
   /** Resolves once stop() has finished. */
@@ -139,7 +151,8 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
   const readyTimeout = opts.readyTimeoutMs ?? 30_000;
 
   progress(`reading ${file}`);
-  const ir = await loadPolicyFile(file);
+  const ir = opts.localShare ? opts.localShare(await loadPolicyFile(file)) : await loadPolicyFile(file);
+  const gwBase = opts.gatewayBase ?? 0;
   const poolName = opts.poolName ?? ir.name;
   const cgroup = policyCgroup(ir.name);
   const slots: Slot[] = [];
@@ -279,12 +292,12 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     // died must come back on the URL that was printed.
     const httpPort = opts.port || (await freePort(host));
     for (let gw = 0; gw < ir.gateway.instances; gw++) {
-      const env = gatewayEnv({ pinDir, pool: thePool.path, hubPort, gwInst: gw, httpPort, httpHost: host, timeoutMs: opts.timeoutMs, bodyTimeoutMs: opts.bodyTimeoutMs });
+      const env = gatewayEnv({ pinDir, pool: thePool.path, hubPort, gwInst: gwBase + gw, httpPort, httpHost: host, timeoutMs: opts.timeoutMs, bodyTimeoutMs: opts.bodyTimeoutMs });
       const launch = nativeGateway
         ? (slot: Slot) =>
             nativeGatewayLauncher({ executable: nativeGateway, cgroup, env, pinDir, hubPort, poolBuffers: thePool.bufferCount, processes: ir.gateway.instances, register: (fd, port) => reg.register(slot, fd, port) })()
         : () => launchGateway(cgroup, env);
-      slots.push(new Slot('gateway', 'gateway', 0, gw, launch, reg, readyTimeout));
+      slots.push(new Slot('gateway', 'gateway', 0, gwBase + gw, launch, reg, readyTimeout));
     }
     // A process that dies takes the requests it held with it: the gateways fail them now (503)
     // instead of letting them wait for the reply deadline.
@@ -354,6 +367,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
           graceMs,
           progress,
           log,
+          localShare: opts.localShare,
         }),
       );
 
@@ -409,6 +423,11 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
       apply,
       poolStats: () => thePool.stats(),
       deadLetterStats: () => deadLetter!.stats(),
+      registerSocket: (fnId, inst, fd, localPort) => {
+        if (stopping) throw new ScaleError(`${ir.name} is stopping`);
+        theMaps.socks.updateFd(sockKeyBytes(fnId, inst), fd);
+        if (localPort) theHub.registered(localPort);
+      },
       stopped,
       stop: stopChain,
     };
