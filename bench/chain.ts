@@ -11,11 +11,13 @@
  *   bpfctl-c-native   bpfctl-c behind the native gateway
  *
  * HTTP level: every variant is started first and stays up; then rounds of wrk points at 1, 16,
- * 64 and 256 connections, the variants in a different order in every round and at every
- * concurrency, so that the machine's drift (it is shared, 2 vCPUs) spreads over all of them.
- * Each point: requests/s, p50/p99/p99.9, CPU per request of all the variant's processes (from
- * each thread's schedstat). A variant's row is the median of its rounds; a ratio vs tcp is the
- * median of the per-round ratios (each round's points are seconds apart).
+ * 64 and 256 connections. In each round, at each concurrency, tcp runs first and last and the
+ * other variants in between, in an order that rotates from round to round, so that the machine's
+ * drift (it is shared, 2 vCPUs) spreads over all of them and every point has a tcp point on
+ * either side of it. Each point: requests/s, p50/p99/p99.9, CPU per request of all the variant's
+ * processes (from each thread's schedstat). A variant's row is the median of its points; a ratio
+ * vs tcp is the median over rounds of the point against the geometric mean of the two tcp
+ * points around it.
  * Idle: after the load, every variant's warm chain with no traffic, all at once, and two fresh
  * `bpfctl run examples/hello-chain` (compiled and from sources: the whole process tree, from 10 s
  * after start over 20 s; bench/chain/hello-idle.ts).
@@ -53,6 +55,8 @@ export interface HttpPoint {
   name: VariantName;
   concurrency: number;
   round: number;
+  /** Its place in the round's sequence at this concurrency (tcp: first and last). */
+  seq: number;
   rps: number;
   p50_us: number;
   p99_us: number;
@@ -157,7 +161,7 @@ const LOOP_ONLY = process.env.CHAIN_LOOP_ONLY === '1';
 function settings(quick: boolean): Settings {
   const s: Settings = quick
     ? { quick, rounds: 1, httpSeconds: 1, warmupSeconds: 1, settleMs: 3000, idleSeconds: 4, loop: { inflight: 32, warmupMs: 500, measureMs: 1500 }, loopRounds: 1 }
-    : { quick, rounds: 3, httpSeconds: 2, warmupSeconds: 2, settleMs: 10_000, idleSeconds: 20, loop: { inflight: 32, warmupMs: 1000, measureMs: 3000 }, loopRounds: 3 };
+    : { quick, rounds: 3, httpSeconds: 2, warmupSeconds: 2, settleMs: 10_000, idleSeconds: 20, loop: { inflight: 32, warmupMs: 700, measureMs: 2000 }, loopRounds: 6 };
   const env = (name: string) => {
     const n = Number(process.env[name]);
     return Number.isInteger(n) && n > 0 ? n : null;
@@ -191,7 +195,7 @@ async function check(v: Variant): Promise<void> {
   }
 }
 
-async function point(v: Variant, c: number, round: number, seconds: number): Promise<HttpPoint> {
+async function point(v: Variant, c: number, round: number, seq: number, seconds: number): Promise<HttpPoint> {
   const pids = v.pids();
   const cpu0 = totalCpu(pids);
   const w = await runWrk(v.url, c, seconds);
@@ -200,6 +204,7 @@ async function point(v: Variant, c: number, round: number, seconds: number): Pro
     name: v.name,
     concurrency: c,
     round,
+    seq,
     rps: w.rps,
     p50_us: w.p50_us,
     p99_us: w.p99_us,
@@ -238,15 +243,26 @@ function rows(points: HttpPoint[], idle: IdleRow[]): HttpRow[] {
   return out;
 }
 
+/**
+ * The reference's points of the same round and concurrency, as one (geometric means): tcp ran
+ * first and last, so this is what tcp did around the point.
+ */
+function around(points: HttpPoint[], reference: VariantName, c: number, round: number): { rps: number; p50_us: number; p99_us: number; cpu_us_per_req: number } | null {
+  const ts = points.filter((q) => q.name === reference && q.concurrency === c && q.round === round);
+  if (!ts.length) return null;
+  const g = (f: (p: HttpPoint) => number) => Math.exp(ts.reduce((a, p) => a + Math.log(f(p)), 0) / ts.length);
+  return { rps: g((p) => p.rps), p50_us: g((p) => p.p50_us), p99_us: g((p) => p.p99_us), cpu_us_per_req: g((p) => p.cpu_us_per_req) };
+}
+
 function pairedVs(points: HttpPoint[], reference: VariantName): PairedRatio[] {
   const out: PairedRatio[] = [];
   for (const name of VARIANTS) {
     if (name === reference) continue;
     for (const c of CONCURRENCY) {
-      const pairs: [HttpPoint, HttpPoint][] = [];
+      const pairs: [HttpPoint, NonNullable<ReturnType<typeof around>>][] = [];
       for (const p of points) {
         if (p.name !== name || p.concurrency !== c) continue;
-        const t = points.find((q) => q.name === reference && q.concurrency === c && q.round === p.round);
+        const t = around(points, reference, c, p.round);
         if (t) pairs.push([p, t]);
       }
       if (!pairs.length) continue;
@@ -307,7 +323,7 @@ function ratiosAndTargets(points: HttpPoint[], vsTcp: PairedRatio[], idle: IdleR
     const p50 = spread(
       points
         .filter((p) => p.name === 'bpfctl-ts' && p.concurrency === c)
-        .map((p) => p.p50_us / (points.find((q) => q.name === 'http-sidecar' && q.concurrency === c && q.round === p.round)?.p50_us ?? Number.NaN)),
+        .map((p) => p.p50_us / (around(points, 'http-sidecar', c, p.round)?.p50_us ?? Number.NaN)),
     ).median;
     ratios[`http_c${c}_p50_bpfctl_ts_vs_http_sidecar`] = p50;
     if (a) add(`HTTP c=${c}: bpfctl-ts req/s / http-sidecar`, a.rps.median, '>= 5', (v) => v >= 5);
@@ -482,12 +498,15 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
       if (interrupted) break;
       await runWrk(v.url, 64, s.warmupSeconds);
     }
+    const ref = http.find((v) => v.name === REFERENCE);
+    const others = http.filter((v) => v !== ref);
     for (let round = 0; round < s.rounds && !interrupted; round++) {
       for (const [ci, c] of CONCURRENCY.entries()) {
-        for (const v of rotate(http, round * CONCURRENCY.length + ci)) {
+        const order = ref ? [ref, ...rotate(others, round * CONCURRENCY.length + ci), ref] : rotate(others, round * CONCURRENCY.length + ci);
+        for (const [seq, v] of order.entries()) {
           if (interrupted) break;
           try {
-            const p = await point(v, c, round, s.httpSeconds);
+            const p = await point(v, c, round, seq, s.httpSeconds);
             points.push(p);
             log(`round ${round + 1} ${v.name} c=${c}: ${p.rps.toFixed(0)} req/s, p50 ${p.p50_us} us, p99 ${p.p99_us} us, ${p.cpu_us_per_req.toFixed(1)} us CPU/req`);
           } catch (err) {
