@@ -27,4 +27,5 @@ export const LOADERS: Record<CommandName, () => Promise<Command>> = {
   run: async () => (await import('./run.ts')).runCommand,
   scale: async () => (await import('./run.ts')).scaleCommand,
   metrics: async () => (await import('./metrics.ts')).metricsCommand,
+  agent: async () => (await import('./agent.ts')).agentCommand,
 };

@@ -1,0 +1,247 @@
+/**
+ * The node agent (`bpfctl agent`, docs/multi-node.md): one per node of a policy that spans
+ * several. It runs this node's share of the policy with the single-node supervisor (startChain
+ * with `localShare`: only the instances placed here, and this node's gateways numbered apart from
+ * the other nodes'), a node-link for the hops that cross nodes, and converges to the policy
+ * source when it changes, through the same apply path as `bpfctl apply`.
+ *
+ * The policy source is a file or a directory holding `policy.ts` (or .js/.mjs): a Kubernetes
+ * ConfigMap is mounted as a directory whose files are symlinks into `..data`, which the kubelet
+ * swaps atomically. So the directory is watched, not the file (a watch on a replaced file stays on
+ * the old inode), changes are debounced, and a policy that does not validate is logged and left
+ * out: the chain keeps running what it ran.
+ */
+import { existsSync, readFileSync, renameSync, rmSync, statSync, type FSWatcher, watch, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { BpfctlError } from '../../errors.ts';
+import { type NodeIdentity, localShare, NODE_NAME } from '../../ir/placement.ts';
+import { loadPolicyFile } from '../../load/index.ts';
+import { NodeLink, type NodeLinkStatus } from '../node-link/node-link.ts';
+import type { PeerAddress } from '../node-link/peers.ts';
+import { type Chain, startChain } from '../supervisor/chain.ts';
+import { runDir } from '../supervisor/lock.ts';
+import type { SlotInfo } from '../supervisor/slot.ts';
+
+export class AgentError extends BpfctlError {
+  constructor(message: string) {
+    super('E_AGENT', message);
+  }
+}
+
+export interface AgentOptions {
+  /** A policy file, or a directory with policy.ts (a mounted ConfigMap). */
+  policy: string;
+  node: NodeIdentity;
+  /** Node-link address of this node (peers dial it). */
+  listen: { host: string; port: number };
+  peers: PeerAddress[];
+  /** The policy's shared secret (the contents of a file, e.g. a mounted Kubernetes Secret). */
+  secret: Buffer;
+  /** Gateway HTTP address and port. */
+  host?: string;
+  port?: number;
+  poolName?: string;
+  timeoutMs?: number;
+  debounceMs?: number;
+  progress?: (text: string) => void;
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface AgentStatus {
+  policy: string;
+  node: string;
+  labels: Record<string, string>;
+  url: string;
+  local: SlotInfo[];
+  link: NodeLinkStatus;
+  lastApply: { at: string; ok: boolean; message: string } | null;
+}
+
+export interface Agent {
+  readonly chain: Chain;
+  readonly link: NodeLink;
+  readonly nodeLinkPort: number;
+  status(): AgentStatus;
+  /** Converges to the policy source now (what a change of it triggers). */
+  converge(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const POLICY_NAMES = ['policy.ts', 'policy.js', 'policy.mjs'];
+
+/** The policy file of a source: itself, or the policy file of a directory. @throws AgentError */
+export function policyFileOf(source: string): string {
+  const abs = resolve(source);
+  if (!existsSync(abs)) throw new AgentError(`policy source ${abs} does not exist`);
+  if (!statSync(abs).isDirectory()) return abs;
+  for (const n of POLICY_NAMES) if (existsSync(join(abs, n))) return join(abs, n);
+  throw new AgentError(`policy directory ${abs} holds none of ${POLICY_NAMES.join(', ')}`);
+}
+
+/** `NAME=HOST:PORT,...` @throws AgentError */
+export function parsePeers(text: string, self: string): PeerAddress[] {
+  const out: PeerAddress[] = [];
+  for (const part of text.split(',').filter(Boolean)) {
+    const m = /^([^=]+)=(.+):(\d+)$/.exec(part.trim());
+    if (!m) throw new AgentError(`--peers entry '${part}' must be NAME=HOST:PORT`);
+    const [, name, host, port] = m;
+    if (!NODE_NAME.test(name!)) throw new AgentError(`--peers: node name '${name}' must be a DNS name (a-z, 0-9, '-', '.')`);
+    if (name === self) throw new AgentError(`--peers names this node (${self}) itself`);
+    if (out.some((p) => p.name === name)) throw new AgentError(`--peers names ${name} twice`);
+    out.push({ name: name!, host: host!.replace(/^\[|\]$/g, ''), port: Number(port) });
+  }
+  return out;
+}
+
+/** `k=v,k2=v2` @throws AgentError */
+export function parseLabels(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (text ?? '').split(',').filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new AgentError(`--labels entry '${part}' must be KEY=VALUE`);
+    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+export function agentStatusPath(policy: string, dir = runDir()): string {
+  return join(dir, `${policy}.agent.json`);
+}
+
+/** Starts this node's share. @throws AgentError, and what startChain throws */
+export async function startAgent(o: AgentOptions): Promise<Agent> {
+  const progress = o.progress ?? (() => {});
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  if (!NODE_NAME.test(o.node.name)) throw new AgentError(`node name '${o.node.name}' must be a DNS name (a-z, 0-9, '-', '.')`);
+  if (o.secret.length < 16) throw new AgentError('the policy secret must be at least 16 bytes');
+  const file = policyFileOf(o.policy);
+  const ir = await loadPolicyFile(file);
+  const nodes = [o.node.name, ...o.peers.map((p) => p.name)].sort();
+  const index = nodes.indexOf(o.node.name);
+  const gwN = ir.gateway.instances;
+  // Gateway instance ids are global across the nodes (a reply names its gateway by it): node i has i*N..i*N+N-1.
+  if (nodes.length * gwN > 32) throw new AgentError(`${nodes.length} nodes x ${gwN} gateway processes exceed the 32 gateway instance ids`);
+  const gateways = Array.from({ length: gwN }, (_, g) => index * gwN + g);
+  const share = (x: typeof ir) => localShare(x, o.node);
+
+  const chain = await startChain(file, {
+    port: o.port,
+    host: o.host,
+    poolName: o.poolName,
+    timeoutMs: o.timeoutMs,
+    localShare: share,
+    gatewayBase: index * gwN,
+    progress,
+    log,
+    signal: o.signal,
+  });
+  let link: NodeLink;
+  let port: number;
+  try {
+    link = new NodeLink({
+      node: o.node.name,
+      labels: { ...o.node.labels },
+      nodes,
+      policy: ir.name,
+      secret: o.secret,
+      listen: o.listen,
+      peers: o.peers,
+      root: dirname(chain.pinDir),
+      pinDir: chain.pinDir,
+      poolName: chain.poolName,
+      hubPort: chain.hubPort,
+      gateways,
+      registerSocket: chain.registerSocket,
+      log,
+    });
+    port = await link.start();
+  } catch (err) {
+    await chain.stop();
+    throw err;
+  }
+  progress(`node ${o.node.name}: node-link on ${o.listen.host}:${port}, gateway ${chain.url}, peers ${o.peers.map((p) => p.name).join(', ') || 'none'}`);
+
+  let lastApply: AgentStatus['lastApply'] = null;
+  let lastSource = '';
+  const sourceOf = (): string => {
+    try {
+      return readFileSync(policyFileOf(o.policy), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  lastSource = sourceOf();
+  let running: Promise<void> = Promise.resolve();
+  const converge = (): Promise<void> => {
+    running = running.then(async () => {
+      try {
+        const r = await chain.apply(policyFileOf(o.policy));
+        link.sync();
+        const n = r.diff.changes.length;
+        lastApply = { at: new Date().toISOString(), ok: true, message: n ? `${n} change${n > 1 ? 's' : ''}` : 'no change' };
+        if (n) log(`[agent] applied ${n} change${n > 1 ? 's' : ''}: ${r.diff.changes.map((c) => `${c.kind} ${'name' in c ? c.name : ''}`.trim()).join(', ')}`);
+      } catch (err) {
+        lastApply = { at: new Date().toISOString(), ok: false, message: (err as Error).message.split('\n')[0]! };
+        log(`[agent] policy not applied, still running the last one: ${lastApply.message}`);
+      }
+      writeStatus();
+    });
+    return running;
+  };
+
+  // Watch the directory: a ConfigMap update swaps `..data`, an editor renames over the file.
+  const watchDir = statSync(resolve(o.policy)).isDirectory() ? resolve(o.policy) : dirname(resolve(o.policy));
+  let debounce: NodeJS.Timeout | null = null;
+  const changed = () => {
+    if (debounce) clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      debounce = null;
+      const now = sourceOf();
+      // Handlers may change without the policy file: apply compares their hashes either way.
+      lastSource = now;
+      void converge();
+    }, o.debounceMs ?? 300);
+  };
+  let watcher: FSWatcher | null = null;
+  try {
+    watcher = watch(watchDir, { persistent: false }, changed);
+    watcher.on('error', (err) => log(`[agent] watching ${watchDir}: ${err.message}`));
+  } catch (err) {
+    log(`[agent] cannot watch ${watchDir} (${(err as Error).message}); checking every 2 s`);
+  }
+  // fs.watch misses changes on some file systems (network mounts): a slow poll backs it up.
+  const poll = setInterval(() => {
+    if (sourceOf() !== lastSource) changed();
+  }, 2000);
+
+  const statusFile = agentStatusPath(ir.name);
+  const status = (): AgentStatus => ({ policy: ir.name, node: o.node.name, labels: { ...o.node.labels }, url: chain.url, local: chain.instances(), link: link.status(), lastApply });
+  const writeStatus = () => {
+    try {
+      writeFileSync(`${statusFile}.tmp`, JSON.stringify(status()), { mode: 0o600 });
+      renameSync(`${statusFile}.tmp`, statusFile);
+    } catch (err) {
+      log(`[agent] cannot write ${statusFile}: ${(err as Error).message}`);
+    }
+  };
+  writeStatus();
+  const statusTimer = setInterval(writeStatus, 1000);
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (debounce) clearTimeout(debounce);
+      clearInterval(poll);
+      clearInterval(statusTimer);
+      watcher?.close();
+      await running.catch(() => {});
+      await link.close();
+      await chain.stop();
+      rmSync(statusFile, { force: true });
+      rmSync(`${statusFile}.tmp`, { force: true });
+    })();
+    return stopping;
+  };
+  return { chain, link, nodeLinkPort: port, status, converge, stop };
+}

@@ -1,0 +1,453 @@
+/**
+ * The node-link: where a chain leaves this node and where it comes in (docs/multi-node.md).
+ *
+ * To the local chain it looks like function instances: for every function with no local
+ * instance, it holds a chain socket per peer that runs the function, registered in `socks` as
+ * instance REMOTE_INST_BASE + that peer's index, and those are the function's `instances`; and a
+ * socket for every gateway instance of another node. So the sk_msg program redirects a descriptor
+ * bound for a remote function or a remote gateway into the node-link's socket, exactly as it
+ * would into a local instance's; no kernel change, and local hops keep their fast path. Local
+ * instances are preferred: a function with any local instance never lists remote ones.
+ *
+ * A descriptor read from such a socket is sent with its payload (copied out of the pool) to the
+ * peer; the peer copies the payload into a buffer of its own pool and writes the descriptor into
+ * its chain, which routes it on. Answers travel the same way to the node of the gateway that took
+ * the request (`gw_inst` names it: node gateways are numbered apart).
+ *
+ * Buffers: the origin's gateway keeps its request buffer until the reply; so when a request of a
+ * local gateway leaves, its buffer stays and is remembered (`pending`), and the answer is copied
+ * back into it. A request of another node's gateway that comes in gets a buffer allocated here
+ * (marked RESPONSE_NEW_BUF, so the functions adopt it); when it leaves again, that buffer is freed.
+ * A token per forward tells a late answer from the answer to a newer request that reuses the id.
+ *
+ * Failures: when a peer goes down, every request of a local gateway sent there is failed at once
+ * (an ERROR descriptor with 503 to its gateway), and for requests of other nodes' gateways that
+ * went from here to the dead peer, a 503 goes back to their origin.
+ */
+import net from 'node:net';
+import { type ChainMaps, openChainMaps } from '../../deploy/chain-maps.ts';
+import { readManifest } from '../../deploy/manifest.ts';
+import { MAX_INSTANCES } from '../../ir/chain-limits.ts';
+import { DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF, DESC_SIZE } from '../../schema/descriptor.ts';
+import { Pool } from '../pool/index.ts';
+import { LiveRouteTable } from '../route-table.ts';
+import { DESC_FLAG_DROPPED, type Desc, DescRecord, FrameCutter, readDescInto, writeDesc } from '../sdk/wire.ts';
+import { socketFd } from '../sdk/link.ts';
+import { type PeerAddress, Peers } from './peers.ts';
+import { putRecord, readRecords, recordSize } from './protocol.ts';
+
+/** Instance ids of remote nodes in a function's `instances`: this base + the node's index. */
+export const REMOTE_INST_BASE = 0xf000;
+/** The gateway-function key of the socket the node-link writes incoming descriptors from (no descriptor targets it). */
+export const INJECT_INST = 0xfff0;
+/** Entries older than this are long answered (504) or lost: forgotten. */
+const FORGET_MS = 60_000;
+
+export interface NodeLinkOptions {
+  node: string;
+  labels: Record<string, string>;
+  /** Every node of the policy, this one included, sorted: a node's index is its place here. */
+  nodes: string[];
+  policy: string;
+  secret: Buffer;
+  listen: { host: string; port: number };
+  peers: PeerAddress[];
+  root: string;
+  pinDir: string;
+  poolName: string;
+  hubPort: number;
+  /** This node's gateway instance ids. */
+  gateways: number[];
+  registerSocket(fnId: number, inst: number, fd: number, localPort?: number): void;
+  log(line: string): void;
+}
+
+interface Pending {
+  peer: string;
+  token: number;
+  route: number;
+  flags: number;
+  bufOff: number;
+  bufGen: number;
+  at: number;
+}
+
+interface Transit {
+  peer: string;
+  token: number;
+  route: string;
+  at: number;
+}
+
+/** One chain socket of the node-link and where what it reads goes. */
+interface ChainSock {
+  fnId: number;
+  inst: number;
+  /** 'fn': to the peer of this index; 'gw': to the node owning that gateway id. */
+  sock: net.Socket;
+  up: boolean;
+}
+
+const key = (gw: number, req: number): number => gw * 0x1_0000_0000 + req;
+
+export interface NodeLinkStatus {
+  node: string;
+  listen: string;
+  peers: ReturnType<Peers['status']>;
+  /** Functions served by other nodes, with the instance ids standing for them. */
+  remote: { function: string; fnId: number; peers: string[]; instances: number[] }[];
+  counters: NodeLink['counters'];
+  pending: number;
+}
+
+export class NodeLink {
+  private readonly peers: Peers;
+  private readonly pool: Pool;
+  private readonly routes: LiveRouteTable;
+  private readonly maps: ChainMaps;
+  private readonly socks = new Map<number, ChainSock>();
+  private inject: ChainSock | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private readonly transit = new Map<number, Transit>();
+  private readonly arrivals = new Map<number, { token: number; at: number }>();
+  private readonly local: Set<number>;
+  private readonly gwOwner = new Map<number, string>();
+  private readonly written = new Map<number, string>();
+  private remote: NodeLinkStatus['remote'] = [];
+  private readonly outgoing = new Map<string, { parts: Buffer[]; n: number }>();
+  private flushQueued = false;
+  private injectQueue: Buffer[] = [];
+  private token = 1;
+  private sweeper: NodeJS.Timeout | null = null;
+  private closed = false;
+  private port = 0;
+  readonly counters = { sent: 0, received: 0, failedFast: 0, stale: 0, noBuffer: 0, unknownRoute: 0 };
+
+  constructor(private readonly o: NodeLinkOptions) {
+    this.local = new Set(o.gateways);
+    this.pool = Pool.open(o.poolName);
+    this.routes = LiveRouteTable.open(o.pinDir);
+    this.maps = openChainMaps(o.policy, o.root);
+    this.peers = new Peers({
+      self: o.node,
+      policy: o.policy,
+      secret: o.secret,
+      listen: o.listen,
+      peers: o.peers,
+      onState: () => this.sync(),
+      onDown: (peer) => this.peerDown(peer),
+      onData: (peer, body) => this.onData(peer, body),
+      log: (l) => o.log(`[node-link] ${l}`),
+    });
+  }
+
+  get refused(): number {
+    return this.peers.counters.refused;
+  }
+
+  async start(): Promise<number> {
+    this.inject = await this.openSock(0, INJECT_INST);
+    this.port = await this.peers.start();
+    this.sweeper = setInterval(() => this.sweep(), 5000);
+    this.sync();
+    return this.port;
+  }
+
+  /**
+   * Converges the sockets and `instances` of remote functions to what the peers that are up run
+   * and what runs here (after an apply, a peer change, and periodically). Call it freely.
+   */
+  sync(): void {
+    if (this.closed) return;
+    const fns = readManifest(this.o.pinDir).ir.functions;
+    const up = this.peers.up();
+    this.peers.setState({ node: this.o.node, labels: this.o.labels, gw: this.o.gateways, hosts: fns.filter((f) => f.instances > 0).map((f) => f.name) });
+    const want = new Map<number, { fnId: number; inst: number }>();
+    this.gwOwner.clear();
+    for (const p of up) {
+      for (const g of p.state.gw) {
+        if (this.local.has(g)) continue;
+        this.gwOwner.set(g, p.name);
+        want.set((0 << 16) | g, { fnId: 0, inst: g });
+      }
+    }
+    const remote: NodeLinkStatus['remote'] = [];
+    const sockWrites: (() => void)[] = [];
+    for (const f of fns) {
+      if (f.instances > 0) {
+        this.written.delete(f.id);
+        continue;
+      }
+      const hosts = up.filter((p) => p.state.hosts.includes(f.name)).map((p) => p.name);
+      const insts = hosts.map((h) => REMOTE_INST_BASE + this.o.nodes.indexOf(h)).slice(0, MAX_INSTANCES);
+      for (const i of insts) want.set((f.id << 16) | i, { fnId: f.id, inst: i });
+      remote.push({ function: f.name, fnId: f.id, peers: hosts, instances: insts });
+      sockWrites.push(() => this.writeInstances(f.id, insts));
+    }
+    this.remote = remote;
+    // Sockets first (a listed instance must have one), then the lists, then what is no longer wanted.
+    const opening: Promise<unknown>[] = [];
+    for (const [k, w] of want) if (!this.socks.has(k)) opening.push(this.openSock(w.fnId, w.inst).catch((err) => this.o.log(`[node-link] socket for ${w.fnId}/${w.inst}: ${(err as Error).message}`)));
+    void Promise.all(opening).then(() => {
+      if (this.closed) return;
+      for (const w of sockWrites) w();
+      for (const [k, s] of this.socks) {
+        if (want.has(k)) continue;
+        this.socks.delete(k);
+        s.sock.resetAndDestroy();
+      }
+    });
+  }
+
+  private writeInstances(fnId: number, insts: number[]): void {
+    const live = insts.filter((i) => this.socks.get((fnId << 16) | i)?.up);
+    const sig = live.join(',');
+    if (this.written.get(fnId) === sig) return;
+    this.written.set(fnId, sig);
+    this.maps.instances.set(fnId, { count: live.length, inst: Array.from({ length: MAX_INSTANCES }, (_, i) => live[i] ?? 0) });
+  }
+
+  status(): NodeLinkStatus {
+    return { node: this.o.node, listen: `${this.o.listen.host}:${this.port}`, peers: this.peers.status(), remote: this.remote, counters: { ...this.counters }, pending: this.pending.size };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    // Out of `instances` before the sockets go: the kernel must not pick a closed socket.
+    for (const r of this.remote) if (this.written.has(r.fnId)) this.maps.instances.set(r.fnId, { count: 0, inst: Array.from({ length: MAX_INSTANCES }, () => 0) });
+    await this.peers.close();
+    for (const s of this.socks.values()) s.sock.resetAndDestroy();
+    this.socks.clear();
+    this.inject?.sock.resetAndDestroy();
+    this.maps.close();
+    this.routes.close();
+    this.pool.close();
+  }
+
+  private openSock(fnId: number, inst: number): Promise<ChainSock> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: '127.0.0.1', port: this.o.hubPort, noDelay: true });
+      const cs: ChainSock = { fnId, inst, sock, up: false };
+      const k = (fnId << 16) | inst;
+      const cutter = new FrameCutter((b, at) => this.fromChain(cs, b, at));
+      sock.on('data', (c: Buffer) => {
+        cutter.push(c);
+        this.scheduleFlush();
+      });
+      sock.on('error', (err) => {
+        if (!cs.up) reject(err);
+      });
+      sock.on('close', () => {
+        if (this.socks.get(k) === cs) this.socks.delete(k);
+        if (this.inject === cs && !this.closed) this.o.log('[node-link] inject socket closed');
+      });
+      sock.once('connect', () => {
+        try {
+          this.o.registerSocket(fnId, inst, socketFd(sock), sock.localPort);
+        } catch (err) {
+          sock.destroy();
+          reject(err);
+          return;
+        }
+        cs.up = true;
+        if (fnId !== 0 || inst !== INJECT_INST) this.socks.set(k, cs);
+        resolve(cs);
+      });
+    });
+  }
+
+  private readonly d: Desc = new DescRecord();
+
+  /** A descriptor the chain sent to a remote function or gateway. */
+  private fromChain(cs: ChainSock, b: Buffer, at: number): void {
+    const d = this.d;
+    readDescInto(b, at, d);
+    if (d.flags & DESC_FLAG_DROPPED) return;
+    const toGw = cs.fnId === 0;
+    const peer = toGw ? this.gwOwner.get(cs.inst) : this.o.nodes[cs.inst - REMOTE_INST_BASE];
+    const route = this.routes.bySlot(d.route);
+    const k = key(d.gwInst, d.reqId);
+    if (!this.pool.validate(d.bufOff, d.bufGen)) {
+      this.counters.stale++;
+      return;
+    }
+    const payload = this.pool.bytes(d.bufOff, Math.min(d.bufLen, this.pool.bufferSize));
+    const localGw = this.local.has(d.gwInst);
+    if (!peer || !route) {
+      // The peer went down between the kernel's pick and this read, or the route is gone.
+      const f = localGw ? this.failDesc({ peer: '', token: 0, route: d.route, flags: d.flags, bufOff: d.bufOff, bufGen: d.bufGen, at: 0 }, k) : null;
+      if (f) this.injectDesc(f);
+      return;
+    }
+    let token = 0;
+    if (localGw) {
+      token = this.token = (this.token + 1) >>> 0 || 1;
+      this.pending.set(k, { peer, token, route: d.route, flags: d.flags, bufOff: d.bufOff, bufGen: d.bufGen, at: Date.now() });
+    } else {
+      token = this.arrivals.get(k)?.token ?? 0;
+      this.arrivals.delete(k);
+      if (!toGw) this.transit.set(k, { peer, token, route: route.name, at: Date.now() });
+    }
+    this.queue(peer, b.subarray(at, at + DESC_SIZE), toGw, token, route.name, payload);
+    // The payload is copied into the batch: a buffer of ours (another node's request) is free now.
+    if (!localGw) {
+      try {
+        this.pool.free({ offset: d.bufOff, gen: d.bufGen });
+      } catch {
+        this.counters.stale++;
+      }
+    }
+  }
+
+  private queue(peer: string, desc: Uint8Array, toGw: boolean, token: number, route: string, payload: Uint8Array): void {
+    const rec = Buffer.allocUnsafe(recordSize(route, payload.length));
+    putRecord(rec, 0, desc, toGw, token, route, payload);
+    let q = this.outgoing.get(peer);
+    if (!q) {
+      q = { parts: [], n: 0 };
+      this.outgoing.set(peer, q);
+    }
+    q.parts.push(rec);
+    q.n++;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(this.flush);
+  }
+
+  /** Everything of one event-loop turn in one write per peer, and one write into the chain. */
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    for (const [peer, q] of this.outgoing) {
+      if (q.n === 0) continue;
+      const body = Buffer.concat(q.parts);
+      q.parts = [];
+      if (this.peers.sendData(peer, body)) this.counters.sent += q.n;
+      q.n = 0;
+    }
+    if (this.injectQueue.length && this.inject?.up) {
+      const bytes = Buffer.concat(this.injectQueue);
+      this.injectQueue = [];
+      this.inject.sock.write(bytes);
+    }
+  };
+
+  private injectDesc(d: Desc): void {
+    const b = Buffer.allocUnsafe(DESC_SIZE);
+    writeDesc(b, 0, d);
+    this.injectQueue.push(b);
+    this.scheduleFlush();
+  }
+
+  /** Descriptors a peer sent: into a pool buffer of this node, and into the chain. */
+  private onData(peer: string, body: Buffer): void {
+    const recs = readRecords(body);
+    if (!recs) {
+      this.o.log(`[node-link] malformed batch from ${peer}`);
+      return;
+    }
+    for (const r of recs) {
+      this.counters.received++;
+      const d = new DescRecord();
+      readDescInto(r.desc, 0, d);
+      const k = key(d.gwInst, d.reqId);
+      if (this.local.has(d.gwInst)) {
+        const p = this.pending.get(k);
+        // Failed already (peer down, 504) or an answer to an older request that reused the id.
+        if (!p || p.token !== r.token) continue;
+        this.pending.delete(k);
+        if (!this.pool.validate(p.bufOff, p.bufGen) || r.payload.length > this.pool.bufferSize) {
+          this.counters.stale++;
+          continue;
+        }
+        this.pool.bytes(p.bufOff, r.payload.length).set(r.payload);
+        d.route = p.route;
+        d.bufOff = p.bufOff;
+        d.bufGen = p.bufGen;
+        d.bufLen = r.payload.length;
+        d.flags = (p.flags & DESC_FLAG_RESPONSE_NEW_BUF) | (d.flags & DESC_FLAG_ERROR);
+        if (r.toGateway) d.hop = this.routes.bySlot(p.route)?.len ?? d.hop;
+        this.injectDesc(d);
+        continue;
+      }
+      if (r.toGateway) continue;
+      const route = this.routes.current().find((x) => x.name === r.route);
+      const buf = route && r.payload.length <= this.pool.bufferSize ? this.pool.alloc() : null;
+      if (!route || !buf) {
+        if (!route) this.counters.unknownRoute++;
+        else this.counters.noBuffer++;
+        this.answerError(d, r.token, r.route);
+        continue;
+      }
+      this.pool.bytes(buf.offset, r.payload.length).set(r.payload);
+      d.route = route.slot;
+      d.bufOff = buf.offset;
+      d.bufGen = buf.gen;
+      d.bufLen = r.payload.length;
+      d.flags = DESC_FLAG_RESPONSE_NEW_BUF;
+      this.arrivals.set(k, { token: r.token, at: Date.now() });
+      this.injectDesc(d);
+    }
+  }
+
+  /** A 503 for a request of another node's gateway, sent to that node. */
+  private answerError(d: Desc, token: number, route: string): void {
+    const owner = this.gwOwner.get(d.gwInst);
+    if (!owner) return;
+    const e = new DescRecord();
+    Object.assign(e, d);
+    e.flags = DESC_FLAG_ERROR;
+    e.status = 503;
+    e.bufLen = 0;
+    const b = Buffer.allocUnsafe(DESC_SIZE);
+    writeDesc(b, 0, e);
+    this.queue(owner, b, true, token, route, new Uint8Array(0));
+  }
+
+  private peerDown(peer: string): void {
+    // Out of `instances` first: no new request goes to it.
+    this.sync();
+    for (const [k, p] of this.pending) {
+      if (p.peer !== peer) continue;
+      this.pending.delete(k);
+      const d = this.failDesc(p, k);
+      if (d) this.injectDesc(d);
+    }
+    for (const [k, t] of this.transit) {
+      if (t.peer !== peer) continue;
+      this.transit.delete(k);
+      const e = new DescRecord();
+      e.gwInst = Math.floor(k / 0x1_0000_0000);
+      e.reqId = k % 0x1_0000_0000;
+      this.answerError(e, t.token, t.route);
+    }
+  }
+
+  /** The 503 that fails a request of a local gateway now (an ERROR descriptor for it), or null when it is gone already. */
+  private failDesc(p: Pending, k: number): Desc | null {
+    const len = this.routes.bySlot(p.route)?.len;
+    if (len === undefined || !this.pool.validate(p.bufOff, p.bufGen)) return null;
+    this.counters.failedFast++;
+    const d = new DescRecord();
+    d.route = p.route;
+    d.hop = len;
+    d.flags = (p.flags & DESC_FLAG_RESPONSE_NEW_BUF) | DESC_FLAG_ERROR;
+    d.status = 503;
+    d.gwInst = Math.floor(k / 0x1_0000_0000);
+    d.reqId = k % 0x1_0000_0000;
+    d.bufOff = p.bufOff;
+    d.bufGen = p.bufGen;
+    d.bufLen = 0;
+    return d;
+  }
+
+  private sweep(): void {
+    const old = Date.now() - FORGET_MS;
+    for (const m of [this.pending, this.transit, this.arrivals] as Map<number, { at: number }>[]) for (const [k, v] of m) if (v.at < old) m.delete(k);
+    this.sync();
+  }
+}

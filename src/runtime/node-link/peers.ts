@@ -1,0 +1,261 @@
+/**
+ * The node-link's connections to the other nodes. Every node dials every peer (that connection
+ * carries this node's descriptors to it) and accepts each peer's dial (which carries the peer's
+ * descriptors here, and the peer's state and heartbeat answers back). Both ends prove the
+ * policy's secret before anything else is read (protocol.ts).
+ *
+ * A peer is up while its dialled connection is authenticated and answers pings: a peer whose
+ * agent dies closes its sockets (seen at once); one whose namespace or link vanishes stops
+ * answering, and is declared down after DEAD_MS of silence rather than after TCP's minutes of
+ * retransmissions.
+ */
+import net from 'node:net';
+import {
+  authBody,
+  authOkBody,
+  checkAuth,
+  checkAuthOk,
+  FrameParser,
+  frame,
+  newNonce,
+  type PeerState,
+  send,
+  T_AUTH,
+  T_AUTH_OK,
+  T_CHALLENGE,
+  T_DATA,
+  T_PING,
+  T_PONG,
+  T_STATE,
+} from './protocol.ts';
+
+export interface PeerAddress {
+  name: string;
+  host: string;
+  port: number;
+}
+
+export interface PeersOptions {
+  self: string;
+  policy: string;
+  secret: Buffer;
+  listen: { host: string; port: number };
+  peers: PeerAddress[];
+  /** A peer came up (authenticated, its state known) or its state changed. */
+  onState(peer: string, state: PeerState): void;
+  /** A peer went down (closed, silent, refused). */
+  onDown(peer: string): void;
+  /** DATA from an authenticated peer. */
+  onData(peer: string, body: Buffer): void;
+  log(line: string): void;
+}
+
+const PING_MS = 200;
+/** Silence after which a peer is down: a few missed pings, well under the gateway's deadline. */
+export const DEAD_MS = 1000;
+const AUTH_MS = 2000;
+const BACKOFF_MIN = 100;
+const BACKOFF_MAX = 1000;
+
+interface Outbound {
+  addr: PeerAddress;
+  sock: net.Socket | null;
+  up: boolean;
+  /** Proved the secret (pings may go out; it is up once its state came too). */
+  authed: boolean;
+  state: PeerState | null;
+  lastHeard: number;
+  backoff: number;
+  timer: NodeJS.Timeout | null;
+}
+
+export class Peers {
+  private readonly out = new Map<string, Outbound>();
+  private readonly inbound = new Set<{ sock: net.Socket; peer: string | null; lastHeard: number }>();
+  private server: net.Server | null = null;
+  private tick: NodeJS.Timeout | null = null;
+  private closed = false;
+  private myState: PeerState | null = null;
+  readonly counters = { refused: 0, authenticated: 0, downs: 0 };
+
+  constructor(private readonly o: PeersOptions) {
+    for (const p of o.peers) this.out.set(p.name, { addr: p, sock: null, up: false, authed: false, state: null, lastHeard: 0, backoff: BACKOFF_MIN, timer: null });
+  }
+
+  async start(): Promise<number> {
+    const server = net.createServer((s) => this.accept(s));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.listen.port, this.o.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.tick = setInterval(() => this.heartbeat(), PING_MS);
+    for (const p of this.out.values()) this.dial(p);
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  /** Peers that are up, with their state. */
+  up(): { name: string; state: PeerState }[] {
+    return [...this.out.values()].filter((p) => p.up && p.state).map((p) => ({ name: p.addr.name, state: p.state! }));
+  }
+
+  status(): { name: string; address: string; up: boolean; state: PeerState | null; silentMs: number | null }[] {
+    const now = Date.now();
+    return [...this.out.values()].map((p) => ({ name: p.addr.name, address: `${p.addr.host}:${p.addr.port}`, up: p.up, state: p.state, silentMs: p.up ? now - p.lastHeard : null }));
+  }
+
+  /** Sends a DATA body to a peer; false when it is not up. */
+  sendData(peer: string, body: Buffer): boolean {
+    const p = this.out.get(peer);
+    if (!p?.up || !p.sock) return false;
+    send(p.sock, frame(T_DATA, body));
+    return true;
+  }
+
+  /** This node's state, told to every peer connected to it now and later. */
+  setState(s: PeerState): void {
+    const changed = JSON.stringify(s) !== JSON.stringify(this.myState);
+    this.myState = s;
+    if (!changed) return;
+    const f = frame(T_STATE, Buffer.from(JSON.stringify(s)));
+    for (const c of this.inbound) if (c.peer) send(c.sock, f);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.tick) clearInterval(this.tick);
+    for (const p of this.out.values()) {
+      if (p.timer) clearTimeout(p.timer);
+      p.sock?.resetAndDestroy();
+    }
+    for (const c of this.inbound) c.sock.resetAndDestroy();
+    const server = this.server;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  private heartbeat(): void {
+    const now = Date.now();
+    for (const p of this.out.values()) {
+      if (!p.sock) continue;
+      if (p.up && now - p.lastHeard > DEAD_MS) {
+        this.o.log(`peer ${p.addr.name} silent for ${now - p.lastHeard} ms: down`);
+        p.sock.resetAndDestroy();
+        continue;
+      }
+      if (p.authed && now - p.lastHeard > DEAD_MS) {
+        p.sock.resetAndDestroy();
+        continue;
+      }
+      if (p.authed) send(p.sock, frame(T_PING));
+    }
+    for (const c of this.inbound) if (now - c.lastHeard > (c.peer ? DEAD_MS : AUTH_MS)) c.sock.resetAndDestroy();
+  }
+
+  private dial(p: Outbound): void {
+    if (this.closed) return;
+    const sock = net.connect({ host: p.addr.host, port: p.addr.port, noDelay: true });
+    p.sock = sock;
+    const nonce = newNonce();
+    let challenge: Buffer | null = null;
+    p.authed = false;
+    const authTimer = setTimeout(() => sock.resetAndDestroy(), AUTH_MS);
+    const parser = new FrameParser((type, body) => {
+      p.lastHeard = Date.now();
+      if (!challenge) {
+        if (type !== T_CHALLENGE || body.length !== nonce.length) return void sock.resetAndDestroy();
+        challenge = Buffer.from(body);
+        send(sock, frame(T_AUTH, authBody(this.o.secret, this.o.policy, challenge, nonce, this.o.self)));
+        return;
+      }
+      if (!p.authed) {
+        const name = type === T_AUTH_OK ? checkAuthOk(this.o.secret, this.o.policy, challenge, nonce, body) : null;
+        if (name !== p.addr.name) {
+          this.o.log(`peer ${p.addr.name} at ${p.addr.host}:${p.addr.port} did not prove the policy's secret${name ? ` (says it is ${name})` : ''}`);
+          return void sock.resetAndDestroy();
+        }
+        p.authed = true;
+        clearTimeout(authTimer);
+        return;
+      }
+      if (type === T_STATE) {
+        let st: PeerState;
+        try {
+          st = JSON.parse(body.toString()) as PeerState;
+        } catch {
+          return void sock.resetAndDestroy();
+        }
+        p.state = st;
+        const wasUp = p.up;
+        p.up = true;
+        p.backoff = BACKOFF_MIN;
+        if (!wasUp) this.o.log(`peer ${p.addr.name} up (${p.addr.host}:${p.addr.port})`);
+        this.o.onState(p.addr.name, st);
+      }
+      // PONG: lastHeard above is all it is for.
+    });
+    sock.on('data', (c: Buffer) => {
+      if (!parser.push(c)) sock.resetAndDestroy();
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      clearTimeout(authTimer);
+      if (p.sock !== sock) return;
+      p.sock = null;
+      const wasUp = p.up;
+      p.up = false;
+      p.authed = false;
+      p.state = null;
+      if (wasUp) {
+        this.counters.downs++;
+        this.o.log(`peer ${p.addr.name} down`);
+        this.o.onDown(p.addr.name);
+      }
+      if (this.closed) return;
+      const delay = p.backoff;
+      p.backoff = Math.min(BACKOFF_MAX, p.backoff * 2);
+      p.timer = setTimeout(() => {
+        p.timer = null;
+        this.dial(p);
+      }, delay);
+    });
+  }
+
+  private accept(sock: net.Socket): void {
+    if (this.closed) return void sock.destroy();
+    sock.setNoDelay(true);
+    const c = { sock, peer: null as string | null, lastHeard: Date.now() };
+    this.inbound.add(c);
+    const challenge = newNonce();
+    const parser = new FrameParser((type, body) => {
+      c.lastHeard = Date.now();
+      if (!c.peer) {
+        // The only frame read from a connection that has not proved the secret.
+        const who = type === T_AUTH ? checkAuth(this.o.secret, this.o.policy, challenge, body) : null;
+        if (!who || !this.out.has(who.name)) {
+          this.counters.refused++;
+          this.o.log(`refused a node-link connection from ${sock.remoteAddress}:${sock.remotePort}: ${who ? `unknown node ${who.name}` : 'no valid proof of the policy secret'}`);
+          return void sock.resetAndDestroy();
+        }
+        c.peer = who.name;
+        this.counters.authenticated++;
+        send(sock, frame(T_AUTH_OK, authOkBody(this.o.secret, this.o.policy, challenge, who.nonce, this.o.self)));
+        if (this.myState) send(sock, frame(T_STATE, Buffer.from(JSON.stringify(this.myState))));
+        return;
+      }
+      if (type === T_PING) send(sock, frame(T_PONG));
+      else if (type === T_DATA) this.o.onData(c.peer, body);
+    });
+    sock.on('data', (chunk: Buffer) => {
+      if (!parser.push(chunk)) {
+        if (!c.peer) this.counters.refused++;
+        sock.resetAndDestroy();
+      }
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => this.inbound.delete(c));
+    send(sock, frame(T_CHALLENGE, challenge));
+  }
+}
