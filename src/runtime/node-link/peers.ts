@@ -163,6 +163,7 @@ export class Peers {
     p.authed = false;
     const authTimer = setTimeout(() => sock.resetAndDestroy(), AUTH_MS);
     const parser = new FrameParser((type, body) => {
+      if (sock.destroyed) return;
       p.lastHeard = Date.now();
       if (!challenge) {
         if (type !== T_CHALLENGE || body.length !== nonce.length) return void sock.resetAndDestroy();
@@ -230,6 +231,8 @@ export class Peers {
     this.inbound.add(c);
     const challenge = newNonce();
     const parser = new FrameParser((type, body) => {
+      // Frames after a refusal in the same read are not looked at.
+      if (sock.destroyed) return;
       c.lastHeard = Date.now();
       if (!c.peer) {
         // The only frame read from a connection that has not proved the secret.
