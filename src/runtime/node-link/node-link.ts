@@ -96,7 +96,8 @@ export interface NodeLinkStatus {
   peers: ReturnType<Peers['status']>;
   /** Functions served by other nodes, with the instance ids standing for them. */
   remote: { function: string; fnId: number; peers: string[]; instances: number[] }[];
-  counters: NodeLink['counters'];
+  /** Descriptors sent and received, requests failed at once, refused connections (no valid proof). */
+  counters: NodeLink['counters'] & { refused: number };
   pending: number;
 }
 
@@ -139,10 +140,6 @@ export class NodeLink {
       onData: (peer, body) => this.onData(peer, body),
       log: (l) => o.log(`[node-link] ${l}`),
     });
-  }
-
-  get refused(): number {
-    return this.peers.counters.refused;
   }
 
   async start(): Promise<number> {
@@ -208,7 +205,7 @@ export class NodeLink {
   }
 
   status(): NodeLinkStatus {
-    return { node: this.o.node, listen: `${this.o.listen.host}:${this.port}`, peers: this.peers.status(), remote: this.remote, counters: { ...this.counters }, pending: this.pending.size };
+    return { node: this.o.node, listen: `${this.o.listen.host}:${this.port}`, peers: this.peers.status(), remote: this.remote, counters: { ...this.counters, refused: this.peers.counters.refused }, pending: this.pending.size };
   }
 
   async close(): Promise<void> {
