@@ -208,6 +208,11 @@ export class VerifierError extends BpfctlError {
     const meaningful = log.map((l) => l.trimEnd()).filter((l) => !NOISE.some((re) => re.test(l)));
     const prefix = `prog '${program}' rejected by the verifier (${errnoName(errno)})`;
     if (!meaningful.length) return `${prefix}: no verifier log`;
+    // The verifier walks every path; past its budget it gives up whatever the code's correctness.
+    const tooLarge = meaningful.find((l) => /BPF program is too large|processed \d+ insns \(limit \d+\)/i.test(l) && /too large|limit/.test(l));
+    if (tooLarge && /too large/i.test(tooLarge)) {
+      return `${prefix}: too complex to verify (${tooLarge.trim()}): the verifier explores every path and ran out of its 1,000,000-instruction budget; split the program, or for a classification section use fewer inline rules and put long lists in sets`;
+    }
     // The reason is the trailing text after the last instruction or state dump (one or two
     // lines: "invalid access to packet ..." + "R1 offset is outside of the packet"); the
     // instruction it is about is the last instruction line before it.
