@@ -29,7 +29,7 @@
  * ~1.5 minute smoke run, writes .cache/bench/chain-quick.json instead)
  * CHAIN_VARIANTS=bpfctl-ts,tcp  only these (tcp is added: it is the reference)
  * CHAIN_LOOP_ONLY=1             descriptor level only (prints, writes nothing); CHAIN_LOOP_ROUNDS=n
- * CHAIN_ROUNDS=n                HTTP rounds (default 3; --quick: 1)
+ * CHAIN_ROUNDS=n                HTTP rounds (default 5; --quick: 1)
  * Every process started is stopped and every policy unloaded, on errors and Ctrl-C too.
  */
 import { execFileSync } from 'node:child_process';
@@ -158,10 +158,12 @@ interface Settings {
 
 const LOOP_ONLY = process.env.CHAIN_LOOP_ONLY === '1';
 
+// Five 1-second points per variant and concurrency rather than three of 2 s: on a shared machine
+// one burst of someone else's work spoils a point, and the median of five shrugs off two.
 function settings(quick: boolean): Settings {
   const s: Settings = quick
     ? { quick, rounds: 1, httpSeconds: 1, warmupSeconds: 1, settleMs: 3000, idleSeconds: 4, loop: { inflight: 32, warmupMs: 500, measureMs: 1500 }, loopRounds: 1 }
-    : { quick, rounds: 3, httpSeconds: 2, warmupSeconds: 2, settleMs: 10_000, idleSeconds: 20, loop: { inflight: 32, warmupMs: 700, measureMs: 2000 }, loopRounds: 6 };
+    : { quick, rounds: 5, httpSeconds: 1, warmupSeconds: 2, settleMs: 10_000, idleSeconds: 20, loop: { inflight: 32, warmupMs: 700, measureMs: 2000 }, loopRounds: 6 };
   const env = (name: string) => {
     const n = Number(process.env[name]);
     return Number.isInteger(n) && n > 0 ? n : null;
