@@ -17,7 +17,8 @@
  * either side of it. Each point: requests/s, p50/p99/p99.9, CPU per request of all the variant's
  * processes (from each thread's schedstat). A variant's row is the median of its points; a ratio
  * vs tcp is the median over rounds of the point against the geometric mean of the two tcp
- * points around it.
+ * points around it. Then bpfctl-ts and tcp at 16 and 64 connections, the Node gateway's targets,
+ * get four more groups of ABBA / BAAB pairs.
  * Idle: after the load, every variant's warm chain with no traffic, all at once, and two fresh
  * `bpfctl run examples/hello-chain` (compiled and from sources: the whole process tree, from 10 s
  * after start over 20 s; bench/chain/hello-idle.ts).
@@ -39,7 +40,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoopResult } from './chain/driver/loop.ts';
 import { type HelloIdle, type HelloRun, startHello } from './chain/hello-idle.ts';
-import { killAllSync, stopAll, totalCpu, wakeups } from './chain/proc.ts';
+import { cpuSeconds, describeProcess, killAllSync, stopAll, totalCpu, wakeups } from './chain/proc.ts';
 import { startVariant, VARIANTS, type Variant, type VariantName } from './chain/variants.ts';
 import { expected, PAYLOAD } from './chain/work.ts';
 import { runWrk } from './chain/wrk.ts';
@@ -64,9 +65,14 @@ export interface HttpPoint {
   cpu_us_per_req: number;
   requests: number;
   errors: number;
+  /** The variant's process that used the most CPU in the point, and how much (% of a core). */
+  busiest: string;
+  busiest_cpu_pct: number;
+  /** wrk's own CPU (% of a core): near 100, the load generator is the limit. */
+  wrk_cpu_pct: number;
 }
 
-/** A variant at one concurrency: the median of its rounds (errors: the sum). */
+/** A variant at one concurrency: the median of its points (errors: the sum; `rounds`: how many points). */
 export interface HttpRow {
   name: VariantName;
   concurrency: number;
@@ -80,6 +86,10 @@ export interface HttpRow {
   /** Non-2xx answers and socket errors wrk saw (0 in a valid run). */
   errors: number;
   rounds: number;
+  /** The busiest process (the one most often busiest over the points) and its median CPU. */
+  busiest: string;
+  busiest_cpu_pct: number;
+  wrk_cpu_pct: number;
 }
 
 /** Median (and range) of the per-round ratios of a variant to tcp at one concurrency. */
@@ -147,6 +157,8 @@ export interface ChainBenchResult {
 interface Settings {
   quick: boolean;
   rounds: number;
+  /** Extra groups of bpfctl-ts/tcp pairs at c=16 and c=64. */
+  focusRounds: number;
   httpSeconds: number;
   warmupSeconds: number;
   /** From the last load (and the hello chains' start) to the idle window. */
@@ -162,8 +174,8 @@ const LOOP_ONLY = process.env.CHAIN_LOOP_ONLY === '1';
 // one burst of someone else's work spoils a point, and the median of five shrugs off two.
 function settings(quick: boolean): Settings {
   const s: Settings = quick
-    ? { quick, rounds: 1, httpSeconds: 1, warmupSeconds: 1, settleMs: 3000, idleSeconds: 4, loop: { inflight: 32, warmupMs: 500, measureMs: 1500 }, loopRounds: 1 }
-    : { quick, rounds: 5, httpSeconds: 1, warmupSeconds: 2, settleMs: 10_000, idleSeconds: 20, loop: { inflight: 32, warmupMs: 700, measureMs: 2000 }, loopRounds: 6 };
+    ? { quick, rounds: 1, focusRounds: 0, httpSeconds: 1, warmupSeconds: 1, settleMs: 3000, idleSeconds: 4, loop: { inflight: 32, warmupMs: 500, measureMs: 1500 }, loopRounds: 1 }
+    : { quick, rounds: 5, focusRounds: 4, httpSeconds: 1, warmupSeconds: 2, settleMs: 10_000, idleSeconds: 20, loop: { inflight: 32, warmupMs: 700, measureMs: 2000 }, loopRounds: 6 };
   const env = (name: string) => {
     const n = Number(process.env[name]);
     return Number.isInteger(n) && n > 0 ? n : null;
@@ -199,9 +211,13 @@ async function check(v: Variant): Promise<void> {
 
 async function point(v: Variant, c: number, round: number, seq: number, seconds: number): Promise<HttpPoint> {
   const pids = v.pids();
-  const cpu0 = totalCpu(pids);
+  const cpu0 = pids.map(cpuSeconds);
+  const t0 = performance.now();
   const w = await runWrk(v.url, c, seconds);
-  const cpu = totalCpu(pids) - cpu0;
+  const secs = (performance.now() - t0) / 1000;
+  const each = pids.map((p, i) => cpuSeconds(p) - cpu0[i]!);
+  const cpu = each.reduce((a, b) => a + b, 0);
+  const top = each.indexOf(Math.max(...each));
   return {
     name: v.name,
     concurrency: c,
@@ -214,7 +230,16 @@ async function point(v: Variant, c: number, round: number, seq: number, seconds:
     cpu_us_per_req: w.requests ? (cpu * 1e6) / w.requests : Number.NaN,
     requests: w.requests,
     errors: w.non2xx + w.errors,
+    busiest: describeProcess(pids[top]!),
+    busiest_cpu_pct: (each[top]! / secs) * 100,
+    wrk_cpu_pct: (w.cpu_s / secs) * 100,
   };
+}
+
+function mostOften(xs: string[]): string {
+  const n = new Map<string, number>();
+  for (const x of xs) n.set(x, (n.get(x) ?? 0) + 1);
+  return [...n].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '?';
 }
 
 /** `xs` rotated by `k`: every round and concurrency starts with another variant. */
@@ -239,6 +264,9 @@ function rows(points: HttpPoint[], idle: IdleRow[]): HttpRow[] {
         requests: ps.reduce((a, p) => a + p.requests, 0),
         errors: ps.reduce((a, p) => a + p.errors, 0),
         rounds: ps.length,
+        busiest: mostOften(ps.map((p) => p.busiest)),
+        busiest_cpu_pct: m((p) => p.busiest_cpu_pct),
+        wrk_cpu_pct: m((p) => p.wrk_cpu_pct),
       });
     }
   }
@@ -378,6 +406,7 @@ function machine(s: Settings, loads: number[][], seconds: number): Record<string
     wrk,
     quick: s.quick,
     rounds: s.rounds,
+    focus_rounds: s.focusRounds,
     http_seconds: s.httpSeconds,
     idle_seconds: s.idleSeconds,
     idle_settle_seconds: s.settleMs / 1000,
@@ -404,12 +433,18 @@ const x = (s: Spread) => `${fmt(s.median, 2)}x (${fmt(s.min, 2)}-${fmt(s.max, 2)
 
 export function print(r: ChainBenchResult): void {
   const out: string[] = [];
-  const n = (r.machine.rounds as number) ?? 1;
-  out.push(`HTTP level (wrk -t1, POST of the payload; median of ${n} round${n === 1 ? '' : 's'})`);
+  out.push(`HTTP level (wrk -t1, POST of the payload, ${fmt(r.machine.http_seconds as number)} s points; median of each variant's points)`);
   out.push(
     table(
-      ['variant', 'conc', 'req/s', 'p50 us', 'p99 us', 'p99.9 us', 'CPU us/req', 'errors'],
-      r.variants.map((v) => [v.name, String(v.concurrency), fmt(v.rps), fmt(v.p50_us), fmt(v.p99_us), fmt(v.p999_us), fmt(v.cpu_us_per_req, 1), String(v.errors)]),
+      ['variant', 'conc', 'req/s', 'p50 us', 'p99 us', 'p99.9 us', 'CPU us/req', 'errors', 'points'],
+      r.variants.map((v) => [v.name, String(v.concurrency), fmt(v.rps), fmt(v.p50_us), fmt(v.p99_us), fmt(v.p999_us), fmt(v.cpu_us_per_req, 1), String(v.errors), String(v.rounds)]),
+    ),
+  );
+  out.push('Where the CPU went: the busiest process of each variant and wrk itself (median % of a core; 2 cores in all)');
+  out.push(
+    table(
+      ['variant', 'conc', 'busiest process', 'its CPU %', 'wrk CPU %'],
+      r.variants.filter((v) => v.concurrency >= 16).map((v) => [v.name, String(v.concurrency), v.busiest, fmt(v.busiest_cpu_pct), fmt(v.wrk_cpu_pct)]),
     ),
   );
   out.push('Against tcp (median of the per-round ratios, range in brackets)');
@@ -511,6 +546,26 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
             const p = await point(v, c, round, seq, s.httpSeconds);
             points.push(p);
             log(`round ${round + 1} ${v.name} c=${c}: ${p.rps.toFixed(0)} req/s, p50 ${p.p50_us} us, p99 ${p.p99_us} us, ${p.cpu_us_per_req.toFixed(1)} us CPU/req`);
+          } catch (err) {
+            if (!interrupted) fail(`${v.name} c=${c}`, err);
+          }
+        }
+      }
+      loads.push(os.loadavg());
+    }
+    // The comparison the Node gateway's targets are about, bpfctl-ts against tcp at 16 and 64
+    // connections, gets more pairs: groups of four points, ABBA and BAAB in turn, each group a
+    // round of its own (its bpfctl-ts points against its two tcp points).
+    const ts = http.find((v) => v.name === 'bpfctl-ts');
+    for (let g = 0; g < s.focusRounds && ts && ref && !interrupted; g++) {
+      for (const c of [16, 64]) {
+        const order = g % 2 ? [ref, ts, ts, ref] : [ts, ref, ref, ts];
+        for (const [seq, v] of order.entries()) {
+          if (interrupted) break;
+          try {
+            const p = await point(v, c, s.rounds + g, seq, s.httpSeconds);
+            points.push(p);
+            log(`pair group ${g + 1} ${v.name} c=${c}: ${p.rps.toFixed(0)} req/s, p99 ${p.p99_us} us, ${p.cpu_us_per_req.toFixed(1)} us CPU/req`);
           } catch (err) {
             if (!interrupted) fail(`${v.name} c=${c}`, err);
           }

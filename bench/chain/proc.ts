@@ -215,6 +215,32 @@ export function totalCpu(pids: readonly number[]): number {
   return s;
 }
 
+/**
+ * What a process of a variant is, in a few words: a bpfctl function instance by its function
+ * (BPFCTL_FN in its environment), the Node gateway, the native gateway, a baseline's script with
+ * its work name, or the executable's name.
+ */
+export function describeProcess(pid: number): string {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const fn = env.find((e) => e.startsWith('BPFCTL_FN='))?.slice('BPFCTL_FN='.length);
+    const script = argv.find((a) => /\.(ts|js|mjs)$/.test(a) && !a.includes('node_modules'));
+    const base = (a: string) => a.slice(a.lastIndexOf('/') + 1);
+    if (fn) return `function ${fn} (${script ? 'ts' : base(argv[0] ?? '?')})`;
+    if (script?.endsWith('gateway-main.ts') || script?.endsWith('gateway-main.js')) return 'node gateway';
+    if (script?.endsWith('host.ts')) return 'supervisor';
+    if (script) {
+      const dir = base(script.slice(0, script.lastIndexOf('/')));
+      const rest = argv.slice(argv.indexOf(script) + 1).filter((a) => /^[a-z]+$/.test(a));
+      return [`${dir}/${base(script)}`, ...rest].join(' ');
+    }
+    return base(argv[0] ?? '?');
+  } catch {
+    return '?';
+  }
+}
+
 /** `pid` and every process below it (children of children...), from /proc's ppid fields. */
 export function processTree(pid: number): number[] {
   const parent = new Map<number, number[]>();

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLK_TCK } from './proc.ts';
 import { PAYLOAD } from './work.ts';
 
 export interface WrkResult {
@@ -20,6 +21,8 @@ export interface WrkResult {
   /** Responses that were not 2xx/3xx, and socket errors (connect/read/write/timeout). */
   non2xx: number;
   errors: number;
+  /** wrk's own CPU time (user + system), in seconds; NaN when it could not be read. */
+  cpu_s: number;
 }
 
 // Generated (not committed) so that the payload has one source; a fixed path under the repo's
@@ -75,14 +78,30 @@ export function parseWrk(text: string): WrkResult {
     p999_us: exact ? Number(exact[3]) : Number.NaN,
     non2xx: non ? Number(non[1]) : 0,
     errors: sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0,
+    cpu_s: wrkCpu(text),
   };
+}
+
+/**
+ * wrk runs under a shell that prints its own /proc stat after waiting for it: the children's
+ * times there (cutime, cstime; clock ticks) are wrk's CPU, which tells whether the load generator,
+ * not the chain, was the limit.
+ */
+const SHELL = 'wrk "$@"; rc=$?; echo "wrk-shell-stat $(cat /proc/$$/stat)"; exit $rc';
+
+function wrkCpu(text: string): number {
+  const m = /^wrk-shell-stat (.*)$/m.exec(text);
+  if (!m) return Number.NaN;
+  // comm may hold spaces: count from the last ')'. f[0] is field 3; cutime, cstime are 16, 17.
+  const f = m[1]!.slice(m[1]!.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
 
 /** One wrk run; one thread (the 2-core machine also runs the chain), `connections` in flight. */
 export function runWrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', '-s', script(), url];
   return new Promise((resolve, reject) => {
-    execFile('wrk', args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 }, (err, stdout, stderr) => {
+    execFile('/bin/sh', ['-c', SHELL, 'sh', ...args], { encoding: 'utf8', timeout: (seconds + 30) * 1000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`wrk ${args.join(' ')} failed: ${err.message}\n${stderr}`));
       try {
         resolve(parseWrk(stdout));
