@@ -114,8 +114,20 @@ const LIBC_SIGNATURES = {
 export type Libbpf = { readonly [K in keyof typeof SIGNATURES]: Fn };
 export type Libc = { readonly [K in keyof typeof LIBC_SIGNATURES]: Fn };
 
-let libbpf: Libbpf | undefined;
-let libc: Libc | undefined;
+/**
+ * The bindings and libbpf's message log, once per process. koffi's type names are process-wide and
+ * libbpf has one print callback, so a second instance of this module (an ES module and a CommonJS
+ * copy in one test process, or two installed copies of bpfctl) must share them, not define them
+ * again ("Duplicate type name") or take the callback away from the first.
+ */
+interface ProcessState {
+  libbpf?: Libbpf;
+  libc?: Libc;
+  recent: string[];
+  printCb?: bigint;
+}
+const STATE_KEY = Symbol.for('bpfctl.loader.libbpf');
+const state: ProcessState = ((globalThis as Record<symbol, ProcessState | undefined>)[STATE_KEY] ??= { recent: [] });
 
 function bind<T extends Record<string, string>>(handle: LibraryHandle, sigs: T): { [K in keyof T]: Fn } {
   const out = {} as { [K in keyof T]: Fn };
@@ -125,7 +137,7 @@ function bind<T extends Record<string, string>>(handle: LibraryHandle, sigs: T):
 
 /** The libbpf functions; throws a plain Error if libbpf.so.1 cannot be loaded. */
 export function lib(): Libbpf {
-  if (libbpf) return libbpf;
+  if (state.libbpf) return state.libbpf;
   let handle: LibraryHandle | undefined;
   let firstErr: unknown;
   for (const p of LIBBPF_PATHS) {
@@ -137,28 +149,28 @@ export function lib(): Libbpf {
     }
   }
   if (!handle) throw new Error(`cannot load libbpf.so.1 (install libbpf1): ${String(firstErr)}`);
-  libbpf = bind(handle, SIGNATURES);
+  const bound = bind(handle, SIGNATURES);
   installPrintHook(handle);
-  return libbpf;
+  state.libbpf = bound;
+  return bound;
 }
 
 export function c(): Libc {
-  libc ??= bind(koffi.load('libc.so.6'), LIBC_SIGNATURES);
-  return libc;
+  state.libc ??= bind(koffi.load('libc.so.6'), LIBC_SIGNATURES);
+  return state.libc;
 }
 
 // libbpf reports the "why" of a failure (ELF problems, relocation errors, the failing program)
 // only through its print callback. We keep the recent messages so errors can quote them.
-const recent: string[] = [];
+const recent = state.recent;
 const RECENT_MAX = 200;
-let printCb: bigint | undefined;
 
 function installPrintHook(handle: LibraryHandle): void {
   const proto = koffi.proto('int bpfctl_libbpf_print_fn(int level, const char *fmt, void *ap)');
   const setPrint = handle.func('void *libbpf_set_print(bpfctl_libbpf_print_fn *fn)');
   const debug = !!process.env.BPFCTL_LIBBPF_DEBUG;
   const buf = Buffer.alloc(16384);
-  printCb = koffi.register((level: number, fmt: string, ap: bigint) => {
+  state.printCb = koffi.register((level: number, fmt: string, ap: bigint) => {
     // level: 0 warn, 1 info, 2 debug. Debug output is huge (every relocation): keep it out.
     if (level > 1 && !debug) return 0;
     // x86-64 va_list decays to a pointer: vsnprintf can consume it directly (once).
@@ -171,7 +183,7 @@ function installPrintHook(handle: LibraryHandle): void {
     }
     return 0;
   }, koffi.pointer(proto));
-  setPrint(printCb);
+  setPrint(state.printCb);
 }
 
 /** Forget libbpf's earlier messages; call before an operation whose messages an error may quote. */

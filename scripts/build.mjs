@@ -42,6 +42,8 @@ await build({
   sourcemap: true,
   // Stack traces name the TypeScript file and line; the sources themselves are not shipped.
   sourcesContent: false,
+  // Class names are part of bpfctl's errors (`name`, --json's `error`, cross-copy instanceof).
+  keepNames: true,
   external: ['koffi', 'esbuild'],
   // Bundled CommonJS dependencies (cli-table3) call require(); give ESM chunks one.
   banner: { js: "import { createRequire as __bpfctlRequire } from 'node:module'; const require = __bpfctlRequire(import.meta.url);" },

@@ -5,9 +5,29 @@
  * `message` is one line a person can act on; `detail()` returns the long form (a full verifier
  * log, clang's diagnostics, ...) for `--verbose` and `--json`.
  */
+const BRAND = Symbol.for('bpfctl.error');
+
 export class BpfctlError extends Error {
   /** Stable machine-readable code, e.g. "E_POLICY", "E_VERIFIER", "E_COMPILE". */
   readonly code: string;
+
+  /**
+   * `instanceof` that holds across two copies of bpfctl's modules in one process (a CommonJS and
+   * an ES module instance of the same file, or two installed copies): an error is an instance of
+   * a bpfctl error class when its prototype chain has a bpfctl error class of the same name.
+   */
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, x)) return true;
+    if (typeof x !== 'object' || x === null) return false;
+    for (let p = Object.getPrototypeOf(x); p; p = Object.getPrototypeOf(p)) {
+      const c = (p as { constructor?: { name?: string; [BRAND]?: true } }).constructor;
+      if (c?.[BRAND] && c.name === this.name) return true;
+    }
+    return false;
+  }
+
+  /** Marks bpfctl's error classes (inherited by every subclass). */
+  static readonly [BRAND] = true;
 
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
