@@ -53,8 +53,9 @@ export interface PoolSpec {
 
 export interface GatewaySpec {
   /**
-   * Which HTTP gateway runs: 'node' (default) or 'native', the C one (docs/gateway-native.md).
-   * Same statuses, limits and live behaviour; it is built with the C compiler by `bpfctl run`.
+   * Which HTTP gateway runs: 'native' (default), the C one (docs/gateway-native.md), or 'node'.
+   * Same statuses, limits and live behaviour; `bpfctl run` builds the native one with the C
+   * compiler (cached), linking libh2o-evloop for its HTTP parser.
    */
   readonly engine?: 'node' | 'native';
   /** Gateway processes (the descriptor's `gw_inst` names one). 1..32, default 1. */

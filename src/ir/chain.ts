@@ -246,8 +246,14 @@ export function lowerPool(spec: unknown, issues: Issues): PoolIR {
   return { bufferSize: size ?? fallback.bufferSize, bufferCount: count ?? fallback.bufferCount };
 }
 
+/**
+ * The gateway a policy gets when it does not choose: the native (C) one, measured ~3x the Node
+ * gateway's requests/s on the same chain (BENCHMARKS.md, chain section).
+ */
+export const DEFAULT_GATEWAY_ENGINE: GatewayEngine = 'native';
+
 export function lowerGateway(spec: unknown, issues: Issues): GatewayIR {
-  const gw: GatewayIR = { id: GATEWAY_ID, name: GATEWAY_NAME, instances: 1, engine: 'node' };
+  const gw: GatewayIR = { id: GATEWAY_ID, name: GATEWAY_NAME, instances: 1, engine: DEFAULT_GATEWAY_ENGINE };
   if (spec === undefined) return gw;
   if (!isPlainObject(spec)) {
     issues.add(['gateway'], `gateway must be an object { engine, processes }, got ${describe(spec)}`);

@@ -255,7 +255,7 @@ test('requests of every kind: Prometheus sees each route, each status and every 
   assert.is(await scalar('sum(bpfctl_chain_drops_total{job="run"})'), 0);
   assert.is(await scalar('bpfctl_pool_buffers{job="run"}'), 1024);
   assert.is(await scalar('bpfctl_pool_buffers_in_use{job="run"}'), 0, 'every buffer came back');
-  assert.equal(await by('engine', 'bpfctl_gateway_info{job="run"}'), { node: 1 });
+  assert.equal(await by('engine', 'bpfctl_gateway_info{job="run"}'), { native: 1 });
 
   // Only the 12 requests that went into the chain have a latency; it is inside what the client saw.
   assert.is(await scalar('sum(bpfctl_gateway_request_duration_seconds_count{job="run"})'), 12);

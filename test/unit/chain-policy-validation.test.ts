@@ -48,7 +48,7 @@ test('a good policy lowers with ids in policy order', () => {
       [1, 'shout', [1]],
     ],
   );
-  assert.equal(ir.gateway, { id: 0, name: 'gateway', instances: 1, engine: 'node' });
+  assert.equal(ir.gateway, { id: 0, name: 'gateway', instances: 1, engine: 'native' });
   assert.equal(JSON.parse(JSON.stringify(ir)), ir, 'the IR is plain JSON data');
 });
 
@@ -180,7 +180,7 @@ test('policy name and gateway', () => {
   rejects({ ...good(), gateway: { processes: 2, instances: 2 } }, 'gateway.instances', /give processes or instances \(its older name\), not both/);
   rejects({ ...good(), gateway: { engine: 'native', threads: 2 } }, 'gateway.threads', /unknown setting 'threads'/);
   assert.equal(lowerPolicy({ ...good(), gateway: { engine: 'native', processes: 3 } }).gateway, { id: 0, name: 'gateway', instances: 3, engine: 'native' });
-  assert.equal(lowerPolicy({ ...good(), gateway: { instances: 2 } }).gateway, { id: 0, name: 'gateway', instances: 2, engine: 'node' }, 'instances still works');
+  assert.equal(lowerPolicy({ ...good(), gateway: { instances: 2 } }).gateway, { id: 0, name: 'gateway', instances: 2, engine: 'native' }, 'instances still works');
   rejects({ ...good(), extra: 1 }, 'extra', /unknown setting 'extra'/);
   rejects(42, '(policy)', /a policy must be an object/);
 });

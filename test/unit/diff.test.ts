@@ -165,7 +165,7 @@ const CASES: Record<string, () => Case> = {
   },
   'gateway-engine-changed': () => {
     const s = baseSpec();
-    s.gateway = { engine: 'native' };
+    s.gateway = { engine: 'node' };
     return {
       next: view(s),
       check: (d) => {

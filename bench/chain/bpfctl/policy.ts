@@ -10,6 +10,8 @@ export default definePolicy({
     stamp: { instances: 1, handler: './functions/stamp.ts' },
   },
   routes: { '/chain': ['upper', 'reverse', 'stamp'] },
+  // The Node gateway: bpfctl-ts-native (policy-native.ts) is the same chain behind the C one.
+  gateway: { engine: 'node' },
   // 128-byte payloads plus the stamp; enough buffers for wrk's 256 connections and the loop's 32.
   pool: { bufferSize: 512, bufferCount: 1024 },
 });

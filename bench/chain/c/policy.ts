@@ -10,5 +10,7 @@ export default definePolicy({
     stamp: { instances: 1, handler: './stamp.c', language: 'c' },
   },
   routes: { '/chain': ['upper', 'reverse', 'stamp'] },
+  // The Node gateway, as bpfctl-ts has; bpfctl-c-native (policy-native.ts) uses the C one.
+  gateway: { engine: 'node' },
   pool: { bufferSize: 512, bufferCount: 1024 },
 });
