@@ -127,7 +127,9 @@ interface ProcessState {
   printCb?: bigint;
 }
 const STATE_KEY = Symbol.for('bpfctl.loader.libbpf');
-const state: ProcessState = ((globalThis as Record<symbol, ProcessState | undefined>)[STATE_KEY] ??= { recent: [] });
+const shared = globalThis as Record<symbol, ProcessState | undefined>;
+shared[STATE_KEY] ??= { recent: [] };
+const state: ProcessState = shared[STATE_KEY];
 
 function bind<T extends Record<string, string>>(handle: LibraryHandle, sigs: T): { [K in keyof T]: Fn } {
   const out = {} as { [K in keyof T]: Fn };
