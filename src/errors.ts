@@ -16,11 +16,14 @@ export class BpfctlError extends Error {
    * an ES module instance of the same file, or two installed copies): an error is an instance of
    * a bpfctl error class when its prototype chain has a bpfctl error class of the same name.
    */
+  // `this` is the class on the right of `instanceof` (a subclass too), not BpfctlError itself.
   static override [Symbol.hasInstance](x: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: the class being asked about
     if (Function.prototype[Symbol.hasInstance].call(this, x)) return true;
     if (typeof x !== 'object' || x === null) return false;
     for (let p = Object.getPrototypeOf(x); p; p = Object.getPrototypeOf(p)) {
       const c = (p as { constructor?: { name?: string; [BRAND]?: true } }).constructor;
+      // biome-ignore lint/complexity/noThisInStatic: the class being asked about
       if (c?.[BRAND] && c.name === this.name) return true;
     }
     return false;
