@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,11 +118,21 @@ test('openBuffer loads the same object from memory', () => {
 
 test('without privileges: E_PERM with the capability hint', () => {
   const child = fileURLToPath(new URL('../fixtures/unprivileged-child.ts', import.meta.url));
-  const out = execFileSync(
-    'setpriv',
-    ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', `HOME=${tmpdir()}`, process.execPath, '--import', 'tsx', child, fixtureObject('maps')],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  // The compile cache is root's (~/.cache, mode 0700): the unprivileged child gets its own copy.
+  const shared = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-unpriv-`));
+  let out: string;
+  try {
+    chmodSync(shared, 0o755);
+    const obj = join(shared, 'maps.bpf.o');
+    copyFileSync(fixtureObject('maps'), obj);
+    chmodSync(obj, 0o644);
+    out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', `HOME=${tmpdir()}`, process.execPath, '--import', 'tsx', child, obj], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } finally {
+    rmSync(shared, { recursive: true, force: true });
+  }
   const [create, load] = JSON.parse(out) as { code: string; errno: number; message: string }[];
   for (const e of [create!, load!]) {
     assert.is(e.code, 'E_PERM');
