@@ -9,14 +9,13 @@
  */
 import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfctlError } from '../errors.ts';
 import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
 import type { PolicyIR } from '../ir/policy.ts';
 import { ensureBpffs, mkdirp, unpinAll } from '../../loader/index.ts';
-import { listDir, pathExists } from './access.ts';
 import { removeCgroup } from './cgroup.ts';
 import { hasChain, installChain, prepareChain } from './chain.ts';
 import { manifestHashes } from './code-hash.ts';
+import { PolicyNotLoadedError } from './loaded.ts';
 import { type Manifest, MANIFEST_VERSION, readManifest, writeManifest } from './manifest.ts';
 import { pinRoot, policyCgroup, policyDir } from './paths.ts';
 import { deployTc, removeStaleTc, tcManifestEntry, undeployTc } from './tc.ts';
@@ -38,28 +37,8 @@ export interface LoadResult {
   replaced: boolean;
 }
 
-export class PolicyNotLoadedError extends BpfctlError {
-  constructor(name: string, root: string) {
-    super('E_NOT_LOADED', `policy ${name} is not loaded (nothing under ${policyDir(name, root)}; bpfctl status lists loaded policies)`);
-  }
-}
-
-/** Names of loaded policies under the pin root. */
-export function listPolicies(root = pinRoot()): string[] {
-  // Permission-aware (access.ts): an unreadable root is "permission denied", not "none loaded".
-  return listDir(root, 'cannot list loaded policies in')
-    .filter((n) => !n.startsWith('.') && pathExists(join(root, n, 'manifest')))
-    .sort();
-}
-
-/** The manifest of a loaded policy. @throws PolicyNotLoadedError, ManifestError */
-export function loadedManifest(name: string, root = pinRoot()): Manifest {
-  const dir = policyDir(name, root);
-  if (!pathExists(dir)) throw new PolicyNotLoadedError(name, root);
-  // Throws AccessError for a directory we may not search (readManifest would say "no manifest").
-  pathExists(join(dir, 'manifest'));
-  return readManifest(dir);
-}
+// What is loaded, read only: its own module, so listing and inspecting commands do not load codegen.
+export { listPolicies, loadedManifest, PolicyNotLoadedError } from './loaded.ts';
 
 /**
  * Build, load, attach and pin a policy; replaces it if it is already loaded.

@@ -11,7 +11,7 @@
 import { hashHandlers } from '../../deploy/code-hash.ts';
 import { diffPolicies, type PolicyView, viewOfIr } from '../../deploy/diff.ts';
 import { renderDiff } from '../../deploy/diff-render.ts';
-import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
+import { listPolicies, loadedManifest } from '../../deploy/loaded.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { type Args, defineCommand } from './types.ts';

@@ -19,7 +19,7 @@ import { basename, join } from 'node:path';
 import { BpfLink, BpfMap, BpfProgram, DEFAULT_BPFFS, listLinks, listMaps, listPrograms, pinsByKind } from '../../../loader/index.ts';
 import { isDirectory, listDir, pathExists } from '../../deploy/access.ts';
 import { pinRoot } from '../../deploy/paths.ts';
-import { listPolicies } from '../../deploy/policy.ts';
+import { listPolicies } from '../../deploy/loaded.ts';
 import { BpfctlError } from '../../errors.ts';
 import { UsageError } from '../errors.ts';
 

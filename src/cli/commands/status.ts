@@ -2,7 +2,7 @@
 import { AccessError, pathExists } from '../../deploy/access.ts';
 import { policyStatus } from '../../deploy/status.ts';
 import { askSupervisor, controlPath, type SlotInfo } from '../../runtime/supervisor/index.ts';
-import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
+import { listPolicies, loadedManifest } from '../../deploy/loaded.ts';
 import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
 

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { pathExists } from '../../deploy/access.ts';
-import { listPolicies, loadedManifest } from '../../deploy/policy.ts';
+import { listPolicies, loadedManifest } from '../../deploy/loaded.ts';
 import { policyDir } from '../../deploy/paths.ts';
 import { type TcSectionStatus, tcStatus } from '../../deploy/tc-status.ts';
 import { type XdpSectionStatus, xdpStatus } from '../../deploy/xdp-status.ts';
