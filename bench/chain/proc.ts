@@ -29,9 +29,15 @@ export interface Child {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
 }
 
-/** `node --import tsx <script> ...args`, stdin a pipe (closing it tells the child to leave). */
-export function spawnTs(name: string, script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Child {
-  return spawnChild(name, process.execPath, ['--import', 'tsx', script, ...args], env);
+/**
+ * V8 flags for the baselines' HTTP servers: the ones bpfctl's gateway runs with
+ * (src/runtime/supervisor/launch.ts), so that the variants do not differ in GC tuning.
+ */
+export const HTTP_SERVER_FLAGS = ['--no-allocation-site-pretenuring'];
+
+/** `node [nodeArgs] --import tsx <script> ...args`, stdin a pipe (closing it tells the child to leave). */
+export function spawnTs(name: string, script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Child {
+  return spawnChild(name, process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], env);
 }
 
 export function spawnChild(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {

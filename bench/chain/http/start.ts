@@ -7,7 +7,7 @@
  *                 many teams run instead of a mesh; the entry is the first function.
  */
 import { fileURLToPath } from 'node:url';
-import { type Child, spawnTs } from '../proc.ts';
+import { type Child, HTTP_SERVER_FLAGS, spawnTs } from '../proc.ts';
 import type { RunningChain } from '../tcp/start.ts';
 import { CHAIN } from '../work.ts';
 
@@ -22,11 +22,11 @@ export async function startHttpChain(sidecars = true): Promise<RunningChain> {
   try {
     let next: number | null = null;
     for (const w of [...CHAIN].reverse()) {
-      const fn = spawnTs(`${tag}-${w}`, here('./function.ts'), next === null ? [w] : [w, String(next)]);
+      const fn = spawnTs(`${tag}-${w}`, here('./function.ts'), next === null ? [w] : [w, String(next)], {}, HTTP_SERVER_FLAGS);
       all.push(fn);
       next = Number((await fn.line(/^listening (\d+)$/))[1]);
       if (!sidecars) continue;
-      const sc = spawnTs(`${tag}-${w}-sidecar`, here('./sidecar.ts'), [String(next)]);
+      const sc = spawnTs(`${tag}-${w}-sidecar`, here('./sidecar.ts'), [String(next)], {}, HTTP_SERVER_FLAGS);
       all.push(sc);
       next = Number((await sc.line(/^listening (\d+)$/))[1]);
     }

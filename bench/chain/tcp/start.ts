@@ -3,7 +3,7 @@
  * function connected to the one before, then the gateway connected to the last for replies.
  */
 import { fileURLToPath } from 'node:url';
-import { type Child, spawnTs } from '../proc.ts';
+import { type Child, HTTP_SERVER_FLAGS, spawnTs } from '../proc.ts';
 import { CHAIN } from '../work.ts';
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
@@ -35,7 +35,7 @@ export async function startTcpFunctions(headPort: number, unbatched = false): Pr
 }
 
 export async function startTcpChain(): Promise<RunningChain> {
-  const gw = spawnTs('tcp-gateway', here('./gateway.ts'));
+  const gw = spawnTs('tcp-gateway', here('./gateway.ts'), [], {}, HTTP_SERVER_FLAGS);
   const all: Child[] = [gw];
   const stop = async () => {
     await Promise.all(all.map((c) => c.stop()));

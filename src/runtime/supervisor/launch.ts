@@ -105,7 +105,12 @@ export function launchGateway(cgroup: string, env: Record<string, string>): Laun
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     clusterReady = true;
   }
-  cluster.setupPrimary({ exec: GATEWAY_MAIN, execArgv: childExecArgv(), args: [], silent: true });
+  // No allocation-site pretenuring: when one scavenge finds nearly every object of a request
+  // site still alive (a burst of new connections), V8 allocates that site's objects in the old
+  // generation from then on, and each finished request keeps its young parts alive through them:
+  // ~3 MB promoted per scavenge and 8-15 ms pauses for as long as the gateway runs (measured in
+  // bench/chain; BENCHMARKS.md). A request server has no per-request object worth pretenuring.
+  cluster.setupPrimary({ exec: GATEWAY_MAIN, execArgv: [...childExecArgv(), '--no-allocation-site-pretenuring'], args: [], silent: true });
   const worker = cluster.fork({ ...baseEnv(), ...env });
   try {
     writeFileSync(join(cgroup, 'cgroup.procs'), `${worker.process.pid}\n`);
