@@ -7,11 +7,9 @@
  * (util-linux's setpriv) covers a supervisor killed outright.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import net from 'node:net';
-import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { readManifest } from '../../deploy/manifest.ts';
+import { connectChainSocket, shExecArgv } from '../supervisor/launch.ts';
 import type { Launch } from '../supervisor/slot.ts';
 
 /** The extra environment of a native gateway (the rest is gatewayEnv's, src/runtime/supervisor/gateway-env.ts). */
@@ -28,8 +26,6 @@ export const NATIVE_GW_ENV = {
 const READY_FD = 3;
 const SOCK_FD = 4;
 const CONTROL_FD = 5;
-const SETPRIV = '/usr/bin/setpriv';
-const JOIN_THEN_EXEC = 'echo $$ > "$0" && exec "$@"';
 
 export interface NativeGatewayLaunch {
   executable: string;
@@ -59,24 +55,10 @@ function baseEnv(): NodeJS.ProcessEnv {
 
 /** Starts one native gateway process. @throws Error when the hub cannot be reached or the socket not registered. */
 export async function launchNativeGateway(o: NativeGatewayLaunch): Promise<Launch> {
-  const sock = await new Promise<net.Socket>((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port: o.hubPort, noDelay: true });
-    s.once('connect', () => {
-      s.off('error', reject);
-      // Nothing may be read here: once registered, the socket's traffic is the gateway's.
-      s.pause();
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
+  const sock = await connectChainSocket(o.hubPort, o.register);
   try {
-    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd !== 'number') throw new Error('connected socket has no fd');
-    o.register(fd, sock.localPort);
     const names = o.functionNames instanceof Map ? [...o.functionNames] : Object.entries(o.functionNames);
-    const cmd = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', '--', o.executable] : [o.executable];
-    const argv = o.cgroup ? ['-c', JOIN_THEN_EXEC, join(o.cgroup, 'cgroup.procs'), ...cmd] : ['-c', 'exec "$@"', 'sh', ...cmd];
-    const child = spawn('/bin/sh', argv, {
+    const child = spawn('/bin/sh', shExecArgv(o.executable, o.cgroup ?? undefined), {
       env: {
         ...baseEnv(),
         ...o.env,

@@ -68,22 +68,9 @@ const C_SOCK_FD = 4;
  * there to set one across exec).
  */
 export async function launchCFunction(cgroup: string, executable: string, env: Record<string, string>, hubPort: number, register: (fd: number, localPort?: number) => void): Promise<Launch> {
-  const sock = await new Promise<net.Socket>((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port: hubPort, noDelay: true });
-    s.once('connect', () => {
-      s.off('error', reject);
-      // Nothing may be read here: once registered, the socket's traffic is the instance's.
-      s.pause();
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
+  const sock = await connectChainSocket(hubPort, register);
   try {
-    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd !== 'number') throw new Error('connected socket has no fd');
-    register(fd, sock.localPort);
-    const cmd = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', '--', executable] : [executable];
-    const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), ...cmd], {
+    const child = spawn('/bin/sh', shExecArgv(executable, cgroup), {
       env: { ...baseEnv(), ...env, BPFCTL_READY_FD: '3', BPFCTL_SOCK_FD: String(C_SOCK_FD) },
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', sock],
     });
@@ -92,6 +79,42 @@ export async function launchCFunction(cgroup: string, executable: string, env: R
     // The child holds its own copy now. destroy(), not end(): a FIN would close it for the child too.
     sock.destroy();
   }
+}
+
+/**
+ * A chain socket for a C process (a function or the native gateway) to inherit: connected to the
+ * hub by the supervisor and registered before the process exists, so the process never registers
+ * anything itself. The caller hands it to the child and then destroys its own copy.
+ */
+export async function connectChainSocket(hubPort: number, register: (fd: number, localPort?: number) => void): Promise<net.Socket> {
+  const sock = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port: hubPort, noDelay: true });
+    s.once('connect', () => {
+      s.off('error', reject);
+      // Nothing may be read here: once registered, the socket's traffic is the child's.
+      s.pause();
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number') {
+    sock.destroy();
+    throw new Error('connected socket has no fd');
+  }
+  try {
+    register(fd, sock.localPort);
+  } catch (err) {
+    sock.destroy();
+    throw err;
+  }
+  return sock;
+}
+
+/** `/bin/sh` arguments that join `cgroup` (when given) and exec `executable` with a parent-death signal. */
+export function shExecArgv(executable: string, cgroup?: string): string[] {
+  const cmd = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', '--', executable] : [executable];
+  return cgroup ? ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), ...cmd] : ['-c', 'exec "$@"', 'sh', ...cmd];
 }
 
 let clusterReady = false;
