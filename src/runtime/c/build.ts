@@ -18,10 +18,11 @@ export const INCLUDE_DIR = join(PACKAGE_ROOT, 'bpf/include');
 const HEADERS = [join(INCLUDE_DIR, 'bpfctl/fn.h'), join(INCLUDE_DIR, 'bpfctl/pool.h')];
 const FLAGS = ['-O2', '-g', '-std=c11', '-Wall', '-Wextra', '-Werror=implicit-function-declaration'];
 
-export class CFunctionBuildError extends BpfctlError {
+/** The C compiler refused bpfctl-built user-space C (a C function, the native gateway), with its output. */
+export class CBuildError extends BpfctlError {
   readonly stderr: string;
-  constructor(message: string, stderr: string, options?: { cause?: unknown }) {
-    super('E_C_FUNCTION', message, options);
+  constructor(code: string, message: string, stderr: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.stderr = stderr;
   }
   override detail(): string {
@@ -35,6 +36,13 @@ export class CFunctionBuildError extends BpfctlError {
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), stderr: this.stderr };
+  }
+}
+
+/** A C function that does not compile. */
+export class CFunctionBuildError extends CBuildError {
+  constructor(message: string, stderr: string, options?: { cause?: unknown }) {
+    super('E_C_FUNCTION', message, stderr, options);
   }
 }
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BpfctlError } from '../../errors.ts';
+import { CBuildError } from '../c/build.ts';
 import { cacheRoot, PACKAGE_ROOT } from '../../package.ts';
 
 const run = promisify(execFile);
@@ -20,17 +20,9 @@ const CHAIN_HEADER = join(PACKAGE_ROOT, 'bpf/chain/chain.gen.h');
 const FLAGS = ['-O2', '-g', '-std=c11', '-Wall', '-Wextra', '-Werror'];
 const LIBS = ['-lh2o-evloop'];
 
-export class NativeGatewayBuildError extends BpfctlError {
-  readonly stderr: string;
+export class NativeGatewayBuildError extends CBuildError {
   constructor(message: string, stderr: string, options?: { cause?: unknown }) {
-    super('E_GATEWAY_BUILD', message, options);
-    this.stderr = stderr;
-  }
-  override detail(): string {
-    return `${this.message}\n${this.stderr}`;
-  }
-  override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), stderr: this.stderr };
+    super('E_GATEWAY_BUILD', message, stderr, options);
   }
 }
 
