@@ -6,6 +6,8 @@
  *
  *   0            header (HEADER_SIZE bytes: identity, sizes, free-list head, counters)
  *   META_OFF     bufferCount entries of META_SIZE bytes (next, owner, gen, state)
+ *   extOff       optional extension area of extSize bytes (page aligned; the packet plane of
+ *                docs/packet-chains.md), absent (both 0) in pools that do not need one
  *   dataOff      bufferCount buffers of bufferSize bytes (dataOff is page aligned)
  */
 
@@ -29,7 +31,9 @@ export const HDR = {
   totalSize: 32, // u64 bytes mapped (rounded to the backing's page size)
   creatorPid: 40, // u32
   backing: 44, // u32 BACKING_CODE
-  // 48..63 reserved (zero)
+  extOff: 48, // u32 extension area (0: none); was reserved and zero before, so old pools read as "none"
+  extSize: 52, // u32 bytes of the extension area
+  // 56..63 reserved (zero)
   // The free-list head sits alone on its cache line: every alloc/free CASes it, and sharing the
   // line with read-mostly fields would make every reader of the sizes miss as well.
   freeHead: 64, // u64 { index: low 32 bits, tag: high 32 bits }; index NONE = empty
@@ -73,6 +77,9 @@ export const MAX_MAPPED = 2 ** 32;
 export interface Geometry {
   bufSize: number;
   bufCount: number;
+  /** Extension area: 0 and 0 when there is none. */
+  extOff: number;
+  extSize: number;
   dataOff: number;
   /** Bytes actually used by the layout (before rounding to the backing's page size). */
   usedSize: number;
@@ -83,9 +90,11 @@ export interface Geometry {
 export const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 /** Compute the layout for a pool; `pageSize` is the backing's page (4 KiB, or 2 MiB on hugetlbfs). */
-export function geometry(bufferSize: number, bufferCount: number, pageSize = PAGE_SIZE): Geometry {
+export function geometry(bufferSize: number, bufferCount: number, pageSize = PAGE_SIZE, extSize = 0): Geometry {
   const bufSize = alignUp(bufferSize, CACHE_LINE);
-  const dataOff = alignUp(META_OFF + bufferCount * META_SIZE, PAGE_SIZE);
+  const metaEnd = alignUp(META_OFF + bufferCount * META_SIZE, PAGE_SIZE);
+  const extOff = extSize > 0 ? metaEnd : 0;
+  const dataOff = extSize > 0 ? alignUp(extOff + extSize, PAGE_SIZE) : metaEnd;
   const usedSize = dataOff + bufSize * bufferCount;
-  return { bufSize, bufCount: bufferCount, dataOff, usedSize, totalSize: alignUp(usedSize, pageSize) };
+  return { bufSize, bufCount: bufferCount, extOff, extSize, dataOff, usedSize, totalSize: alignUp(usedSize, pageSize) };
 }

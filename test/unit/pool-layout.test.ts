@@ -22,7 +22,7 @@ const PROGRAM = `
 int main(void) {
   printf("{\\"hdr\\":{");
   H(magic); H(version); H(header_size); H(meta_size); H(buf_size); H(buf_count); H(meta_off); H(data_off);
-  H(total_size); H(creator_pid); H(backing); H(free_head); H(allocs); H(frees); H(alloc_fails); H(reclaimed); H(refused);
+  H(total_size); H(creator_pid); H(backing); H(ext_off); H(ext_size); H(free_head); H(allocs); H(frees); H(alloc_fails); H(reclaimed); H(refused);
   printf("\\"sizeof\\":%zu},\\"meta\\":{", sizeof(struct bpfctl_pool_hdr));
   M(next); M(owner); M(gen_state);
   printf("\\"sizeof\\":%zu},", sizeof(struct bpfctl_pool_meta));
@@ -56,6 +56,8 @@ test('pool.h and layout.ts agree on every offset, size and constant', () => {
       total_size: HDR.totalSize,
       creator_pid: HDR.creatorPid,
       backing: HDR.backing,
+      ext_off: HDR.extOff,
+      ext_size: HDR.extSize,
       free_head: HDR.freeHead,
       allocs: HDR.allocs,
       frees: HDR.frees,
@@ -82,7 +84,7 @@ test('pool.h and layout.ts agree on every offset, size and constant', () => {
 test('geometry: cache-line buffers, page-aligned data, sizes rounded to the backing page', () => {
   assert.is(META_OFF, HEADER_SIZE);
   const g = geometry(1000, 100);
-  assert.equal(g, { bufSize: 1024, bufCount: 100, dataOff: 4096, usedSize: 4096 + 102400, totalSize: 4096 * 26 });
+  assert.equal(g, { bufSize: 1024, bufCount: 100, extOff: 0, extSize: 0, dataOff: 4096, usedSize: 4096 + 102400, totalSize: 4096 * 26 });
   assert.is(geometry(64, 1).bufSize, 64);
   assert.is(geometry(65, 1).bufSize, 128);
   // 1024 entries of metadata (16 KiB) push the data past the header page.
@@ -90,6 +92,15 @@ test('geometry: cache-line buffers, page-aligned data, sizes rounded to the back
   const huge = geometry(2048, 1024, 2 << 20);
   assert.is(huge.totalSize, 2 * (2 << 20));
   assert.is(huge.dataOff % 4096, 0);
+});
+
+test('geometry: an extension area sits page aligned between the metadata and the buffers', () => {
+  const g = geometry(2048, 1024, 4096, 5000);
+  assert.is(g.extOff, 20480, 'right after the metadata pages');
+  assert.is(g.extSize, 5000);
+  assert.is(g.dataOff, 20480 + 8192, 'buffers start on the page after the area');
+  assert.is(g.usedSize, g.dataOff + 2048 * 1024);
+  assert.equal(geometry(2048, 1024, 4096, 0), geometry(2048, 1024), 'no area: the layout of before');
 });
 
 test.run();

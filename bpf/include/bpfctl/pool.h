@@ -70,7 +70,9 @@ struct bpfctl_pool_hdr {
 	uint64_t total_size;
 	uint32_t creator_pid;
 	uint32_t backing;
-	uint8_t reserved0[16];
+	uint32_t ext_off;  /* extension area (the packet plane, packet.h); 0 when there is none */
+	uint32_t ext_size; /* its bytes, page aligned start, ends before data_off */
+	uint8_t reserved0[8];
 	/* alone on its cache line: every alloc/free CASes it */
 	_Atomic uint64_t free_head;
 	uint8_t reserved1[56];
@@ -91,6 +93,7 @@ struct bpfctl_pool_meta {
 
 _Static_assert(sizeof(struct bpfctl_pool_hdr) == BPFCTL_POOL_HEADER_SIZE, "header size");
 _Static_assert(offsetof(struct bpfctl_pool_hdr, free_head) == 64, "free_head offset");
+_Static_assert(offsetof(struct bpfctl_pool_hdr, ext_off) == 48 && offsetof(struct bpfctl_pool_hdr, ext_size) == 52, "ext offsets");
 _Static_assert(offsetof(struct bpfctl_pool_hdr, allocs) == 128, "counters offset");
 _Static_assert(sizeof(struct bpfctl_pool_meta) == BPFCTL_POOL_META_SIZE, "meta size");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && _Alignof(_Atomic uint64_t) == 8, "u64 atomics");
@@ -108,6 +111,8 @@ struct bpfctl_pool {
 	uint32_t buf_size;
 	uint32_t buf_count;
 	uint32_t data_off;
+	uint32_t ext_off; /* the extension area (packet plane), 0 when none */
+	uint32_t ext_size;
 };
 
 /* What goes into a descriptor: buf_off = offset, buf_gen = gen. */
@@ -118,6 +123,18 @@ struct bpfctl_buf_ref {
 };
 
 static inline uint32_t bpfctl__pool_align_up(uint32_t n, uint32_t a) { return (n + a - 1) / a * a; }
+
+/* Where the buffers must start for this header: after the metadata, and after the extension area
+ * when there is one (which itself starts right after the metadata). 0 when ext_off is misplaced. */
+static inline uint32_t bpfctl__pool_data_off(const struct bpfctl_pool_hdr *h)
+{
+	uint32_t meta_end = bpfctl__pool_align_up(BPFCTL_POOL_HEADER_SIZE + h->buf_count * BPFCTL_POOL_META_SIZE, 4096);
+	if (h->ext_size == 0)
+		return h->ext_off == 0 ? meta_end : 0;
+	if (h->ext_off != meta_end)
+		return 0;
+	return bpfctl__pool_align_up(meta_end + h->ext_size, 4096);
+}
 
 /*
  * Map the pool file at `path` (a hugetlbfs or /dev/shm file, or /proc/<pid>/fd/<n> of a memfd)
@@ -159,7 +176,7 @@ static inline struct bpfctl_pool *bpfctl_pool_open(const char *path)
 	    h->meta_off != BPFCTL_POOL_HEADER_SIZE)
 		err = EPROTO;
 	else if (h->buf_count == 0 || h->buf_size == 0 || h->buf_size % 64 ||
-		 h->data_off != bpfctl__pool_align_up(BPFCTL_POOL_HEADER_SIZE + h->buf_count * BPFCTL_POOL_META_SIZE, 4096) ||
+		 h->data_off != bpfctl__pool_data_off(h) ||
 		 (uint64_t)h->data_off + (uint64_t)h->buf_size * h->buf_count > h->total_size ||
 		 h->total_size > (uint64_t)st.st_size)
 		err = EINVAL;
@@ -176,6 +193,8 @@ static inline struct bpfctl_pool *bpfctl_pool_open(const char *path)
 	p->buf_size = h->buf_size;
 	p->buf_count = h->buf_count;
 	p->data_off = h->data_off;
+	p->ext_off = h->ext_off;
+	p->ext_size = h->ext_size;
 	return p;
 }
 

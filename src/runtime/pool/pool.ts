@@ -50,6 +50,8 @@ export interface PoolCreateOptions {
   backing?: 'auto' | 'hugetlbfs' | 'shm' | 'memfd';
   /** File mode of the pool file (default 0o600: only the supervisor's user maps it). */
   mode?: number;
+  /** Bytes of extension area between the metadata and the buffers (the packet plane); default 0. */
+  extSize?: number;
 }
 
 export interface PoolStats {
@@ -91,6 +93,9 @@ export class Pool {
   readonly bufferCount: number;
   readonly dataOffset: number;
   readonly size: number;
+  /** The extension area (docs/packet-chains.md): offset and bytes, 0 and 0 when there is none. */
+  readonly extOffset: number;
+  readonly extSize: number;
 
   #mapping: backing.Mapping | undefined;
   #fd: number;
@@ -112,6 +117,8 @@ export class Pool {
     this.bufferSize = u[HDR.bufSize / 4]!;
     this.bufferCount = u[HDR.bufCount / 4]!;
     this.dataOffset = u[HDR.dataOff / 4]!;
+    this.extOffset = u[HDR.extOff / 4]!;
+    this.extSize = u[HDR.extSize / 4]!;
     this.size = Number(this.#u64[HDR.totalSize / 8]!);
   }
 
@@ -125,8 +132,10 @@ export class Pool {
     if (!Number.isInteger(o.bufferCount) || o.bufferCount < 1 || o.bufferCount >= NONE) {
       throw new PoolError('E_POOL_ARG', `bufferCount must be a positive integer, got ${o.bufferCount}`);
     }
+    const extSize = o.extSize ?? 0;
+    if (!Number.isInteger(extSize) || extSize < 0) throw new PoolError('E_POOL_ARG', `extSize must be a non-negative integer, got ${extSize}`);
     const want = o.backing ?? 'auto';
-    const probe = geometry(o.bufferSize, o.bufferCount);
+    const probe = geometry(o.bufferSize, o.bufferCount, PAGE_SIZE, extSize);
     if (probe.usedSize > MAX_MAPPED) {
       throw new PoolError('E_POOL_ARG', `pool of ${probe.usedSize} bytes: descriptors address at most 4 GiB (u32 buf_off)`);
     }
@@ -144,7 +153,7 @@ export class Pool {
     let lastErr: unknown;
     for (const kind of kinds) {
       const pageSize = kind === 'hugetlbfs' && huge ? huge.pageSize : PAGE_SIZE;
-      const g = geometry(o.bufferSize, o.bufferCount, pageSize);
+      const g = geometry(o.bufferSize, o.bufferCount, pageSize, extSize);
       try {
         const made = backing.createBacking(kind, o.name, g.totalSize, { mode: o.mode ?? 0o600, huge: kind === 'hugetlbfs' ? huge : undefined });
         initHeader(made.mapping.buffer, g, BACKING_CODE[kind]);
@@ -310,10 +319,14 @@ export class Pool {
     return n;
   }
 
-  /** Reclaim the buffers of every owner pid that no longer exists (kill(pid, 0) says ESRCH). */
+  /**
+   * Reclaim the buffers of every owner pid that no longer exists (kill(pid, 0) says ESRCH).
+   * Owners with the top bit set are not pids but queues (a packet ring, docs/packet-chains.md):
+   * what waits in a ring belongs to no process and is left alone.
+   */
   reclaimDead(): number {
     let n = 0;
-    for (const pid of Object.keys(this.stats().byOwner).map(Number)) if (!pidAlive(pid)) n += this.reclaim(pid);
+    for (const pid of Object.keys(this.stats().byOwner).map(Number)) if (pid < 0x80000000 && !pidAlive(pid)) n += this.reclaim(pid);
     return n;
   }
 
@@ -383,6 +396,15 @@ export class Pool {
     return rel / this.bufferSize;
   }
 
+  /**
+   * The whole mapping, for layouts that live inside the pool file (the packet plane at
+   * `extOffset`). Valid until close(); E_POOL_CLOSED after.
+   */
+  mapping(): ArrayBuffer {
+    this.#live();
+    return this.#mapping!.buffer;
+  }
+
   #live(): void {
     if (this.#mapping === undefined) throw new PoolError('E_POOL_CLOSED', `pool ${this.path} is closed`, { path: this.path });
   }
@@ -413,6 +435,8 @@ function initHeader(buf: ArrayBuffer, g: ReturnType<typeof geometry>, backingCod
   u32[HDR.bufCount / 4] = g.bufCount;
   u32[HDR.metaOff / 4] = META_OFF;
   u32[HDR.dataOff / 4] = g.dataOff;
+  u32[HDR.extOff / 4] = g.extOff;
+  u32[HDR.extSize / 4] = g.extSize;
   u64[HDR.totalSize / 8] = BigInt(g.totalSize);
   u32[HDR.creatorPid / 4] = process.pid;
   u32[HDR.backing / 4] = backingCode;
@@ -438,7 +462,10 @@ function checkHeader(m: backing.Mapping, path: string): void {
   }
   const bufSize = u32[HDR.bufSize / 4]!;
   const bufCount = u32[HDR.bufCount / 4]!;
-  const g = geometry(bufSize, bufCount);
+  const extOff = u32[HDR.extOff / 4]!;
+  const extSize = u32[HDR.extSize / 4]!;
+  const g = geometry(bufSize, bufCount, PAGE_SIZE, extSize);
+  if (g.extOff !== extOff) throw bad(`extension area at ${extOff}, expected ${g.extOff}`);
   if (g.bufSize !== bufSize || bufCount === 0) throw bad(`buffer size ${bufSize} is not a multiple of 64, or no buffers`);
   if (u32[HDR.dataOff / 4] !== g.dataOff) throw bad(`data offset ${u32[HDR.dataOff / 4]}, expected ${g.dataOff}`);
   const total = Number(new BigUint64Array(m.buffer)[HDR.totalSize / 8]!);
