@@ -6,7 +6,8 @@
  * and numbered per route so overlapping routes stay readable. Packet classifiers (XDP and tc
  * sections): one cluster per interface (and direction), its rules in first-match order with the
  * sets they look up, and where each verdict sends a packet (the kernel stack, a drop, another
- * interface, an AF_XDP socket).
+ * interface, an AF_XDP socket, a packet chain). Packet chains: one cluster each, its functions in
+ * visiting order and its egress, entered from every section whose rules steer into it.
  */
 import type { PolicyIR } from '../ir/policy.ts';
 import { type ClassifierSectionIR, describeAction, type XdpActionIR } from '../ir/xdp.ts';
@@ -26,6 +27,16 @@ export interface GraphModel {
   /** Route versions: `id` is the route's slot in the routes map. */
   routes: { id: number; name: string; hops: number[]; draining?: boolean }[];
   classifiers: GraphClassifier[];
+  /** Packet chains (L2/L3, AF_XDP), in id order; absent or empty: none to draw. */
+  packetChains?: GraphPacketChain[];
+}
+
+export interface GraphPacketChain {
+  name: string;
+  /** The functions a frame visits, in order. */
+  functions: { name: string; instances: number; language: 'c' | 'command' }[];
+  egress: { kind: 'drop' } | { kind: 'tx'; interface: string };
+  poll: boolean;
 }
 
 export interface GraphClassifier {
@@ -80,7 +91,22 @@ export function graphOfIr(ir: PolicyIR): GraphModel {
     functions: ir.functions.map((f) => ({ id: f.id, name: f.name, language: f.language, instances: f.instances })),
     routes: ir.routes.map((r) => ({ id: r.id, name: r.name, hops: [...r.hops] })),
     classifiers: [...ir.xdp, ...(ir.tc ?? [])].map((s) => classifierOfSection(s)),
+    ...(ir.packet?.chains.length ? { packetChains: packetChainsOfIr(ir) } : {}),
   };
+}
+
+/** The packet chains of a policy's IR, with function names and egress interfaces resolved. */
+function packetChainsOfIr(ir: PolicyIR): GraphPacketChain[] {
+  const p = ir.packet!;
+  return p.chains.map((c) => ({
+    name: c.name,
+    functions: c.functions.map((id) => {
+      const f = p.functions[id]!;
+      return { name: f.name, instances: f.instances, language: f.language };
+    }),
+    egress: c.egress.kind === 'tx' ? { kind: 'tx', interface: p.ports[c.egress.port]!.interface } : { kind: 'drop' },
+    poll: c.poll,
+  }));
 }
 
 interface Edge {
@@ -132,7 +158,37 @@ function outcome(a: XdpActionIR, c: GraphClassifier): { key: string; label: stri
       return { key: `redirect_${a.ifname}`, label: `out of ${a.ifname}`, shape: 'cds' };
     case 'xsk':
       return { key: `xsk_${a.group}`, label: `AF_XDP ${a.group}`, shape: 'cylinder' };
+    case 'chain':
+      return { key: `chain_${a.name}`, label: `packet chain ${a.name}`, shape: 'cylinder' };
   }
+}
+
+/** Node ids of packet chain `i`: its hops, then its egress. */
+const chainNodes = (c: GraphPacketChain, i: number) => [...c.functions.map((_, j) => `pc${i}_h${j}`), `pc${i}_out`];
+
+function packetChainTitle(c: GraphPacketChain): string {
+  return `packet chain ${c.name}${c.poll ? ' (busy-poll)' : ''}`;
+}
+
+function packetFunctionLabel(f: GraphPacketChain['functions'][number], sep: string): string {
+  const extra = [f.instances > 1 ? `x${f.instances}` : '', f.language === 'command' ? 'command' : ''].filter(Boolean).join(', ');
+  return extra ? `${f.name}${sep}${extra}` : f.name;
+}
+
+const packetEgress = (c: GraphPacketChain) => (c.egress.kind === 'tx' ? { label: `out of ${c.egress.interface}`, shape: 'cds' } : { label: 'dropped', shape: 'octagon' });
+
+/** Every edge from a classifier's outcome node into a packet chain: [from node, chain index]. */
+function chainEntries(g: GraphModel): [string, number][] {
+  const out: [string, number][] = [];
+  const chains = g.packetChains ?? [];
+  g.classifiers.forEach((c, i) => {
+    const names = new Set([...c.rules.map((r) => r.action), c.default].flatMap((a) => (a.kind === 'chain' ? [a.name] : [])));
+    for (const name of [...names].sort()) {
+      const at = chains.findIndex((x) => x.name === name);
+      if (at >= 0) out.push([`${prefixOf(c, i)}_out_${slug(`chain_${name}`)}`, at]);
+    }
+  });
+  return out;
 }
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9_]/g, '_');
@@ -201,6 +257,15 @@ export function toDot(src: PolicyIR | GraphModel): string {
     }
   }
   g.classifiers.forEach((c, i) => void lines.push(...classifierDot(c, i)));
+  (g.packetChains ?? []).forEach((c, i) => {
+    const nodes = chainNodes(c, i);
+    const out = packetEgress(c);
+    lines.push(`\tsubgraph ${dotString(`cluster_pc${i}`)} {`, `\t\tlabel=${dotString(packetChainTitle(c))};`, '\t\tstyle="rounded";');
+    c.functions.forEach((f, j) => void lines.push(`\t\t${nodes[j]} [label=${dotString(packetFunctionLabel(f, '\n'))}];`));
+    lines.push(`\t\tpc${i}_out [label=${dotString(out.label)}, shape=${out.shape}];`, '\t}');
+    for (let j = 0; j + 1 < nodes.length; j++) lines.push(`\t${nodes[j]} -> ${nodes[j + 1]};`);
+  });
+  for (const [from, i] of chainEntries(g)) lines.push(`\t${from} -> ${chainNodes(g.packetChains![i]!, i)[0]} [label="AF_XDP"];`);
   lines.push('}');
   return `${lines.join('\n')}\n`;
 }
@@ -252,6 +317,16 @@ export function toMermaid(src: PolicyIR | GraphModel): string {
     });
     links.push(`\t${p}_default --> ${p}_out_${slug(outcome(c.default, c).key)}`);
   });
+  (g.packetChains ?? []).forEach((c, i) => {
+    const nodes = chainNodes(c, i);
+    const out = packetEgress(c);
+    const [open, close] = MERMAID_SHAPE[out.shape]!;
+    lines.push(`\tsubgraph pc${i}[${mermaidText(packetChainTitle(c))}]`);
+    c.functions.forEach((f, j) => void lines.push(`\t\t${nodes[j]}[${mermaidText(packetFunctionLabel(f, '<br/>'))}]`));
+    lines.push(`\t\tpc${i}_out${open}${mermaidText(out.label)}${close}`, '\tend');
+    for (let j = 0; j + 1 < nodes.length; j++) links.push(`\t${nodes[j]} --> ${nodes[j + 1]}`);
+  });
+  for (const [from, i] of chainEntries(g)) links.push(`\t${from} -->|"AF_XDP"| ${chainNodes(g.packetChains![i]!, i)[0]}`);
   return `${[...lines, ...links, ...styles].join('\n')}\n`;
 }
 

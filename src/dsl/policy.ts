@@ -4,6 +4,7 @@
  * assignment happen in `lowerPolicy` (src/ir/policy.ts), which also accepts plain objects from
  * JavaScript callers that the type checker never saw.
  */
+import type { PacketChainSpec, PacketFunctionSpec } from './packet.ts';
 import type { TcSectionSpec } from './tc.ts';
 import type { XdpSectionSpec } from './xdp.ts';
 
@@ -67,8 +68,10 @@ export interface GatewaySpec {
 /**
  * A policy. `F` is the union of function names: a route that names anything else does not type
  * check (`NoInfer` keeps routes from widening `F`, so the error lands on the bad route entry).
+ * `P` and `C` do the same for packet functions (named by packet chains) and packet chains (named
+ * by xdp rules).
  */
-export interface PolicySpec<F extends string = string> {
+export interface PolicySpec<F extends string = string, P extends string = string, C extends string = string> {
   /** Names the pin directory and generated files: lowercase letters, digits, '-', '_' (1..48). */
   readonly name: string;
   /** The chain's functions; a policy of XDP sections only leaves out functions, routes and pool. */
@@ -84,17 +87,25 @@ export interface PolicySpec<F extends string = string> {
   // Each section carries its own set names (checked inside xdpSection); `any` keeps this
   // context from forcing them to `string` when TypeScript infers a section's type.
   // biome-ignore lint/suspicious/noExplicitAny: see above
-  readonly xdp?: readonly XdpSectionSpec<any>[];
+  readonly xdp?: readonly XdpSectionSpec<any, NoInfer<C>>[];
   /** The same rule language at tc (tcx) ingress or egress: one section per interface and direction. */
   // biome-ignore lint/suspicious/noExplicitAny: as for xdp
   readonly tc?: readonly TcSectionSpec<any>[];
+  /**
+   * L2/L3 network functions for packet chains (docs/packet-chains.md): a C `handler` or a
+   * prebuilt `command` each. Names share one namespace with `functions`.
+   */
+  readonly packetFunctions?: { readonly [K in P]: PacketFunctionSpec };
+  /** Packet chains: the packet functions a frame visits, then its egress. xdp rules steer frames in with `toChain(name, match)`. */
+  readonly packetChains?: { readonly [K in C]: PacketChainSpec<NoInfer<P>> };
 }
 
 /**
  * Declares a policy; the module's default export. Pure: nothing is checked at runtime here
  * (lowerPolicy does that, with paths to the bad entries), but the types already reject a route
- * naming an unknown function.
+ * naming an unknown function, a packet chain naming an unknown packet function, and an xdp rule
+ * steering to an unknown packet chain.
  */
-export function definePolicy<const F extends string>(spec: PolicySpec<F>): PolicySpec<F> {
+export function definePolicy<const F extends string, const P extends string, const C extends string>(spec: PolicySpec<F, P, C>): PolicySpec<F, P, C> {
   return spec;
 }

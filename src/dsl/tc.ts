@@ -13,8 +13,11 @@ import type { XdpAction, XdpRuleSpec, XdpSetSpec } from './xdp.ts';
 /** ingress: frames the interface received, before the stack sees them; egress: frames it is about to send. */
 export type TcDirection = 'ingress' | 'egress';
 
-/** What a rule of a tc ingress section can do: XDP's actions except AF_XDP (`{ xsk }`). */
-export type TcAction = Exclude<XdpAction, { readonly xsk: string }>;
+/**
+ * What a rule of a tc ingress section can do: XDP's actions except AF_XDP (`{ xsk }`, and
+ * `{ chain }`, which reaches a packet chain through AF_XDP).
+ */
+export type TcAction = Exclude<XdpAction, { readonly xsk: string } | { readonly chain: string }>;
 
 /** At egress `tx` has no meaning (the frame is already leaving through this interface). */
 export type TcEgressAction = Exclude<TcAction, 'tx'>;
@@ -50,8 +53,8 @@ export type TcSectionSpec<S extends string = string> = TcIngressSectionSpec<S> |
 
 /**
  * Declares one tc section with set names checked by the type checker (as `xdpSection` does) and
- * actions checked against the direction: `toXsk(...)` anywhere, or `bounce(...)` at egress, does
- * not compile.
+ * actions checked against the direction: `toXsk(...)` or `toChain(...)` anywhere, or
+ * `bounce(...)` at egress, does not compile.
  */
 export function tcSection<const S extends string = never>(spec: TcSectionSpec<S>): TcSectionSpec<S> {
   return spec;

@@ -14,9 +14,11 @@ export type XdpVerdict = 'pass' | 'drop' | 'tx';
  * `{ redirect: 'eth1' }` sends the frame out of another interface (a devmap slot, filled at
  * deploy; the frame is dropped if the slot is empty). `{ xsk: 'ids' }` hands it to the AF_XDP
  * socket that user space bound to the receiving queue in the xskmap named `xsk_ids` (the frame
- * goes to the kernel stack when no socket is bound there yet).
+ * goes to the kernel stack when no socket is bound there yet). `{ chain: 'tenant-nat' }` steers
+ * it into one of the policy's packet chains (AF_XDP through xskmap `xsk_chains`; dropped, never
+ * passed, while no socket is bound). `C` is the union of chain names a policy declares.
  */
-export type XdpAction = XdpVerdict | { readonly redirect: string } | { readonly xsk: string };
+export type XdpAction<C extends string = string> = XdpVerdict | { readonly redirect: string } | { readonly xsk: string } | { readonly chain: C };
 
 /** A reference to one of the section's named sets. */
 export interface XdpSetRef<S extends string = string> {
@@ -105,13 +107,17 @@ export interface XdpRuleSpec<S extends string = string, A extends XdpAction = Xd
   readonly count?: boolean;
 }
 
-export interface XdpSectionSpec<S extends string = string> {
+/**
+ * One xdp section. `S` is the union of its set names, `C` the packet chain names its rules may
+ * steer to (the policy's `packetChains` keys: definePolicy checks them).
+ */
+export interface XdpSectionSpec<S extends string = string, C extends string = string> {
   /** Interface name; within a namespace when the deployer is told one. */
   readonly interface: string;
   /** `auto` (default): native (driver) mode where the driver supports it, else generic. */
   readonly mode?: 'auto' | 'native' | 'generic';
   /** What happens to a packet no rule matched (default `pass`). */
-  readonly default?: XdpAction;
+  readonly default?: XdpAction<C>;
   /**
    * What happens to a malformed packet (truncated header, bad IHL, an IPv6 extension-header chain
    * longer than bpfctl inspects): `drop` (default) or `pass`. Either way it is counted as malformed
@@ -119,14 +125,15 @@ export interface XdpSectionSpec<S extends string = string> {
    */
   readonly malformed?: 'drop' | 'pass';
   readonly sets?: { readonly [K in S]: XdpSetSpec };
-  readonly rules?: readonly XdpRuleSpec<NoInfer<S>>[];
+  readonly rules?: readonly XdpRuleSpec<NoInfer<S>, XdpAction<C>>[];
 }
 
 /**
  * Declares one xdp section with set names checked by the type checker: a rule that refers to a set
- * the section does not declare does not compile.
+ * the section does not declare does not compile. The chain names its rules steer to are kept in
+ * the type, so definePolicy rejects one the policy does not declare.
  */
-export function xdpSection<const S extends string = never>(spec: XdpSectionSpec<S>): XdpSectionSpec<S> {
+export function xdpSection<const S extends string = never, const C extends string = never>(spec: XdpSectionSpec<S, C>): XdpSectionSpec<S, C> {
   return spec;
 }
 
@@ -164,4 +171,15 @@ export function redirect<const S extends string = never>(ifname: string, match?:
 /** A rule that hands matching packets to the AF_XDP sockets of xskmap `xsk_<group>`. */
 export function toXsk<const S extends string = never>(group: string, match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>, { readonly xsk: string }> {
   return rule({ xsk: group }, match, opts);
+}
+
+/**
+ * A rule that steers matching frames into packet chain `chain` (one of the policy's
+ * `packetChains`): the classifier tags the frame with the chain's id and hands it to the packet
+ * plane's AF_XDP socket on the receiving queue (xskmap `xsk_chains`). While no socket is bound
+ * (the packet plane not started yet, or restarting) such frames are dropped, not passed.
+ * XDP only: a tc section cannot take it.
+ */
+export function toChain<const C extends string, const S extends string = never>(chain: C, match?: XdpMatch<S>, opts?: RuleOpts): XdpRuleSpec<NoInfer<S>, { readonly chain: C }> {
+  return rule({ chain }, match, opts);
 }

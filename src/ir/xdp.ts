@@ -9,17 +9,29 @@
  * - the L3 family each rule needs (from prefixes, ethType, icmp/icmpv6), and rejects rules that
  *   can never match (tcpFlags with proto udp, an IPv4 prefix with ethType ipv6, ...);
  * - names resolved to numbers (ethType, proto, ICMP types, TCP flags);
- * - devmap slots for redirect targets and one xskmap per AF_XDP group.
+ * - devmap slots for redirect targets and one xskmap per AF_XDP group;
+ * - packet chain names resolved to the chains' ids (src/ir/packet.ts), and the xskmap
+ *   `xsk_chains` of a section that steers frames into chains.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { attempt, checkKeys, describe, type Issues, IssueList, isPlainObject, own, type Path, snapshotSpec, stop, stopQuietly } from './issues.ts';
+import { type ChainNames, chainNamesOf, IFNAME } from './packet.ts';
 import type { TcDirection, TcSectionSpec } from '../dsl/tc.ts';
 import type { XdpAction, XdpIcmpTypeName, XdpMatch, XdpRuleSpec, XdpSectionSpec, XdpSetKind, XdpSetSpec, XdpTcpFlag } from '../dsl/xdp.ts';
 
 export type XdpActionIR =
   | { readonly kind: 'pass' | 'drop' | 'tx' }
   | { readonly kind: 'redirect'; readonly ifname: string; readonly slot: number }
-  | { readonly kind: 'xsk'; readonly group: string };
+  | { readonly kind: 'xsk'; readonly group: string }
+  /** Into packet chain `chain` (its id; `name` for people) through AF_XDP group CHAIN_XSK_GROUP. */
+  | { readonly kind: 'chain'; readonly chain: number; readonly name: string };
+
+/**
+ * The AF_XDP group of every section that steers into packet chains: its xskmap `xsk_chains` is
+ * where pktio puts its sockets (one per receive queue, for all chains: the chain id travels in
+ * the frame's metadata). A user group of this name is refused.
+ */
+export const CHAIN_XSK_GROUP = 'chains';
 
 export interface XdpPrefixIR {
   readonly family: 4 | 6;
@@ -88,7 +100,7 @@ export interface ClassifierSectionIR {
   readonly rules: readonly XdpRuleIR[];
   /** `tx_ports` (a devmap at XDP, an array at tc): slot i holds the ifindex of redirects[i]. */
   readonly redirects: readonly string[];
-  /** One xskmap `xsk_<group>` per group, keyed by receive queue (always empty at tc). */
+  /** One xskmap `xsk_<group>` per group, keyed by receive queue (always empty at tc); `chains` when a rule steers into packet chains. */
   readonly xskGroups: readonly string[];
 }
 
@@ -128,7 +140,6 @@ const ICMP6_TYPES: Partial<Record<XdpIcmpTypeName, number>> = {
 const SET_KINDS: readonly XdpSetKind[] = ['ipv4-prefix', 'ipv6-prefix', 'ipv4', 'ipv6', 'port', 'mac'];
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
 const RULE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-const IFNAME = /^[^\s/:]{1,15}$/;
 
 // ---------------------------------------------------------------------------------------------
 // Addresses, prefixes, MACs, ports: parsers shared with deploy and the `set` command.
@@ -302,7 +313,16 @@ function lowerSet(name: string, spec: unknown, path: Path, issues: Issues): XdpS
   return { name, kind: s.type, maxEntries, elements: [...seen] };
 }
 
-function lowerAction(a: unknown, path: Path, redirects: string[], xskGroups: string[], issues: Issues): XdpActionIR {
+/** The targets a section's actions collect: devmap slots, AF_XDP groups, and the chains they may name. */
+interface ActionTargets {
+  readonly redirects: string[];
+  readonly xskGroups: string[];
+  /** The policy's packet chains; undefined when lowering sections without a policy around them. */
+  readonly chains: ChainNames | undefined;
+}
+
+function lowerAction(a: unknown, path: Path, targets: ActionTargets, issues: Issues): XdpActionIR {
+  const { redirects, xskGroups } = targets;
   if (a === 'pass' || a === 'drop' || a === 'tx') return { kind: a };
   if (isPlainObject(a) && 'redirect' in a) {
     checkFields(a, ['redirect'], path, issues);
@@ -315,10 +335,25 @@ function lowerAction(a: unknown, path: Path, redirects: string[], xskGroups: str
     checkFields(a, ['xsk'], path, issues);
     const group = a.xsk;
     if (typeof group !== 'string' || !IDENT.test(group)) fail([...path, 'xsk'], `bad AF_XDP group name ${JSON.stringify(group)}: letters, digits and '_'`);
+    if (group === CHAIN_XSK_GROUP) fail([...path, 'xsk'], `AF_XDP group '${CHAIN_XSK_GROUP}' is reserved: its xskmap xsk_${CHAIN_XSK_GROUP} feeds the packet chains (toChain); pick another name`);
     if (!xskGroups.includes(group)) xskGroups.push(group);
     return { kind: 'xsk', group };
   }
-  return fail(path, `unknown action ${JSON.stringify(a)} (expected 'pass', 'drop', 'tx', { redirect: ifname } or { xsk: group })`);
+  if (isPlainObject(a) && 'chain' in a) {
+    checkFields(a, ['chain'], path, issues);
+    const name = a.chain;
+    if (typeof name !== 'string') fail([...path, 'chain'], `a packet chain's name, got ${describe(name)}`);
+    const id = targets.chains?.ids.get(name);
+    if (id === undefined) {
+      // A chain that did not validate has its own report.
+      if (targets.chains?.broken.has(name)) stopQuietly(path);
+      const known = [...(targets.chains?.ids.keys() ?? []), ...(targets.chains?.broken ?? [])];
+      fail([...path, 'chain'], `unknown packet chain ${JSON.stringify(name)} (${known.length ? `packetChains: ${known.join(', ')}` : 'the policy declares no packetChains'})`);
+    }
+    if (!xskGroups.includes(CHAIN_XSK_GROUP)) xskGroups.push(CHAIN_XSK_GROUP);
+    return { kind: 'chain', chain: id, name };
+  }
+  return fail(path, `unknown action ${JSON.stringify(a)} (expected 'pass', 'drop', 'tx', { redirect: ifname }, { xsk: group } or { chain: name })`);
 }
 
 function intIn(v: unknown, lo: number, hi: number, path: Path, what: string): number {
@@ -609,6 +644,7 @@ function describeAddr(a: XdpAddrIR): string {
 export function describeAction(a: XdpActionIR): string {
   if (a.kind === 'redirect') return `redirect ${a.ifname}`;
   if (a.kind === 'xsk') return `xsk ${a.group}`;
+  if (a.kind === 'chain') return `chain ${a.name} (AF_XDP, xsk_${CHAIN_XSK_GROUP})`;
   return a.kind;
 }
 
@@ -646,14 +682,18 @@ function cannotDo(hook: SectionHook, a: XdpActionIR): string | null {
 }
 
 /** An action, checked against what the hook can do. */
-function lowerHookAction(a: unknown, path: Path, hook: SectionHook, redirects: string[], xskGroups: string[], issues: Issues): XdpActionIR {
-  const action = lowerAction(a, path, redirects, xskGroups, issues);
+function lowerHookAction(a: unknown, path: Path, hook: SectionHook, targets: ActionTargets, issues: Issues): XdpActionIR {
+  // Said before the chain's name is looked up: at tc no chain name could be right.
+  if (hook.kind === 'tc' && isPlainObject(a) && 'chain' in a) {
+    fail(path, `a tc section cannot steer frames into a packet chain (chain ${describe(a.chain)}): chains take frames from AF_XDP sockets, at XDP only, so put this rule in an xdp section`);
+  }
+  const action = lowerAction(a, path, targets, issues);
   const why = cannotDo(hook, action);
   if (why) fail(path, why);
   return action;
 }
 
-function lowerRule(r: unknown, index: number, path: Path, hook: SectionHook, sets: SectionSets, redirects: string[], xskGroups: string[], issues: Issues): XdpRuleIR {
+function lowerRule(r: unknown, index: number, path: Path, hook: SectionHook, sets: SectionSets, targets: ActionTargets, issues: Issues): XdpRuleIR {
   if (!isPlainObject(r)) fail(path, 'a rule is { name?, match?, action, count? }');
   checkFields(r, ['name', 'match', 'action', 'count'], path, issues);
   const spec = r as unknown as XdpRuleSpec;
@@ -663,7 +703,7 @@ function lowerRule(r: unknown, index: number, path: Path, hook: SectionHook, set
   if (spec.count !== undefined && typeof spec.count !== 'boolean') issues.add([...path, 'count'], 'must be true or false');
   if (spec.action === undefined) issues.add([...path, 'action'], "missing (e.g. 'drop')");
   const match = attempt(issues, () => lowerMatch(spec.match, [...path, 'match'], sets, issues));
-  const action = spec.action === undefined ? undefined : attempt(issues, () => lowerHookAction(spec.action as XdpAction, [...path, 'action'], hook, redirects, xskGroups, issues));
+  const action = spec.action === undefined ? undefined : attempt(issues, () => lowerHookAction(spec.action as XdpAction, [...path, 'action'], hook, targets, issues));
   if (match === undefined || action === undefined || countOf(issues) !== before) stopQuietly(path);
   return { index, name: name as string, summary: `${describeMatch(match)} -> ${describeAction(action)}`, match, action, count: spec.count ?? true };
 }
@@ -672,9 +712,9 @@ const XDP_SECTION_KEYS = ['interface', 'mode', 'default', 'malformed', 'sets', '
 const TC_SECTION_KEYS = ['interface', 'direction', 'default', 'malformed', 'sets', 'rules'];
 const TC_DIRECTIONS: readonly TcDirection[] = ['ingress', 'egress'];
 
-function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, hook: 'xdp'): XdpSectionIR;
+function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, hook: 'xdp', chains?: ChainNames): XdpSectionIR;
 function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, hook: 'tc'): TcSectionIR;
-function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, hook: 'xdp' | 'tc'): XdpSectionIR | TcSectionIR {
+function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, hook: 'xdp' | 'tc', chains?: ChainNames): XdpSectionIR | TcSectionIR {
   const keys = hook === 'xdp' ? XDP_SECTION_KEYS : TC_SECTION_KEYS;
   if (!isPlainObject(spec)) fail(path, `${hook === 'xdp' ? 'an xdp' : 'a tc'} section is { ${keys.map((k) => (k === 'interface' || (hook === 'tc' && k === 'direction') ? k : `${k}?`)).join(', ')} }`);
   checkFields(spec, keys, path, issues);
@@ -708,10 +748,11 @@ function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, 
   else rules = s.rules ?? [];
   const redirects: string[] = [];
   const xskGroups: string[] = [];
+  const targets: ActionTargets = { redirects, xskGroups, chains };
   const lowered: XdpRuleIR[] = [];
   // A plain loop: forEach and map skip the holes of a sparse array.
   for (let i = 0; i < rules.length; i++) {
-    const r = attempt(issues, () => lowerRule(rules[i], i, [...path, 'rules', i], where, sets, redirects, xskGroups, issues));
+    const r = attempt(issues, () => lowerRule(rules[i], i, [...path, 'rules', i], where, sets, targets, issues));
     if (r) lowered.push(r);
   }
   const names = new Map<string, number>();
@@ -720,7 +761,7 @@ function lowerSection(spec: unknown, index: number, path: Path, issues: Issues, 
     if (prev !== undefined) issues.add([...path, 'rules', r.index, 'name'], `duplicate rule name '${r.name}' (also rules[${prev}])`);
     else names.set(r.name, r.index);
   }
-  const dflt = attempt(issues, () => lowerHookAction(s.default ?? 'pass', at('default'), where, redirects, xskGroups, issues));
+  const dflt = attempt(issues, () => lowerHookAction(s.default ?? 'pass', at('default'), where, targets, issues));
   if (dflt === undefined || countOf(issues) !== before) stopQuietly(path);
   const common = { default: dflt, malformed, sets: [...sets.good.values()], rules: lowered, redirects, xskGroups };
   if (hook === 'tc') return { index, interface: s.interface, direction: direction!, ...common };
@@ -749,9 +790,10 @@ function countedSink(issues: Issues): Counted {
 
 /**
  * Validates the `xdp` sections of a policy at `path` (e.g. ['xdp']), reporting every problem to
- * `issues`. The sections it returns are complete only when it reported nothing.
+ * `issues`; `{ chain }` actions resolve against `chains` (the policy's packet chains). The
+ * sections it returns are complete only when it reported nothing.
  */
-export function lowerXdp(specs: unknown, path: Path, issues: Issues): XdpSectionIR[] {
+export function lowerXdp(specs: unknown, path: Path, issues: Issues, chains?: ChainNames): XdpSectionIR[] {
   if (specs === undefined) return [];
   if (!Array.isArray(specs)) {
     issues.add(path, 'must be an array of xdp sections');
@@ -760,7 +802,7 @@ export function lowerXdp(specs: unknown, path: Path, issues: Issues): XdpSection
   const counted = countedSink(issues);
   const out: XdpSectionIR[] = [];
   for (let i = 0; i < specs.length; i++) {
-    const s = attempt(counted, () => lowerSection(specs[i], i, [...path, i], counted, 'xdp'));
+    const s = attempt(counted, () => lowerSection(specs[i], i, [...path, i], counted, 'xdp', chains));
     if (s) out.push(s);
   }
   const seen = new Map<string, number>();
@@ -774,14 +816,15 @@ export function lowerXdp(specs: unknown, path: Path, issues: Issues): XdpSection
 
 /**
  * Validates `xdp` sections and lowers them to plain data; `path` is the policy path prefix for
- * errors, e.g. "xdp".
+ * errors, e.g. "xdp". `{ chain }` actions may name `chains` (ids in list order), as if a policy
+ * declared those packet chains.
  * @throws PolicyError (code E_POLICY) listing every problem; its `path` names the first.
  */
-export function lowerXdpSections(specs: readonly XdpSectionSpec[] | undefined, path: string): XdpSectionIR[] {
+export function lowerXdpSections(specs: readonly XdpSectionSpec[] | undefined, path: string, chains?: readonly string[]): XdpSectionIR[] {
   const issues = new IssueList();
   const data = snapshotSpec(specs, issues);
   issues.throwIfAny();
-  const out = lowerXdp(data, [path], issues);
+  const out = lowerXdp(data, [path], issues, chains ? chainNamesOf(chains) : undefined);
   issues.throwIfAny();
   return out;
 }

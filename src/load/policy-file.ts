@@ -37,7 +37,7 @@ export class PolicyLoadError extends BpfctlError {
 export async function loadPolicyFile(file: string): Promise<PolicyIR> {
   const spec = await importPolicySpec(file);
   try {
-    return lowerPolicy(spec);
+    return lowerPolicy(spec, { baseDir: dirname(resolve(file)) });
   } catch (err) {
     if (err instanceof PolicyError) throw locatePolicyError(err, resolve(file));
     throw err;

@@ -7,7 +7,7 @@
  */
 import { MAX_VLANS } from '../codegen/xdp/parser.ts';
 import { HOOKS, type Hook } from '../codegen/xdp/rules.ts';
-import type { XdpActionIR } from '../ir/xdp.ts';
+import { CHAIN_XSK_GROUP, type XdpActionIR } from '../ir/xdp.ts';
 import type { Pkt } from './frame.ts';
 
 export type { Hook };
@@ -16,7 +16,7 @@ export type { Hook };
 export interface ModelEnv {
   /** Is redirect slot `slot` (tx_ports) filled? Deploy fills every slot, or fails. Default: yes. */
   readonly redirectReady?: (slot: number, ifname: string) => boolean;
-  /** Is an AF_XDP socket bound in group `group` at the receive queue? Default: no. */
+  /** Is an AF_XDP socket bound in group `group` at the receive queue (packet chains: group `chains`, pktio's)? Default: no. */
   readonly xskBound?: (group: string, queue: number) => boolean;
   /** The receive queue of the frame (BPF_PROG_TEST_RUN: 0). */
   readonly rxQueue?: number;
@@ -64,6 +64,13 @@ export const HOOK_MODELS: { readonly [H in Hook]: HookModel } = {
           ? { verdict: 'XDP_REDIRECT', note: `to the AF_XDP socket of group ${a.group} on queue ${q}` }
           : { verdict: 'XDP_PASS', note: `no AF_XDP socket of group ${a.group} assumed on queue ${q}: to the stack (XDP_REDIRECT when one is bound)` };
       },
+      // bpf_redirect_map(&xsk_chains, queue, XDP_DROP) after the chain id went into the metadata.
+      chain: (a, env) => {
+        const q = env.rxQueue ?? 0;
+        return env.xskBound?.(CHAIN_XSK_GROUP, q)
+          ? { verdict: 'XDP_REDIRECT', note: `to pktio's socket on queue ${q}, tagged with chain id ${a.chain}` }
+          : { verdict: 'XDP_DROP', note: `no pktio socket in xsk_${CHAIN_XSK_GROUP} assumed on queue ${q}: dropped, not passed (XDP_REDIRECT when pktio is bound)` };
+      },
     },
   },
   tc: {
@@ -84,6 +91,7 @@ export const HOOK_MODELS: { readonly [H in Hook]: HookModel } = {
           ? { verdict: 'TC_ACT_REDIRECT', note: `to ${a.ifname} (tx_ports[${a.slot}]); TC_ACT_SHOT if that slot were empty` }
           : { verdict: 'TC_ACT_SHOT', note: `tx_ports[${a.slot}] (${a.ifname}) is empty` },
       xsk: null,
+      chain: null,
     },
   },
 };

@@ -206,7 +206,7 @@ test('at tc: tc verdicts, malformed: pass, an offloaded VLAN tag, and no AF_XDP'
 
 test("the hook tables agree with the codegen's: the same hooks, actions, malformed verdicts, verdict names in the C", () => {
   assert.equal(MODEL_HOOKS, Object.keys(HOOKS));
-  const samples: XdpActionIR[] = [{ kind: 'pass' }, { kind: 'drop' }, { kind: 'tx' }, { kind: 'redirect', ifname: 'eth1', slot: 0 }, { kind: 'xsk', group: 'g' }];
+  const samples: XdpActionIR[] = [{ kind: 'pass' }, { kind: 'drop' }, { kind: 'tx' }, { kind: 'redirect', ifname: 'eth1', slot: 0 }, { kind: 'xsk', group: 'g' }, { kind: 'chain', chain: 0, name: 'c' }];
   for (const hook of MODEL_HOOKS) {
     const m = HOOK_MODELS[hook];
     const c = HOOKS[hook];
@@ -219,7 +219,7 @@ test("the hook tables agree with the codegen's: the same hooks, actions, malform
       // The verdict the action's statements return; the fallback of an empty slot is in them
       // (XDP: bpf_redirect_map's flags) or in the helper they call (tc: redirect_slot).
       const text = emit(a).join('\n');
-      const [one] = lowerXdpSections([{ interface: 'lo', rules: [{ action: a.kind === 'redirect' ? { redirect: 'eth1' } : a.kind === 'xsk' ? { xsk: 'g' } : a.kind }] }], 'xdp');
+      const [one] = lowerXdpSections([{ interface: 'lo', rules: [{ action: a.kind === 'redirect' ? { redirect: 'eth1' } : a.kind === 'xsk' ? { xsk: 'g' } : a.kind === 'chain' ? { chain: 'c' } : a.kind }] }], 'xdp', ['c']);
       const program = generateClassifier({ name: 'hooks', xdp: [one!] }, 0, hook).source;
       for (const env of [{}, { redirectReady: () => false }]) {
         const v = model(a, env).verdict;

@@ -4,7 +4,8 @@
  * changed program means a changed policy.
  */
 import type { ClassifierSectionIR, TcSectionIR, XdpSectionIR } from '../../ir/xdp.ts';
-import { describeAction } from '../../ir/xdp.ts';
+import { steersToChains } from '../../ir/packet.ts';
+import { CHAIN_XSK_GROUP, describeAction } from '../../ir/xdp.ts';
 import { COUNTER_STRUCT, mapDecls, XDP_MAPS } from './maps.ts';
 import { INCLUDES, MAX_EXT_HDRS, MAX_VLANS, PARSER } from './parser.ts';
 import { commentSafe } from '../c-text.ts';
@@ -58,9 +59,15 @@ function header(policy: string, s: ClassifierSectionIR): string {
  *
  * IPv4/IPv6 fragments other than the first carry no L4 header: they are counted in
  * xdp_stats[1] ("fragment") and go through the rules with no ports, TCP flags or ICMP type,
- * so only rules without L4 fields can match them.
+ * so only rules without L4 fields can match them.${steersToChains(s) ? CHAIN_NOTE : ''}
  */`;
 }
+
+const CHAIN_NOTE = `
+ *
+ * Frames a rule steers into a packet chain carry the chain's id in their XDP metadata and go to
+ * pktio's AF_XDP socket on their receive queue (xskmap xsk_${CHAIN_XSK_GROUP}). While no socket is
+ * bound there they are dropped, counted by their rule: never passed to the stack unprocessed.`;
 
 function mainFn(s: ClassifierSectionIR, hook: Hook): string {
   const h = HOOKS[hook];

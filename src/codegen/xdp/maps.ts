@@ -1,9 +1,9 @@
 /**
  * Map declarations of a generated XDP program. Names are fixed (deploy, `bpfctl xdp status` and
- * `bpfctl set` find maps by them): `rule_stats`, `xdp_stats`, `tx_ports`, `xsk_<group>`,
- * `set_<name>`.
+ * `bpfctl set` find maps by them): `rule_stats`, `xdp_stats`, `tx_ports`, `xsk_<group>` (packet
+ * chains: `xsk_chains`), `set_<name>`.
  */
-import type { ClassifierSectionIR, XdpSetIR } from '../../ir/xdp.ts';
+import { CHAIN_XSK_GROUP, type ClassifierSectionIR, type XdpSetIR } from '../../ir/xdp.ts';
 import type { XdpSetKind } from '../../dsl/xdp.ts';
 
 /** Slots of `xdp_stats`, in order. */
@@ -100,7 +100,7 @@ export function mapDecls(section: ClassifierSectionIR, hook: 'xdp' | 'tc' = 'xdp
       mapDecl(
         xskMapName(g),
         ['__uint(type, BPF_MAP_TYPE_XSKMAP)', `__uint(max_entries, ${XSK_QUEUES})`, '__type(key, __u32)', '__type(value, __u32)'],
-        `AF_XDP group "${g}": user space binds one socket per receive queue`,
+        g === CHAIN_XSK_GROUP ? 'packet chains: pktio binds one AF_XDP socket per receive queue (the chain id is in the frame\'s metadata)' : `AF_XDP group "${g}": user space binds one socket per receive queue`,
       ),
     );
   }

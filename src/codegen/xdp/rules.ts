@@ -3,7 +3,8 @@
  * its conditions), so a packet leaves a non-matching rule at its first cheap test.
  */
 import type { XdpMatch, XdpSetKind } from '../../dsl/xdp.ts';
-import { describeAction, type XdpActionIR, type XdpAddrIR, type XdpMacIR, type XdpMatchIR, type XdpPortIR, type XdpPrefixIR, type XdpRuleIR, type ClassifierSectionIR } from '../../ir/xdp.ts';
+import { CHAIN_XSK_GROUP, describeAction, type XdpActionIR, type XdpAddrIR, type XdpMacIR, type XdpMatchIR, type XdpPortIR, type XdpPrefixIR, type XdpRuleIR, type ClassifierSectionIR } from '../../ir/xdp.ts';
+import { steersToChains } from '../../ir/packet.ts';
 import { commentSafe } from '../c-text.ts';
 import { setMapName, XDP_MAPS, xskMapName } from './maps.ts';
 import type { PktField } from './parser.ts';
@@ -70,6 +71,33 @@ const MAC_EQ = `static __always_inline int mac_eq(const __u8 *m, const __u8 want
 	       m[3] == want[3] && m[4] == want[4] && m[5] == want[5];
 }`;
 
+/** What the classifier writes in front of a steered frame: `CHAIN_META_TAG | chain id` (docs/packet-chains.md). */
+export const CHAIN_META_TAG = 0xbfc70000;
+
+const TAG_CHAIN = `/*
+ * Packet chains: the chain's id goes in front of the frame as a 4-byte XDP metadata word,
+ * 0x${CHAIN_META_TAG.toString(16).toUpperCase()} | id (host byte order: pktio on this host reads it), which AF_XDP copies into
+ * the socket's buffer with the frame; one socket per queue then serves every chain. When the
+ * driver has no room for metadata the frame goes untagged and pktio counts it as no_chain.
+ *
+ * bpf_xdp_adjust_meta() moves data_meta, and the verifier then forgets every packet pointer taken
+ * before it (p's too): only ctx is read after it, and the caller returns straight away.
+ */
+#define CHAIN_META_TAG 0x${CHAIN_META_TAG.toString(16)}u
+
+static __always_inline void tag_chain(struct xdp_md *ctx, __u32 chain)
+{
+	void *data, *meta;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(__u32)))
+		return;
+	data = (void *)(long)ctx->data;
+	meta = (void *)(long)ctx->data_meta;
+	if (meta + sizeof(__u32) > data)
+		return;
+	*(__u32 *)meta = CHAIN_META_TAG | chain;
+}`;
+
 /** The helpers the section's rules call, in a fixed order. */
 export function helperDecls(section: ClassifierSectionIR): string {
   const kinds = new Set<XdpSetKind>();
@@ -86,7 +114,7 @@ export function helperDecls(section: ClassifierSectionIR): string {
     }
   }
   const order: XdpSetKind[] = ['ipv4-prefix', 'ipv6-prefix', 'ipv4', 'ipv6', 'port', 'mac'];
-  return [...(portIn ? [PORT_IN] : []), ...(macEq ? [MAC_EQ] : []), ...order.filter((k) => kinds.has(k)).map((k) => SET_HELPERS[k])].join('\n\n');
+  return [...(portIn ? [PORT_IN] : []), ...(macEq ? [MAC_EQ] : []), ...order.filter((k) => kinds.has(k)).map((k) => SET_HELPERS[k]), ...(steersToChains(section) ? [TAG_CHAIN] : [])].join('\n\n');
 }
 
 function prefix4(field: string, p: XdpPrefixIR): string[] {
@@ -262,6 +290,11 @@ export const HOOKS: { readonly [H in Hook]: HookCodegen } = {
       tx: () => ['return XDP_TX;'],
       redirect: (a) => [`return bpf_redirect_map(&${XDP_MAPS.txPorts}, ${a.slot}, XDP_DROP); /* ${a.ifname}; drop if the slot is empty */`],
       xsk: (a) => [`return bpf_redirect_map(&${xskMapName(a.group)}, ctx->rx_queue_index, XDP_PASS); /* to the stack if no socket on this queue */`],
+      // Fails closed: a steered frame never reaches the stack unprocessed (docs/packet-chains.md).
+      chain: (a) => [
+        `tag_chain(ctx, ${a.chain}); /* chain ${commentSafe(a.name)}: its id in front of the frame, for pktio */`,
+        `return bpf_redirect_map(&${xskMapName(CHAIN_XSK_GROUP)}, ctx->rx_queue_index, XDP_DROP); /* to pktio; dropped if no socket on this queue */`,
+      ],
     },
   },
   // tc (tcx) on ingress or egress: the same parser and rules over the skb's linear data.
@@ -278,6 +311,7 @@ export const HOOKS: { readonly [H in Hook]: HookCodegen } = {
       // tc cannot redirect through a devmap: tx_ports holds the ifindex, bpf_redirect() sends.
       redirect: (a) => [`return redirect_slot(${a.slot}); /* ${a.ifname}; drop if the slot is empty */`],
       xsk: null,
+      chain: null,
     },
   },
 };
