@@ -263,6 +263,8 @@ export interface ChainNames {
   readonly ids: ReadonlyMap<string, number>;
   /** Declared but invalid: a rule naming one has nothing of its own to report. */
   readonly broken: ReadonlySet<string>;
+  /** `packetChains` itself is invalid (reported): no chain name can be checked. */
+  readonly unknown?: true;
 }
 
 /** Chain names for lowering xdp sections alone (tests, tools): ids in list order. */
@@ -270,20 +272,23 @@ export function chainNamesOf(names: readonly string[]): ChainNames {
   return { ids: new Map(names.map((n, i) => [n, i])), broken: new Set() };
 }
 
-/** Validates `packetChains` against the packet functions; ports are assigned later (`packetPorts`). */
-export function lowerPacketChains(spec: unknown, functions: readonly PacketFunctionIR[], issues: Issues): { chains: PendingChain[]; names: ChainNames } {
+/**
+ * Validates `packetChains` against the packet functions (null: `packetFunctions` was invalid, so
+ * the hops' names are not checked); ports are assigned later (`packetPorts`).
+ */
+export function lowerPacketChains(spec: unknown, functions: readonly PacketFunctionIR[] | null, issues: Issues): { chains: PendingChain[]; names: ChainNames } {
   const path = ['packetChains'];
   const ids = new Map<string, number>();
   const broken = new Set<string>();
   if (spec === undefined) return { chains: [], names: { ids, broken } };
   if (!isPlainObject(spec)) {
     issues.add(path, `packetChains must be an object of name -> { functions, egress, poll? }, got ${describe(spec)}`);
-    return { chains: [], names: { ids, broken } };
+    return { chains: [], names: { ids, broken, unknown: true } };
   }
   const names = Object.keys(spec);
   const limit = Math.min(MAX_PACKET_CHAINS, MAX_CHAIN_ID);
   if (names.length > limit) issues.add(path, `too many packet chains: ${names.length} (at most ${limit}, the packet plane's chain table)`);
-  const byName = new Map(functions.map((f) => [f.name, f.id]));
+  const byName = functions ? new Map(functions.map((f) => [f.name, f.id])) : null;
   const chains: PendingChain[] = [];
   for (const [id, name] of names.entries()) {
     // Counts what this chain reports: a chain with a problem is `broken` for the xdp rules.
@@ -303,7 +308,7 @@ export function lowerPacketChains(spec: unknown, functions: readonly PacketFunct
   return { chains, names: { ids, broken } };
 }
 
-function lowerChain(name: string, c: unknown, id: number, p: Path, byName: ReadonlyMap<string, number>, issues: Issues): PendingChain | undefined {
+function lowerChain(name: string, c: unknown, id: number, p: Path, byName: ReadonlyMap<string, number> | null, issues: Issues): PendingChain | undefined {
   if (!CHAIN_NAME.test(name) || name.length > MAX_PACKET_NAME) {
     issues.add(p, `packet chain name '${name}' must be 1-${MAX_PACKET_NAME} characters of A-Z, a-z, 0-9, '-', '_', starting with a letter or digit`);
   }
@@ -319,6 +324,7 @@ function lowerChain(name: string, c: unknown, id: number, p: Path, byName: Reado
     if (c.functions.length > MAX_PACKET_HOPS) issues.add(fp, `packet chain '${name}' has ${c.functions.length} functions (at most ${MAX_PACKET_HOPS}: the plane's hops[${MAX_PACKET_HOPS}])`);
     for (let i = 0; i < c.functions.length; i++) {
       const h: unknown = c.functions[i];
+      if (!byName) continue;
       const fid = typeof h === 'string' ? byName.get(h) : undefined;
       if (fid === undefined) {
         const known = [...byName.keys()].join(', ') || 'none';

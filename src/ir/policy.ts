@@ -82,7 +82,7 @@ export function lowerPolicy(input: PolicySpec | unknown, options: LowerOptions =
   const chainless = spec.functions === undefined && spec.routes === undefined;
   const none = (v: unknown) => v === undefined || (Array.isArray(v) && v.length === 0);
   if (chainless && none(spec.xdp) && none(spec.tc)) {
-    issues.add(['(policy)'], 'a policy needs a chain (functions and routes), xdp or tc sections, or both');
+    issues.add([], 'a policy needs a chain (functions and routes), xdp or tc sections, or both');
   }
   const functions = chainless ? [] : lowerFunctions(spec.functions, issues);
   const routes = chainless ? [] : lowerRoutes(spec.routes, functions, issues);
@@ -90,7 +90,9 @@ export function lowerPolicy(input: PolicySpec | unknown, options: LowerOptions =
   if (options.baseDir !== undefined && !options.baseDir.startsWith('/')) throw new RangeError(`lowerPolicy: baseDir must be an absolute directory, got ${JSON.stringify(options.baseDir)}`);
   const baseDir = options.baseDir;
   const packetFunctions = lowerPacketFunctions(spec.packetFunctions, functions.map((f) => f.name), baseDir, issues);
-  const pending = lowerPacketChains(spec.packetChains, packetFunctions, issues);
+  // packetFunctions that are no object were reported: the chains' names cannot be checked against them.
+  const known = spec.packetFunctions === undefined || isPlainObject(spec.packetFunctions);
+  const pending = lowerPacketChains(spec.packetChains, known ? packetFunctions : null, issues);
   let xdp: XdpSectionIR[] = [];
   if (spec.xdp !== undefined && !Array.isArray(spec.xdp)) issues.add(['xdp'], 'xdp must be an array of sections');
   else xdp = lowerXdp(spec.xdp, ['xdp'], issues, pending.names);

@@ -345,8 +345,8 @@ function lowerAction(a: unknown, path: Path, targets: ActionTargets, issues: Iss
     if (typeof name !== 'string') fail([...path, 'chain'], `a packet chain's name, got ${describe(name)}`);
     const id = targets.chains?.ids.get(name);
     if (id === undefined) {
-      // A chain that did not validate has its own report.
-      if (targets.chains?.broken.has(name)) stopQuietly(path);
+      // A chain that did not validate (or packetChains itself) has its own report.
+      if (targets.chains?.broken.has(name) || targets.chains?.unknown) stopQuietly(path);
       const known = [...(targets.chains?.ids.keys() ?? []), ...(targets.chains?.broken ?? [])];
       fail([...path, 'chain'], `unknown packet chain ${JSON.stringify(name)} (${known.length ? `packetChains: ${known.join(', ')}` : 'the policy declares no packetChains'})`);
     }
