@@ -263,13 +263,15 @@ export interface ChainNames {
   readonly ids: ReadonlyMap<string, number>;
   /** Declared but invalid: a rule naming one has nothing of its own to report. */
   readonly broken: ReadonlySet<string>;
+  /** Every declared name, in policy order (for messages). */
+  readonly declared: readonly string[];
   /** `packetChains` itself is invalid (reported): no chain name can be checked. */
   readonly unknown?: true;
 }
 
 /** Chain names for lowering xdp sections alone (tests, tools): ids in list order. */
 export function chainNamesOf(names: readonly string[]): ChainNames {
-  return { ids: new Map(names.map((n, i) => [n, i])), broken: new Set() };
+  return { ids: new Map(names.map((n, i) => [n, i])), broken: new Set(), declared: [...names] };
 }
 
 /**
@@ -280,10 +282,10 @@ export function lowerPacketChains(spec: unknown, functions: readonly PacketFunct
   const path = ['packetChains'];
   const ids = new Map<string, number>();
   const broken = new Set<string>();
-  if (spec === undefined) return { chains: [], names: { ids, broken } };
+  if (spec === undefined) return { chains: [], names: { ids, broken, declared: [] } };
   if (!isPlainObject(spec)) {
     issues.add(path, `packetChains must be an object of name -> { functions, egress, poll? }, got ${describe(spec)}`);
-    return { chains: [], names: { ids, broken, unknown: true } };
+    return { chains: [], names: { ids, broken, declared: [], unknown: true } };
   }
   const names = Object.keys(spec);
   const limit = Math.min(MAX_PACKET_CHAINS, MAX_CHAIN_ID);
@@ -305,7 +307,7 @@ export function lowerPacketChains(spec: unknown, functions: readonly PacketFunct
       ids.set(name, id);
     } else broken.add(name);
   }
-  return { chains, names: { ids, broken } };
+  return { chains, names: { ids, broken, declared: names } };
 }
 
 function lowerChain(name: string, c: unknown, id: number, p: Path, byName: ReadonlyMap<string, number> | null, issues: Issues): PendingChain | undefined {

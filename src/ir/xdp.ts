@@ -347,7 +347,7 @@ function lowerAction(a: unknown, path: Path, targets: ActionTargets, issues: Iss
     if (id === undefined) {
       // A chain that did not validate (or packetChains itself) has its own report.
       if (targets.chains?.broken.has(name) || targets.chains?.unknown) stopQuietly(path);
-      const known = [...(targets.chains?.ids.keys() ?? []), ...(targets.chains?.broken ?? [])];
+      const known = targets.chains?.declared ?? [];
       fail([...path, 'chain'], `unknown packet chain ${JSON.stringify(name)} (${known.length ? `packetChains: ${known.join(', ')}` : 'the policy declares no packetChains'})`);
     }
     if (!xskGroups.includes(CHAIN_XSK_GROUP)) xskGroups.push(CHAIN_XSK_GROUP);
