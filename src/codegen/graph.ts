@@ -95,9 +95,10 @@ export function graphOfIr(ir: PolicyIR): GraphModel {
   };
 }
 
-/** The packet chains of a policy's IR, with function names and egress interfaces resolved. */
-function packetChainsOfIr(ir: PolicyIR): GraphPacketChain[] {
-  const p = ir.packet!;
+/** The packet chains of a policy's IR, with function names and egress interfaces resolved (none without a packet part). */
+export function packetChainsOfIr(ir: Pick<PolicyIR, 'packet'>): GraphPacketChain[] {
+  const p = ir.packet;
+  if (!p) return [];
   return p.chains.map((c) => ({
     name: c.name,
     functions: c.functions.map((id) => {
