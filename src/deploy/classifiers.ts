@@ -30,12 +30,14 @@ export interface ClassifierEntries {
  * the diff names. Returns the manifest entries.
  * @throws CompileError, VerifierError, LoaderError, XdpDeployError (what was already swapped stays)
  */
-export function applyClassifierChanges(diff: PolicyDiff, next: XdpPolicyLike, pinDir: string, live: Pick<Manifest, 'xdp' | 'tc'>, progress: (text: string) => void = () => {}): ClassifierEntries {
+export function applyClassifierChanges(diff: PolicyDiff, next: XdpPolicyLike, pinDir: string, live: Pick<Manifest, 'xdp' | 'tc' | 'netns'>, progress: (text: string) => void = () => {}): ClassifierEntries {
+  // Sections stay in the namespace they were loaded into.
+  const netns = live.netns ? { netns: live.netns } : {};
   let xdp = live.xdp.filter((x) => next.xdp.some((s) => s.interface === x.interface));
   if (diff.changes.some((x) => x.kind.startsWith('xdp-'))) {
     for (const o of live.xdp) if (!next.xdp.some((s) => s.interface === o.interface)) undeployXdp(pinDir, o.interface);
     xdp = next.xdp.map((_, i) => {
-      const d = deployXdp(next, i, pinDir, { progress });
+      const d = deployXdp(next, i, pinDir, { progress, ...netns });
       return { interface: d.interface, mode: d.mode, dir: d.dir };
     });
   }
@@ -43,7 +45,7 @@ export function applyClassifierChanges(diff: PolicyDiff, next: XdpPolicyLike, pi
   if (diff.changes.some((x) => x.kind.startsWith('tc-'))) {
     // Only the tc sections that changed get a new program: the others keep theirs, with their counters.
     const changed = new Set(diff.changes.filter((x) => x.kind === 'tc-added' || x.kind === 'tc-changed').map((x) => x.name));
-    tc = convergeTc(next, pinDir, { progress, changed });
+    tc = convergeTc(next, pinDir, { progress, changed, ...netns });
   }
   return { xdp, tc };
 }

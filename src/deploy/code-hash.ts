@@ -63,5 +63,14 @@ export function manifestHashes(policyFile: string, ir: PolicyIR): Record<string,
       // unknown: diff reports no code change for it
     }
   }
+  // Packet functions built from C: under `packet:<name>` (their names may repeat a request function's).
+  for (const f of ir.packet?.functions ?? []) {
+    if (!f.handler) continue;
+    try {
+      out[`packet:${f.name}`] = sha256File(f.name, f.handler);
+    } catch {
+      // unknown, as above
+    }
+  }
   return out;
 }

@@ -121,6 +121,10 @@ function rowsOf(c: Change): Row[] {
       return xdpRows(c);
     case 'tc-removed':
       return [{ sign: '-', label: 'tc', subject: c.name, text: `detached (${plural(c.rules, 'rule')}): frames pass unclassified` }];
+    case 'packet-function-scaled':
+      return [{ sign: '~', label: 'packet', subject: c.name, text: `instances ${arrow(c)}` }];
+    case 'packet-changed':
+      return [{ sign: '!', label: 'packet', subject: c.name, text: `${c.what} (needs --restart)` }];
   }
 }
 

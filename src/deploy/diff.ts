@@ -31,6 +31,13 @@ export interface PolicyView {
   xdp: XdpSectionIR[];
   /** Absent: none. */
   tc?: TcSectionIR[];
+  /** Packet functions and chains (docs/packet-chains.md); absent: none. */
+  packet?: PacketPartView;
+}
+
+export interface PacketPartView {
+  functions: { name: string; instances: number; language: 'c' | 'command'; handler: string | null; command: string[] | null; env: Record<string, string>; codeHash: string | null }[];
+  chains: { name: string; functions: string[]; egress: string; poll: boolean }[];
 }
 
 export interface FunctionView {
@@ -226,7 +233,27 @@ export interface TcChanged extends Omit<XdpChanged, 'kind' | 'mode'> {
   direction: TcSectionIR['direction'];
 }
 
+/** A packet function runs another number of instances: live (the plane's live list and rings). */
+export interface PacketFunctionScaled {
+  kind: 'packet-function-scaled';
+  action: 'live';
+  name: string;
+  from: number;
+  to: number;
+}
+
+/** Packet functions or chains added, removed or changed: the plane's tables are fixed while frames are in its rings. */
+export interface PacketChanged {
+  kind: 'packet-changed';
+  action: 'restart';
+  name: string;
+  what: string;
+  reason: string;
+}
+
 export type Change =
+  | PacketFunctionScaled
+  | PacketChanged
   | RouteAdded
   | RouteChanged
   | RouteRemoved
@@ -260,6 +287,7 @@ export interface PolicyDiff {
  * ahead at all), then an order in which live changes can be carried out one after another.
  */
 export const CHANGE_KINDS: readonly ChangeKind[] = [
+  'packet-changed',
   'gateway-engine-changed',
   'gateway-scaled',
   'pool-changed',
@@ -276,11 +304,13 @@ export const CHANGE_KINDS: readonly ChangeKind[] = [
   'tc-added',
   'tc-changed',
   'tc-removed',
+  'packet-function-scaled',
 ];
 
 export const GATEWAY_RESTART_REASON = 'gateway instances are fixed while the chain runs';
 export const GATEWAY_ENGINE_RESTART_REASON = 'the gateway engine is fixed while the chain runs';
 export const POOL_RESTART_REASON = 'pool geometry is fixed while buffers are shared';
+export const PACKET_RESTART_REASON = 'packet functions and chains are fixed while frames sit in their rings (instance counts and steering change live)';
 
 /** The two sides of a diff are not the same policy. */
 export class DiffError extends BpfctlError {
@@ -321,7 +351,49 @@ export function viewOfIr(ir: PolicyIR, codeHashes?: Record<string, string>): Pol
     pool: { bufferSize: ir.pool.bufferSize, bufferCount: ir.pool.bufferCount },
     xdp: ir.xdp,
     ...(ir.tc?.length ? { tc: ir.tc } : {}),
+    ...(ir.packet ? { packet: packetView(ir, codeHashes) } : {}),
   };
+}
+
+function packetView(ir: PolicyIR, codeHashes?: Record<string, string>): PacketPartView {
+  const p = ir.packet!;
+  const port = (id: number) => p.ports[id]?.interface ?? `#${id}`;
+  return {
+    functions: p.functions.map((f) => ({
+      name: f.name,
+      instances: f.instances,
+      language: f.language,
+      handler: f.handler ?? null,
+      command: f.command ?? null,
+      env: f.env,
+      codeHash: codeHashes && Object.hasOwn(codeHashes, `packet:${f.name}`) ? codeHashes[`packet:${f.name}`]! : null,
+    })),
+    chains: p.chains.map((c) => ({ name: c.name, functions: c.functions.map((id) => p.functions[id]!.name), egress: c.egress.kind === 'tx' ? `tx ${port(c.egress.port)}` : 'drop', poll: c.poll })),
+  };
+}
+
+function diffPacket(live: PolicyView, next: PolicyView): Change[] {
+  const a = live.packet ?? { functions: [], chains: [] };
+  const b = next.packet ?? { functions: [], chains: [] };
+  const out: Change[] = [];
+  const restart = (name: string, what: string) => out.push({ kind: 'packet-changed', action: 'restart', name, what, reason: PACKET_RESTART_REASON });
+  const old = new Map(a.functions.map((f) => [f.name, f]));
+  for (const f of b.functions) {
+    const o = old.get(f.name);
+    if (!o) restart(f.name, 'packet function added');
+    else {
+      const { instances: oi, codeHash: oh, ...orest } = o;
+      const { instances: ni, codeHash: nh, ...nrest } = f;
+      if (canonicalJson(orest) !== canonicalJson(nrest) || (oh !== null && nh !== null && oh !== nh)) restart(f.name, 'packet function changed (handler, command or env)');
+      else if (oi !== ni) out.push({ kind: 'packet-function-scaled', action: 'live', name: f.name, from: oi, to: ni });
+    }
+  }
+  for (const o of a.functions) if (!b.functions.some((f) => f.name === o.name)) restart(o.name, 'packet function removed');
+  // Chain ids are positions: a chain added, removed, reordered or changed moves the tables.
+  if (canonicalJson(a.chains) !== canonicalJson(b.chains) || a.functions.map((f) => f.name).join() !== b.functions.map((f) => f.name).join()) {
+    restart('chains', `packet chains ${a.chains.map((c) => c.name).join(',') || '(none)'} -> ${b.chains.map((c) => c.name).join(',') || '(none)'} (or their functions, egress or mode)`);
+  }
+  return out;
 }
 
 /**
@@ -332,7 +404,7 @@ export function diffPolicies(live: PolicyView, next: PolicyView): PolicyDiff {
   if (live.name !== next.name) {
     throw new DiffError(`cannot diff policy ${next.name} against policy ${live.name}: a policy is compared with the loaded policy of the same name`);
   }
-  const changes: Change[] = [...diffGateway(live, next), ...diffPool(live, next), ...diffFunctions(live, next), ...diffRoutes(live, next), ...diffXdp(live, next), ...diffTc(live, next)];
+  const changes: Change[] = [...diffGateway(live, next), ...diffPool(live, next), ...diffFunctions(live, next), ...diffRoutes(live, next), ...diffXdp(live, next), ...diffTc(live, next), ...diffPacket(live, next)];
   changes.sort(compareChanges);
   const restartReasons: string[] = [];
   for (const c of changes) if (c.action === 'restart' && !restartReasons.includes(c.reason)) restartReasons.push(c.reason);

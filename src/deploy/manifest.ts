@@ -6,9 +6,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { BpfMap, unpin } from '../../loader/index.ts';
 import { BpfctlError } from '../errors.ts';
 import { hashIR, type PolicyIR } from '../ir/policy.ts';
-import { BpfMap, unpin } from '../../loader/index.ts';
 
 /** Bumped when the pin layout or manifest shape changes incompatibly. */
 export const MANIFEST_VERSION = 1;
@@ -33,6 +33,8 @@ export interface Manifest {
   xdp: { interface: string; mode: string; dir: string }[];
   /** The tc sections attached (tcx links under `tc/<ifname>/<direction>/`); absent when none. */
   tc?: { interface: string; direction: 'ingress' | 'egress'; dir: string }[];
+  /** The network namespace the XDP/tc sections' interfaces are in (absent: the loader's own). */
+  netns?: string;
   /** sha256 of each function's handler file when it was loaded or applied (what `diff` compares). */
   codeHashes?: Record<string, string>;
   ir: PolicyIR;

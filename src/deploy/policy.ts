@@ -9,14 +9,14 @@
  */
 import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureBpffs, mkdirp, unpinAll } from '../../loader/index.ts';
 import { CHAIN_LAYOUT_HASH } from '../ir/chain-maps.ts';
 import type { PolicyIR } from '../ir/policy.ts';
-import { ensureBpffs, mkdirp, unpinAll } from '../../loader/index.ts';
 import { removeCgroup } from './cgroup.ts';
 import { hasChain, installChain, prepareChain } from './chain.ts';
 import { manifestHashes } from './code-hash.ts';
 import { PolicyNotLoadedError } from './loaded.ts';
-import { type Manifest, MANIFEST_VERSION, readManifest, writeManifest } from './manifest.ts';
+import { MANIFEST_VERSION, type Manifest, readManifest, writeManifest } from './manifest.ts';
 import { pinRoot, policyCgroup, policyDir } from './paths.ts';
 import { deployTc, removeStaleTc, tcManifestEntry, undeployTc } from './tc.ts';
 import { deployXdp, undeployXdp } from './xdp.ts';
@@ -29,6 +29,8 @@ export interface LoadOptions {
   xdpMode?: 'native' | 'generic' | 'auto';
   /** On a replacement, keep the live contents of XDP sets (changed with `bpfctl set`) instead of refilling them from the policy. */
   keepSets?: boolean;
+  /** Network namespace of the XDP sections' interfaces (a name under /run/netns, or a path). */
+  netns?: string;
 }
 
 export interface LoadResult {
@@ -66,12 +68,12 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
     mkdirp(dir);
     for (let i = 0; i < ir.xdp.length; i++) {
       progress(`XDP: ${ir.xdp[i]!.interface}`);
-      const d = deployXdp(ir, i, dir, { mode: opts.xdpMode, keepSets: opts.keepSets, progress });
+      const d = deployXdp(ir, i, dir, { mode: opts.xdpMode, keepSets: opts.keepSets, progress, ...(opts.netns ? { netns: opts.netns } : {}) });
       xdp.push({ interface: d.interface, mode: d.mode, dir: d.dir });
     }
     for (let i = 0; i < (ir.tc?.length ?? 0); i++) {
       progress(`tc: ${ir.tc![i]!.interface} ${ir.tc![i]!.direction}`);
-      tc.push(tcManifestEntry(deployTc(ir, i, dir, { keepSets: opts.keepSets, progress })));
+      tc.push(tcManifestEntry(deployTc(ir, i, dir, { keepSets: opts.keepSets, progress, ...(opts.netns ? { netns: opts.netns } : {}) })));
     }
     swapping = true;
     // Interfaces the old policy classified and the new one does not: detach.
@@ -101,6 +103,7 @@ export function loadPolicy(ir: PolicyIR, opts: LoadOptions = {}): LoadResult {
       pins,
       xdp,
       ...(tc.length ? { tc } : {}),
+      ...(opts.netns ? { netns: opts.netns } : {}),
       codeHashes: opts.policyFile ? manifestHashes(opts.policyFile, ir) : {},
       ir,
     };

@@ -16,11 +16,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type GeneratedXdp, generateXdp, ifaceSlug, setMapName, XDP_MAPS, XDP_PROG_NAME, type XdpPolicyLike } from '../codegen/xdp/index.ts';
+import { BpfLink, BpfMap, BpfObject, BpfProgram, mkdirp, unpin, unpinAll, withNetns } from '../../loader/index.ts';
+import { type GeneratedXdp, generateXdp, ifaceSlug, setMapName, XDP_MAPS, XDP_PROG_NAME, type XdpPolicyLike, xskMapName } from '../codegen/xdp/index.ts';
 import { type CompileOptions, compileBpf } from '../compile/index.ts';
 import { BpfctlError } from '../errors.ts';
 import type { ClassifierSectionIR, XdpSectionIR } from '../ir/xdp.ts';
-import { BpfLink, BpfMap, BpfObject, BpfProgram, mkdirp, unpin, unpinAll, withNetns } from '../../loader/index.ts';
 import { encodeSetKey, kindOfMap, SET_VALUE } from './xdp-sets.ts';
 
 export type XdpModeOption = 'native' | 'generic' | 'auto';
@@ -147,7 +147,22 @@ export function loadClassifier(policy: string, gen: GeneratedXdp, s: ClassifierS
   const { objectPath } = compileBpf({ source: gen.source, name: `${policy}-${base}` }, opts.compile);
   const obj = BpfObject.open(objectPath, { name: `${policy}-${base}` });
   try {
-    obj.load();
+    // AF_XDP sockets (pktio's, a user's) are in the running program's xskmaps: the replacement
+    // must use the same maps, or every steered frame would drop until each socket re-registered.
+    // (libbpf dups the fd: the pinned map's own handle is closed once the object is loaded.)
+    const olds: BpfMap[] = [];
+    try {
+      for (const g of 'xskGroups' in s ? s.xskGroups : []) {
+        const pinned = opts.pinnedDir && join(opts.pinnedDir, 'maps', xskMapName(g));
+        if (!pinned || !existsSync(pinned)) continue;
+        const old = BpfMap.openPinned(pinned);
+        olds.push(old);
+        obj.reuseMap(xskMapName(g), old);
+      }
+      obj.load();
+    } finally {
+      for (const m of olds) m.close();
+    }
     fillMaps(obj, s, opts.pinnedDir, opts);
     return obj;
   } catch (err) {

@@ -10,8 +10,8 @@ import { DEFAULT_LISTEN, type MetricsServer, parseListen, policyMetrics, serveMe
 import { askSupervisor, type Chain, type DemoResult, runDemo, type SlotInfo, startChain } from '../../runtime/supervisor/index.ts';
 import type { Output } from '../output.ts';
 import { requirePrivileges } from '../privileges.ts';
-import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
+import { type Args, defineCommand } from './types.ts';
 
 interface RunArgs {
   policy: string;
@@ -22,9 +22,26 @@ interface RunArgs {
   bodyTimeout?: number;
   pool?: string;
   metrics?: string;
+  netns?: string;
 }
 
 function printUrls(out: Output, chain: Chain): void {
+  if (chain.packet) {
+    const p = chain.policy.packet!;
+    const ports = chain.packet.snapshot().ports;
+    const mode = (ifname: string) => {
+      const port = ports.find((x) => x.interface === ifname);
+      return port ? `${port.zeroCopy ? 'zero-copy' : 'copy'}, ${port.nqueues} queue${port.nqueues === 1 ? '' : 's'}` : '';
+    };
+    const rows = p.chains.map((c) => ({
+      chain: c.name,
+      functions: c.functions.map((f) => p.functions[f]!.name).join(' -> ') || '(none)',
+      egress: c.egress.kind === 'tx' ? `tx ${p.ports[c.egress.port]!.interface} (${mode(p.ports[c.egress.port]!.interface)})` : 'drop',
+      mode: c.poll ? 'busy-poll' : 'event',
+    }));
+    out.table(rows, ['chain', 'functions', 'egress', 'mode'], `packet chains of ${chain.policy.name} (AF_XDP ${p.ports.map((x) => `${x.interface}: ${mode(x.interface)}`).join('; ')})`);
+    if (chain.routes.length === 0) return;
+  }
   const rows = [{ route: '(gateway)', functions: '', url: chain.url }, ...chain.routes.map((r) => ({ route: r.name, functions: r.functions.join(' -> '), url: r.url }))];
   out.table(rows, ['route', 'functions', 'url'], `policy ${chain.policy.name} is running (supervisor pid ${process.pid})`);
 }
@@ -44,6 +61,7 @@ export const runCommand = defineCommand<RunArgs>({
       .option('body-timeout', { type: 'number', describe: 'deadline for a request\'s headers and body, in ms (default 10000; then 408)' })
       .option('pool', { type: 'string', describe: "pool file name (default: the policy's name)" })
       .option('metrics', { type: 'string', describe: `serve Prometheus metrics on HOST:PORT (alone: ${DEFAULT_LISTEN}; docs/metrics.md)` })
+      .option('netns', { type: 'string', describe: "network namespace of the policy's XDP interfaces and packet chain ports (a name under /run/netns, or a path)" })
       .option('demo', { type: 'boolean', default: false, describe: 'send example requests to every route, print the answers, stop' }),
   handler: async (argv: Args<RunArgs>) => {
     const { out } = argv;
@@ -75,6 +93,7 @@ export const runCommand = defineCommand<RunArgs>({
           timeoutMs: argv.timeout,
           bodyTimeoutMs: argv.bodyTimeout,
           poolName: argv.pool,
+          ...(argv.netns ? { netns: argv.netns } : {}),
           progress: (t) => out.progress(t),
           log: (l) => out.stderr.write(`${l}\n`),
           signal: stopReq.signal,
@@ -104,8 +123,10 @@ export const runCommand = defineCommand<RunArgs>({
               printDemo(out, demo);
             }
           } else {
-            if (out.json) out.printJson({ policy: chain.policy.name, pid: process.pid, url: chain.url, routes: chain.routes, ...(metrics ? { metrics: metrics.url } : {}) });
-            else printUrls(out, chain);
+            if (out.json) {
+              const packet = chain.packet ? { chains: chain.policy.packet!.chains.map((c) => c.name), ports: chain.packet.snapshot().ports.map((x) => ({ interface: x.interface, zeroCopy: x.zeroCopy, queues: x.nqueues })) } : undefined;
+              out.printJson({ policy: chain.policy.name, pid: process.pid, url: chain.url, routes: chain.routes, ...(packet ? { packet } : {}), ...(metrics ? { metrics: metrics.url } : {}) });
+            } else printUrls(out, chain);
             out.progress('Ctrl-C (or SIGTERM) stops the chain and removes its pins, pool and processes');
             await new Promise<void>((resolve) => {
               if (stopReq.signal.aborted) resolve();

@@ -1,10 +1,11 @@
 /** `bpfctl status [POLICY]`: loaded policies, or one policy's programs, routes, functions, counters. */
 import { AccessError, pathExists } from '../../deploy/access.ts';
+import { listPolicies, loadedManifest } from '../../deploy/loaded.ts';
 import { policyStatus } from '../../deploy/status.ts';
 import { askSupervisor, controlPath, type SlotInfo } from '../../runtime/supervisor/index.ts';
-import { listPolicies, loadedManifest } from '../../deploy/loaded.ts';
-import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
+import { type PacketView, printPacket } from './packet-view.ts';
+import { type Args, defineCommand } from './types.ts';
 
 export const statusCommand = defineCommand({
   ...usage('status'),
@@ -28,7 +29,8 @@ export const statusCommand = defineCommand({
     }
     const s = policyStatus(argv.policy);
     const processes = await runningProcesses(argv.policy);
-    if (out.json) return void out.printJson({ ...s, processes });
+    const packet = processes ? ((await askSupervisor(argv.policy, { op: 'packet' }, undefined, 2000)) as PacketView | null) : null;
+    if (out.json) return void out.printJson({ ...s, processes, ...(packet ? { packet } : {}) });
     out.record({ policy: s.policy, pinned: s.dir, cgroup: s.cgroup ?? '-', loaded: s.createdAt, file: s.policyFile ?? '-', hash: s.schemaHash.slice(0, 16) }, `Policy ${s.policy}`);
     out.line('');
     out.table(s.programs, ['pin', 'id', 'type', 'name'], 'Programs');
@@ -51,6 +53,7 @@ export const statusCommand = defineCommand({
       out.line('');
       out.table(s.tc, ['interface', 'direction', 'dir'], 'tc (bpfctl xdp status for rules and counters)');
     }
+    if (packet) printPacket(out, packet);
     if (processes) {
       out.line('');
       out.table(

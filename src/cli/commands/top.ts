@@ -11,17 +11,19 @@
  * Routes are read as the kernel has them (current and draining versions, by slot), so a route
  * changed live shows its new version at once. With --json: one JSON object per refresh (NDJSON).
  */
-import { openChainMaps } from '../../deploy/chain-maps.ts';
+
 import { pathExists } from '../../deploy/access.ts';
+import { openChainMaps } from '../../deploy/chain-maps.ts';
+import type { Manifest } from '../../deploy/manifest.ts';
 import { policyDir } from '../../deploy/paths.ts';
 import { loadedManifest } from '../../deploy/policy.ts';
 import { liveRoutes } from '../../deploy/routes.ts';
-import type { Manifest } from '../../deploy/manifest.ts';
+import { BpfctlError } from '../../errors.ts';
 import { readChain } from '../../metrics/chain-reader.ts';
 import { readGateways } from '../../metrics/gateway-reader.ts';
-import { BpfctlError } from '../../errors.ts';
-import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
+import { packetRates, readPacket } from './packet-view.ts';
+import { type Args, defineCommand } from './types.ts';
 
 interface TopArgs {
   policy: string;
@@ -146,6 +148,7 @@ export const topCommand = defineCommand({
     const ms = Math.max(0.1, argv.interval) * 1000;
     const manifest = loadedManifest(argv.policy);
     let prev = readTop(argv.policy, manifest);
+    let prevPacket = await readPacket(argv.policy);
     let stopped = false;
     const stop = () => {
       stopped = true;
@@ -157,8 +160,11 @@ export const topCommand = defineCommand({
         const cur = readTop(argv.policy, manifest);
         const rates = topRates(prev, cur);
         prev = cur;
+        const curPacket = await readPacket(argv.policy);
+        const packet = prevPacket && curPacket ? packetRates(prevPacket, curPacket, rates.seconds) : null;
+        prevPacket = curPacket;
         if (out.json) {
-          out.printJson({ time: new Date().toISOString(), policy: argv.policy, seconds: rates.seconds, routes: rates.routes, functions: rates.functions });
+          out.printJson({ time: new Date().toISOString(), policy: argv.policy, seconds: rates.seconds, routes: rates.routes, functions: rates.functions, ...(packet ? { packet } : {}) });
           continue;
         }
         // Redraw in place on a terminal; append when piped so logs stay readable.
@@ -194,6 +200,26 @@ export const topCommand = defineCommand({
           ['function', 'live', 'msg/s', 'bytes/s', 'drop/s', 'msg', 'drops'],
           'Functions (messages each received; the gateway gets every reply)',
         );
+        if (packet) {
+          out.line('');
+          out.table(
+            packet.chains.map((c) => ({ chain: c.chain, 'in/s': short(c.inPerSec), 'out/s': short(c.outPerSec), 'drop/s': short(c.dropsPerSec), in: short(c.in), out: short(c.out), drops: short(c.drops) })),
+            ['chain', 'in/s', 'out/s', 'drop/s', 'in', 'out', 'drops'],
+            'Packet chains (frames)',
+          );
+          out.line('');
+          out.table(
+            packet.functions.map((f) => ({ function: f.function, live: f.live, 'pkt/s': short(f.pktsPerSec), 'drop/s': short(f.dropsPerSec), queued: f.queued, pkts: short(f.pkts), drops: short(f.drops) })),
+            ['function', 'live', 'pkt/s', 'drop/s', 'queued', 'pkts', 'drops'],
+            'Packet functions',
+          );
+          out.line('');
+          out.table(
+            packet.ports.map((x) => ({ port: x.port, 'rx/s': short(x.rxPerSec), 'tx/s': short(x.txPerSec), 'kernel drop/s': short(x.kernelDropsPerSec) })),
+            ['port', 'rx/s', 'tx/s', 'kernel drop/s'],
+            'AF_XDP ports',
+          );
+        }
       }
     } finally {
       process.off('SIGINT', stop);

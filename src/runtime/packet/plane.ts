@@ -7,8 +7,9 @@
  * Atomics work on the pool's koffi view as on a SharedArrayBuffer (see pool.ts): the seqlock and
  * ring indexes written here are seen by the C side in the order written.
  */
-import * as L from '../../schema/packet-layout.ts';
+
 import { BpfctlError } from '../../errors.ts';
+import * as L from '../../schema/packet-layout.ts';
 import type { Pool } from '../pool/index.ts';
 
 export class PacketPlaneError extends BpfctlError {}
@@ -116,8 +117,12 @@ export class PacketPlane {
     u32[L.HDR.nports / 4] = spec.ports.length;
     const plane = new PacketPlane(pool);
     plane.#initRings();
-    spec.functions.forEach((f, i) => plane.#putName(L.FNS_OFF + i * L.FN_SIZE + L.FN.name, f.name, L.NAME_LEN));
-    spec.chains.forEach((c, i) => plane.#writeChain(i, c));
+    spec.functions.forEach((f, i) => {
+      plane.#putName(L.FNS_OFF + i * L.FN_SIZE + L.FN.name, f.name, L.NAME_LEN);
+    });
+    spec.chains.forEach((c, i) => {
+      plane.#writeChain(i, c);
+    });
     spec.ports.forEach((p, i) => {
       const o = L.PORTS_OFF + i * L.PORT_SIZE;
       plane.#u32[(o + L.PORT.ifindex) / 4] = p.ifindex;
@@ -160,7 +165,7 @@ export class PacketPlane {
     const o = L.FNS_OFF + fn * L.FN_SIZE;
     const seqIdx = (o + L.FN.seq) / 4;
     Atomics.add(this.#u32, seqIdx, 1); // odd: writing
-    insts.forEach((inst, i) => Atomics.store(this.#u16, (o + L.FN.liveRing) / 2 + i, L.ringOf(fn, inst)));
+    for (let i = 0; i < insts.length; i++) Atomics.store(this.#u16, (o + L.FN.liveRing) / 2 + i, L.ringOf(fn, insts[i]!));
     Atomics.store(this.#u32, (o + L.FN.nlive) / 4, insts.length);
     Atomics.add(this.#u32, seqIdx, 1); // even: done
   }
@@ -296,7 +301,7 @@ export class PacketPlane {
     const u8 = this.#u8;
     // A chain is rewritten only while nothing is steered to it or by a whole-byte store per field;
     // pktio and the instances read nhops first and never index past MAX_HOPS.
-    c.functions.forEach((f, i) => Atomics.store(u8, o + L.CHAIN.hops + i, f));
+    for (let i = 0; i < c.functions.length; i++) Atomics.store(u8, o + L.CHAIN.hops + i, c.functions[i]!);
     Atomics.store(u8, o + L.CHAIN.egressKind, c.egress.kind === 'tx' ? L.EGRESS_TX : L.EGRESS_DROP);
     Atomics.store(u8, o + L.CHAIN.egressPort, c.egress.kind === 'tx' ? c.egress.port : 0);
     Atomics.store(u8, o + L.CHAIN.flags, c.poll ? L.CHAIN_POLL : 0);

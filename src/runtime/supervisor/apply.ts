@@ -9,11 +9,12 @@
  * their links. A change that cannot be made live (pool geometry, gateway count) refuses the whole
  * apply before anything changes.
  */
+
+import { applyClassifierChanges, manifestClassifiers, withClassifiers } from '../../deploy/classifiers.ts';
 import { manifestHashes } from '../../deploy/code-hash.ts';
 import { diffPolicies, type PolicyDiff, viewOfIr } from '../../deploy/diff.ts';
 import { readManifest, writeManifest } from '../../deploy/manifest.ts';
 import { applyRouteChanges, type RouteChange, type RouteChangeResult } from '../../deploy/routes.ts';
-import { applyClassifierChanges, manifestClassifiers, withClassifiers } from '../../deploy/classifiers.ts';
 import { BpfctlError } from '../../errors.ts';
 import { MAX_USER_FUNCTIONS } from '../../ir/chain-limits.ts';
 import { type FunctionIR, hashIR, type PolicyIR } from '../../ir/policy.ts';
@@ -41,6 +42,8 @@ export interface ApplyContext {
   log(line: string): void;
   /** This machine's part of the policy (ChainOptions.localShare). */
   localShare?: (ir: PolicyIR) => PolicyIR;
+  /** Scales a packet function (the packet runtime's scale), when the policy has packet chains. */
+  packetScale?: (fn: string, n: number) => Promise<unknown>;
 }
 
 export interface ApplyResult {
@@ -130,10 +133,11 @@ export async function applyToChain(c: ApplyContext): Promise<ApplyResult> {
     c.code.delete(ch.name);
   }
 
+  await scalePackets(diff, c.packetScale);
   const classifiers = applyClassifierChanges(diff, next, c.pinDir, manifest, c.progress);
 
   const m = readManifest(c.pinDir);
-  const ir: PolicyIR = withClassifiers({ ...m.ir, functions }, next);
+  const ir: PolicyIR = withClassifiers({ ...m.ir, functions, ...(next.packet ? { packet: next.packet } : {}) }, next);
   ir.hash = hashIR(ir);
   writeManifest(c.pinDir, { ...manifestClassifiers(m, classifiers), ir, policyFile: c.file, codeHashes: nextHashes, schemaHash: ir.hash });
   return { diff, routes };
@@ -152,4 +156,45 @@ async function replaceInstances(c: ApplyContext, f: FunctionIR): Promise<void> {
   }
   await retireSlots(c, old);
   c.log(`[supervisor] ${f.name}: ${old.length} instance(s) on the new code (live: ${c.registry.liveIds(f.id).join(', ') || 'none'})`);
+}
+
+async function scalePackets(diff: PolicyDiff, scale: ((fn: string, n: number) => Promise<unknown>) | undefined): Promise<void> {
+  for (const ch of diff.changes) {
+    if (ch.kind !== 'packet-function-scaled') continue;
+    if (!scale) throw new ApplyError('E_APPLY', `cannot scale packet function ${ch.name}: the policy runs no packet chains`);
+    await scale(ch.name, ch.to);
+  }
+}
+
+export interface PacketOnlyApplyContext {
+  file: string;
+  pinDir: string;
+  progress(text: string): void;
+  packetScale?: (fn: string, n: number) => Promise<unknown>;
+}
+
+/**
+ * `bpfctl apply` on a running policy of packet chains (and XDP/tc sections) only: steering changes
+ * (the classifier swapped on its link; pktio's sockets stay in the reused xskmaps) and packet
+ * function instance counts are live; anything else needs --restart.
+ * @throws ApplyError (E_APPLY, E_APPLY_RESTART), PolicyError, CompileError, VerifierError
+ */
+export async function applyPacketOnly(c: PacketOnlyApplyContext): Promise<ApplyResult> {
+  const next = await loadPolicyFile(c.file);
+  const manifest = readManifest(c.pinDir);
+  const live = manifest.ir;
+  if (next.name !== live.name) throw new ApplyError('E_APPLY', `${c.file} is policy ${next.name}, the running policy is ${live.name}`);
+  const nextHashes = manifestHashes(c.file, next);
+  const diff = diffPolicies(viewOfIr(live, manifest.codeHashes ?? {}), viewOfIr(next, nextHashes));
+  const reasons = [...diff.restartReasons];
+  if (next.functions.length || next.routes.length) reasons.push('a request chain (functions and routes) starts with the policy');
+  if (reasons.length) throw new ApplyError('E_APPLY_RESTART', `policy ${live.name} cannot change this while it runs: ${reasons.join('; ')} (bpfctl apply --restart restarts it with the new file)`);
+  if (diff.changes.length === 0) return { diff, routes: [] };
+  await scalePackets(diff, c.packetScale);
+  const classifiers = applyClassifierChanges(diff, next, c.pinDir, manifest, c.progress);
+  const m = readManifest(c.pinDir);
+  const ir: PolicyIR = withClassifiers({ ...m.ir, ...(next.packet ? { packet: next.packet } : {}) }, next);
+  ir.hash = hashIR(ir);
+  writeManifest(c.pinDir, { ...manifestClassifiers(m, classifiers), ir, policyFile: c.file, codeHashes: nextHashes, schemaHash: ir.hash });
+  return { diff, routes: [] };
 }

@@ -14,11 +14,13 @@
  * so `status`, `diff` and `graph` show what runs.
  */
 import { resolve } from 'node:path';
+import { hasChain } from '../../deploy/chain.ts';
 import { type ChainMaps, openChainMaps } from '../../deploy/chain-maps.ts';
 import { readManifest, writeManifest } from '../../deploy/manifest.ts';
 import { pinRoot, policyCgroup, policyDir } from '../../deploy/paths.ts';
 import { loadPolicy, unloadPolicy } from '../../deploy/policy.ts';
 import { applyRouteChanges, DEFAULT_DRAIN_MS, type RouteChange } from '../../deploy/routes.ts';
+import { ifindexOf } from '../../deploy/xdp.ts';
 import { BpfctlError } from '../../errors.ts';
 import { DEAD_LETTER_KEY_BYTES, sockKeyBytes } from '../../ir/chain-maps.ts';
 import type { FunctionIR, PolicyIR } from '../../ir/policy.ts';
@@ -27,10 +29,12 @@ import { buildFunctionCode } from '../function-code.ts';
 import { buildNativeGateway } from '../gateway-native/build.ts';
 import { nativeGatewayLauncher } from '../gateway-native/launch.ts';
 import { type DeadLetter, type Hub, startDeadLetter, startHub } from '../hub.ts';
+import type { PacketRuntimeOptions } from '../packet/runtime.ts';
+import { type PacketRuntime, planeBytes, startPacketRuntime } from '../packet/runtime.ts';
 import { Pool, type PoolStats } from '../pool/index.ts';
 import { LiveRouteTable } from '../route-table.ts';
 import { functionEnv } from '../sdk/env.ts';
-import { type ApplyResult, applyToChain, type FunctionCode } from './apply.ts';
+import { type ApplyResult, applyPacketOnly, applyToChain, type FunctionCode } from './apply.ts';
 import { controlPath, serveControl } from './control.ts';
 import { ChainStartError, ScaleError } from './errors.ts';
 import { gatewayEnv } from './gateway-env.ts';
@@ -85,6 +89,8 @@ export interface ChainOptions {
   localShare?: (ir: PolicyIR) => PolicyIR;
   /** First gateway instance id (default 0): nodes of one policy number their gateways apart. */
   gatewayBase?: number;
+  /** Network namespace of the policy's interfaces (XDP, tc, packet chains): a name under /run/netns or a path. */
+  netns?: string;
 }
 
 export interface ChainRoute {
@@ -96,6 +102,8 @@ export interface ChainRoute {
 export interface Chain {
   readonly policy: PolicyIR;
   readonly policyFile: string;
+  /** The packet chains' processes and plane (docs/packet-chains.md); null without packet chains. */
+  readonly packet: PacketRuntime | null;
   /** Gateway base URL, e.g. http://127.0.0.1:8080/ */
   readonly url: string;
   readonly host: string;
@@ -165,11 +173,14 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
   let deadLetter: DeadLetter | null = null;
   let control: { close(): Promise<void> } | null = null;
   let routeTable: LiveRouteTable | null = null;
+  let packet: PacketRuntime | null = null;
   let stopping: Promise<void> | null = null;
 
   const teardown = async (): Promise<void> => {
     for (const s of slots) s.halt();
     await control?.close();
+    // Before the classifier goes: pktio's sockets are in its xskmaps.
+    await packet?.stop();
     // Gateways first: no new requests enter while functions go away.
     await Promise.all(slots.filter((s) => s.kind === 'gateway').map((s) => s.stop(graceMs)));
     await Promise.all(slots.filter((s) => s.kind === 'function').map((s) => s.stop(graceMs)));
@@ -218,14 +229,20 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     aborted();
 
     // loadPolicy removes what it made itself when it fails.
-    loadPolicy(ir, { root, policyFile: file, progress });
+    loadPolicy(ir, { root, policyFile: file, progress, ...(opts.netns ? { netns: opts.netns } : {}) });
     loaded = true;
     aborted();
 
     progress(`creating pool ${poolName} (${ir.pool.bufferCount} x ${ir.pool.bufferSize} B)`);
-    pool = createPool(poolName, ir, lock.stale);
+    pool = createPool(poolName, ir, lock.stale, planeBytes(ir));
     const thePool = pool;
     const pinDir = policyDir(ir.name, root);
+    if (!hasChain(ir)) {
+      // Packet chains (and XDP/tc sections) only: no gateway, hub or request functions to run.
+      if (planeBytes(ir) > 0) packet = await startPacketRuntime(packetOptions(ir, thePool, pinDir, cgroup, opts, readyTimeout, graceMs, log, progress));
+      aborted();
+      return await packetOnly(ir, file, poolName, pinDir, cgroup, packet, teardown, opts, progress);
+    }
     maps = openChainMaps(ir.name, root);
     const theMaps = maps;
     const reg = new Registry(theMaps, thePool, log);
@@ -259,6 +276,12 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     });
     await deadLetter.ready;
     aborted();
+
+    if (planeBytes(ir) > 0) {
+      packet = await startPacketRuntime(packetOptions(ir, thePool, pinDir, cgroup, opts, readyTimeout, graceMs, log, progress));
+      aborted();
+    }
+    const thePacket = packet;
 
     // Instance ids are never reused while a chain runs: a replacement (apply) gets a new one, so
     // the old instance keeps its socket, and its sends their redirects, while it drains.
@@ -368,6 +391,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
           progress,
           log,
           localShare: opts.localShare,
+          ...(thePacket ? { packetScale: (fn: string, n: number) => thePacket.scale(fn, n) } : {}),
         }),
       );
 
@@ -381,8 +405,12 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     };
     if (opts.control ?? true) {
       control = await serveControl(controlPath(ir.name), async (req) => {
-        if (req.op === 'scale') return scale(req.function, req.instances);
-        if (req.op === 'instances') return slots.map((s) => s.snapshot());
+        if (req.op === 'scale') {
+          if (thePacket && ir.packet?.functions.some((f) => f.name === req.function)) return serial(() => thePacket.scale(req.function, req.instances));
+          return scale(req.function, req.instances);
+        }
+        if (req.op === 'instances') return [...slots.map((s) => s.snapshot()), ...(thePacket?.instances() ?? [])];
+        if (req.op === 'packet') return thePacket ? jsonSafe(thePacket.snapshot()) : null;
         if (req.op === 'routes') return changeRoutes(req.changes);
         if (req.op === 'apply') {
           try {
@@ -409,6 +437,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     return {
       policy: ir,
       policyFile: file,
+      packet: thePacket,
       url: `${base}/`,
       host,
       port: httpPort,
@@ -442,4 +471,122 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     }
     throw err;
   }
+}
+
+/** Counters are bigints; the control socket speaks JSON. */
+function jsonSafe(v: unknown): unknown {
+  return JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? Number(x) : x)));
+}
+
+function packetOptions(
+  ir: PolicyIR,
+  pool: Pool,
+  pinDir: string,
+  cgroup: string,
+  opts: ChainOptions,
+  readyTimeoutMs: number,
+  graceMs: number,
+  log: (l: string) => void,
+  progress: (t: string) => void,
+): PacketRuntimeOptions {
+  return { ir, pool, pinDir, cgroup, ...(opts.netns ? { netns: opts.netns } : {}), ifindexOf: (ifname) => ifindexOf(ifname, opts.netns), readyTimeoutMs, graceMs, log, progress };
+}
+
+/**
+ * The Chain of a policy without request chains: its packet chains, XDP and tc sections run; the
+ * control socket scales packet functions, reports the packet plane and stops.
+ */
+async function packetOnly(
+  ir: PolicyIR,
+  file: string,
+  poolName: string,
+  pinDir: string,
+  cgroup: string,
+  packet: PacketRuntime | null,
+  teardown: () => Promise<void>,
+  opts: ChainOptions,
+  progress: (t: string) => void,
+): Promise<Chain> {
+  let stopping: Promise<void> | null = null;
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  let control: { close(): Promise<void> } | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await control?.close();
+      await teardown();
+    })().finally(resolveStopped);
+    return stopping;
+  };
+  const noChain = (what: string) => new ScaleError(`${ir.name} has no request chain (functions and routes) to ${what}`);
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(what: () => Promise<T>): Promise<T> => {
+    const run = queue.then(what);
+    queue = run.catch(() => {});
+    return run;
+  };
+  const scale = (fn: string, n: number) =>
+    serial(async () => {
+      if (stopping) throw new ScaleError(`${ir.name} is stopping`);
+      if (!packet) throw new ScaleError(`${ir.name} has no function ${fn}`);
+      return packet.scale(fn, n);
+    });
+  const apply = (next: string) =>
+    serial(() => {
+      if (stopping) throw new ScaleError(`${ir.name} is stopping`);
+      return applyPacketOnly({ file: resolve(next), pinDir, progress, ...(packet ? { packetScale: (fn: string, n: number) => packet.scale(fn, n) } : {}) });
+    });
+  if (opts.control ?? true) {
+    control = await serveControl(controlPath(ir.name), async (req) => {
+      if (req.op === 'scale') return scale(req.function, req.instances);
+      if (req.op === 'instances') return packet?.instances() ?? [];
+      if (req.op === 'apply') {
+        try {
+          return await apply(req.file);
+        } catch (err) {
+          if (!req.restart || (err as { code?: string }).code !== 'E_APPLY_RESTART' || !opts.onRestartRequest) throw err;
+          const restartTo = resolve(req.file);
+          setImmediate(() => opts.onRestartRequest!(restartTo));
+          return { restarting: true, reason: (err as Error).message };
+        }
+      }
+      if (req.op === 'packet') return packet ? jsonSafe(packet.snapshot()) : null;
+      if (req.op === 'stop') {
+        setImmediate(() => (opts.onStopRequest ? opts.onStopRequest() : void stop()));
+        return { stopping: true, pid: process.pid };
+      }
+      if (req.op === 'routes') throw noChain('change routes of');
+      throw new BpfctlError('E_CONTROL', `unknown request ${JSON.stringify((req as { op?: unknown }).op)}`);
+    });
+  }
+  return {
+    policy: ir,
+    policyFile: file,
+    packet,
+    url: '',
+    host: '',
+    port: 0,
+    routes: [],
+    hubPort: 0,
+    poolName,
+    pinDir,
+    cgroup,
+    instances: () => packet?.instances() ?? [],
+    scale,
+    changeRoutes: async () => {
+      throw noChain('change routes of');
+    },
+    apply,
+    poolStats: () => {
+      throw noChain('report pool statistics of');
+    },
+    deadLetterStats: () => ({ received: 0, dropped: 0 }) as unknown as ReturnType<DeadLetter['stats']>,
+    registerSocket: () => {
+      throw noChain('register sockets with');
+    },
+    stopped,
+    stop,
+  };
 }

@@ -16,6 +16,7 @@ export type ControlRequest =
   | { op: 'instances' }
   | { op: 'routes'; changes: RouteChange[] }
   | { op: 'apply'; file: string; restart?: boolean }
+  | { op: 'packet' }
   | { op: 'stop' };
 
 export type ControlHandler = (req: ControlRequest) => Promise<unknown>;

@@ -10,8 +10,8 @@
 import { spawn } from 'node:child_process';
 import cluster from 'node:cluster';
 import { existsSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { COMPILED, ownModule } from '../../package.ts';
@@ -111,9 +111,9 @@ export async function connectChainSocket(hubPort: number, register: (fd: number,
   return sock;
 }
 
-/** `/bin/sh` arguments that join `cgroup` (when given) and exec `executable` with a parent-death signal. */
-export function shExecArgv(executable: string, cgroup?: string): string[] {
-  const cmd = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', '--', executable] : [executable];
+/** `/bin/sh` arguments that join `cgroup` (when given) and exec `executable args...` with a parent-death signal. */
+export function shExecArgv(executable: string, cgroup?: string, args: readonly string[] = []): string[] {
+  const cmd = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', '--', executable, ...args] : [executable, ...args];
   return cgroup ? ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), ...cmd] : ['-c', 'exec "$@"', 'sh', ...cmd];
 }
 

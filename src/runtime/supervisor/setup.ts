@@ -12,8 +12,8 @@ import { ChainStartError } from './errors.ts';
  * left it): any other may be mapped by a running chain (the same policy under another run dir),
  * whose instances would then open ours.
  */
-export function createPool(name: string, ir: PolicyIR, staleOk: boolean): Pool {
-  const create = () => Pool.create({ name, bufferSize: ir.pool.bufferSize, bufferCount: ir.pool.bufferCount });
+export function createPool(name: string, ir: PolicyIR, staleOk: boolean, extSize = 0): Pool {
+  const create = () => Pool.create({ name, bufferSize: ir.pool.bufferSize, bufferCount: ir.pool.bufferCount, extSize });
   try {
     return create();
   } catch (err) {

@@ -52,8 +52,11 @@ export interface SlotHost {
   log(line: string): void;
 }
 
+/** A request-chain function, a gateway, a packet function (docs/packet-chains.md) or pktio. */
+export type SlotKind = 'function' | 'gateway' | 'packet' | 'pktio';
+
 export interface SlotInfo {
-  kind: 'function' | 'gateway';
+  kind: SlotKind;
   name: string;
   fnId: number;
   instance: number;
@@ -90,7 +93,7 @@ export class Slot {
   readonly ready: Promise<void>;
 
   constructor(
-    readonly kind: 'function' | 'gateway',
+    readonly kind: SlotKind,
     readonly name: string,
     readonly fnId: number,
     readonly instance: number,
