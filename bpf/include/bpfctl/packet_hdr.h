@@ -441,7 +441,7 @@ static inline uint32_t bpfctl__mix32(uint32_t h)
  */
 static inline uint16_t bpfctl_flow_hash(uint8_t *data, uint32_t len)
 {
-	uint32_t a[4] = { 0 }, b[4] = { 0 }, h, room;
+	uint32_t a[4] = { 0 }, b[4] = { 0 }, h, room = 0;
 	uint16_t sp = 0, dp = 0;
 	uint8_t proto = 0;
 	int words, frag;

@@ -6,7 +6,9 @@
  * fd 3, and loops recv -> batch -> send. SIGTERM: the ring is drained (its frames handled and
  * passed on), then the process exits 0. Errors: one line on stderr naming the function, exit 2.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "bpfctl/packet.h"
 
 /* Optional hooks: a handler that does not define them gets none (weak, so the link resolves to 0). */

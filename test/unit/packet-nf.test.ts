@@ -1,0 +1,267 @@
+/**
+ * The example packet functions (examples/packet-nat/nf/*.c), built by src/runtime/packet/build.ts
+ * and linked with test/c/packet_nf_harness.c instead of the runtime main: crafted frames in, the
+ * verdict and the rewritten frame out. Checksums of rewritten frames are verified here in
+ * TypeScript (test/helpers/packets.ts), independently of the C helpers that produced them.
+ * Also: a handler that does not compile is an E_PACKET_FUNCTION error with clang's diagnostics.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildPacketFunction, PacketFunctionBuildError } from '../../src/runtime/packet/build.ts';
+import { ROOT } from '../helpers/packet-c.ts';
+import { checksum, eth, ipv4, ipv6, tcp, udp, icmp, padded } from '../helpers/packets.ts';
+
+const NEXT = 0;
+const DROP = 1;
+const REFLECT = 2;
+
+const cacheDir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-packet-nf-`));
+const HARNESS = join(ROOT, 'test/c/packet_nf_harness.c');
+const built = new Map<string, Promise<string>>();
+const nf = (name: string) => {
+  if (!built.has(name)) built.set(name, buildPacketFunction(join(ROOT, `examples/packet-nat/nf/${name}.c`), { cacheDir, runtime: HARNESS }));
+  return built.get(name)!;
+};
+
+interface Out {
+  verdict: number;
+  frame: Uint8Array;
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/** Run the handler on batches of [port, frame]; resolves with each batch's results and stderr. */
+async function run(name: string, batches: [number, Uint8Array][][], env: Record<string, string> = {}): Promise<{ code: number | null; out: Out[][]; stderr: string }> {
+  const bin = await nf(name);
+  const child = spawn(bin, [], { env: { ...process.env, BPFCTL_FN_NAME: name, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const input = batches.map((b) => `${b.map(([port, f]) => `F ${port} ${hex(f)}\n`).join('')}B\n`).join('');
+  child.stdin.on('error', () => {}); // a handler whose init fails exits before reading: EPIPE
+  child.stdin.end(input);
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  const out: Out[][] = [];
+  let cur: Out[] = [];
+  for (const line of stdout.split('\n')) {
+    if (line === '.') {
+      out.push(cur);
+      cur = [];
+    } else if (line) {
+      const [v, h] = line.split(' ');
+      cur.push({ verdict: Number(v), frame: Uint8Array.from(Buffer.from(h ?? '', 'hex')) });
+    }
+  }
+  return { code, out, stderr };
+}
+
+const MAC_A = '02:aa:00:00:00:01';
+const MAC_B = '02:bb:00:00:00:02';
+const mac = (f: Uint8Array, at: number) => [...f.slice(at, at + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const u16 = (f: Uint8Array, at: number) => (f[at]! << 8) | f[at + 1]!;
+const ip4At = (f: Uint8Array, at: number) => [...f.slice(at, at + 4)].join('.');
+
+/** IPv4 header and UDP/TCP checksums of an Ethernet + IPv4 frame, each 0 when right. */
+function checksumsOf(f: Uint8Array): { ip: number; l4: number; l4Field: number } {
+  const ihl = (f[14]! & 15) * 4;
+  const total = u16(f, 16);
+  const proto = f[23]!;
+  const l4 = f.slice(14 + ihl, 14 + total);
+  const pseudo = Uint8Array.from([...f.slice(26, 34), 0, proto, l4.length >> 8, l4.length & 0xff]);
+  const field = proto === 17 ? u16(l4, 6) : u16(l4, 16);
+  return { ip: checksum(f.slice(14, 14 + ihl)), l4: checksum(pseudo, l4), l4Field: field };
+}
+
+test('macswap: MACs swapped and reflected; a runt is dropped', async () => {
+  const f = eth({ src: MAC_A, dst: MAC_B }, ipv4({}, udp({ dport: 9 }, new Uint8Array(20))));
+  const r = await run('macswap', [[[0, f], [1, f.slice(0, 10)]]]);
+  assert.is(r.code, 0, r.stderr);
+  const [a, runt] = r.out[0]!;
+  assert.is(a!.verdict, REFLECT);
+  assert.is(mac(a!.frame, 0), MAC_A);
+  assert.is(mac(a!.frame, 6), MAC_B);
+  assert.equal(a!.frame.slice(12), f.slice(12), 'the rest untouched');
+  assert.is(runt!.verdict, DROP);
+});
+
+test('count: everything passes unchanged; totals per protocol on stderr at the end', async () => {
+  const frames: Uint8Array[] = [
+    eth({}, ipv4({}, udp({}, new Uint8Array(10)))),
+    eth({}, ipv4({}, udp({}, new Uint8Array(30)))),
+    eth({}, ipv4({}, tcp({}))),
+    eth({}, ipv6({ ext: [{ type: 'hop' }] }, udp({}, new Uint8Array(4)))),
+    eth({ type: 0x0806 }, new Uint8Array(28)),
+  ];
+  const r = await run('count', [frames.slice(0, 3).map((f) => [0, f]), frames.slice(3).map((f) => [0, f])]);
+  assert.is(r.code, 0, r.stderr);
+  const outs = r.out.flat();
+  assert.is(outs.length, 5);
+  outs.forEach((o, i) => {
+    assert.is(o.verdict, NEXT);
+    assert.equal(o.frame, frames[i]);
+  });
+  const udpBytes = frames[0]!.length + frames[1]!.length + frames[3]!.length;
+  assert.match(r.stderr, new RegExp(`^count: tcp 1 frames ${frames[2]!.length} bytes, udp 3 frames ${udpBytes} bytes, non-ip 1 frames ${frames[4]!.length} bytes\\n$`));
+});
+
+test('vxlan_decap: the inner frame comes out exactly; anything not VXLAN is dropped', async () => {
+  const inner = eth({ src: MAC_A, dst: MAC_B }, ipv4({ src: '10.1.0.1', dst: '10.1.0.2' }, udp({ dport: 5000 }, new Uint8Array(40).fill(7))));
+  const vxlan = (flags: number, body: Uint8Array) => Uint8Array.from([flags, 0, 0, 0, 0, 0x12, 0x34, 0, ...body]);
+  const outer = (flags: number, body: Uint8Array, dport = 4789) => eth({}, ipv4({ src: '198.18.0.1', dst: '198.18.0.2' }, udp({ sport: 49152, dport }, vxlan(flags, body))));
+  const good = outer(0x08, inner);
+  const padTail = padded(outer(0x08, eth({}, new Uint8Array(0))), 90); // 14-byte inner frame, Ethernet padding after the IP packet
+  const r = await run('vxlan_decap', [
+    [
+      [0, good],
+      [0, outer(0x08, inner, 53)],
+      [0, outer(0x00, inner)],
+      [0, outer(0x08, inner.slice(0, 13))],
+      [0, eth({}, ipv4({}, tcp({ dport: 4789 })))],
+      [0, eth({}, ipv6({}, udp({ dport: 4789 }, vxlan(0x08, inner))))],
+      [0, padTail],
+      [0, good.slice(0, 60)],
+    ],
+  ]);
+  assert.is(r.code, 0, r.stderr);
+  const o = r.out[0]!;
+  assert.is(o[0]!.verdict, NEXT);
+  assert.equal(o[0]!.frame, inner, 'decapsulated byte for byte');
+  assert.equal(
+    o.slice(1, 6).map((x) => x.verdict),
+    [DROP, DROP, DROP, DROP, DROP],
+    'not 4789, no I flag, inner shorter than Ethernet, TCP, IPv6 outer',
+  );
+  assert.is(o[6]!.verdict, NEXT);
+  assert.is(o[6]!.frame.length, 14, 'padding after the IP packet is not part of the inner frame');
+  assert.is(o[7]!.verdict, DROP, 'a truncated outer packet');
+});
+
+test('snat: outbound gets SNAT_ADDR and a port of the range, inbound is translated back, checksums stay right', async () => {
+  const env = { SNAT_ADDR: '198.18.9.1', SNAT_PORTS: '20000-20002' };
+  const out1 = eth({}, ipv4({ src: '10.0.0.5', dst: '198.51.100.7', ttl: 64 }, udp({ sport: 5555, dport: 53 }, new Uint8Array(33).fill(1))));
+  const out2 = eth({}, ipv4({ src: '10.0.0.5', dst: '198.51.100.7' }, udp({ sport: 5556, dport: 53 }, new Uint8Array(8))));
+  const out3 = eth({}, ipv4({ src: '10.0.0.6', dst: '198.51.100.8' }, tcp({ sport: 40000, dport: 443 }, new Uint8Array(17).fill(9))));
+  const out4 = eth({}, ipv4({ src: '10.0.0.7', dst: '198.51.100.8' }, udp({ sport: 1, dport: 2 })));
+  const back = (dport: number, sport = 53, src = '198.51.100.7') => eth({}, ipv4({ src, dst: '198.18.9.1', ttl: 30 }, udp({ sport, dport }, new Uint8Array(12).fill(3))));
+  const noCsum = back(20000);
+  noCsum[14 + 20 + 6] = 0;
+  noCsum[14 + 20 + 7] = 0;
+  const r = await run(
+    'snat',
+    [
+      [
+        [0, out1],
+        [0, out1],
+        [0, out2],
+        [0, out3],
+        [0, out4],
+      ],
+      [
+        [1, back(20000)],
+        [0, back(20000)],
+        [1, back(20000, 54)],
+        [1, back(20001, 53, '198.51.100.9')],
+        [1, back(20005)],
+        [1, noCsum],
+        [1, eth({}, ipv4({ src: '198.51.100.8', dst: '198.18.9.1' }, tcp({ sport: 443, dport: 20002 }, new Uint8Array(5))))],
+        [1, back(20002, 443, '198.51.100.8')],
+      ],
+      [
+        [0, eth({}, ipv4({ src: '10.0.0.5', dst: '198.51.100.7', ttl: 1 }, udp({ sport: 5555, dport: 53 })))],
+        [0, eth({}, ipv4({ src: '10.0.0.5', dst: '198.51.100.7' }, icmp({})))],
+        [0, eth({}, ipv6({}, udp({})))],
+        [0, eth({}, ipv4({ src: '10.0.0.5', dst: '198.51.100.7', fragOffset: 3 }, udp({ sport: 5555, dport: 53 })))],
+      ],
+    ],
+    env,
+  );
+  assert.is(r.code, 0, r.stderr);
+  const [outs, backs, drops] = r.out as [Out[], Out[], Out[]];
+  const src = (f: Uint8Array) => `${ip4At(f, 26)}:${u16(f, 34)}`;
+  const dst = (f: Uint8Array) => `${ip4At(f, 30)}:${u16(f, 36)}`;
+  assert.equal(
+    outs.map((o) => o.verdict),
+    [NEXT, NEXT, NEXT, NEXT, DROP],
+    'three flows get the three ports; a fourth finds none free',
+  );
+  assert.equal(
+    outs.slice(0, 4).map((o) => src(o.frame)),
+    ['198.18.9.1:20000', '198.18.9.1:20000', '198.18.9.1:20001', '198.18.9.1:20002'],
+  );
+  assert.is(dst(outs[0]!.frame), '198.51.100.7:53', 'destination untouched');
+  for (const o of outs.slice(0, 4)) {
+    const c = checksumsOf(o.frame);
+    assert.is(c.ip, 0, 'IPv4 header checksum');
+    assert.is(c.l4, 0, 'UDP/TCP checksum over the new pseudo-header');
+    assert.is(o.frame[22], 63, 'TTL decremented');
+  }
+  assert.equal(outs[0]!.frame.slice(42), out1.slice(42), 'payload untouched');
+
+  assert.equal(
+    backs.map((o) => o.verdict),
+    [NEXT, DROP, DROP, DROP, DROP, NEXT, NEXT, DROP],
+    'inbound: translated; from the inside port, another remote port, another remote host, an unmapped port, UDP to a TCP mapping: dropped',
+  );
+  assert.is(dst(backs[0]!.frame), '10.0.0.5:5555');
+  assert.is(src(backs[0]!.frame), '198.51.100.7:53');
+  assert.is(backs[0]!.frame[22], 29);
+  assert.is(checksumsOf(backs[0]!.frame).ip, 0);
+  assert.is(checksumsOf(backs[0]!.frame).l4, 0);
+  assert.is(dst(backs[5]!.frame), '10.0.0.5:5555');
+  assert.is(checksumsOf(backs[5]!.frame).l4Field, 0, 'UDP without a checksum keeps none');
+  assert.is(checksumsOf(backs[5]!.frame).ip, 0);
+  assert.is(dst(backs[6]!.frame), '10.0.0.6:40000', 'TCP reply translated back');
+  assert.is(checksumsOf(backs[6]!.frame).l4, 0, 'TCP checksum');
+  assert.equal(
+    drops.map((o) => o.verdict),
+    [DROP, DROP, DROP, DROP],
+    'TTL 1, ICMP, IPv6, a later fragment',
+  );
+  assert.match(r.stderr, /^snat: 3 of 3 ports mapped\n$/);
+});
+
+test('snat: bad configuration stops the instance with one line naming the setting', async () => {
+  const r = await run('snat', [], { SNAT_ADDR: 'nope', SNAT_PORTS: '1-2' });
+  assert.is(r.code, 2);
+  assert.is(r.stderr, "snat: SNAT_ADDR must be an IPv4 address, got 'nope'\n");
+  const r2 = await run('snat', [], { SNAT_ADDR: '198.18.9.1', SNAT_PORTS: '30000-20000' });
+  assert.is(r2.code, 2);
+  assert.match(r2.stderr, /^snat: SNAT_PORTS must be a port range like 20000-29999, got '30000-20000'\n$/);
+});
+
+test('a handler that does not compile: E_PACKET_FUNCTION with the compiler diagnostics', async () => {
+  const dir = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-packet-bad-`));
+  try {
+    const src = join(dir, 'bad.c');
+    writeFileSync(src, '#include <bpfctl/packet.h>\nvoid bpfctl_nf_batch(struct bpfctl_nf *nf, struct bpfctl_pkt *pkts, unsigned n)\n{\n\tpkts[0].nope = n;\n}\n');
+    const err = await buildPacketFunction(src, { cacheDir }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof PacketFunctionBuildError, String(err));
+    const e = err as PacketFunctionBuildError;
+    assert.is(e.code, 'E_PACKET_FUNCTION');
+    assert.match(e.message, /cannot compile packet function .*bad\.c/);
+    assert.match(e.excerpt(), /bad\.c:4:\d+: .*nope/);
+    const missing = await buildPacketFunction(join(dir, 'none.c'), { cacheDir }).catch((x: unknown) => x);
+    assert.ok(missing instanceof PacketFunctionBuildError && /not found/.test(missing.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every example builds with the real runtime (nf_main.c), warning-free', async () => {
+  for (const name of ['snat', 'count', 'macswap', 'vxlan_decap']) {
+    const bin = await buildPacketFunction(join(ROOT, `examples/packet-nat/nf/${name}.c`), { cacheDir, extra: ['-Werror'] });
+    assert.ok(bin.endsWith(`/${name}`));
+  }
+});
+
+test.after(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+test.run();
