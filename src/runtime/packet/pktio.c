@@ -770,17 +770,25 @@ int main(int argc, char **argv)
 		}
 	}
 
-	/* zero-copy first; a refusal anywhere (veth has no zero-copy) means copy mode for all */
-	err = open_sockets(1, why_zc, sizeof(why_zc));
-	if (err) {
+	/*
+	 * Zero-copy first; a refusal anywhere (veth has no zero-copy) means copy mode for all. EBUSY
+	 * is retried for a second: the kernel releases a closed socket's queue from a work item, so
+	 * the queues of a pktio that just exited (a restart) are busy for a moment.
+	 */
+	for (uint64_t give_up = now_ns() + 1000000000ull;;) {
+		err = open_sockets(1, why_zc, sizeof(why_zc));
+		if (!err) {
+			g.zerocopy = 1;
+			break;
+		}
 		close_sockets();
 		err = open_sockets(0, why, sizeof(why));
-		if (err) {
-			close_sockets();
+		if (!err)
+			break;
+		close_sockets();
+		if (err != -EBUSY || now_ns() > give_up)
 			die("%s", why);
-		}
-	} else {
-		g.zerocopy = 1;
+		usleep(20000);
 	}
 	g.fill_target = fill ? (uint32_t)fill : g.pool->buf_count / 4 / (g.nrx ? g.nrx : 1);
 	if (g.fill_target > RING_SIZE)
