@@ -111,7 +111,13 @@ function capture(ns: string, ifname: string): Promise<{ stop: () => Promise<stri
   done.catch(() => {});
   return new Promise((resolve) => {
     proc.stdout!.on('data', () => {
-      if (out.startsWith('ready\n')) resolve({ stop: () => (proc.stdin!.end(), done) });
+      if (!out.startsWith('ready\n')) return;
+      resolve({
+        stop: () => {
+          proc.stdin!.end();
+          return done;
+        },
+      });
     });
   });
 }
