@@ -4,15 +4,23 @@
  * verdict and the rewritten frame out. Checksums of rewritten frames are verified here in
  * TypeScript (test/helpers/packets.ts), independently of the C helpers that produced them.
  * Also: a handler that does not compile is an E_PACKET_FUNCTION error with clang's diagnostics.
+ *
+ * Then the real runtime (nf_main.c) on a real plane, without AF_XDP: test/c/packet_plane_test.c
+ * plays pktio (routes frames to a chain's first function by flow hash; consumes ring 0), the
+ * instances run as processes, and every frame, counter and pool buffer is accounted for: spread
+ * over instances by flow with each flow in order, no instance live (lost, freed), SIGTERM with
+ * frames queued (drained first), a second consumer of one ring (refused).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildPacketFunction, PacketFunctionBuildError } from '../../src/runtime/packet/build.ts';
-import { ROOT } from '../helpers/packet-c.ts';
+import { PacketPlane } from '../../src/runtime/packet/plane.ts';
+import { Pool } from '../../src/runtime/pool/index.ts';
+import { type BuiltC, buildC, lastJson, ROOT, runC } from '../helpers/packet-c.ts';
 import { checksum, eth, ipv4, ipv6, tcp, udp, icmp, padded } from '../helpers/packets.ts';
 
 const NEXT = 0;
@@ -262,6 +270,166 @@ test('every example builds with the real runtime (nf_main.c), warning-free', asy
   }
 });
 
-test.after(() => rmSync(cacheDir, { recursive: true, force: true }));
+// --- the runtime on a real plane ---
+
+let planeTool: BuiltC | undefined;
+let pool: Pool | undefined;
+let plane: PacketPlane;
+const procs = new Set<ChildProcess>();
+const FN_COUNT = 0;
+const FN_MACSWAP = 1;
+
+interface Instance {
+  proc: ChildProcess;
+  line: string;
+  stderr: () => string;
+  exit: Promise<number | null>;
+}
+
+/** A packet function instance with the real runtime; resolves once it said ready on fd 3. */
+async function startInstance(name: string, fn: number, inst: number, poolPath: string): Promise<Instance> {
+  const bin = await buildPacketFunction(join(ROOT, `examples/packet-nat/nf/${name}.c`), { cacheDir });
+  const proc = spawn(bin, [], {
+    env: { ...process.env, BPFCTL_POOL: poolPath, BPFCTL_PKT_FN: String(fn), BPFCTL_PKT_INST: String(inst), BPFCTL_PKT_POLL: '0', BPFCTL_FN_NAME: name, BPFCTL_READY_FD: '3' },
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
+  procs.add(proc);
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const exit = new Promise<number | null>((r) =>
+    proc.on('exit', (code) => {
+      procs.delete(proc);
+      r(code);
+    }),
+  );
+  return new Promise((resolve, reject) => {
+    let line = '';
+    (proc.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
+      line += d.toString();
+      if (line.endsWith('\n')) resolve({ proc, line: line.trim(), stderr: () => err, exit });
+    });
+    void exit.then((code) => reject(new Error(`exit ${code}: ${err}`)));
+  });
+}
+
+const tool = () => {
+  planeTool ??= buildC('packet-plane', ['test/c/packet_plane_test.c']);
+  return planeTool.bin;
+};
+const inject = async (chain: number, n: number, flows: number) => {
+  const r = await runC(tool(), ['inject', pool!.path, String(chain), String(n), String(flows)]);
+  assert.is(r.code, 0, r.stderr);
+  return lastJson<{ passed: number; noInstance: number; ringFull: number; other: number }>(r.stdout);
+};
+const drain = (n: number, ms: number) =>
+  runC(tool(), ['drain', pool!.path, String(n), String(ms)]).then((r) => {
+    assert.is(r.code, 0, r.stderr);
+    return lastJson<{ got: number; port0: number; port1: number; swapped: number; disorder: number; stale: number; txFlag: number }>(r.stdout);
+  });
+const inst = (fn: number, i: number) => plane.snapshot().functions[fn]!.instances.find((x) => x.inst === i)!;
+const chainStats = (c: number) => {
+  const x = plane.snapshot().chains[c]!;
+  return [x.in, x.out, x.dropped, x.lost];
+};
+
+let count0: Instance;
+let count1: Instance;
+let macswap0: Instance;
+
+test('runtime: frames spread over instances by flow, each flow in order, through two functions and out; every buffer back', async () => {
+  pool = Pool.create({ name: `test-${process.pid}-nfplane`, bufferSize: 2048, bufferCount: 2048, backing: 'shm', extSize: PacketPlane.sizeFor(2) });
+  plane = PacketPlane.init(pool, {
+    functions: [{ name: 'count' }, { name: 'macswap' }],
+    chains: [
+      { name: 'out', functions: [FN_COUNT], egress: { kind: 'tx', port: 1 }, poll: false },
+      { name: 'reflect', functions: [FN_COUNT, FN_MACSWAP], egress: { kind: 'drop' }, poll: false },
+      { name: 'sink', functions: [FN_COUNT], egress: { kind: 'drop' }, poll: false },
+    ],
+    ports: [
+      { interface: 'p0', ifindex: 0 },
+      { interface: 'p1', ifindex: 0 },
+    ],
+  });
+  count0 = await startInstance('count', FN_COUNT, 0, pool.path);
+  count1 = await startInstance('count', FN_COUNT, 1, pool.path);
+  macswap0 = await startInstance('macswap', FN_MACSWAP, 0, pool.path);
+  assert.match(count1.line, new RegExp(`^ready count 1 ${count1.proc.pid} ring=2 mode=event$`));
+  plane.setLive(FN_COUNT, [0, 1]);
+  plane.setLive(FN_MACSWAP, [0]);
+
+  const drained = drain(900, 20_000);
+  assert.equal(await inject(0, 600, 64), { passed: 600, noInstance: 0, ringFull: 0, other: 0 });
+  assert.equal(await inject(1, 300, 16), { passed: 300, noInstance: 0, ringFull: 0, other: 0 });
+  const d = await drained;
+  assert.equal(d, { got: 900, port0: 300, port1: 600, swapped: 300, disorder: 0, stale: 0, txFlag: 900 }, 'chain out: to port 1; chain reflect: back to port 0, MACs swapped; flows in order');
+  const c0 = inst(FN_COUNT, 0);
+  const c1 = inst(FN_COUNT, 1);
+  assert.is(c0.rx + c1.rx, 900n);
+  assert.ok(c0.rx > 100n && c1.rx > 100n, `both instances got a share of the flows (${c0.rx}, ${c1.rx})`);
+  assert.is(c0.passed + c1.passed, 900n);
+  assert.is(c0.lost + c1.lost + c0.dropped + c1.dropped, 0n);
+  assert.equal([inst(FN_MACSWAP, 0).rx, inst(FN_MACSWAP, 0).passed], [300n, 300n]);
+  assert.equal(chainStats(0), [600n, 0n, 0n, 0n]);
+  assert.equal(chainStats(1), [300n, 0n, 0n, 0n]);
+  assert.is(pool.stats().inUse, 0, 'every buffer is back in the pool');
+});
+
+test('runtime: no live instance of the next function: frames are freed and counted lost', async () => {
+  plane.setLive(FN_MACSWAP, []);
+  assert.equal(await inject(1, 40, 4), { passed: 40, noInstance: 0, ringFull: 0, other: 0 });
+  await new Promise((r) => setTimeout(r, 300));
+  const lost = inst(FN_COUNT, 0).lost + inst(FN_COUNT, 1).lost;
+  assert.is(lost, 40n, 'count could not hand them on');
+  assert.equal(chainStats(1), [340n, 0n, 0n, 40n]);
+  plane.setLive(FN_COUNT, []);
+  assert.equal(await inject(0, 10, 2), { passed: 0, noInstance: 10, ringFull: 0, other: 0 }, 'the first function has none either');
+  assert.equal(chainStats(0), [610n, 0n, 0n, 10n]);
+  assert.is(pool!.stats().inUse, 0);
+  plane.setLive(FN_COUNT, [0, 1]);
+  plane.setLive(FN_MACSWAP, [0]);
+});
+
+test('runtime: a second consumer of one ring is refused; SIGTERM with frames queued drains them first', async () => {
+  const dup = await startInstance('count', FN_COUNT, 1, pool!.path).catch((e: Error) => e.message);
+  assert.match(String(dup), new RegExp(`^exit 2: count: ring 2 is consumed by pid ${count1.proc.pid}, which is alive\n$`));
+
+  plane.setLive(FN_COUNT, [0]);
+  const before = inst(FN_COUNT, 0).rx;
+  count0.proc.kill('SIGSTOP');
+  assert.equal(await inject(2, 200, 8), { passed: 200, noInstance: 0, ringFull: 0, other: 0 });
+  assert.is(plane.snapshot().functions[FN_COUNT]!.instances.find((x) => x.inst === 0)!.queued, 200, 'queued in its ring');
+  count0.proc.kill('SIGTERM');
+  count0.proc.kill('SIGCONT');
+  assert.is(await count0.exit, 0, count0.stderr());
+  assert.is(inst(FN_COUNT, 0).rx - before, 200n, 'it handled what was queued before exiting');
+  assert.equal(chainStats(2), [200n, 0n, 200n, 0n], 'and passed it on (the chain drops at its egress)');
+  assert.match(count0.stderr(), /^count: udp \d+ frames \d+ bytes\n$/);
+  assert.is(pool!.stats().inUse, 0);
+  for (const i of [count1, macswap0]) {
+    i.proc.kill('SIGTERM');
+    assert.is(await i.exit, 0, i.stderr());
+  }
+});
+
+test('runtime: a pool without a packet plane is refused in one line', async () => {
+  const bare = Pool.create({ name: `test-${process.pid}-noplane`, bufferSize: 2048, bufferCount: 16, backing: 'shm' });
+  try {
+    const r = await startInstance('count', 0, 0, bare.path).catch((e: Error) => e.message);
+    assert.is(r, `exit 2: count: pool ${bare.path}: has no packet plane (created without packet chains)\n`);
+  } finally {
+    bare.close();
+    Pool.remove(bare.path);
+  }
+});
+
+test.after(() => {
+  for (const p of procs) p.kill('SIGKILL');
+  if (pool) {
+    pool.close();
+    Pool.remove(pool.path);
+  }
+  planeTool?.cleanup();
+  rmSync(cacheDir, { recursive: true, force: true });
+});
 
 test.run();
