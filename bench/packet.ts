@@ -46,12 +46,12 @@
  * Every namespace, process and XDP program the bench made is removed, on errors and Ctrl-C too.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAllSync, stopAll } from './chain/proc.ts';
-import { cpuOf, kthreads, machineBusy } from './packet/cpu.ts';
+import { cpuBusy, cpuOf, DUT_CPU, kthreads, LOAD_CPU, machineBusy, PINNED, pin } from './packet/cpu.ts';
 import { type Dut, removeDpdkRun, Skipped, startDut, VARIANTS, type VariantName } from './packet/duts.ts';
 import { FLOWS, type Gen, startGen } from './packet/gen.ts';
 import { attachSink, buildGen, quantileUs, type Sink } from './packet/progs.ts';
@@ -87,6 +87,8 @@ export interface Point {
   sink_cpu_pct: number;
   /** Machine busy time (/proc/stat) not charged to DUT, generator or sink, per frame received. */
   unattributed_ns_per_pkt: number;
+  /** Pinned: how busy the DUT's CPU was (/proc/stat, 10 ms ticks; anyone's work on it counts). */
+  dut_cpu_busy_pct: number;
   /** Frames that reached the sink without the NAT address as source, when the DUT does NAT. */
   not_natted: number;
 }
@@ -110,6 +112,7 @@ export interface VariantRow {
   dut_cpu_pct_full?: number;
   gen_cpu_pct_full?: number;
   unattributed_ns_per_pkt_full?: number;
+  dut_cpu_busy_pct_full?: number;
   rounds?: number;
 }
 
@@ -176,6 +179,7 @@ class Bench {
   }
 
   async point(dut: Dut, frame: number, round: number, kind: Kind, rate: number, seconds: number): Promise<Point> {
+    dut.pinThreads();
     const pids = dut.pids();
     const sinkPids = this.sinkThreads();
     const s0 = this.sink.snapshot();
@@ -183,6 +187,7 @@ class Bench {
     const g0 = cpuOf([this.gen.pid]);
     const k0 = cpuOf(sinkPids);
     const m0 = machineBusy();
+    const d0 = cpuBusy(DUT_CPU);
     const r = await this.gen.run(rate, seconds);
     // Frames still on their way (rings of a few hundred frames: well under a millisecond).
     await sleep(20);
@@ -191,6 +196,7 @@ class Bench {
     const gen_s = cpuOf([this.gen.pid]) - g0;
     const sink_s = cpuOf(sinkPids) - k0;
     const busy_s = machineBusy() - m0;
+    const dutCpuBusy_s = cpuBusy(DUT_CPU) - d0;
     const rx = s1.packets - s0.packets;
     const secs = r.seconds;
     return {
@@ -209,6 +215,7 @@ class Bench {
       gen_cpu_pct: (gen_s / secs) * 100,
       sink_cpu_pct: (sink_s / secs) * 100,
       unattributed_ns_per_pkt: rx ? (Math.max(0, busy_s - dut_s - gen_s - sink_s) * 1e9) / rx : Number.NaN,
+      dut_cpu_busy_pct: PINNED ? (dutCpuBusy_s / secs) * 100 : Number.NaN,
       not_natted: dut.nat ? rx - (s1.natted - s0.natted) : 0,
     };
   }
@@ -248,6 +255,7 @@ function rows(points: Point[], idle: PacketBenchResult['idle'], skipped: Map<Var
         dut_cpu_pct_full: m('max', (p) => p.dut_cpu_pct),
         gen_cpu_pct_full: m('max', (p) => p.gen_cpu_pct),
         unattributed_ns_per_pkt_full: m('max', (p) => p.unattributed_ns_per_pkt),
+        dut_cpu_busy_pct_full: m('max', (p) => p.dut_cpu_busy_pct),
         rounds: new Set(ps.map((p) => p.round)).size,
       });
     }
@@ -320,6 +328,7 @@ function machine(s: Settings, loads: number[][], seconds: number): Record<string
     paced_seconds: s.pacedSeconds,
     idle_seconds: s.idleSeconds,
     flows: FLOWS,
+    pinned: PINNED ? { dut_cpu: DUT_CPU, generator_sink_bench_cpu: LOAD_CPU } : false,
     moderate_pps: MODERATE_PPS,
     loadavg_start: loads[0],
     loadavg_end: loads[loads.length - 1],
@@ -360,11 +369,11 @@ export function print(r: PacketBenchResult): void {
       ),
     ),
   );
-  out.push('Where the CPU went at max load (% of one core; 2 cores in all) and what no thread was charged for');
+  out.push('Where the CPU went at max load (% of one core): the DUT\'s threads, its CPU as /proc/stat saw it (pinned runs), the generator, and machine time no thread was charged for');
   out.push(
     table(
-      ['variant', 'frame B', 'DUT %', 'generator %', 'unattributed ns/pkt'],
-      r.variants.filter((v) => !v.skipped).map((v) => [v.name, String(v.frame_bytes), fmt(v.dut_cpu_pct_full), fmt(v.gen_cpu_pct_full), fmt(v.unattributed_ns_per_pkt_full)]),
+      ['variant', 'frame B', 'DUT threads %', 'DUT CPU busy %', 'generator %', 'unattributed ns/pkt'],
+      r.variants.filter((v) => !v.skipped).map((v) => [v.name, String(v.frame_bytes), fmt(v.dut_cpu_pct_full), fmt(v.dut_cpu_busy_pct_full), fmt(v.gen_cpu_pct_full), fmt(v.unattributed_ns_per_pkt_full)]),
     ),
   );
   out.push('Targets (bpfctl, event-driven; ratios are medians of per-round ratios)');
@@ -408,7 +417,8 @@ export async function run(opts: { quick?: boolean } = {}): Promise<PacketBenchRe
     } catch {}
     t?.destroy();
     removeDpdkRun();
-    for (const m of ['event', 'poll']) rmSync(join(here, `../.cache/bench/packet-${process.pid}-${m}`), { recursive: true, force: true });
+    for (const d of readdirSync(tmpdir())) if (d.startsWith(`bpfctl-bench-packet-${process.pid}-`)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+    pin([process.pid], '0-1');
   };
   // Ctrl-C / kill: stop the processes (testpmd and bpfctl remove their XDP programs), then drop
   // the namespaces, which takes every veth and whatever is still attached with them.
@@ -433,9 +443,12 @@ export async function run(opts: { quick?: boolean } = {}): Promise<PacketBenchRe
   process.on('SIGTERM', onSignal);
   process.on('exit', teardownSync);
   try {
+    // The bench, and with it the generator it starts, on the load CPU; the sink's NAPI thread too.
+    pin([process.pid], LOAD_CPU);
     t = createTopology();
     sink = attachSink(t);
     setThreaded(t, t.nsR, t.ifR);
+    pin(kthreads(`napi/${t.ifR}-`), LOAD_CPU);
     gen = await startGen(genBin, t);
     const b = new Bench(t, gen, sink);
     for (let round = 0; round < s.rounds && !interrupted; round++) {
@@ -501,6 +514,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<PacketBenchRe
       sink = undefined;
       t?.destroy();
       t = undefined;
+      pin([process.pid], '0-1');
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('exit', teardownSync);

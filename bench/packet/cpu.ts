@@ -6,6 +6,7 @@
  * `/proc/stat` busy time of the whole machine is read too, as a cross-check that includes what
  * no thread is charged for (softirqs outside NAPI threads, kworkers) and other people's work.
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { CLK_TCK, cpuSeconds, processTree } from '../chain/proc.ts';
 
@@ -38,5 +39,34 @@ export function machineBusy(): number {
   const f = readFileSync('/proc/stat', 'utf8');
   const v = f.slice(0, f.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
   const [user, nice, system, , , irq, softirq] = v as [number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq) / CLK_TCK;
+}
+
+/**
+ * Where things run (bench/packet.ts says why): the DUT on CPU 0, the generator, the sink's NAPI
+ * thread and the bench itself on CPU 1. PACKET_PIN=0 leaves everything to the scheduler.
+ */
+export const PINNED = process.env.PACKET_PIN !== '0';
+export const DUT_CPU = '0';
+export const LOAD_CPU = '1';
+
+/** Restricts every thread of each pid to `cpus` (a taskset list); pids gone meanwhile are skipped. */
+export function pin(pids: readonly number[], cpus: string): void {
+  if (!PINNED) return;
+  for (const p of pids) spawnSync('taskset', ['-a', '-p', '-c', cpus, String(p)], { stdio: 'ignore' });
+}
+
+/** `cmd args` as argv, started on `cpus` when pinning (children inherit it). */
+export function onCpus(cpus: string, cmd: string, args: readonly string[]): [string, string[]] {
+  return PINNED ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, [...args]];
+}
+
+/** Busy CPU seconds of one CPU (`cpu0`, ...) from /proc/stat. */
+export function cpuBusy(cpu: string): number {
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`cpu${cpu} `));
+  if (!line) return Number.NaN;
+  const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number) as [number, number, number, number, number, number, number];
   return (user + nice + system + irq + softirq) / CLK_TCK;
 }

@@ -18,11 +18,12 @@
  * Every variant's ingress veth gets threaded NAPI (topo.ts says why).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Child, spawnChild, spawnTs } from '../chain/proc.ts';
-import { kthreads, trees } from './cpu.ts';
+import { type Child, spawnChild } from '../chain/proc.ts';
+import { DUT_CPU, kthreads, onCpus, PINNED, pin, trees } from './cpu.ts';
 import { attachForwarder } from './progs.ts';
 import { setThreaded, type Topology, xdpProgIds } from './topo.ts';
 
@@ -38,6 +39,8 @@ export interface Dut {
   readonly nat: boolean;
   /** The DUT's processes and the NAPI threads of its veths, right now. */
   pids(): number[];
+  /** The NAPI threads of its veths on the DUT's CPU again (XDP changes can make new ones). */
+  pinThreads(): void;
   stop(): Promise<void>;
 }
 
@@ -74,6 +77,7 @@ async function kernelNft(t: Topology): Promise<Dut> {
     name: 'kernel-nft',
     nat: true,
     pids: () => napiThreads(t),
+    pinThreads: () => pin(napiThreads(t), DUT_CPU),
     stop: async () => resetDut(t),
   };
 }
@@ -90,6 +94,7 @@ async function xdpRedirect(t: Topology): Promise<Dut> {
     name: 'xdp-redirect',
     nat: true,
     pids: () => napiThreads(t),
+    pinThreads: () => pin(napiThreads(t), DUT_CPU),
     stop: async () => {
       fwd.close();
       resetDut(t);
@@ -114,9 +119,8 @@ function hasTestpmd(): boolean {
 async function testpmd(t: Topology): Promise<Dut> {
   if (!hasTestpmd()) throw new Skipped('dpdk-testpmd not installed (apt-get install dpdk)');
   // --no-huge/--no-pci: plain memory, no devices but the two AF_XDP vdevs; --no-shconf and a
-  // prefix of our own: nothing under /var/run/dpdk shared with another DPDK process. Both lcores
-  // may run on either CPU, like every other variant's threads; lcore 1 forwards (busy-polls),
-  // lcore 0 waits on stdin.
+  // prefix of our own: nothing under /var/run/dpdk shared with another DPDK process. lcore 1
+  // forwards (busy-polls), lcore 0 waits on stdin; both on the DUT's CPU (or anywhere, unpinned).
   // stdbuf: testpmd's stdout is a pipe here, and its "Press enter to exit" (forwarding started)
   // would sit in a block buffer.
   const args = [
@@ -127,7 +131,7 @@ async function testpmd(t: Topology): Promise<Dut> {
     '-oL',
     'dpdk-testpmd',
     '--lcores',
-    '0@(0,1),1@(0,1)',
+    PINNED ? `0@${DUT_CPU},1@${DUT_CPU}` : '0@(0,1),1@(0,1)',
     '--no-huge',
     '--no-pci',
     '--no-shconf',
@@ -149,7 +153,7 @@ async function testpmd(t: Topology): Promise<Dut> {
     '--txq=1',
     '--total-num-mbufs=16384',
   ];
-  const p = spawnChild('testpmd', 'ip', args);
+  const p = spawnChild('testpmd', ...onCpus(DUT_CPU, 'ip', args));
   try {
     await p.line(/Press enter to exit/, 30_000);
     setThreaded(t, t.nsD, t.ifIn);
@@ -162,6 +166,7 @@ async function testpmd(t: Topology): Promise<Dut> {
     name: 'testpmd',
     nat: false,
     pids: () => [...trees([p.pid]), ...napiThreads(t)],
+    pinThreads: () => pin(napiThreads(t), DUT_CPU),
     stop: async () => {
       // Enter: testpmd stops forwarding, closes its ports (removing their XDP programs) and exits.
       p.send('');
@@ -183,10 +188,9 @@ export function bpfctlMissing(): string | null {
   return null;
 }
 
-/** The policy of the bpfctl variants, in a directory of its own under .cache (it imports 'bpfctl'). */
+/** The policy of the bpfctl variants, in a temporary directory of its own. */
 function writePolicy(t: Topology, poll: boolean): { dir: string; file: string } {
-  const dir = join(repo, `.cache/bench/packet-${process.pid}-${poll ? 'poll' : 'event'}`);
-  mkdirSync(dir, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), `bpfctl-bench-packet-${process.pid}-`));
   const nf = join(repo, 'examples/packet-nat/nf');
   const file = join(dir, 'policy.ts');
   writeFileSync(
@@ -198,7 +202,10 @@ export default definePolicy({
   name: 'bench-packet-${process.pid}${poll ? '-poll' : ''}',
   pool: { bufferSize: 2048, bufferCount: 4096 },
   packetFunctions: {
-    nat: { handler: ${JSON.stringify(join(nf, 'snat.c'))}, env: { SNAT_ADDR: '${t.natAddr}' } },
+    nat: {
+      handler: ${JSON.stringify(join(nf, 'snat.c'))},
+      env: { SNAT_ADDR: '${t.natAddr}', SNAT_PORTS: '20000-29999', SNAT_SRC_MAC: '${t.macOut}', SNAT_DST_MAC: '${t.macR}' },
+    },
     count: { handler: ${JSON.stringify(join(nf, 'count.c'))} },
   },
   packetChains: {
@@ -218,9 +225,10 @@ async function bpfctl(t: Topology, poll: boolean): Promise<Dut> {
   const name: VariantName = poll ? 'bpfctl-poll' : 'bpfctl';
   let p: Child | undefined;
   try {
-    p = spawnTs(name, join(repo, 'bench/chain/bpfctl/cli.ts'), ['run', file, '--netns', t.nsD]);
-    // `bpfctl run` prints what it started once the chain is up.
-    await p.line(/nat-count|ready|running/i, 120_000);
+    // The whole process tree on the DUT's CPU: the supervisor's children inherit it.
+    p = spawnChild(name, ...onCpus(DUT_CPU, process.execPath, ['--import', 'tsx', join(repo, 'bench/chain/bpfctl/cli.ts'), 'run', file, '--netns', t.nsD, '--json']));
+    // With --json, `bpfctl run` prints one document once the chain is up.
+    await p.line(/^\{.*"policy"/, 120_000);
     setThreaded(t, t.nsD, t.ifIn);
   } catch (err) {
     await p?.stop('SIGTERM', 15_000);
@@ -232,6 +240,7 @@ async function bpfctl(t: Topology, poll: boolean): Promise<Dut> {
     name,
     nat: true,
     pids: () => [...trees([child.pid]), ...napiThreads(t)],
+    pinThreads: () => pin(napiThreads(t), DUT_CPU),
     stop: async () => {
       await child.stop('SIGTERM', 15_000);
       rmSync(dir, { recursive: true, force: true });

@@ -1,25 +1,28 @@
 /*
- * Traffic generator of the packet bench: UDP frames onto a veth through BPF_PROG_RUN in
- * live-frames mode (gen.bpf.c says why), at a paced rate or as fast as it can. Run inside the
- * sender's namespace. It stays up and takes commands on stdin, one a line, so one process serves
- * every point of a run (and its CPU time is read per point from /proc by the bench):
+ * Traffic generator of the packet bench (gen.bpf.c says how frames get onto the wire). Run inside
+ * the sender's namespace. It stays up and takes commands on stdin, one a line, so one process
+ * serves every point of a run (the bench reads its CPU time per point from /proc):
  *
  *   frame LEN SRCMAC DSTMAC SRCIP DSTIP DPORT   the template: LEN bytes from the Ethernet header
  *                                               on (no FCS), UDP checksum 0
  *   run RATE SECONDS                            RATE frames/s (0: as fast as possible), then
- *                                               prints "done SENT NS CALLS"
+ *                                               prints "done STAMPED NS CALLS"
  *
- * and exits on EOF (the bench went away). usage: gen IFNAME FLOWS
+ * and exits on EOF (the bench went away). STAMPED counts the frames gen.bpf.c stamped, i.e. that
+ * reached the sender's veth. usage: gen TX_IF PACE_IN_IF PACE_OUT_IF FLOWS
+ * (TX_IF the sender's veth; PACE_IN_IF/PACE_OUT_IF the two ends of the sender's inner veth pair:
+ * paced frames are written to the first and redirected from the second to TX_IF.)
  *
- * Pacing is gen.bpf.c's (it says why); this side makes long calls and sets the rate. A paced
- * run spins in the kernel at SCHED_IDLE priority: it takes a core that nothing else wants, and
- * gives it up on the spot to anything that wakes, so it does not delay the DUT; a flat-out run
- * is an ordinary thread competing for the CPUs like any other.
+ * Flat out: BPF_PROG_RUN calls of BLAST_CALL live frames each, an ordinary thread competing for
+ * the CPUs. Paced: one frame per send(2) on an AF_PACKET socket (qdisc bypassed), sleeping until
+ * the next one is due; a late wakeup sends what is due at once (sendmmsg), so the rate holds
+ * while arrivals stay as smooth as the timer allows.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/ip.h>
 #include <linux/udp.h>
 #include <net/if.h>
@@ -28,18 +31,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sched.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "gen.skel.h"
 
-/* Iterations per call: ~5-20 ms of kernel time flat out, a few ms spinning when paced. */
+/* Live frames per call flat out: ~10-30 ms of kernel time. */
 #define BLAST_CALL 65536
-#define SPIN_CALL 262144
-/* Frames per inner batch of the kernel's loop (it flushes transmissions after each): small, so
- * that a paced frame leaves within a few iterations of its stamp. */
-#define INNER_BATCH 16
+/* At most this many frames in one catch-up send. */
+#define CATCHUP 64
 
 static uint8_t frame[4096];
 static unsigned frame_len;
@@ -94,33 +95,57 @@ static int build_frame(unsigned len, const char *smac, const char *dmac, const c
 	return 0;
 }
 
-static int send_batch(int prog_fd, int ifindex, unsigned n)
+static int blast(int prog_fd, int ifindex)
 {
 	struct xdp_md ctx = { .data = 0, .data_end = frame_len, .ingress_ifindex = ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = frame_len, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
-		    .repeat = n, .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = INNER_BATCH);
+		    .repeat = BLAST_CALL, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
 	return bpf_prog_test_run_opts(prog_fd, &o);
+}
+
+/* `n` copies of the template on the AF_PACKET socket (gen.bpf.c sets the port and stamps). */
+static int send_frames(int fd, unsigned n)
+{
+	struct mmsghdr m[CATCHUP];
+	struct iovec iov = { .iov_base = frame, .iov_len = frame_len };
+
+	if (n == 1)
+		return send(fd, frame, frame_len, 0) == (ssize_t)frame_len ? 0 : -1;
+	memset(m, 0, sizeof(m[0]) * n);
+	for (unsigned i = 0; i < n; i++) {
+		m[i].msg_hdr.msg_iov = &iov;
+		m[i].msg_hdr.msg_iovlen = 1;
+	}
+	for (unsigned done = 0; done < n;) {
+		int r = sendmmsg(fd, m + done, n - done, 0);
+		if (r < 0)
+			return -1;
+		done += r;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	struct gen_bpf *skel;
 	char line[512];
-	int ifindex, prog_fd;
+	int tx_if, pace_in, pace_out, prog_fd, pkt_fd, one = 1;
 	unsigned flows;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s IFNAME FLOWS\n", argv[0]);
+	if (argc != 5) {
+		fprintf(stderr, "usage: %s TX_IF PACE_IN_IF PACE_OUT_IF FLOWS\n", argv[0]);
 		return 2;
 	}
-	ifindex = if_nametoindex(argv[1]);
-	if (!ifindex) {
-		fprintf(stderr, "gen: no interface %s in this namespace\n", argv[1]);
+	tx_if = if_nametoindex(argv[1]);
+	pace_in = if_nametoindex(argv[2]);
+	pace_out = if_nametoindex(argv[3]);
+	if (!tx_if || !pace_in || !pace_out) {
+		fprintf(stderr, "gen: no interface %s in this namespace\n", !tx_if ? argv[1] : !pace_in ? argv[2] : argv[3]);
 		return 1;
 	}
-	flows = atoi(argv[2]);
+	flows = atoi(argv[4]);
 	if (!flows || (flows & (flows - 1))) {
-		fprintf(stderr, "gen: FLOWS must be a power of two, not %s\n", argv[2]);
+		fprintf(stderr, "gen: FLOWS must be a power of two, not %s\n", argv[4]);
 		return 2;
 	}
 	/* Timer slack 1 ns: the default 50 us would make every paced sleep 50 us late. */
@@ -128,23 +153,35 @@ int main(int argc, char **argv)
 	libbpf_set_print(NULL);
 	skel = gen_bpf__open();
 	if (!skel) {
-		fprintf(stderr, "gen: cannot open the XDP program: %s\n", strerror(errno));
+		fprintf(stderr, "gen: cannot open the XDP programs: %s\n", strerror(errno));
 		return 1;
 	}
 	skel->rodata->flows = flows;
+	skel->rodata->tx_ifindex = tx_if;
 	if (gen_bpf__load(skel)) {
-		fprintf(stderr, "gen: cannot load the XDP program: %s\n", strerror(errno));
+		fprintf(stderr, "gen: cannot load the XDP programs: %s\n", strerror(errno));
 		return 1;
 	}
 	prog_fd = bpf_program__fd(skel->progs.bench_gen);
 	/*
-	 * The program also attached (generic mode, through a link that dies with this process) to
-	 * the namespace's loopback, where nothing reaches it: a live-frames run adds its program to
-	 * the kernel's XDP dispatcher and takes it out again, which rewrites kernel text (~15 ms a
-	 * call on this VM); a program the dispatcher already holds only has its count changed.
+	 * bench_gen also attached (generic mode, through a link that dies with this process) to the
+	 * namespace's loopback, where nothing reaches it: a live-frames run adds its program to the
+	 * kernel's XDP dispatcher and takes it out again, which rewrites kernel text (~15 ms a call
+	 * on this VM); a program the dispatcher already holds only has its count changed.
 	 */
 	if (!bpf_program__attach_xdp(skel->progs.bench_gen, if_nametoindex("lo"))) {
 		fprintf(stderr, "gen: cannot attach the XDP program to lo: %s\n", strerror(errno));
+		return 1;
+	}
+	if (!bpf_program__attach_xdp(skel->progs.bench_pace, pace_out)) {
+		fprintf(stderr, "gen: cannot attach the pacing XDP program to %s: %s\n", argv[3], strerror(errno));
+		return 1;
+	}
+	pkt_fd = socket(AF_PACKET, SOCK_RAW, 0);
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_ifindex = pace_in };
+	if (pkt_fd < 0 || bind(pkt_fd, (struct sockaddr *)&sll, sizeof(sll)) ||
+	    setsockopt(pkt_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one))) {
+		fprintf(stderr, "gen: AF_PACKET socket on %s: %s\n", argv[2], strerror(errno));
 		return 1;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -160,30 +197,37 @@ int main(int argc, char **argv)
 				printf("error bad frame: %s", line);
 				continue;
 			}
+			memcpy(skel->bss->hdr, frame, sizeof(skel->bss->hdr));
 			printf("ok\n");
 		} else if (sscanf(line, "run %lf %lf", &rate, &secs) == 2) {
-			uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9), seq0 = skel->bss->seq, calls = 0;
+			uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9), seq0 = skel->bss->seq, calls = 0, sent = 0;
 			int err = 0;
 
 			if (!frame_len) {
 				printf("error no frame\n");
 				continue;
 			}
-			/* Paced: spin in the kernel at idle priority; flat out: an ordinary thread. */
-			struct sched_param sp = { 0 };
-			sched_setscheduler(0, rate > 0 ? SCHED_IDLE : SCHED_OTHER, &sp);
-			skel->bss->interval_ns = rate > 0 ? (uint64_t)(1e9 / rate) : 0;
-			skel->bss->next_ns = t0;
-			while (now_ns() < end) {
-				if (send_batch(prog_fd, ifindex, rate > 0 ? SPIN_CALL : BLAST_CALL)) {
-					err = errno;
-					break;
+			for (uint64_t t = t0; t < end && !err; t = now_ns()) {
+				if (rate <= 0) {
+					err = blast(prog_fd, tx_if) ? errno : 0;
+					calls++;
+					continue;
 				}
+				/* Frames due by now; none: sleep until the next one is. */
+				uint64_t due = (uint64_t)((double)(t - t0) * rate / 1e9) + 1;
+				if (due <= sent) {
+					uint64_t at = t0 + (uint64_t)((double)sent * 1e9 / rate);
+					struct timespec ts = { .tv_sec = at / 1000000000ULL, .tv_nsec = at % 1000000000ULL };
+					clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+					continue;
+				}
+				uint64_t n = due - sent < CATCHUP ? due - sent : CATCHUP;
+				err = send_frames(pkt_fd, (unsigned)n) ? errno : 0;
+				sent += n;
 				calls++;
 			}
-			sched_setscheduler(0, SCHED_OTHER, &sp);
 			if (err)
-				printf("error BPF_PROG_RUN: %s\n", strerror(err));
+				printf("error %s: %s\n", rate > 0 ? "send" : "BPF_PROG_RUN", strerror(err));
 			else
 				printf("done %llu %llu %llu\n", (unsigned long long)(skel->bss->seq - seq0), (unsigned long long)(now_ns() - t0),
 				       (unsigned long long)calls);

@@ -10,6 +10,7 @@ import type { Topology } from './topo.ts';
 export const FLOWS = 16;
 
 export interface GenResult {
+  /** Frames that reached the sender's veth. */
   sent: number;
   seconds: number;
   calls: number;
@@ -24,7 +25,7 @@ export interface Gen {
 }
 
 export async function startGen(bin: string, t: Topology): Promise<Gen> {
-  const child: Child = spawnChild('gen', 'ip', ['netns', 'exec', t.nsS, bin, t.ifS, String(FLOWS)]);
+  const child: Child = spawnChild('gen', 'ip', ['netns', 'exec', t.nsS, bin, t.ifS, t.ifPaceIn, t.ifPaceOut, String(FLOWS)]);
   // Replies in order, one line per command: a queue of its stdout lines.
   const lines: string[] = [];
   const waiting: ((l: string) => void)[] = [];

@@ -3,6 +3,9 @@
  *
  *   <tag>-snd [ifS] ──veth── [ifIn] <tag>-dut [ifOut] ──veth── [ifR] <tag>-rcv
  *
+ * and inside the sender's namespace a second veth pair [ifPaceIn] ── [ifPaceOut], where the
+ * generator's paced frames enter (gen.bpf.c).
+ *
  * sender 198.18.1.1, DUT 198.18.1.2 / 198.19.1.1, receiver 198.19.1.2 (RFC 2544's benchmarking
  * range, only inside these namespaces). The DUT's NAT rewrites sources to its egress address.
  * Interface names are short on purpose: the threaded-NAPI kernel threads the bench measures are
@@ -21,6 +24,8 @@ export interface Topology {
   readonly ifIn: string;
   readonly ifOut: string;
   readonly ifR: string;
+  readonly ifPaceIn: string;
+  readonly ifPaceOut: string;
   readonly ipS: string;
   readonly ipIn: string;
   readonly ipOut: string;
@@ -82,7 +87,7 @@ export function createTopology(): Topology {
   const nsS = `${base}-snd`;
   const nsD = `${base}-dut`;
   const nsR = `${base}-rcv`;
-  const [ifS, ifIn, ifOut, ifR] = [`${tag}s`, `${tag}i`, `${tag}o`, `${tag}r`];
+  const [ifS, ifIn, ifOut, ifR, ifPaceIn, ifPaceOut] = [`${tag}s`, `${tag}i`, `${tag}o`, `${tag}r`, `${tag}g`, `${tag}h`];
   const destroy = () => {
     for (const ns of [nsS, nsD, nsR]) run('ip', ['netns', 'del', ns], { allowFail: true });
   };
@@ -93,6 +98,8 @@ export function createTopology(): Topology {
     }
     run('ip', ['link', 'add', ifS, 'netns', nsS, 'type', 'veth', 'peer', 'name', ifIn, 'netns', nsD]);
     run('ip', ['link', 'add', ifOut, 'netns', nsD, 'type', 'veth', 'peer', 'name', ifR, 'netns', nsR]);
+    run('ip', ['link', 'add', ifPaceIn, 'netns', nsS, 'type', 'veth', 'peer', 'name', ifPaceOut, 'netns', nsS]);
+    for (const ifn of [ifPaceIn, ifPaceOut]) run('ip', ['-n', nsS, 'link', 'set', ifn, 'up']);
     const addrs: [string, string, string][] = [
       [nsS, ifS, '198.18.1.1/24'],
       [nsD, ifIn, '198.18.1.2/24'],
@@ -111,6 +118,8 @@ export function createTopology(): Topology {
       ifIn,
       ifOut,
       ifR,
+      ifPaceIn,
+      ifPaceOut,
       ipS: '198.18.1.1',
       ipIn: '198.18.1.2',
       ipOut: '198.19.1.1',
