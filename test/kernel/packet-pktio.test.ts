@@ -308,16 +308,29 @@ test('frames through pktio and C functions: out the other veth byte for byte, re
   assert.is(pool.stats().inUse, 0);
 });
 
-test('a second pktio on the same queues fails naming the port and the reason, and leaves nothing', async () => {
+test('a second pktio: on the same pool it is refused (ring 0 has its consumer); on the same queues it fails naming the port and the reason; neither leaves anything', async () => {
   const io = await startPktio();
   const inUse = pool!.stats().inUse;
-  const second = await startPktio().then(
+  const same = await startPktio().then(
     () => null,
     (e: Error) => e,
   );
-  assert.ok(second, 'the second pktio must not start');
-  assert.match(second!.message, new RegExp(`exited 1 before it was ready: pktio: ${netIn.ifB} queue 0: bind: Device or resource busy$`));
-  assert.is(pool!.stats().inUse, inUse, 'the failed one freed what it took');
+  assert.match(String(same?.message), new RegExp(`exited 1 before it was ready: pktio: ring 0 \\(transmit\\) is consumed by pid ${io.proc.pid}, which is alive: another pktio on this pool$`));
+  // another policy's pool on the same interface: the kernel refuses the queue
+  const other = Pool.create({ name: `test-${process.pid}-pktio2`, bufferSize: 2048, bufferCount: 64, backing: 'shm', extSize: PacketPlane.sizeFor(0) });
+  try {
+    PacketPlane.init(other, { functions: [], chains: [], ports: [{ interface: netIn.ifB, ifindex: 0 }] });
+    const busy = await startReady('/usr/bin/nsenter', [`--net=/run/netns/${netIn.nsB}`, pktioExe, '--pool', other.path, '--port', `0:${netIn.ifB}:${mapPin}`], {}).then(
+      () => null,
+      (e: Error) => e,
+    );
+    assert.match(String(busy?.message), new RegExp(`exited 1 before it was ready: pktio: ${netIn.ifB} queue 0: bind: Device or resource busy$`));
+    assert.is(other.stats().inUse, 0, 'the failed one took nothing from its pool');
+  } finally {
+    other.close();
+    Pool.remove(other.path);
+  }
+  assert.is(pool!.stats().inUse, inUse, 'the running pktio is untouched');
   io.proc.kill('SIGTERM');
   assert.is(await io.exit, 0);
   assert.is(pool!.stats().inUse, 0);

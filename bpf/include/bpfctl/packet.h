@@ -190,6 +190,24 @@ static inline int bpfctl__nf_u32(const char *name, const char *what, const char 
 }
 
 /*
+ * Become the consumer of ring `r` (its consumer_pid): one consumer per ring, a second one would
+ * break the queue for both. Returns 0, or the pid of the live process that consumes it already.
+ * A dead consumer's ring (a crashed instance, restarted) is taken over with what it queued.
+ */
+static inline uint32_t bpfctl_ring_take_consumer(const struct bpfctl_ring *r, uint32_t pid)
+{
+	uint32_t other = atomic_load_explicit(&r->hdr->consumer_pid, memory_order_acquire);
+
+	for (;;) {
+		if (other && other != pid && (kill((pid_t)other, 0) == 0 || errno == EPERM))
+			return other;
+		/* a CAS, not a store: of two instances starting on one ring, one wins */
+		if (atomic_compare_exchange_weak_explicit(&r->hdr->consumer_pid, &other, pid, memory_order_acq_rel, memory_order_acquire))
+			return 0;
+	}
+}
+
+/*
  * Attach to instance `inst` of function `fn` in the pool at `pool_path`: the instance consumes
  * ring 1 + fn*32 + inst. Refuses (NULL, reason on stderr) a pool without a plane, a function the
  * plane does not have, or a ring another live process consumes.
@@ -230,14 +248,12 @@ static inline struct bpfctl_nf *bpfctl_nf_open(const char *pool_path, const char
 	nf->ring_idx = BPFCTL_PKT_RING_OF(fn, inst);
 	nf->ring = bpfctl_plane_ring(&nf->plane, nf->ring_idx);
 	nf->stats = bpfctl_plane_inst_stats(&nf->plane, fn, inst);
-	/* one consumer per ring: a second one would break the queue for both */
-	uint32_t other = atomic_load_explicit(&nf->ring.hdr->consumer_pid, memory_order_acquire);
+	uint32_t other = bpfctl_ring_take_consumer(&nf->ring, nf->pid);
 
-	if (other && other != nf->pid && (kill((pid_t)other, 0) == 0 || errno == EPERM)) {
+	if (other) {
 		bpfctl_nf_log(nf, "ring %u is consumed by pid %u, which is alive", nf->ring_idx, other);
 		goto fail;
 	}
-	atomic_store_explicit(&nf->ring.hdr->consumer_pid, nf->pid, memory_order_release);
 	return nf;
 fail:
 	bpfctl_pool_close(nf->pool);

@@ -675,7 +675,6 @@ static void *tx_thread(void *arg)
 
 	(void)arg;
 	fb.n = 0;
-	atomic_store_explicit(&r0.hdr->consumer_pid, g.pid, memory_order_release);
 	for (;;) {
 		uint32_t n = bpfctl_ring_pop(&r0, d, BATCH);
 
@@ -748,6 +747,11 @@ int main(int argc, char **argv)
 
 	if (err)
 		die("pool %s: %s", pool_path, err == -ENOENT ? "has no packet plane" : err == -EPROTO ? "no packet plane of this version" : "packet plane sizes disagree with the pool");
+	struct bpfctl_ring r0 = ring0();
+	uint32_t other = bpfctl_ring_take_consumer(&r0, g.pid);
+
+	if (other)
+		die("ring 0 (transmit) is consumed by pid %u, which is alive: another pktio on this pool", other);
 	if (g.pool->buf_size != 2048 && g.pool->buf_size != 4096)
 		die("pool %s: buffer size %u cannot be an AF_XDP chunk (2048 or 4096)", pool_path, g.pool->buf_size);
 	g.gen_of = (uint32_t *)calloc(g.pool->buf_count, sizeof(uint32_t));
@@ -833,8 +837,6 @@ int main(int argc, char **argv)
 	if (write(g.stop_fd, &one, sizeof(one)) < 0) {
 		/* the RX thread's poll times out within 200 ms anyway */
 	}
-	struct bpfctl_ring r0 = ring0();
-
 	bpfctl_ring_kick(&r0);
 	pthread_join(rx, NULL);
 	pthread_join(tx, NULL);
