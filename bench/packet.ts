@@ -8,36 +8,38 @@
  * at 10% of the variant's own max, and its idle CPU.
  *
  * Method, and why:
- * - Generator (bench/packet/gen.c + gen.bpf.c): BPF_PROG_RUN in live-frames mode in the sender's
- *   namespace: the kernel transmits the program's XDP_TX frames on the sender's veth through
- *   ndo_xdp_xmit, so the DUT's veth receives xdp_frames as from a NIC's rx ring, at ~100 ns of
- *   generator CPU per frame (a socket sender costs 5-10x that and would take the CPU the DUT
- *   needs on 2 vCPUs). Flat out for the max points (an ordinary thread: it competes for the two
- *   CPUs like everyone else; frames the DUT cannot take are dropped at its veth's ring, as a NIC
- *   drops at a full rx ring). Paced points are paced inside the program (gen.bpf.c says why not in
- *   user space), spinning at SCHED_IDLE priority: arrivals are smooth, one frame every 1/rate
- *   seconds (no bursts an event-driven DUT could batch), and the spinning core goes at once to
- *   anything that wakes. Side effect, the same for every variant: a CPU where only the generator
- *   spins never halts, so a DUT thread woken there skips the VM's idle-exit latency.
- *   16 UDP flows (source ports), no UDP checksum, the send time in the payload.
- * - Sink (bench/packet/sink.bpf.c): XDP on the receiver's veth counts, checks the NAT was done,
+ * - CPUs: the DUT on CPU 0 (its processes started under taskset, testpmd's lcores there, the
+ *   NAPI threads of its two veths pinned), everything else on CPU 1 (the generator, the sink's
+ *   NAPI thread, this process). On 2 vCPUs that is the only split where the DUT has a core of
+ *   its own and its max is its own, not what the generator leaves it; every variant gets the
+ *   same one core. PACKET_PIN=0 leaves it all to the scheduler (for comparison).
+ * - Generator (packet/gen.c + gen.bpf.c): flat out, BPF_PROG_RUN in live-frames mode: the
+ *   kernel transmits the program's XDP_TX frames on the sender's veth through ndo_xdp_xmit, so
+ *   the DUT's veth receives xdp_frames as from a NIC's rx ring, at ~100-300 ns of generator CPU
+ *   a frame; what the DUT cannot take is dropped at its veth's ring, as a NIC drops at a full
+ *   rx ring. Paced: one frame per send(2) on an AF_PACKET socket into a veth pair inside the
+ *   sender's namespace whose far end redirects it (XDP) to the sender's veth, so the DUT gets the
+ *   same xdp_frames, one every 1/rate seconds as the timer allows (no bursts an event-driven DUT
+ *   could batch). gen.bpf.c says why not live frames for paced traffic. 16 UDP flows (source
+ *   ports), no UDP checksum, the send time stamped in the payload by the XDP program.
+ * - Sink (packet/sink.bpf.c): XDP on the receiver's veth counts, checks the NAT was done,
  *   histograms the one-way latency (both stamps are the kernel's CLOCK_MONOTONIC, shared by the
- *   namespaces) and drops. Read through bpfctl's loader between points.
- * - CPU (bench/packet/cpu.ts): every veth gets threaded NAPI, so the kernel's share of forwarding
- *   (XDP, AF_XDP's copy into the UMEM, IP forwarding + nftables, the transmit into the receiver's
- *   veth) runs in kernel threads `napi/<veth>-<id>` charged per thread, not as softirq time on
- *   whichever CPU raised it. A DUT's CPU is the schedstat time of its processes' threads plus the
- *   NAPI threads of its two veths; the generator's and the sink's NAPI thread are measured apart.
- *   What it misses: softirq work outside NAPI threads and kworkers (RCU, timers, conntrack GC)
- *   and nothing else of the DUT's; the machine's /proc/stat busy time minus generator, sink and
- *   DUT is reported per point as `unattributed` (it includes other people's work on the shared
- *   machine, so it bounds the error from above). Nothing is pinned: every variant gets the same
- *   two CPUs and the scheduler places its threads (testpmd's lcores are allowed on both).
- *   CPU per packet = DUT CPU time / frames received at the sink.
+ *   namespaces) and drops. Its NAPI thread runs at real-time priority: the measuring instrument
+ *   must not drop frames behind the flat-out generator on its CPU. Read through bpfctl's loader.
+ * - CPU (packet/cpu.ts): every veth gets threaded NAPI, so the kernel's share of forwarding (XDP,
+ *   AF_XDP's copy into the UMEM, IP forwarding + nftables, the transmit into the receiver's veth)
+ *   runs in kernel threads `napi/<veth>-<id>` charged per thread, not as softirq time on whatever
+ *   CPU raised it. A DUT's CPU is the schedstat time of its processes' threads plus the NAPI
+ *   threads of its two veths; per packet: divided by the frames received at the sink. Checks:
+ *   CPU 0's busy time in /proc/stat (`DUT CPU busy`, 10 ms ticks; other people's work on CPU 0
+ *   counts there too), and the whole machine's busy time minus DUT, generator and sink
+ *   (`unattributed`: softirqs outside NAPI threads, kworkers, other people). Cost this puts on
+ *   every variant alike: a frame that finds a DUT thread asleep pays its wakeup (on this VM a few
+ *   us), which dominates CPU per packet at low rates.
  * - Rounds: every variant comes up, runs its points at both frame sizes and goes down, in an
- *   order that rotates from round to round (ABC, BCA, CAB...); reported values are the medians
- *   of the rounds, ratios the medians of per-round ratios. Idle: once per variant, its first
- *   round, after its points and a settle, with the generator blocked and no traffic.
+ *   order that rotates from round to round; reported values are the medians of the rounds,
+ *   ratios the medians of per-round ratios. Idle: once per variant, its first round, after its
+ *   points and a settle, with the generator blocked and no traffic.
  * - Moderate load for latency: MODERATE_PPS frames/s for every variant (at most half its max).
  *
  * Run: npm run bench -- packet [--quick]   (root; writes bench/results/packet.json, ~3-5 min;
@@ -113,6 +115,8 @@ export interface VariantRow {
   gen_cpu_pct_full?: number;
   unattributed_ns_per_pkt_full?: number;
   dut_cpu_busy_pct_full?: number;
+  /** Frames/s per core of DUT CPU at max (1e9 / CPU ns per frame): what one core of it would do. */
+  pps_per_dut_core?: number;
   rounds?: number;
 }
 
@@ -256,6 +260,7 @@ function rows(points: Point[], idle: PacketBenchResult['idle'], skipped: Map<Var
         gen_cpu_pct_full: m('max', (p) => p.gen_cpu_pct),
         unattributed_ns_per_pkt_full: m('max', (p) => p.unattributed_ns_per_pkt),
         dut_cpu_busy_pct_full: m('max', (p) => p.dut_cpu_busy_pct),
+        pps_per_dut_core: m('max', (p) => 1e9 / p.cpu_ns_per_pkt),
         rounds: new Set(ps.map((p) => p.round)).size,
       });
     }
@@ -339,11 +344,13 @@ function machine(s: Settings, loads: number[][], seconds: number): Record<string
 
 const METHOD: Record<string, string> = {
   topology: 'sender ns -veth-> DUT ns -veth-> receiver ns; every veth with threaded NAPI',
-  generator: 'BPF_PROG_RUN live frames (XDP_TX on the sender veth: the DUT receives xdp_frames); flat out for max, paced in the XDP program (smooth, SCHED_IDLE spin) otherwise; 16 UDP flows, no UDP checksum',
+  cpus: 'pinned: the DUT (processes, testpmd lcores, its veths\' NAPI threads) on CPU 0; generator, sink NAPI thread (SCHED_FIFO) and the bench on CPU 1',
+  generator:
+    'flat out: BPF_PROG_RUN live frames, XDP_TX on the sender veth (the DUT receives xdp_frames); paced: AF_PACKET send per frame into an inner veth whose XDP redirects to the sender veth (same xdp_frames); 16 UDP flows, no UDP checksum, send time stamped by XDP',
   sink: 'XDP on the receiver veth: counts, checks the source is the NAT address, one-way latency histogram (100 ns buckets to 100 us, 10 us to 10 ms) from the stamp in the payload, drops',
-  cpu: "schedstat time of the DUT's processes and of its two veths' NAPI threads; per packet = / frames received at the sink; unattributed = /proc/stat busy minus DUT, generator and sink (an upper bound of what the DUT's figure misses, with other tenants' work in it)",
+  cpu: "schedstat time of the DUT's processes and of its two veths' NAPI threads, per frame received at the sink; checked against CPU 0's /proc/stat busy time; unattributed = whole-machine busy minus DUT, generator and sink",
   frame_bytes: 'Ethernet header to the end of the payload, no FCS (64: 14 + 20 + 8 + 22 B of payload)',
-  max_pps: 'frames/s at the sink with the generator flat out (the generator, the DUT and the sink share the 2 CPUs)',
+  max_pps: 'frames/s at the sink with the generator flat out; pps_per_dut_core = 1e9 / CPU ns per frame there',
   latency: 'p50/p99 one-way at the moderate load (the same rate for every variant, at most half its max)',
   rounds: 'variants up one at a time, order rotating per round; medians of rounds, ratios medians of per-round ratios',
 };
@@ -372,8 +379,8 @@ export function print(r: PacketBenchResult): void {
   out.push('Where the CPU went at max load (% of one core): the DUT\'s threads, its CPU as /proc/stat saw it (pinned runs), the generator, and machine time no thread was charged for');
   out.push(
     table(
-      ['variant', 'frame B', 'DUT threads %', 'DUT CPU busy %', 'generator %', 'unattributed ns/pkt'],
-      r.variants.filter((v) => !v.skipped).map((v) => [v.name, String(v.frame_bytes), fmt(v.dut_cpu_pct_full), fmt(v.dut_cpu_busy_pct_full), fmt(v.gen_cpu_pct_full), fmt(v.unattributed_ns_per_pkt_full)]),
+      ['variant', 'frame B', 'DUT threads %', 'DUT CPU busy %', 'generator %', 'unattributed ns/pkt', 'pps per DUT core'],
+      r.variants.filter((v) => !v.skipped).map((v) => [v.name, String(v.frame_bytes), fmt(v.dut_cpu_pct_full), fmt(v.dut_cpu_busy_pct_full), fmt(v.gen_cpu_pct_full), fmt(v.unattributed_ns_per_pkt_full), fmt(v.pps_per_dut_core)]),
     ),
   );
   out.push('Targets (bpfctl, event-driven; ratios are medians of per-round ratios)');
@@ -397,7 +404,8 @@ export async function run(opts: { quick?: boolean } = {}): Promise<PacketBenchRe
   const failures: { name: string; error: string }[] = [];
   const skipped = new Map<VariantName, string>();
   const fail = (name: string, err: unknown) => {
-    const msg = err instanceof Error ? err.message : String(err);
+    // One line for the table; the cause's own last lines (a child's stderr) are in the message.
+    const msg = (err instanceof Error ? err.message : String(err)).split('\n').filter((l) => l.trim()).slice(0, 6).join(' / ');
     failures.push({ name, error: msg });
     log(`${name} failed: ${msg}`);
   };
@@ -448,12 +456,18 @@ export async function run(opts: { quick?: boolean } = {}): Promise<PacketBenchRe
     t = createTopology();
     sink = attachSink(t);
     setThreaded(t, t.nsR, t.ifR);
-    pin(kthreads(`napi/${t.ifR}-`), LOAD_CPU);
+    const sinkThreads = kthreads(`napi/${t.ifR}-`);
+    pin(sinkThreads, LOAD_CPU);
+    // The sink is the measuring instrument: real-time priority, so that it runs the moment frames
+    // reach it and never drops them behind the flat-out generator sharing its CPU (that thread
+    // gives the CPU up only at a scheduler tick; the sink's 256-frame ring would overflow first).
+    for (const p of sinkThreads) spawnSync('chrt', ['-f', '-p', '10', String(p)]);
     gen = await startGen(genBin, t);
     const b = new Bench(t, gen, sink);
     for (let round = 0; round < s.rounds && !interrupted; round++) {
       for (const name of rotate(names, round)) {
-        if (interrupted || skipped.has(name)) continue;
+        // A variant that was skipped or failed to start once is not retried in later rounds.
+        if (interrupted || skipped.has(name) || failures.some((f) => f.name === `${name} start`)) continue;
         try {
           log(`round ${round + 1}: ${name} up`);
           dut = await startDut(name, t);
