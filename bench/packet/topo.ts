@@ -15,6 +15,7 @@
  * was killed outright (SIGKILL) left behind, and never touches a live run's.
  */
 import { spawnSync } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
 
 export interface Topology {
   readonly nsS: string;
@@ -62,9 +63,24 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes the namespaces of packet-bench runs whose process is gone. Returns their names. */
+/**
+ * Removes what packet-bench runs whose process is gone left (namespaces, testpmd's run
+ * directory). Returns their names.
+ */
 export function removeStale(): string[] {
   const out: string[] = [];
+  try {
+    for (const d of readdirSync('/var/run/dpdk')) {
+      const m = /^bpk(\d+)$/.exec(d);
+      if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) {
+        rmSync(`/var/run/dpdk/${d}`, { recursive: true, force: true });
+        out.push(`/var/run/dpdk/${d}`);
+      }
+    }
+    if (out.length && readdirSync('/var/run/dpdk').length === 0) rmSync('/var/run/dpdk', { recursive: true });
+  } catch {
+    // No DPDK run directory.
+  }
   for (const line of run('ip', ['netns', 'list'], { allowFail: true }).split('\n')) {
     const name = line.split(' ')[0] ?? '';
     const m = NS_RE.exec(name);
