@@ -11,6 +11,11 @@
  *       consumes ring 0 like pktio's TX thread until N frames or the timeout; checks every frame
  *       is a live buffer of ours, that each flow's frames come in order, and frees them; prints
  *       JSON: counts by port, how many came with swapped MACs, order violations
+ *   packet_plane_test bench POOL ROUNDS
+ *       the software path of one frame in one thread, batches of 32: pool alloc, route to the
+ *       first function's ring (chain 0, whose function 0 must have instance 0 live and no
+ *       process), take it as that instance would (validate, owner), route to the egress (ring 0),
+ *       take it as pktio's TX thread would, free; prints ns per frame
  */
 #define _GNU_SOURCE
 #include <bpfctl/packet.h>
@@ -170,12 +175,59 @@ static int drain(const char *path, uint32_t n, uint32_t timeout_ms)
 	return 0;
 }
 
+static int bench(const char *path, uint32_t rounds)
+{
+	struct bpfctl_plane pl;
+	struct bpfctl_pool *p = open_plane(path, &pl);
+	static struct bpfctl_chain_delta cd;
+	struct bpfctl_ring r1 = bpfctl_plane_ring(&pl, BPFCTL_PKT_RING_OF(0, 0)), r0 = bpfctl_plane_ring(&pl, 0);
+	uint32_t pid = (uint32_t)getpid(), idx[32], gen[32], moved = 0;
+	struct bpfctl_pkt_desc d[32];
+	struct bpfctl_route_result res;
+	struct bpfctl_free_batch fb;
+	struct timespec t0, t1;
+
+	fb.n = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint32_t r = 0; r < rounds; r++) {
+		uint32_t k = bpfctl_pool_alloc_bulk(p, pid, idx, gen, 32);
+
+		for (uint32_t i = 0; i < k; i++)
+			d[i] = (struct bpfctl_pkt_desc){ .addr = bpfctl_plane_buf_off(&pl, idx[i]) + 256, .gen = gen[i], .len = 60, .hash = (uint16_t)(i * 2654435761u >> 16) };
+		bpfctl_pkt_route(&pl, d, k, &res, &cd); /* pktio RX -> function 0 */
+		uint32_t n = bpfctl_ring_pop(&r1, d, 32);
+
+		for (uint32_t i = 0; i < n; i++) { /* the instance takes them */
+			if (bpfctl_plane_desc_ok(&pl, &d[i]))
+				bpfctl_plane_set_owner(&pl, d[i].addr, pid);
+			d[i].hop++;
+		}
+		bpfctl_pkt_route(&pl, d, n, &res, &cd); /* the instance -> egress (ring 0) */
+		n = bpfctl_ring_pop(&r0, d, 32);
+		for (uint32_t i = 0; i < n; i++) { /* pktio TX takes and, after the completion, frees */
+			if (bpfctl_plane_desc_ok(&pl, &d[i]))
+				bpfctl_plane_set_owner(&pl, d[i].addr, pid);
+			bpfctl_free_batch_add(&pl, &fb, &d[i]);
+		}
+		bpfctl_free_batch_flush(&pl, &fb);
+		bpfctl_chain_delta_flush(&pl, &cd);
+		moved += n;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)(moved ? moved : 1);
+
+	printf("{\"frames\":%u,\"nsPerFrame\":%.1f}\n", moved, ns);
+	return moved == rounds * 32 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "bench"))
+		return bench(argv[2], (uint32_t)atoi(argv[3]));
 	if (argc == 6 && !strcmp(argv[1], "inject"))
 		return inject(argv[2], (uint32_t)atoi(argv[3]), (uint32_t)atoi(argv[4]), (uint32_t)atoi(argv[5]));
 	if (argc == 5 && !strcmp(argv[1], "drain"))
 		return drain(argv[2], (uint32_t)atoi(argv[3]), (uint32_t)atoi(argv[4]));
-	fprintf(stderr, "usage: %s inject POOL CHAIN N FLOWS | drain POOL N TIMEOUT_MS\n", argv[0]);
+	fprintf(stderr, "usage: %s inject POOL CHAIN N FLOWS | drain POOL N TIMEOUT_MS | bench POOL ROUNDS\n", argv[0]);
 	return 2;
 }

@@ -411,6 +411,22 @@ test('runtime: a second consumer of one ring is refused; SIGTERM with frames que
   }
 });
 
+test('runtime cost of one frame through one function, in one thread (printed, not asserted)', async () => {
+  const b = Pool.create({ name: `test-${process.pid}-nfbench`, bufferSize: 2048, bufferCount: 256, backing: 'shm', extSize: PacketPlane.sizeFor(1) });
+  try {
+    const pl = PacketPlane.init(b, { functions: [{ name: 'f' }], chains: [{ name: 'c', functions: [0], egress: { kind: 'tx', port: 0 }, poll: false }], ports: [{ interface: 'p0', ifindex: 0 }] });
+    pl.setLive(0, [0]);
+    const r = await runC(tool(), ['bench', b.path, '100000']);
+    assert.is(r.code, 0, r.stderr);
+    const x = lastJson<{ frames: number; nsPerFrame: number }>(r.stdout);
+    console.log(`  alloc + 2 ring hops (route, take) + free: ${x.nsPerFrame} ns per frame`);
+    assert.is(b.stats().inUse, 0);
+  } finally {
+    b.close();
+    Pool.remove(b.path);
+  }
+});
+
 test('runtime: a pool without a packet plane is refused in one line', async () => {
   const bare = Pool.create({ name: `test-${process.pid}-noplane`, bufferSize: 2048, bufferCount: 16, backing: 'shm' });
   try {
