@@ -117,7 +117,16 @@ export function attachSink(t: Topology): Sink {
   };
   return {
     snapshot() {
-      const [packets, bytes, natted, other] = [0, 1, 2, 3].map((k) => sumPerCpu(stats.lookup(key(k)), cpus)) as [number, number, number, number];
+      // struct sink_stats per CPU: pkts, bytes, natted, other (u64 each).
+      const v = stats.lookup(key(0));
+      const field = (i: number) => {
+        if (!v) return 0;
+        const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+        let s = 0;
+        for (let c = 0; c < cpus; c++) s += Number(dv.getBigUint64(c * 32 + i * 8, true));
+        return s;
+      };
+      const [packets, bytes, natted, other] = [field(0), field(1), field(2), field(3)];
       const h = new Float64Array(HIST_BUCKETS);
       const all = hist.lookupBatch();
       if (all) {
