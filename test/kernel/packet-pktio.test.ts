@@ -308,6 +308,30 @@ test('frames through pktio and C functions: out the other veth byte for byte, re
   assert.is(pool.stats().inUse, 0);
 });
 
+test('untagged frames are no_chain, also in buffers that carried a chain word before', async () => {
+  const io = await startPktio(['--fill', '32']);
+  const macB = macOf(netIn.nsB, netIn.ifB);
+  const macA = macOf(netIn.nsA, netIn.ifA);
+  const frame = (dport: number, i: number) => eth({ src: macA, dst: macB }, ipv4({ src: netIn.ipA, dst: netIn.ipB }, udp({ sport: 30000 + i, dport }, new TextEncoder().encode(`bpfctl-pkt untagged ${i}`))));
+  const base = plane.snapshot();
+  const out = await capture(netOut.nsB, netOut.ifB);
+  // tagged frames for chain 0 leave their word in the buffers; freed, the buffers go back to the fill rings
+  send(netIn.nsA, netIn.ifA, Array.from({ length: 100 }, (_, i) => frame(7000, i)));
+  await waitFor('the tagged frames out', () => plane.snapshot().ports[1]!.tx - base.ports[1]!.tx >= 100n);
+  await sleep(200);
+  send(netIn.nsA, netIn.ifA, Array.from({ length: 100 }, (_, i) => frame(7100, i)));
+  await waitFor('the untagged frames in', () => plane.snapshot().ports[0]!.rx - base.ports[0]!.rx >= 200n);
+  await sleep(200);
+  const got = await out.stop();
+  const s = plane.snapshot();
+  assert.is(s.ports[0]!.noChain - base.ports[0]!.noChain, 100n, 'every untagged frame is no_chain');
+  assert.is(s.ports[1]!.tx - base.ports[1]!.tx, 100n, 'none of them was taken for chain 0');
+  assert.is(got.length, 100);
+  io.proc.kill('SIGTERM');
+  assert.is(await io.exit, 0);
+  assert.is(pool!.stats().inUse, 0);
+});
+
 test('a second pktio: on the same pool it is refused (ring 0 has its consumer); on the same queues it fails naming the port and the reason; neither leaves anything', async () => {
   const io = await startPktio();
   const inUse = pool!.stats().inUse;

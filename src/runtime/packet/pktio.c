@@ -357,8 +357,16 @@ static int refill(struct xq *x)
 			break;
 		}
 		for (uint32_t i = 0; i < got; i++) {
+			uint32_t off = bpfctl_plane_buf_off(&g.plane, idx[i]);
+
 			g.gen_of[idx[i]] = gen[i];
-			*xsk_ring_prod__fill_addr(&x->fill, at + i) = bpfctl_plane_buf_off(&g.plane, idx[i]);
+			/*
+			 * No chain word where the classifier's would go: a frame that arrives untagged (a
+			 * driver without room for metadata) must not find an old one from the buffer's
+			 * last use and be taken for a chain's.
+			 */
+			memset(g.pool->base + off + BPFCTL_PKT_HEADROOM - 4, 0, 4);
+			*xsk_ring_prod__fill_addr(&x->fill, at + i) = off;
 		}
 		xsk_ring_prod__submit(&x->fill, got);
 		x->in_kernel += got;
