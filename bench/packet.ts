@@ -53,16 +53,18 @@ import os, { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAllSync, stopAll } from './chain/proc.ts';
-import { cpuBusy, cpuOf, DUT_CPU, kthreads, LOAD_CPU, machineBusy, PINNED, pin } from './packet/cpu.ts';
+import { byThreadName, cpuBusy, cpuOf, DUT_CPU, kthreads, LOAD_CPU, machineBusy, PINNED, pin } from './packet/cpu.ts';
 import { type Dut, removeDpdkRun, Skipped, startDut, VARIANTS, type VariantName } from './packet/duts.ts';
 import { FLOWS, type Gen, startGen } from './packet/gen.ts';
-import { attachSink, buildGen, quantileUs, type Sink } from './packet/progs.ts';
+import { attachSink, buildGen, quantileUs, type Sink, type SinkSnapshot } from './packet/progs.ts';
 import { createTopology, removeStale, setThreaded, type Topology } from './packet/topo.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const FRAME_SIZES = [64, 1500] as const;
 /** The common "moderate load" of the latency points, frames/s (at most half a variant's max). */
 const MODERATE_PPS = 20_000;
+/** Other work on the DUT's CPU above which a point is taken again (% of a core; ticks are 1% of a 1 s point). */
+const OTHERS_MAX_PCT = 10;
 const REFERENCE_KERNEL: VariantName = 'kernel-nft';
 const REFERENCE_POLL: VariantName = 'testpmd';
 
@@ -91,6 +93,12 @@ export interface Point {
   unattributed_ns_per_pkt: number;
   /** Pinned: how busy the DUT's CPU was (/proc/stat, 10 ms ticks; anyone's work on it counts). */
   dut_cpu_busy_pct: number;
+  /** Pinned: the DUT's CPU busy with anything but the DUT (other people's work), % of a core. */
+  others_on_dut_cpu_pct: number;
+  /** Tries of this point (a point disturbed by other work on the DUT's CPU is taken again). */
+  attempts: number;
+  /** The DUT's busiest threads by name (NAPI threads as napi/<veth>), % of a core. */
+  threads: { name: string; cpu_pct: number }[];
   /** Frames that reached the sink without the NAT address as source, when the DUT does NAT. */
   not_natted: number;
 }
@@ -117,6 +125,9 @@ export interface VariantRow {
   dut_cpu_busy_pct_full?: number;
   /** Frames/s per core of DUT CPU at max (1e9 / CPU ns per frame): what one core of it would do. */
   pps_per_dut_core?: number;
+  others_on_dut_cpu_pct_full?: number;
+  /** The busiest DUT threads in its best max point. */
+  threads_full?: { name: string; cpu_pct: number }[];
   rounds?: number;
 }
 
@@ -143,6 +154,8 @@ export interface PacketBenchResult {
 interface Settings {
   quick: boolean;
   rounds: number;
+  /** Extra tries of a point disturbed by other work on the DUT's CPU. */
+  retries: number;
   maxSeconds: number;
   pacedSeconds: number;
   warmSeconds: number;
@@ -152,8 +165,8 @@ interface Settings {
 
 function settings(quick: boolean): Settings {
   const s: Settings = quick
-    ? { quick, rounds: 1, maxSeconds: 0.5, pacedSeconds: 0.5, warmSeconds: 0.2, idleSeconds: 2, settleMs: 500 }
-    : { quick, rounds: 3, maxSeconds: 1, pacedSeconds: 1, warmSeconds: 0.3, idleSeconds: 5, settleMs: 1500 };
+    ? { quick, rounds: 1, retries: 1, maxSeconds: 0.5, pacedSeconds: 0.5, warmSeconds: 0.2, idleSeconds: 2, settleMs: 500 }
+    : { quick, rounds: 3, retries: 2, maxSeconds: 1, pacedSeconds: 1, warmSeconds: 0.3, idleSeconds: 5, settleMs: 1500 };
   const n = Number(process.env.PACKET_ROUNDS);
   if (Number.isInteger(n) && n > 0) s.rounds = n;
   return s;
@@ -178,6 +191,30 @@ class Bench {
     readonly sink: Sink,
   ) {}
 
+  /**
+   * The sink's counters once frames stopped arriving (no new frame for 20 ms, at most 2 s): a
+   * DUT with deep rings (a pool of thousands of buffers) still delivers what it queued at max
+   * load well after the generator stopped, and that belongs to this point, not the next.
+   */
+  async drained(): Promise<SinkSnapshot> {
+    let last = this.sink.snapshot();
+    for (const t0 = performance.now(); performance.now() - t0 < 2000; ) {
+      await sleep(20);
+      const now = this.sink.snapshot();
+      if (now.packets === last.packets) return now;
+      last = now;
+    }
+    return last;
+  }
+
+  /** A DUT thread's name for the tables: its veths' NAPI threads as napi:ingress / napi:egress. */
+  threadName(comm: string): string {
+    const m = /^napi\/(.+)-\d+$/.exec(comm);
+    if (m?.[1] === this.t.ifIn) return 'napi:ingress';
+    if (m?.[1] === this.t.ifOut) return 'napi:egress';
+    return comm;
+  }
+
   sinkThreads(): number[] {
     return kthreads(`napi/${this.t.ifR}-`);
   }
@@ -188,21 +225,32 @@ class Bench {
     const sinkPids = this.sinkThreads();
     const s0 = this.sink.snapshot();
     const c0 = cpuOf(pids);
+    const t0 = byThreadName(pids);
     const g0 = cpuOf([this.gen.pid]);
     const k0 = cpuOf(sinkPids);
     const m0 = machineBusy();
     const d0 = cpuBusy(DUT_CPU);
+    const w0 = performance.now();
     const r = await this.gen.run(rate, seconds);
-    // Frames still on their way (rings of a few hundred frames: well under a millisecond).
-    await sleep(20);
-    const s1 = this.sink.snapshot();
-    const dut_s = cpuOf(pids) - c0;
-    const gen_s = cpuOf([this.gen.pid]) - g0;
-    const sink_s = cpuOf(sinkPids) - k0;
-    const busy_s = machineBusy() - m0;
-    const dutCpuBusy_s = cpuBusy(DUT_CPU) - d0;
-    const rx = s1.packets - s0.packets;
+    const s1 = await this.drained();
+    const [c1, g1, k1, m1, d1] = [cpuOf(pids), cpuOf([this.gen.pid]), cpuOf(sinkPids), machineBusy(), cpuBusy(DUT_CPU)];
+    // Rates over the generator's own window. CPU was read over a slightly longer one (the
+    // command's round trip, the drain): taken as a rate over that and charged for the
+    // generator's window (exact for a steady consumer, a poller included).
     const secs = r.seconds;
+    const scale = secs / ((performance.now() - w0) / 1000);
+    const dut_s = (c1 - c0) * scale;
+    const gen_s = (g1 - g0) * scale;
+    const sink_s = (k1 - k0) * scale;
+    const busy_s = (m1 - m0) * scale;
+    const dutCpuBusy_s = (d1 - d0) * scale;
+    const rx = s1.packets - s0.packets;
+    const threads = [...byThreadName(pids)]
+      .map(([name, v]) => ({ name: this.threadName(name), cpu_pct: ((v - (t0.get(name) ?? 0)) * scale * 100) / secs }))
+      .filter((x) => x.cpu_pct >= 0.5)
+      .sort((a, b) => b.cpu_pct - a.cpu_pct)
+      .slice(0, 6)
+      .map((x) => ({ name: x.name, cpu_pct: Math.round(x.cpu_pct * 10) / 10 }));
     return {
       name: dut.name,
       frame_bytes: frame,
@@ -220,6 +268,9 @@ class Bench {
       sink_cpu_pct: (sink_s / secs) * 100,
       unattributed_ns_per_pkt: rx ? (Math.max(0, busy_s - dut_s - gen_s - sink_s) * 1e9) / rx : Number.NaN,
       dut_cpu_busy_pct: PINNED ? (dutCpuBusy_s / secs) * 100 : Number.NaN,
+      others_on_dut_cpu_pct: PINNED ? Math.max(0, ((dutCpuBusy_s - dut_s) / secs) * 100) : Number.NaN,
+      attempts: 1,
+      threads,
       not_natted: dut.nat ? rx - (s1.natted - s0.natted) : 0,
     };
   }
@@ -261,6 +312,8 @@ function rows(points: Point[], idle: PacketBenchResult['idle'], skipped: Map<Var
         unattributed_ns_per_pkt_full: m('max', (p) => p.unattributed_ns_per_pkt),
         dut_cpu_busy_pct_full: m('max', (p) => p.dut_cpu_busy_pct),
         pps_per_dut_core: m('max', (p) => 1e9 / p.cpu_ns_per_pkt),
+        others_on_dut_cpu_pct_full: m('max', (p) => p.others_on_dut_cpu_pct),
+        threads_full: ps.filter((p) => p.kind === 'max').sort((a, b) => b.rx_pps - a.rx_pps)[0]?.threads,
         rounds: new Set(ps.map((p) => p.round)).size,
       });
     }
@@ -379,8 +432,19 @@ export function print(r: PacketBenchResult): void {
   out.push('Where the CPU went at max load (% of one core): the DUT\'s threads, its CPU as /proc/stat saw it (pinned runs), the generator, and machine time no thread was charged for');
   out.push(
     table(
-      ['variant', 'frame B', 'DUT threads %', 'DUT CPU busy %', 'generator %', 'unattributed ns/pkt', 'pps per DUT core'],
-      r.variants.filter((v) => !v.skipped).map((v) => [v.name, String(v.frame_bytes), fmt(v.dut_cpu_pct_full), fmt(v.dut_cpu_busy_pct_full), fmt(v.gen_cpu_pct_full), fmt(v.unattributed_ns_per_pkt_full), fmt(v.pps_per_dut_core)]),
+      ['variant', 'frame B', 'DUT threads %', 'DUT CPU busy %', 'generator %', 'unattributed ns/pkt', 'pps per DUT core', 'busiest DUT threads (%)'],
+      r.variants
+        .filter((v) => !v.skipped)
+        .map((v) => [
+          v.name,
+          String(v.frame_bytes),
+          fmt(v.dut_cpu_pct_full),
+          fmt(v.dut_cpu_busy_pct_full),
+          fmt(v.gen_cpu_pct_full),
+          fmt(v.unattributed_ns_per_pkt_full),
+          fmt(v.pps_per_dut_core),
+          (v.threads_full ?? []).slice(0, 4).map((x) => `${x.name} ${fmt(x.cpu_pct)}`).join(', '),
+        ]),
     ),
   );
   out.push('Targets (bpfctl, event-driven; ratios are medians of per-round ratios)');
@@ -484,14 +548,29 @@ export async function run(opts: { quick?: boolean } = {}): Promise<PacketBenchRe
             if (interrupted) break;
             await gen.frame(frame);
             await gen.run(0, s.warmSeconds);
-            const max = await b.point(dut, frame, round, 'max', 0, s.maxSeconds);
+            await b.drained();
+            // A point during which other work took the DUT's CPU (pinned runs: /proc/stat says
+            // the CPU was busier than the DUT's threads) is taken again, up to s.retries times;
+            // the least disturbed try counts.
+            const measure = async (kind: Kind, rate: number, secs: number) => {
+              let best: Point | undefined;
+              for (let i = 0; i <= s.retries; i++) {
+                const p = await b.point(dut!, frame, round, kind, rate, secs);
+                p.attempts = i + 1;
+                if (!best || p.others_on_dut_cpu_pct < best.others_on_dut_cpu_pct) best = { ...p, attempts: i + 1 };
+                if (!(p.others_on_dut_cpu_pct > OTHERS_MAX_PCT)) break;
+                log(`${describe(p)}: ${p.others_on_dut_cpu_pct.toFixed(0)}% of the DUT's CPU went to other work, again`);
+              }
+              return best!;
+            };
+            const max = await measure('max', 0, s.maxSeconds);
             points.push(max);
             log(describe(max));
             if (!(max.rx_pps > 0)) throw new Error(`no frame reached the sink at ${frame} B`);
-            const ten = await b.point(dut, frame, round, '10pct', Math.round(max.rx_pps / 10), s.pacedSeconds);
+            const ten = await measure('10pct', Math.round(max.rx_pps / 10), s.pacedSeconds);
             points.push(ten);
             log(describe(ten));
-            const mod = await b.point(dut, frame, round, 'moderate', Math.min(MODERATE_PPS, Math.round(max.rx_pps / 2)), s.pacedSeconds);
+            const mod = await measure('moderate', Math.min(MODERATE_PPS, Math.round(max.rx_pps / 2)), s.pacedSeconds);
             points.push(mod);
             log(describe(mod));
           }

@@ -70,3 +70,24 @@ export function cpuBusy(cpu: string): number {
   const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number) as [number, number, number, number, number, number, number];
   return (user + nice + system + irq + softirq) / CLK_TCK;
 }
+
+/** CPU seconds of every thread of the given pids, by thread name (`comm`), summed per name. */
+export function byThreadName(pids: readonly number[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const p of pids) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tids) {
+      try {
+        const comm = readFileSync(`/proc/${p}/task/${t}/comm`, 'utf8').trim();
+        const f = readFileSync(`/proc/${p}/task/${t}/schedstat`, 'utf8');
+        out.set(comm, (out.get(comm) ?? 0) + Number(f.slice(0, f.indexOf(' '))) / 1e9);
+      } catch {}
+    }
+  }
+  return out;
+}
