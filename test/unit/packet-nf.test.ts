@@ -287,10 +287,10 @@ interface Instance {
 }
 
 /** A packet function instance with the real runtime; resolves once it said ready on fd 3. */
-async function startInstance(name: string, fn: number, inst: number, poolPath: string): Promise<Instance> {
+async function startInstance(name: string, fn: number, inst: number, poolPath: string, poll = false): Promise<Instance> {
   const bin = await buildPacketFunction(join(ROOT, `examples/packet-nat/nf/${name}.c`), { cacheDir });
   const proc = spawn(bin, [], {
-    env: { ...process.env, BPFCTL_POOL: poolPath, BPFCTL_PKT_FN: String(fn), BPFCTL_PKT_INST: String(inst), BPFCTL_PKT_POLL: '0', BPFCTL_FN_NAME: name, BPFCTL_READY_FD: '3' },
+    env: { ...process.env, BPFCTL_POOL: poolPath, BPFCTL_PKT_FN: String(fn), BPFCTL_PKT_INST: String(inst), BPFCTL_PKT_POLL: poll ? '1' : '0', BPFCTL_FN_NAME: name, BPFCTL_READY_FD: '3' },
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
   });
   procs.add(proc);
@@ -389,6 +389,22 @@ test('runtime: no live instance of the next function: frames are freed and count
   plane.setLive(FN_MACSWAP, [0]);
 });
 
+test('runtime: a polling instance spins on its ring instead of sleeping, and still stops on SIGTERM', async () => {
+  const poller = await startInstance('count', FN_COUNT, 2, pool!.path, true);
+  assert.match(poller.line, /^ready count 2 \d+ ring=3 mode=poll$/);
+  plane.setInstance(FN_COUNT, 2, poller.proc.pid!, 'live'); // as the supervisor would: the snapshot lists it from now on
+  plane.setLive(FN_COUNT, [2]);
+  assert.equal(await inject(2, 100, 4), { passed: 100, noInstance: 0, ringFull: 0, other: 0 });
+  const end = Date.now() + 5000;
+  while (inst(FN_COUNT, 2).rx < 100n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  assert.is(inst(FN_COUNT, 2).rx, 100n);
+  assert.is(inst(FN_COUNT, 2).wakeups, 0n, 'never slept');
+  plane.setLive(FN_COUNT, [0, 1]);
+  poller.proc.kill('SIGTERM');
+  assert.is(await poller.exit, 0, poller.stderr());
+  assert.is(pool!.stats().inUse, 0);
+});
+
 test('runtime: a second consumer of one ring is refused; SIGTERM with frames queued drains them first', async () => {
   const dup = await startInstance('count', FN_COUNT, 1, pool!.path).catch((e: Error) => e.message);
   assert.match(String(dup), new RegExp(`^exit 2: count: ring 2 is consumed by pid ${count1.proc.pid}, which is alive\n$`));
@@ -402,7 +418,7 @@ test('runtime: a second consumer of one ring is refused; SIGTERM with frames que
   count0.proc.kill('SIGCONT');
   assert.is(await count0.exit, 0, count0.stderr());
   assert.is(inst(FN_COUNT, 0).rx - before, 200n, 'it handled what was queued before exiting');
-  assert.equal(chainStats(2), [200n, 0n, 200n, 0n], 'and passed it on (the chain drops at its egress)');
+  assert.equal(chainStats(2), [300n, 0n, 300n, 0n], 'and passed it on (the chain drops at its egress)');
   assert.match(count0.stderr(), /^count: udp \d+ frames \d+ bytes\n$/);
   assert.is(pool!.stats().inUse, 0);
   for (const i of [count1, macswap0]) {
