@@ -21,7 +21,8 @@
  * start; say why with bpfctl_nf_log) and `void bpfctl_nf_fini(struct bpfctl_nf *nf)` (after the
  * last batch, on SIGTERM). Every frame keeps verdict BPFCTL_PKT_NEXT unless the handler says
  * otherwise: NEXT goes on to the next function of its chain (or the chain's egress), DROP frees
- * it, REFLECT transmits it back out of the port it came in on.
+ * it, REFLECT transmits it back out of the port it came in on (p->port: a handler that routes
+ * may set another port).
  *
  * Other programs (a DPDK NF) use the loop below directly:
  *
@@ -75,7 +76,7 @@
 struct bpfctl_pkt {
 	uint8_t *data;   /* the frame's first byte (Ethernet header) */
 	uint16_t len;    /* frame length */
-	uint8_t port;    /* port it arrived on */
+	uint8_t port;    /* port it arrived on; REFLECT transmits out of this port */
 	uint8_t chain;   /* chain id */
 	uint8_t hop;     /* this function's index in the chain */
 	uint8_t verdict; /* BPFCTL_PKT_NEXT unless the handler changes it */

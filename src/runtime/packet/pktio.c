@@ -84,6 +84,8 @@ struct port {
 	uint32_t nq;
 	struct xq *q[MAX_QUEUES];
 	struct bpfctl_port_entry *entry;
+	/* the kernel's counters start at 0 with every socket: the port's go on from where they were */
+	uint64_t base_dropped, base_full, base_empty;
 };
 
 static struct {
@@ -482,9 +484,9 @@ static void copy_stats(void)
 				empty += st.rx_fill_ring_empty_descs;
 			}
 		}
-		atomic_store_explicit(&p->entry->rx_dropped, dropped, memory_order_relaxed);
-		atomic_store_explicit(&p->entry->rx_ring_full, full, memory_order_relaxed);
-		atomic_store_explicit(&p->entry->rx_fill_empty, empty, memory_order_relaxed);
+		atomic_store_explicit(&p->entry->rx_dropped, p->base_dropped + dropped, memory_order_relaxed);
+		atomic_store_explicit(&p->entry->rx_ring_full, p->base_full + full, memory_order_relaxed);
+		atomic_store_explicit(&p->entry->rx_fill_empty, p->base_empty + empty, memory_order_relaxed);
 	}
 }
 
@@ -772,6 +774,11 @@ int main(int argc, char **argv)
 		if (p->id >= g.plane.nports)
 			die("port %u (%s): the plane has %u ports", p->id, p->ifname, g.plane.nports);
 		p->entry = &g.plane.ports[p->id];
+		p->base_dropped = atomic_load(&p->entry->rx_dropped);
+		p->base_full = atomic_load(&p->entry->rx_ring_full);
+		p->base_empty = atomic_load(&p->entry->rx_fill_empty);
+		/* a pktio that died left its gauge behind; what it held was reclaimed with it */
+		atomic_store(&p->entry->posted, 0);
 		p->ifindex = (int)if_nametoindex(p->ifname);
 		if (!p->ifindex)
 			die("%s: no such interface in this network namespace", p->ifname);
