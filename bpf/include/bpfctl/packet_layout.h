@@ -62,6 +62,9 @@
 /* Ring of instance `inst` of function `fn`; ring 0 feeds pktio's transmit thread. */
 #define BPFCTL_PKT_RING_OF(fn, inst) (1u + (uint32_t)(fn) * BPFCTL_PKT_MAX_INST + (uint32_t)(inst))
 
+/* Descriptor flags: headed out (to ring 0); `port` is the port to transmit on. */
+#define BPFCTL_PKT_DESC_TX 0x01u
+
 /* What travels through the rings: a frame in a pool buffer, 16 bytes. */
 struct bpfctl_pkt_desc {
 	uint32_t addr;  /* pool offset of the frame's first byte (== UMEM address) */
@@ -71,7 +74,7 @@ struct bpfctl_pkt_desc {
 	uint8_t chain;  /* chain id */
 	uint8_t hop;    /* index in the chain of the function that receives it */
 	uint8_t port;   /* port it arrived on; on ring 0: the port to transmit on */
-	uint8_t flags;
+	uint8_t flags;  /* BPFCTL_PKT_DESC_* */
 };
 
 struct bpfctl_plane_hdr {

@@ -338,8 +338,6 @@ struct bpfctl_route_result {
  * Ownership moves to the ring before each slot is published. Chain counters (dropped, lost) are
  * added here; the caller counts `passed` and the losses in its own counters.
  */
-#define BPFCTL_PKT_DESC_TX 0x01u
-
 static inline void bpfctl_pkt_route(struct bpfctl_plane *pl, struct bpfctl_pkt_desc *d, uint32_t n,
 				    struct bpfctl_route_result *res, struct bpfctl_chain_delta *cd)
 {
