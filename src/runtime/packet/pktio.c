@@ -863,11 +863,9 @@ int main(int argc, char **argv)
 	}
 	/* closing the sockets takes them out of the xskmaps and makes the kernel let go of the UMEM */
 	close_sockets();
-	uint32_t freed = free_mine();
-
+	free_mine();
 	for (uint32_t pi = 0; pi < g.nports; pi++)
 		atomic_store_explicit(&g.ports[pi].entry->posted, 0, memory_order_relaxed);
-	(void)freed;
 	bpfctl_pool_close(g.pool);
 	return 0;
 }
