@@ -16,6 +16,8 @@ const run = promisify(execFile);
 /** The runtime ships as source at the package root (the compiled package has no C under dist/). */
 export const NF_MAIN_C = join(PACKAGE_ROOT, 'src/runtime/packet/nf_main.c');
 export const PKTIO_C = join(PACKAGE_ROOT, 'src/runtime/packet/pktio.c');
+const PKTIO_SOURCES = [PKTIO_C, join(PACKAGE_ROOT, 'src/runtime/packet/pktio_rxtx.c')];
+const PKTIO_HEADER = join(PACKAGE_ROOT, 'src/runtime/packet/pktio.h');
 export const INCLUDE_DIR = join(PACKAGE_ROOT, 'bpf/include');
 const HEADERS = ['pool.h', 'packet.h', 'packet_layout.h', 'packet_ring.h', 'packet_plane.h', 'packet_hdr.h'].map((h) => join(INCLUDE_DIR, 'bpfctl', h));
 // _GNU_SOURCE: handlers use POSIX and glibc (inet_pton, getenv, clock_gettime) without thinking about feature macros.
@@ -56,25 +58,25 @@ export async function buildPacketFunction(source: string, o: BuildPacketOptions 
   const src = resolve(source);
   if (!existsSync(src)) throw new PacketFunctionBuildError(`packet function source not found: ${src}`, '');
   const main = resolve(o.runtime ?? NF_MAIN_C);
-  return build([src, main], basename(src).replace(/\.c$/, ''), o, (stderr, cause) => new PacketFunctionBuildError(`cannot compile packet function ${src}`, stderr, { cause }));
+  return build([src, main], basename(src).replace(/\.c$/, ''), o, [], (stderr, cause) => new PacketFunctionBuildError(`cannot compile packet function ${src}`, stderr, { cause }));
 }
 
 /**
- * Compiles pktio (src/runtime/packet/pktio.c) and returns its path.
+ * Compiles pktio (src/runtime/packet/pktio.c, pktio_rxtx.c) and returns its path.
  * @throws PktioBuildError (E_PKTIO_BUILD) when the compiler or linker refuses (libxdp-dev, libbpf-dev missing).
  */
 export async function buildPktio(o: Omit<BuildPacketOptions, 'runtime'> = {}): Promise<string> {
-  return build([PKTIO_C], 'pktio', { ...o, extra: [...(o.extra ?? []), ...PKTIO_LIBS] }, (stderr, cause) => {
+  return build(PKTIO_SOURCES, 'pktio', { ...o, extra: [...(o.extra ?? []), ...PKTIO_LIBS] }, [PKTIO_HEADER], (stderr, cause) => {
     const hint = /xdp\/xsk\.h|bpf\/bpf\.h|-lxdp|-lbpf/.test(stderr) ? ' (install libxdp-dev and libbpf-dev)' : '';
     return new PktioBuildError(`cannot build pktio${hint}`, stderr, { cause });
   });
 }
 
-async function build(sources: string[], name: string, o: BuildPacketOptions, fail: (stderr: string, cause: unknown) => CBuildError): Promise<string> {
+async function build(sources: string[], name: string, o: BuildPacketOptions, headers: string[], fail: (stderr: string, cause: unknown) => CBuildError): Promise<string> {
   const cc = o.cc ?? process.env.CC ?? 'cc';
   const args = [...FLAGS, `-I${INCLUDE_DIR}`, ...sources, ...(o.extra ?? [])];
   const h = createHash('sha256');
-  for (const f of [...sources, ...HEADERS]) h.update(readFileSync(f));
+  for (const f of [...sources, ...HEADERS, ...headers]) h.update(readFileSync(f));
   h.update(JSON.stringify([cc, args]));
   const dir = join(o.cacheDir ?? join(cacheRoot(), 'packet'), h.digest('hex').slice(0, 16));
   const out = join(dir, name);
