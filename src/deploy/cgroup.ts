@@ -3,7 +3,7 @@
  * supervisor registers sockets). Processes join it from src/runtime/supervisor/launch.ts, which
  * writes `cgroup.procs` itself before the process runs a single instruction of its own.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BpfctlError } from '../errors.ts';
 
@@ -13,7 +13,21 @@ export class CgroupError extends BpfctlError {
   }
 }
 
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+/**
+ * Creates the cgroup `path` (and its parents) on the cgroup v2 hierarchy. The nearest existing
+ * ancestor must be cgroup2: `ip netns exec` remounts /sys without the cgroup mounts, and a
+ * recursive mkdir on plain sysfs never returns (Node keeps retrying the parent).
+ */
 export function ensureCgroup(path: string): void {
+  let dir = path;
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  if (statfsSync(dir).type !== CGROUP2_SUPER_MAGIC) {
+    throw new CgroupError(
+      `cannot create cgroup ${path}: ${dir} is not on a cgroup v2 hierarchy (inside \`ip netns exec\` /sys is remounted without it: use \`nsenter --net=/run/netns/NAME\`, or bpfctl's --netns)`,
+    );
+  }
   try {
     mkdirSync(path, { recursive: true });
   } catch (err) {

@@ -61,7 +61,7 @@ export function createRig(id: string, tag: string, net: number): Rig {
 }
 
 export function cli(rig: Rig, args: string[], netns?: string): { status: number | null; stdout: string; stderr: string } {
-  const argv = netns ? ['ip', ['netns', 'exec', netns, process.execPath, BPFCTL_BIN, ...args]] : [process.execPath, [BPFCTL_BIN, ...args]];
+  const argv = netns ? ['nsenter', [`--net=/run/netns/${netns}`, process.execPath, BPFCTL_BIN, ...args]] : [process.execPath, [BPFCTL_BIN, ...args]];
   const r = spawnSync(argv[0] as string, argv[1] as string[], { env: rig.env, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -78,7 +78,7 @@ export interface Running {
 /** `bpfctl run ARGS --json` (inside `netns` when given), resolved once it printed its first line. */
 export async function startRun(rig: Rig, args: string[], netns?: string): Promise<Running> {
   const full = [BPFCTL_BIN, 'run', ...args, '--json'];
-  const child = netns ? spawn('ip', ['netns', 'exec', netns, process.execPath, ...full], { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, full, { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = netns ? spawn('nsenter', [`--net=/run/netns/${netns}`, process.execPath, ...full], { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, full, { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const r: Running = { child, stdout: '', stderr: '', exited: new Promise((res) => child.once('exit', (c) => res(c))), started: {} };
   child.stdout!.setEncoding('utf8').on('data', (t: string) => {
     r.stdout += t;

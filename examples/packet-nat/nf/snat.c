@@ -3,6 +3,9 @@
  *
  *   env SNAT_ADDR   the address flows leave with (e.g. 198.18.9.1)
  *       SNAT_PORTS  the source ports they get, a range like 20000-29999
+ *       SNAT_SRC_MAC, SNAT_DST_MAC
+ *                   optional: outbound frames leave with these MACs (the egress port's own,
+ *                   the next hop's), as a router sends them on
  *
  * Outbound: a frame's (protocol, source, destination) 5-tuple is looked up in a connection
  * table; a new flow gets the next free port of the range. Its source address and port are
@@ -30,6 +33,10 @@ struct flow { /* original 5-tuple, network byte order */
 	uint16_t sport, dport;
 	uint8_t proto;
 };
+
+/* Outbound MAC rewrite (SNAT_SRC_MAC / SNAT_DST_MAC); has_* is 0 when not configured. */
+static uint8_t out_src_mac[6], out_dst_mac[6];
+static int has_src_mac, has_dst_mac;
 
 struct mapping {
 	struct flow orig;
@@ -165,6 +172,12 @@ static uint8_t translate(struct bpfctl_pkt *p)
 		m->last = now;
 		rewrite_addr(ip, uh, th, &ip->saddr, snat_addr);
 		rewrite_port(uh, th, uh ? (void *)&uh->source : (void *)&th->source, bpfctl_htons((uint16_t)(port_lo + idx)));
+		struct bpfctl_ethhdr *eth = bpfctl_pkt_eth(p);
+
+		if (has_dst_mac)
+			memcpy(eth->dst, out_dst_mac, 6);
+		if (has_src_mac)
+			memcpy(eth->src, out_src_mac, 6);
 	}
 	bpfctl_ipv4_dec_ttl(ip);
 	return BPFCTL_PKT_NEXT;
@@ -178,8 +191,34 @@ void bpfctl_nf_batch(struct bpfctl_nf *nf, struct bpfctl_pkt *pkts, unsigned n)
 		pkts[i].verdict = translate(&pkts[i]);
 }
 
+/* "02:00:00:00:00:01" -> 6 bytes; 1 on success, 0 when unset, -1 when malformed. */
+static int parse_mac(const char *text, uint8_t out[6])
+{
+	unsigned b[6];
+	char extra;
+
+	if (!text)
+		return 0;
+	if (sscanf(text, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &extra) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++) {
+		if (b[i] > 0xff)
+			return -1;
+		out[i] = (uint8_t)b[i];
+	}
+	return 1;
+}
+
 int bpfctl_nf_init(struct bpfctl_nf *nf)
 {
+	has_src_mac = parse_mac(getenv("SNAT_SRC_MAC"), out_src_mac);
+	has_dst_mac = parse_mac(getenv("SNAT_DST_MAC"), out_dst_mac);
+	if (has_src_mac < 0 || has_dst_mac < 0) {
+		bpfctl_nf_log(nf, "SNAT_SRC_MAC and SNAT_DST_MAC must be MAC addresses like 02:00:00:00:00:01");
+		return -1;
+	}
+	has_src_mac = has_src_mac > 0;
+	has_dst_mac = has_dst_mac > 0;
 	const char *addr = getenv("SNAT_ADDR"), *ports = getenv("SNAT_PORTS");
 	struct in_addr a;
 	unsigned lo, hi;

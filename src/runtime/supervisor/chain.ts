@@ -14,6 +14,7 @@
  * so `status`, `diff` and `graph` show what runs.
  */
 import { resolve } from 'node:path';
+import { ensureCgroup } from '../../deploy/cgroup.ts';
 import { hasChain } from '../../deploy/chain.ts';
 import { type ChainMaps, openChainMaps } from '../../deploy/chain-maps.ts';
 import { readManifest, writeManifest } from '../../deploy/manifest.ts';
@@ -239,6 +240,8 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     const pinDir = policyDir(ir.name, root);
     if (!hasChain(ir)) {
       // Packet chains (and XDP/tc sections) only: no gateway, hub or request functions to run.
+      // Their processes still live in the policy cgroup (unloadPolicy removes it).
+      if (planeBytes(ir) > 0) ensureCgroup(cgroup);
       if (planeBytes(ir) > 0) packet = await startPacketRuntime(packetOptions(ir, thePool, pinDir, cgroup, opts, readyTimeout, graceMs, log, progress));
       aborted();
       return await packetOnly(ir, file, poolName, pinDir, cgroup, packet, teardown, opts, progress);
