@@ -30,7 +30,7 @@ let before: Snapshot;
 let run: Running | null = null;
 const NAT_ADDR = () => rig.ip.dOut;
 
-function writePolicy(): string {
+function writePolicy(tenantPort = 5000): string {
   const file = join(dir, 'policy.ts');
   const { ifs, mac } = rig;
   writeFileSync(
@@ -51,7 +51,7 @@ export default definePolicy({
       interface: '${ifs.dIn}',
       rules: [
         toChain('nat-count', { srcMac: '${BAD_MAC}' }, { name: 'bad-frames' }),
-        toChain('nat-count', { proto: 'udp', dport: 5000 }, { name: 'tenant' }),
+        toChain('nat-count', { proto: 'udp', dport: ${tenantPort} }, { name: 'tenant' }),
         pass({}, { name: 'rest' }),
       ],
     }),
@@ -242,6 +242,43 @@ test('scale a packet function live: flows spread over the instances, scaling dow
   const st = packetStatus();
   assert.equal(st.packet.functions.find((f) => f.name === 'count')!.live, [0]);
   assert.is(st.packet.pool.inUse, sum(st.packet.ports.map((p) => p.posted)));
+});
+
+test('apply steers another flow into the chain live: pktio keeps its sockets, frames in flight complete', async () => {
+  const st0 = packetStatus();
+  const pktio = st0.processes.find((p) => p.kind === 'pktio')!;
+  const c0 = st0.packet.chains[0]!;
+  // Frames keep coming on the old flow while the classifier is swapped under them.
+  const flooding = flood(rig.ns.s, rig.ifs.sX, 2, 1000, steered(3, 44000));
+  await sleep(500);
+  const r = cli(rig, ['apply', writePolicy(5001), '--json']);
+  assert.is(r.status, 0, r.stderr);
+  const res = JSON.parse(r.stdout);
+  assert.is(res.result, 'applied to the running chain');
+  assert.ok(
+    res.diff.changes.some((c: { kind: string }) => c.kind === 'xdp-changed'),
+    'the classifier changed',
+  );
+  await flooding;
+  await settle();
+  const mid = packetStatus();
+  const c1 = mid.packet.chains[0]!;
+  assert.is(c1.in - c0.in, c1.out - c0.out + (c1.dropped - c0.dropped) + (c1.lost - c0.lost), 'every frame that entered before or after the swap came out');
+  assert.ok(c1.in - c0.in > 0);
+  const on5001 = (i: number) => eth({ src: rig.mac[rig.ifs.sX]!, dst: rig.mac[rig.ifs.dIn]! }, ipv4({ src: rig.ip.s, dst: rig.ip.r, ttl: 64 }, udp({ sport: 45000, dport: 5001 }, payload(i))));
+  const got = await capture(rig.ns.r, rig.ifs.rX, 1500, () => send(rig.ns.s, rig.ifs.sX, [steered(1), steered(2), on5001(1), on5001(2), on5001(3)]));
+  assert.is(got.filter((f) => isUdpTo(f, 5001)).length, 3, 'the newly steered flow goes through the chain at once');
+  assert.ok(
+    got.filter((f) => isUdpTo(f, 5001)).every((f) => ipText(f, 26) === NAT_ADDR()),
+    'and is NATed',
+  );
+  assert.is(got.filter((f) => isUdpTo(f, 5000)).length, 0, 'the old flow is not steered any more (the DUT does not forward it)');
+  const st = packetStatus();
+  assert.is(st.processes.find((p) => p.kind === 'pktio')!.pid, pktio.pid, 'pktio was not restarted: its sockets stayed in the reused xskmap');
+  assert.is(st.packet.pool.inUse, sum(st.packet.ports.map((p) => p.posted)));
+  const diff = cli(rig, ['diff', writePolicy(5001)]);
+  assert.is(diff.status, 0, diff.stderr);
+  assert.match(diff.stdout, /no changes|nothing to change|up to date/i);
 });
 
 test('Ctrl-C removes everything: sockets, programs, pins, pool, processes', async () => {
