@@ -310,7 +310,7 @@ export const CHANGE_KINDS: readonly ChangeKind[] = [
 export const GATEWAY_RESTART_REASON = 'gateway instances are fixed while the chain runs';
 export const GATEWAY_ENGINE_RESTART_REASON = 'the gateway engine is fixed while the chain runs';
 export const POOL_RESTART_REASON = 'pool geometry is fixed while buffers are shared';
-export const PACKET_RESTART_REASON = 'packet functions and chains are fixed while frames sit in their rings (instance counts and steering change live)';
+export const PACKET_RESTART_REASON = 'packet functions and chains are fixed while frames sit in their rings';
 
 /** The two sides of a diff are not the same policy. */
 export class DiffError extends BpfctlError {
@@ -389,10 +389,16 @@ function diffPacket(live: PolicyView, next: PolicyView): Change[] {
     }
   }
   for (const o of a.functions) if (!b.functions.some((f) => f.name === o.name)) restart(o.name, 'packet function removed');
-  // Chain ids are positions: a chain added, removed, reordered or changed moves the tables.
-  if (canonicalJson(a.chains) !== canonicalJson(b.chains) || a.functions.map((f) => f.name).join() !== b.functions.map((f) => f.name).join()) {
-    restart('chains', `packet chains ${a.chains.map((c) => c.name).join(',') || '(none)'} -> ${b.chains.map((c) => c.name).join(',') || '(none)'} (or their functions, egress or mode)`);
+  // Chain ids are positions in the plane: a chain added, removed, moved or changed rewrites it.
+  const oldChains = new Map(a.chains.map((c) => [c.name, c]));
+  for (const c of b.chains) {
+    const o = oldChains.get(c.name);
+    if (!o) restart(c.name, 'packet chain added');
+    else if (canonicalJson(o) !== canonicalJson(c)) restart(c.name, 'packet chain changed (functions, egress or mode)');
   }
+  for (const o of a.chains) if (!b.chains.some((c) => c.name === o.name)) restart(o.name, 'packet chain removed');
+  const order = (v: PacketPartView) => [...v.chains.map((c) => c.name), '|', ...v.functions.map((f) => f.name)].join(',');
+  if (!out.some((c) => c.kind === 'packet-changed') && order(a) !== order(b)) restart('order', 'packet functions or chains reordered (their ids move)');
   return out;
 }
 
