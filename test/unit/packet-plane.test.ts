@@ -127,4 +127,24 @@ test('drainRing frees every published frame in order and stops at the first unpu
   });
 });
 
+test('a hole a dead producer left (claimed, never published) is found and filled; published slots are not', () => {
+  withPool((pool) => {
+    const plane = PacketPlane.init(pool, SPEC);
+    const ring = L.ringOf(1, 0);
+    const rOff = pool.extOffset + L.RINGS_OFF + ring * L.ringStride(plane.slots);
+    const u64 = new BigUint64Array(pool.mapping());
+    const u8 = new Uint8Array(pool.mapping());
+    // Positions 0..2 claimed; 1 published by a live producer, 0 and 2 never (their producer died).
+    u64[(rOff + L.RING.tail) / 8] = 3n;
+    u64[(rOff + L.RING_HEADER + 1 * L.SLOT_SIZE) / 8] = 2n;
+    assert.equal(plane.holes(ring), [0n, 2n]);
+    assert.equal(plane.holes(0), [], 'an idle ring has none');
+    assert.is(plane.fillHoles(ring, [0n, 2n]), 2);
+    assert.equal(plane.holes(ring), []);
+    assert.is(u64[(rOff + L.RING_HEADER) / 8], 1n, 'published for the consumer');
+    assert.is(u8[rOff + L.RING_HEADER + L.SLOT.desc + L.DESC.chain], 0xff, 'as an empty descriptor');
+    assert.is(plane.fillHoles(ring, [1n]), 0, 'a published slot is left alone');
+  });
+});
+
 test.run();

@@ -216,6 +216,52 @@ export class PacketPlane {
     return n;
   }
 
+  /**
+   * Positions of `ring` a producer claimed but has not published (tail moved past them, their
+   * slot still says free for this lap). Normal for a moment; for good once that producer died.
+   */
+  holes(ring: number): bigint[] {
+    const r = this.#ringOff(ring);
+    const u64 = this.#u64;
+    const mask = BigInt(this.slots - 1);
+    const head = Atomics.load(u64, (r + L.RING.head) / 8);
+    const tail = Atomics.load(u64, (r + L.RING.tail) / 8);
+    const out: bigint[] = [];
+    for (let pos = head; pos < tail && pos < head + BigInt(this.slots); pos++) {
+      const slot = r + L.RING_HEADER + Number(pos & mask) * L.SLOT_SIZE;
+      if (Atomics.load(u64, (slot + L.SLOT.seq) / 8) === pos) out.push(pos);
+    }
+    return out;
+  }
+
+  /**
+   * Publish an empty descriptor (addr 0, chain 0xff: consumers skip it and count it lost) at each
+   * of `positions` still unpublished: the writer a dead producer never was. Call it only with
+   * holes seen a while ago (holes()), after a producer died. Returns how many were filled.
+   */
+  fillHoles(ring: number, positions: readonly bigint[]): number {
+    const r = this.#ringOff(ring);
+    const u64 = this.#u64;
+    const mask = BigInt(this.slots - 1);
+    let n = 0;
+    for (const pos of positions) {
+      const slot = r + L.RING_HEADER + Number(pos & mask) * L.SLOT_SIZE;
+      if (Atomics.load(u64, (slot + L.SLOT.seq) / 8) !== pos) continue;
+      const d = slot + L.SLOT.desc;
+      this.#u32[(d + L.DESC.addr) / 4] = 0;
+      this.#u32[(d + L.DESC.gen) / 4] = 0;
+      this.#u16[(d + L.DESC.len) / 2] = 0;
+      this.#u16[(d + L.DESC.hash) / 2] = 0;
+      this.#u8[d + L.DESC.chain] = 0xff;
+      this.#u8[d + L.DESC.hop] = 0;
+      this.#u8[d + L.DESC.port] = 0;
+      this.#u8[d + L.DESC.flags] = 0;
+      Atomics.store(u64, (slot + L.SLOT.seq) / 8, pos + 1n);
+      n++;
+    }
+    return n;
+  }
+
   /** The pool offset of the buffer holding the frame at `addr`. */
   bufferOf(addr: number): number {
     const p = this.#pool;

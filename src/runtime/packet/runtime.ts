@@ -89,6 +89,30 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
   const fnById = new Map(p.functions.map((f) => [f.id, f]));
   let stopping = false;
 
+  // A producer that died between claiming ring slots and publishing them leaves holes that stall
+  // the ring's consumer for good: seen twice a second apart after a death, they are filled.
+  const timers = new Set<NodeJS.Timeout>();
+  const later = (ms: number, fn: () => void) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (!stopping) fn();
+    }, ms);
+    timers.add(t);
+  };
+  const allRings = () => [0, ...p.functions.flatMap((f) => Array.from({ length: 32 }, (_, i) => ringOf(f.id, i)))];
+  const repairHoles = () => {
+    const seen = allRings()
+      .map((r) => [r, plane.holes(r)] as const)
+      .filter(([, h]) => h.length > 0);
+    if (!seen.length) return;
+    later(1000, () => {
+      for (const [r, h] of seen) {
+        const n = plane.fillHoles(r, h);
+        if (n) o.log(`[supervisor] ring ${r}: ${n} slot(s) a dead process had claimed were never published; filled so the ring moves on`);
+      }
+    });
+  };
+
   const host: SlotHost = {
     register() {
       throw new PacketRuntimeError('packet processes do not register sockets');
@@ -105,6 +129,7 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
     down(slot, pid, planned) {
       // The process is gone: what it owned is nobody's now. Queued frames are the ring's, not its.
       const n = pid ? o.pool.reclaim(pid) : 0;
+      if (!planned) later(100, repairHoles);
       if (slot.kind === 'pktio') {
         plane.pktioPid = 0;
         if (n && !planned) o.log(`[pktio] died holding ${n} buffers (fill rings, transmissions): reclaimed`);
@@ -154,6 +179,8 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
 
   const stopAll = async () => {
     stopping = true;
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
     for (const s of slots) s.halt();
     // pktio first: no new frames enter; then the functions drain what is queued and stop.
     await Promise.all(slots.filter((s) => s.kind === 'pktio').map((s) => s.stop(o.graceMs)));
