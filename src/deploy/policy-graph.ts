@@ -4,10 +4,12 @@
  * (current versions, and versions still draining requests that started on them), live instances
  * from the instances map, and each XDP and tc section with its rules (and their packet counters)
  * and sets (and their live sizes, which `bpfctl set` changes without touching the manifest). The
- * manifest supplies only what pins cannot hold: function names and languages, rule summaries.
+ * manifest supplies only what pins cannot hold: function names and languages, rule summaries, and
+ * the packet chains (their functions and egress are the IR's; frames reach them through the
+ * XDP sections' chain rules drawn from the pins).
  */
 import { join } from 'node:path';
-import { classifierOfSection, type GraphModel } from '../codegen/graph.ts';
+import { classifierOfSection, type GraphModel, packetChainsOfIr } from '../codegen/graph.ts';
 import type { ClassifierSectionIR } from '../ir/xdp.ts';
 import { pathExists } from './access.ts';
 import { openChainMaps } from './chain-maps.ts';
@@ -56,5 +58,6 @@ export function policyGraph(name: string, root = pinRoot()): GraphModel {
       ...ir.xdp.map((s) => withCounters(s, xdp.find((x) => x.interface === s.interface))),
       ...(ir.tc ?? []).map((s) => withCounters(s, tc.find((x) => x.interface === s.interface && x.direction === s.direction))),
     ],
+    ...(ir.packet?.chains.length ? { packetChains: packetChainsOfIr(ir) } : {}),
   };
 }

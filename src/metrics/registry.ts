@@ -53,7 +53,12 @@ export function policyMetrics(policy: string, opts: SnapshotOptions = {}): Polic
       registers: [registry],
       collect() {
         this.reset();
-        for (const [labels, v] of rows(snap())) this.inc(labels, v);
+        let n = 0;
+        for (const [labels, v] of rows(snap())) {
+          this.inc(labels, v);
+          n++;
+        }
+        if (n === 0 && labelNames.length === 0) this.remove({});
       },
     });
   const gauge = (name: string, help: string, labelNames: string[], rows: Rows) =>
@@ -64,7 +69,14 @@ export function policyMetrics(policy: string, opts: SnapshotOptions = {}): Polic
       registers: [registry],
       collect() {
         this.reset();
-        for (const [labels, v] of rows(snap())) this.set(labels, v);
+        let n = 0;
+        for (const [labels, v] of rows(snap())) {
+          this.set(labels, v);
+          n++;
+        }
+        // prom-client gives a metric without labels a 0 of its own after reset(): a source that
+        // is not there (no pool, no packet plane) has no series, as labelled metrics have none.
+        if (n === 0 && labelNames.length === 0) this.remove({});
       },
     });
 
@@ -113,6 +125,54 @@ export function policyMetrics(policy: string, opts: SnapshotOptions = {}): Polic
   counter('bpfctl_xdp_rule_packets_total', 'Packets an XDP rule decided; (default) is the default action (rule_stats)', ['interface', 'rule'], (s) => s.xdp.flatMap((x) => x.rules.map((r) => [{ interface: x.interface, rule: r.name }, r.packets] as const)));
   counter('bpfctl_xdp_rule_bytes_total', 'Bytes of the packets an XDP rule decided (rule_stats)', ['interface', 'rule'], (s) => s.xdp.flatMap((x) => x.rules.map((r) => [{ interface: x.interface, rule: r.name }, r.bytes] as const)));
   counter('bpfctl_xdp_parser_packets_total', 'Frames the XDP parser set aside before the rules: malformed, fragment (xdp_stats)', ['interface', 'reason'], (s) => s.xdp.flatMap((x) => x.parser.map((p) => [{ interface: x.interface, reason: p.reason }, p.packets] as const)));
+
+  // Packet chains (docs/packet-chains.md): the same counters per chain, function and instance as
+  // the request chains have, read from the pool's packet plane.
+  const pkt = (s: PolicySnapshot) => s.packet;
+  const pchains = (s: PolicySnapshot) => pkt(s)?.chains ?? [];
+  for (const [what, help] of [
+    ['in', 'Frames pktio put on the packet chain'],
+    ['out', 'Frames of the packet chain transmitted'],
+    ['dropped', 'Frames of the packet chain dropped by a handler or by a drop egress'],
+    ['lost', 'Frames of the packet chain lost: no live instance, a ring full, or a transmit failure'],
+  ] as const) {
+    counter(`bpfctl_packet_chain_frames_${what}_total`, `${help} (packet plane)`, ['chain'], (s) => pchains(s).map((c) => [{ chain: c.name }, c[what]] as const));
+  }
+
+  const insts = (s: PolicySnapshot) => (pkt(s)?.functions ?? []).flatMap((f) => f.instances.map((i) => [{ function: f.name, instance_id: i.instance }, i] as const));
+  for (const [what, help] of [
+    ['rx', 'Frames the packet function instance took from its ring'],
+    ['passed', 'Frames the instance handed on, to the next function or the egress'],
+    ['dropped', 'Frames the handler of the instance said to drop'],
+    ['lost', 'Frames the instance could not hand on: no live instance downstream, or its ring full'],
+    ['reclaimed', 'Frames the instance held when it died, given back to the pool by the supervisor'],
+  ] as const) {
+    counter(`bpfctl_packet_function_frames_${what}_total`, `${help} (packet plane)`, ['function', 'instance_id'], (s) => insts(s).map(([l, i]) => [l, i[what]] as const));
+  }
+  counter('bpfctl_packet_function_batches_total', 'Batches the packet function instance handled (frames per batch: frames_rx / batches)', ['function', 'instance_id'], (s) => insts(s).map(([l, i]) => [l, i.batches] as const));
+  counter('bpfctl_packet_function_wakeups_total', 'Times the packet function instance was woken from an empty ring', ['function', 'instance_id'], (s) => insts(s).map(([l, i]) => [l, i.wakeups] as const));
+  gauge('bpfctl_packet_function_queued_frames', 'Frames waiting in the ring of the packet function instance', ['function', 'instance_id'], (s) => insts(s).map(([l, i]) => [l, i.queued] as const));
+  gauge('bpfctl_packet_function_instances', 'Live instances of the packet function, the ones producers hand frames to', ['function'], (s) => (pkt(s)?.functions ?? []).map((f) => [{ function: f.name }, f.live] as const));
+  gauge('bpfctl_packet_instance_up', '1 for every live instance of a packet function', ['function', 'instance_id'], (s) => insts(s).flatMap(([l, i]) => (i.live ? [[l, 1] as const] : [])));
+
+  const ports = (s: PolicySnapshot) => pkt(s)?.ports ?? [];
+  for (const [metric, field, help] of [
+    ['rx', 'rx', 'Frames pktio received on the AF_XDP port'],
+    ['tx', 'tx', 'Frames pktio transmitted on the AF_XDP port'],
+    ['tx_failed', 'txFail', 'Frames the AF_XDP port could not transmit'],
+    ['no_chain', 'noChain', 'Frames received without a valid chain, or for a chain with nothing to run: dropped'],
+    ['lost', 'lost', "Frames pktio could not hand to the chain's first function: its ring full"],
+  ] as const) {
+    counter(`bpfctl_packet_port_frames_${metric}_total`, `${help} (packet plane)`, ['interface'], (s) => ports(s).map((p) => [{ interface: p.interface }, p[field]] as const));
+  }
+  counter('bpfctl_packet_port_kernel_drops_total', "Frames the kernel dropped on the port's AF_XDP sockets, by reason: rx_dropped, rx_ring_full, rx_fill_empty (XDP_STATISTICS)", ['interface', 'reason'], (s) =>
+    ports(s).flatMap((p) => p.kernelDrops.map((d) => [{ interface: p.interface, reason: d.reason }, d.count] as const)),
+  );
+  gauge('bpfctl_packet_port_posted_buffers', 'Pool buffers pktio holds for the port: in its fill rings and unfinished transmissions', ['interface'], (s) => ports(s).map((p) => [{ interface: p.interface }, p.posted] as const));
+  gauge('bpfctl_packet_port_queues', 'RX queues of the port pktio has an AF_XDP socket on', ['interface'], (s) => ports(s).map((p) => [{ interface: p.interface }, p.queues] as const));
+  gauge('bpfctl_packet_port_info', '1 per AF_XDP port; mode: zero-copy, copy (the driver refused zero-copy), or unbound', ['interface', 'mode'], (s) => ports(s).map((p) => [{ interface: p.interface, mode: p.mode }, 1] as const));
+  gauge('bpfctl_packet_tx_queued_frames', "Frames waiting for pktio's transmit thread (ring 0)", [], (s) => (pkt(s) ? [[{}, pkt(s)!.txQueued]] : []));
+  gauge('bpfctl_pktio_up', "Whether the policy's pktio process runs (the packet plane names it and it exists)", [], (s) => (pkt(s) ? [[{}, pkt(s)!.pktioUp ? 1 : 0]] : []));
 
   return {
     registry,

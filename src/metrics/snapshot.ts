@@ -11,6 +11,7 @@ import { loadedManifest, PolicyNotLoadedError } from '../deploy/policy.ts';
 import type { ChainMapName } from '../ir/chain-maps.ts';
 import { type ChainReading, readChain } from './chain-reader.ts';
 import { type GatewayReading, readGateways } from './gateway-reader.ts';
+import { type PacketReading, readPacket } from './packet-reader.ts';
 import { type PoolReading, readPool } from './pool-reader.ts';
 import { readXdp, type XdpReading } from './xdp-reader.ts';
 
@@ -19,6 +20,8 @@ export interface PolicySnapshot {
   chain: ChainReading | null;
   gateways: GatewayReading[];
   pool: PoolReading | null;
+  /** The pool's packet plane: null without packet chains, or while no `bpfctl run` has made the pool. */
+  packet: PacketReading | null;
   xdp: XdpReading[];
 }
 
@@ -28,9 +31,9 @@ export interface SnapshotOptions {
   poolName?: string;
 }
 
-const NOT_LOADED: PolicySnapshot = { loaded: false, chain: null, gateways: [], pool: null, xdp: [] };
+const NOT_LOADED: PolicySnapshot = { loaded: false, chain: null, gateways: [], pool: null, packet: null, xdp: [] };
 
-/** @throws ManifestError (pins of another map layout), LoaderError, PoolError */
+/** @throws ManifestError (pins of another map layout), LoaderError, PoolError, PacketPlaneError (a plane of another layout) */
 export function readPolicy(policy: string, opts: SnapshotOptions = {}): PolicySnapshot {
   const root = opts.root ?? pinRoot();
   let manifest: ReturnType<typeof loadedManifest>;
@@ -44,7 +47,9 @@ export function readPolicy(policy: string, opts: SnapshotOptions = {}): PolicySn
   let chain: ChainReading | null = null;
   let gateways: GatewayReading[] = [];
   let pool: PoolReading | null = null;
-  if (existsSync(join(dir, 'maps', 'routes' satisfies ChainMapName))) {
+  let packet: PacketReading | null = null;
+  const hasChain = existsSync(join(dir, 'maps', 'routes' satisfies ChainMapName));
+  if (hasChain) {
     const cm = openChainMaps(policy, root, manifest);
     try {
       chain = readChain(cm, manifest.ir);
@@ -52,7 +57,14 @@ export function readPolicy(policy: string, opts: SnapshotOptions = {}): PolicySn
       cm.close();
     }
     gateways = readGateways(dir);
-    pool = readPool(opts.poolName ?? policy);
   }
-  return { loaded: true, chain, gateways, pool, xdp: readXdp(dir, manifest.ir.xdp) };
+  // A policy with only packet chains has no chain maps, but a pool all the same (its frames'
+  // buffers, with the packet plane inside).
+  const hasPacket = manifest.ir.packet !== undefined;
+  if (hasChain || hasPacket) {
+    const poolName = opts.poolName ?? policy;
+    pool = readPool(poolName);
+    if (hasPacket) packet = readPacket(poolName);
+  }
+  return { loaded: true, chain, gateways, pool, packet, xdp: readXdp(dir, manifest.ir.xdp) };
 }

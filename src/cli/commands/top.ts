@@ -170,36 +170,40 @@ export const topCommand = defineCommand({
         // Redraw in place on a terminal; append when piped so logs stay readable.
         if ((out.stdout as NodeJS.WriteStream).isTTY) out.stdout.write('\x1b[H\x1b[2J');
         out.line(`bpfctl top ${argv.policy}   ${new Date().toLocaleTimeString()}   every ${argv.interval}s, Ctrl-C quits`);
-        out.line('req = requests: replies back at the gateway, one per request');
-        out.line('msg = messages per hop: descriptors the kernel routed (hops + 1 per request)');
-        out.line('');
-        out.table(
-          rates.routes.map((r) => ({
-            route: r.state === 'draining' ? `${r.route} (draining)` : r.route,
-            functions: r.functions.join(' -> '),
-            'req/s': short(r.requestsPerSec),
-            'msg/s': short(r.messagesPerSec),
-            'drop/s': short(r.dropsPerSec),
-            req: short(r.requests),
-            msg: short(r.messages),
-          })),
-          ['route', 'functions', 'req/s', 'msg/s', 'drop/s', 'req', 'msg'],
-          'Routes',
-        );
-        out.line('');
-        out.table(
-          rates.functions.map((f) => ({
-            function: f.function,
-            live: `${f.live}/${f.declared}`,
-            'msg/s': short(f.messagesPerSec),
-            'bytes/s': short(f.bytesPerSec),
-            'drop/s': short(f.dropsPerSec),
-            msg: short(f.messages),
-            drops: short(f.drops),
-          })),
-          ['function', 'live', 'msg/s', 'bytes/s', 'drop/s', 'msg', 'drops'],
-          'Functions (messages each received; the gateway gets every reply)',
-        );
+        // A policy without request chains (no chain maps: packet chains, classifiers) has nothing
+        // for the request tables but an empty header each.
+        if (rates.routes.length > 0 || rates.functions.length > 0) {
+          out.line('req = requests: replies back at the gateway, one per request');
+          out.line('msg = messages per hop: descriptors the kernel routed (hops + 1 per request)');
+          out.line('');
+          out.table(
+            rates.routes.map((r) => ({
+              route: r.state === 'draining' ? `${r.route} (draining)` : r.route,
+              functions: r.functions.join(' -> '),
+              'req/s': short(r.requestsPerSec),
+              'msg/s': short(r.messagesPerSec),
+              'drop/s': short(r.dropsPerSec),
+              req: short(r.requests),
+              msg: short(r.messages),
+            })),
+            ['route', 'functions', 'req/s', 'msg/s', 'drop/s', 'req', 'msg'],
+            'Routes',
+          );
+          out.line('');
+          out.table(
+            rates.functions.map((f) => ({
+              function: f.function,
+              live: `${f.live}/${f.declared}`,
+              'msg/s': short(f.messagesPerSec),
+              'bytes/s': short(f.bytesPerSec),
+              'drop/s': short(f.dropsPerSec),
+              msg: short(f.messages),
+              drops: short(f.drops),
+            })),
+            ['function', 'live', 'msg/s', 'bytes/s', 'drop/s', 'msg', 'drops'],
+            'Functions (messages each received; the gateway gets every reply)',
+          );
+        } else if (!packet) out.line('no request chains; packet chains show while a bpfctl run of the policy runs them');
         if (packet) {
           out.line('');
           out.table(
