@@ -13,7 +13,8 @@
  *
  * Checked: the rewrite byte for byte (IPv4 and IPv6), drops counted where they happen, status
  * counters, the pool's books, the DPDK instance killed with SIGKILL and restarted (frames flow
- * again), and nothing left after Ctrl-C (EAL's runtime directories included).
+ * again), a busy-polling chain (the lcore pinned and spinning), and nothing left after Ctrl-C
+ * (EAL's runtime directories included).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,19 +22,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { hugetlbfsMounts } from '../../src/runtime/pool/index.ts';
 import { ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { checksum, eth, ipv4, ipv6, udp } from '../helpers/packets.ts';
 import { sh } from '../helpers/sh.ts';
 import { be16, capture, cli, createRig, isUdpTo, macText, NF_DIR, type Rig, type Running, send, sleep, startRun, sum } from './packet-rig.ts';
-import { ROOT } from './pool-helpers.ts';
+import { ROOT, skipped, withHugepages } from './pool-helpers.ts';
 
 const ID = `bpfctl-test-${process.pid}-dpdkhop`;
 const POLICY = `dph${process.pid % 100000}`;
 const BAD_MAC = '02:00:00:00:0b:ad';
 /** EAL runtime directories of this run's DPDK instances (pkt_nf.c: bpfctl-nf-<pool name>-<fn>-<inst>). */
 const DPDK_RUN = '/var/run/dpdk';
-const ourEalDirs = () => (existsSync(DPDK_RUN) ? readdirSync(DPDK_RUN).filter((d) => d.startsWith(`bpfctl-nf-${ID}-`)) : []);
+const ourEalDirs = () => (existsSync(DPDK_RUN) ? readdirSync(DPDK_RUN).filter((d) => d.startsWith(`bpfctl-nf-${ID}`)) : []);
 let rig: Rig;
 let dir = '';
 let before: Snapshot;
@@ -66,6 +68,25 @@ export default definePolicy({
       ],
     }),
   ],
+});
+`,
+  );
+  return file;
+}
+
+/** The DPDK hop alone in a chain, as policy POLICY + suffix; with `poll` its instance spins (one core while it runs). */
+function writeSoloPolicy(suffix: string, poll: boolean): string {
+  const file = join(dir, `${suffix}.ts`);
+  const { ifs, mac } = rig;
+  writeFileSync(
+    file,
+    `import { definePolicy, toChain, xdpSection } from 'bpfctl';
+export default definePolicy({
+  name: '${POLICY}${suffix}',
+  pool: { bufferSize: 2048, bufferCount: 512 },
+  packetFunctions: { dpdkfwd: { command: ['./build/dpdk-pkt-nf', '--dst-mac', '${mac[ifs.rX]}', '--src-mac', '${mac[ifs.dOut]}'] } },
+  packetChains: { 'dpdk-solo': { functions: ['dpdkfwd'], egress: { tx: '${ifs.dOut}' }, poll: ${poll} } },
+  xdp: [xdpSection({ interface: '${ifs.dIn}', rules: [toChain('dpdk-solo', { proto: 'udp', dport: 5000 })] })],
 });
 `,
   );
@@ -120,8 +141,8 @@ interface Proc {
   state: string;
 }
 
-function status(): { packet: PacketStatus; processes: Proc[] } {
-  const r = cli(rig, ['status', POLICY, '--json']);
+function status(policy = POLICY): { packet: PacketStatus; processes: Proc[] } {
+  const r = cli(rig, ['status', policy, '--json']);
   assert.is(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -281,7 +302,7 @@ test('the DPDK instance killed with SIGKILL is restarted on its ring, and frames
   assert.is(st.packet.pool.inUse, sum(st.packet.ports.map((p) => p.posted)), 'no buffer lost to the kill');
 });
 
-test('Ctrl-C: the DPDK instance drains and exits 0, EAL cleaned up, nothing left', async () => {
+test('Ctrl-C: the DPDK instance drains and exits 0, EAL cleaned up, the policy gone', async () => {
   run!.child.kill('SIGINT');
   assert.is(await run!.exited, 0, run!.stderr);
   // The restarted instance's tally: the 10 frames it forwarded after the kill.
@@ -293,8 +314,61 @@ test('Ctrl-C: the DPDK instance drains and exits 0, EAL cleaned up, nothing left
   assert.is(sh('ip', ['netns', 'exec', rig.ns.d, 'ss', '--xdp', '-a', '-n']).split('\n').filter((l) => /\d/.test(l)).length, 0, 'no AF_XDP socket');
   const link = JSON.parse(sh('ip', ['-n', rig.ns.d, '-j', 'link', 'show', 'dev', rig.ifs.dIn]))[0];
   assert.not.ok(link.xdp, 'no XDP program on the ingress port');
+});
+
+test('busy-poll chain: the DPDK lcore is pinned to one CPU, spins, and forwards the same way', async () => {
+  run = await startRun(rig, [writeSoloPolicy('p', true), '--netns', rig.ns.d, '--pool', `${ID}p`]);
+  const [start] = dpdkLines();
+  assert.ok(start, run.stderr);
+  assert.is(start.mode, 'poll');
+  assert.match(String(start.eal), /--lcores=0@\d+( |$)/, 'poll mode: the lcore pinned to one CPU');
+  const pid = dpdkProc(status(`${POLICY}p`)).pid;
+  // Spinning, not sleeping: it burns CPU with no traffic at all.
+  const cpu = () => sh('cat', [`/proc/${pid}/stat`]).split(') ')[1]!.split(' ').slice(11, 13).map(Number).reduce((a, b) => a + b, 0);
+  const t0 = cpu();
+  await sleep(500);
+  assert.ok(cpu() - t0 >= 10, `busy-polling (${cpu() - t0} ticks in 0.5 s)`);
+  const frames = Array.from({ length: 10 }, (_, i) => steered4(200 + i, 43000));
+  const out = await through(frames, 1500);
+  assert.equal(out.map(hex), frames.map((f) => hex(expected(f))));
+  run.child.kill('SIGINT');
+  assert.is(await run.exited, 0, run.stderr);
+  assert.equal(
+    dpdkLines().find((l) => 'frames' in l),
+    { frames: 10, forwarded: 10, ttlExpired: 0, badHeader: 0, nonIp: 0, notInPlace: 0 },
+  );
+  assert.equal(ourEalDirs(), []);
+});
+
+test('a pool on hugetlbfs: EAL runs on huge pages (--in-memory) and the hop works the same', async () => {
+  // 2 pages for the pool, the rest for EAL's heap (allocated on demand).
+  const ran = await withHugepages(16, async () => {
+    run = await startRun(rig, [writeSoloPolicy('h', false), '--netns', rig.ns.d, '--pool', `${ID}h`]);
+    try {
+      assert.ok(hugetlbfsMounts().some((m) => existsSync(join(m.mount, `bpfctl-pool-${ID}h`))), 'the pool is on hugetlbfs');
+      const [start] = dpdkLines();
+      assert.ok(start, run.stderr);
+      assert.is(start.hugepages, true);
+      assert.match(String(start.eal), /--in-memory/);
+      assert.not.match(String(start.eal), /--no-huge/);
+      assert.is(start.extmem, true, 'the hugetlbfs mapping registered with 2 MiB pages');
+      assert.is(start.zeroCopy, true);
+      const frames = Array.from({ length: 10 }, (_, i) => steered4(300 + i, 44000));
+      const out = await through(frames, 1500);
+      assert.equal(out.map(hex), frames.map((f) => hex(expected(f))));
+    } finally {
+      run.child.kill('SIGINT');
+      assert.is(await run.exited, 0, run.stderr);
+    }
+    assert.equal(ourEalDirs(), []);
+  });
+  if (!ran) skipped('no hugetlb support (/proc/sys/vm/nr_hugepages missing): the DPDK hop on huge pages not tested');
+});
+
+test('nothing left: namespaces, pools, pins, processes, EAL directories', async () => {
   rig.destroy();
   rmSync(dir, { recursive: true, force: true });
+  assert.equal(ourEalDirs(), []);
   assert.equal(await leaksSince(before, { ownDirs: [rig.env.BPFCTL_BPFFS!, rig.env.BPFCTL_RUN_DIR!] }), []);
 });
 
