@@ -228,6 +228,9 @@ test('scale a packet function live: flows spread over the instances, scaling dow
   assert.is(up.status, 0, up.stderr);
   const st0 = packetStatus();
   assert.equal(st0.packet.functions.find((f) => f.name === 'count')!.live, [0, 1, 2]);
+  // The running count is what diff compares the file with.
+  const d = JSON.parse(cli(rig, ['diff', writePolicy(), '--json']).stdout);
+  assert.equal(d.changes, [{ kind: 'packet-function-scaled', action: 'live', name: 'count', from: 3, to: 1 }]);
   const frames = Array.from({ length: 60 }, (_, i) => steered(i, 43000 + i));
   const got = await capture(rig.ns.r, rig.ifs.rX, 2500, () => send(rig.ns.s, rig.ifs.sX, frames, 1));
   assert.is(got.filter((f) => isUdpTo(f, 5000)).length, 60);

@@ -409,7 +409,13 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
     if (opts.control ?? true) {
       control = await serveControl(controlPath(ir.name), async (req) => {
         if (req.op === 'scale') {
-          if (thePacket && ir.packet?.functions.some((f) => f.name === req.function)) return serial(() => thePacket.scale(req.function, req.instances));
+          if (thePacket && ir.packet?.functions.some((f) => f.name === req.function)) {
+            return serial(async () => {
+              const res = await thePacket.scale(req.function, req.instances);
+              recordPacketInstances(pinDir, req.function, req.instances);
+              return res;
+            });
+          }
           return scale(req.function, req.instances);
         }
         if (req.op === 'instances') return [...slots.map((s) => s.snapshot()), ...(thePacket?.instances() ?? [])];
@@ -534,7 +540,9 @@ async function packetOnly(
     serial(async () => {
       if (stopping) throw new ScaleError(`${ir.name} is stopping`);
       if (!packet) throw new ScaleError(`${ir.name} has no function ${fn}`);
-      return packet.scale(fn, n);
+      const res = await packet.scale(fn, n);
+      recordPacketInstances(pinDir, fn, n);
+      return res;
     });
   const apply = (next: string) =>
     serial(() => {
@@ -592,4 +600,12 @@ async function packetOnly(
     stopped,
     stop,
   };
+}
+
+/** `status`, `diff` and `graph` read what runs from the manifest: a packet function's new count goes there. */
+function recordPacketInstances(pinDir: string, fn: string, n: number): void {
+  const m = readManifest(pinDir);
+  const packet = m.ir.packet;
+  if (!packet) return;
+  writeManifest(pinDir, { ...m, ir: { ...m.ir, packet: { ...packet, functions: packet.functions.map((f) => (f.name === fn ? { ...f, instances: n } : f)) } } });
 }
