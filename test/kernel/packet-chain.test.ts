@@ -223,6 +223,28 @@ test('a function killed under load is restarted; no buffer is lost and the books
   assert.is(got.filter((f) => isUdpTo(f, 5000)).length, 2);
 });
 
+test('pktio killed: restarted, its buffers reclaimed, sockets bound again, frames flow', async () => {
+  const st0 = packetStatus();
+  const pktio = st0.processes.find((p) => p.kind === 'pktio')!;
+  process.kill(pktio.pid, 'SIGKILL');
+  let st = st0;
+  for (let i = 0; i < 50; i++) {
+    await sleep(200);
+    st = packetStatus();
+    const now = st.processes.find((p) => p.kind === 'pktio')!;
+    if (now.pid !== pktio.pid && now.state === 'ready') break;
+  }
+  const now = st.processes.find((p) => p.kind === 'pktio')!;
+  assert.is.not(now.pid, pktio.pid);
+  assert.is(now.state, 'ready', JSON.stringify(now));
+  assert.ok(st.packet.ports.every((p) => p.bound));
+  const got = await capture(rig.ns.r, rig.ifs.rX, 1500, () => send(rig.ns.s, rig.ifs.sX, [steered(11), steered(12), steered(13)]));
+  assert.is(got.filter((f) => isUdpTo(f, 5000)).length, 3);
+  await settle();
+  st = packetStatus();
+  assert.is(st.packet.pool.inUse, sum(st.packet.ports.map((p) => p.posted)), 'the dead pktio\'s fill-ring buffers came back to the pool');
+});
+
 test('scale a packet function live: flows spread over the instances, scaling down loses nothing', async () => {
   const up = cli(rig, ['scale', POLICY, 'count', '3', '--json']);
   assert.is(up.status, 0, up.stderr);
