@@ -85,7 +85,8 @@ static int parse_args(const char *name, int argc, char **argv, struct config *c,
 
 	memset(c, 0, sizeof(*c));
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	/* "+": stop at the first non-option (nothing is permuted); ":": a missing value is told apart */
+	while ((ch = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			if (parse_mac(name, "--dst-mac", optarg, &c->dst))
@@ -98,6 +99,9 @@ static int parse_args(const char *name, int argc, char **argv, struct config *c,
 			c->set_src = 1;
 			break;
 		case 'k': c->keep_ttl = 1; break;
+		case ':':
+			fprintf(stderr, "%s: option '%s' needs a value\n", name, argv[optind - 1]);
+			return -1;
 		default:
 			fprintf(stderr, "%s: unknown option '%s' (usage: dpdk-pkt-nf [--dst-mac MAC] [--src-mac MAC] [--keep-ttl] [-- EAL options])\n", name,
 				argv[optind - 1]);
@@ -254,17 +258,39 @@ static int eal_build(struct eal_args *a, struct bpfctl_nf *nf, char *argv0, int 
 	else
 		snprintf(a->lcores, sizeof(a->lcores), "--lcores=0@(%s)", cpus);
 	eal_push(a, a->lcores);
-	for (int i = 0; i < extra_argc; i++)
-		eal_push(a, extra[i]);
-	if (a->argc >= MAX_EAL_ARGS) {
-		bpfctl_nf_log(nf, "too many EAL options (at most %d)", MAX_EAL_ARGS - 12);
+	if (extra_argc > MAX_EAL_ARGS - a->argc) {
+		bpfctl_nf_log(nf, "too many EAL options after -- (%d; at most %d)", extra_argc, MAX_EAL_ARGS - a->argc);
 		return -1;
 	}
+	for (int i = 0; i < extra_argc; i++)
+		eal_push(a, extra[i]);
 	size_t n = 0;
 
 	for (int i = 1; i < a->argc && n < sizeof(a->desc); i++)
 		n += (size_t)snprintf(a->desc + n, sizeof(a->desc) - n, "%s%s", i > 1 ? " " : "", a->argv[i]);
 	return 0;
+}
+
+/*
+ * rte_eal_init with stdout muted: EAL prints its whole usage (a hundred lines) there when an option
+ * is wrong, which would bury the one line that says which. Its errors go to stderr and stay.
+ */
+static int eal_init_quiet(struct eal_args *a)
+{
+	int saved = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY | O_CLOEXEC), rc;
+
+	fflush(stdout);
+	if (saved >= 0 && null >= 0)
+		dup2(null, STDOUT_FILENO);
+	rc = rte_eal_init(a->argc, a->argv);
+	fflush(stdout);
+	if (saved >= 0 && null >= 0)
+		dup2(saved, STDOUT_FILENO);
+	if (saved >= 0)
+		close(saved);
+	if (null >= 0)
+		close(null);
+	return rc;
 }
 
 /* Everything one batch needs, set up once. */
@@ -316,7 +342,7 @@ static void ipv4_dec_ttl(struct rte_ipv4_hdr *ip)
 /* One frame, through its mbuf only. Returns the verdict. */
 static uint8_t forward_one(struct fwd *f, struct rte_mbuf *m)
 {
-	struct rte_net_hdr_lens hl;
+	struct rte_net_hdr_lens hl = { 0 }; /* left as is for a frame too short to parse */
 	uint32_t ptype = rte_net_get_ptype(m, &hl, RTE_PTYPE_L2_MASK | RTE_PTYPE_L3_MASK);
 	struct rte_ether_hdr *eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 	uint32_t len = rte_pktmbuf_data_len(m);
@@ -452,7 +478,7 @@ int main(int argc, char **argv)
 		return 2;
 	if (eal_build(&eal, f.nf, argv[0], argc - extra, argv + extra) != 0)
 		goto out_nf;
-	if (rte_eal_init(eal.argc, eal.argv) < 0) {
+	if (eal_init_quiet(&eal) < 0) {
 		bpfctl_nf_log(f.nf, "rte_eal_init (%s): %s", eal.desc, rte_strerror(rte_errno));
 		/* a failed init may have made its directory already */
 		snprintf(runtime_dir, sizeof(runtime_dir), "%s", rte_eal_get_runtime_dir());

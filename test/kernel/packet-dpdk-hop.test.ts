@@ -75,7 +75,7 @@ export default definePolicy({
 }
 
 /** The DPDK hop alone in a chain, as policy POLICY + suffix; with `poll` its instance spins (one core while it runs). */
-function writeSoloPolicy(suffix: string, poll: boolean): string {
+function writeSoloPolicy(suffix: string, poll: boolean, extra: string[] = []): string {
   const file = join(dir, `${suffix}.ts`);
   const { ifs, mac } = rig;
   writeFileSync(
@@ -84,7 +84,7 @@ function writeSoloPolicy(suffix: string, poll: boolean): string {
 export default definePolicy({
   name: '${POLICY}${suffix}',
   pool: { bufferSize: 2048, bufferCount: 512 },
-  packetFunctions: { dpdkfwd: { command: ['./build/dpdk-pkt-nf', '--dst-mac', '${mac[ifs.rX]}', '--src-mac', '${mac[ifs.dOut]}'] } },
+  packetFunctions: { dpdkfwd: { command: ${JSON.stringify(['./build/dpdk-pkt-nf', '--dst-mac', mac[ifs.rX], '--src-mac', mac[ifs.dOut], ...extra])} } },
   packetChains: { 'dpdk-solo': { functions: ['dpdkfwd'], egress: { tx: '${ifs.dOut}' }, poll: ${poll} } },
   xdp: [xdpSection({ interface: '${ifs.dIn}', rules: [toChain('dpdk-solo', { proto: 'udp', dport: 5000 })] })],
 });
@@ -184,6 +184,15 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
   rmSync(rig.env.BPFCTL_RUN_DIR!, { recursive: true, force: true });
   for (const d of ourEalDirs()) rmSync(join(DPDK_RUN, d), { recursive: true, force: true });
+});
+
+test('a DPDK hop whose EAL refuses its options: bpfctl run fails naming it, and leaves nothing running', async () => {
+  const r = cli(rig, ['run', writeSoloPolicy('bad', false, ['--', '--no-such-eal-option']), '--netns', rig.ns.d, '--pool', `${ID}bad`, '--json']);
+  assert.is.not(r.status, 0);
+  assert.match(r.stderr, /dpdkfwd: rte_eal_init \(.*--no-such-eal-option\): /, r.stderr);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.not.ok(existsSync(`/dev/shm/bpfctl-pool-${ID}bad`), 'pool removed');
+  assert.equal(ourEalDirs(), [], "the failed instance removed EAL's directory");
 });
 
 test('bpfctl run starts the DPDK hop: EAL without huge pages, the pool registered, mbufs on pool frames', async () => {
