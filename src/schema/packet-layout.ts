@@ -43,6 +43,8 @@ export const HDR = {
   nports: 32,
   pktioPid: 36,
   flags: 40,
+  /** u64: frames the supervisor freed without knowing their chain (a dead instance's). */
+  unattributedLost: 48,
 } as const;
 export const HEADER_SIZE = 256;
 

@@ -14,7 +14,7 @@ import { ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { eth, ipv4, udp } from '../helpers/packets.ts';
 import { sh } from '../helpers/sh.ts';
-import { capture, cli, createRig, NF_DIR, type Rig, type Running, send, sleep, startRun } from './packet-rig.ts';
+import { capture, cli, createRig, flood, NF_DIR, type Rig, type Running, send, sleep, startRun } from './packet-rig.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const ID = `bpfctl-test-${process.pid}-mnet`;
@@ -25,7 +25,7 @@ let dir = '';
 let before: Snapshot;
 let run: Running | null = null;
 
-function writePolicy(): string {
+function writePolicy(first = `'${NF_DIR}/vxlan_decap.c'`): string {
   const file = join(dir, 'policy.ts');
   writeFileSync(
     file,
@@ -36,7 +36,7 @@ export default definePolicy({
   routes: { '/upper': ['upper'] },
   pool: { bufferSize: 2048, bufferCount: 1024 },
   packetFunctions: {
-    decap: { handler: '${NF_DIR}/vxlan_decap.c' },
+    decap: { handler: ${first} },
     count: { handler: '${NF_DIR}/count.c' },
   },
   packetChains: { overlay: { functions: ['decap', 'count'], egress: { tx: '${rig.ifs.dOut}' } } },
@@ -59,6 +59,19 @@ const POST = `
 import sys, urllib.request
 r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST'), timeout=5)
 print(r.status, r.read().decode())
+`;
+
+const MANY_POSTS = `
+import sys, urllib.request
+codes = []
+for i in range(int(sys.argv[2])):
+    try:
+        r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b'hello', method='POST'), timeout=5)
+        codes.append(r.status)
+    except Exception as e:
+        codes.append(getattr(e, 'code', 0))
+bad = [c for c in codes if c != 200]
+print('200 x%d' % len(codes) if not bad else 'failed: %s' % bad)
 `;
 
 test.before(() => {
@@ -106,6 +119,33 @@ test('one classifier, two paths: VXLAN through the packet chain, HTTP through th
   const route = st.routes.find((r: { name: string }) => r.name === '/upper');
   assert.ok(route.msgs >= 2, 'the request went through the sk_msg chain');
   assert.equal(st.processes.map((p: { kind: string }) => p.kind).sort(), ['function', 'gateway', 'packet', 'packet', 'pktio']);
+});
+
+test('a VXLAN flood into a slow packet chain cannot take the buffers HTTP requests need', async () => {
+  run!.child.kill('SIGINT');
+  assert.is(await run!.exited, 0, run!.stderr);
+  // The same policy with a first function that handles ~50 batches a second: frames pile up.
+  run = await startRun(rig, [writePolicy(`'${join(repo, 'test/fixtures/slow-nf.c')}'`), '--host', '0.0.0.0', '--port', String(HTTP_PORT), '--pool', ID], rig.ns.d);
+  const flooding = flood(rig.ns.s, rig.ifs.sX, 4, 20000, vxlan(1).outer);
+  await sleep(1000);
+  let peak = 0;
+  const sampling = (async () => {
+    for (let i = 0; i < 10; i++) {
+      const st = JSON.parse(cli(rig, ['status', POLICY, '--json']).stdout);
+      peak = Math.max(peak, st.packet.pool.inUse);
+      await sleep(200);
+    }
+  })();
+  // 40 requests in a row while the flood goes on: every one answered.
+  const answers = sh('ip', ['netns', 'exec', rig.ns.s, 'python3', '-c', MANY_POSTS, `http://${rig.ip.dIn}:${HTTP_PORT}/upper`, '40']).trim();
+  await sampling;
+  const sent = await flooding;
+  assert.is(answers, '200 x40', 'no request failed for want of a buffer');
+  const st = JSON.parse(cli(rig, ['status', POLICY, '--json']).stdout);
+  const overlay = st.packet.chains.find((c: { name: string }) => c.name === 'overlay');
+  assert.ok(sent > 20000, `the flood was real (${sent} frames)`);
+  assert.ok(overlay.lost > 0, `frames beyond the packet part's share were dropped and counted (${JSON.stringify(overlay)})`);
+  assert.ok(peak <= 1024 / 2 + 64, `the packet part held at most half the pool (peak ${peak} of 1024 in use)`);
 });
 
 test('Ctrl-C stops both halves and leaves nothing', async () => {

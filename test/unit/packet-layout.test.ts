@@ -16,7 +16,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 const fields: Record<string, [string, string[]]> = {
   desc: ['bpfctl_pkt_desc', ['addr', 'gen', 'len', 'hash', 'chain', 'hop', 'port', 'flags']],
-  hdr: ['bpfctl_plane_hdr', ['magic', 'version', 'ring_slots', 'ring_count', 'ring_off', 'ring_stride', 'nchains', 'nfns', 'nports', 'pktio_pid', 'flags']],
+  hdr: ['bpfctl_plane_hdr', ['magic', 'version', 'ring_slots', 'ring_count', 'ring_off', 'ring_stride', 'nchains', 'nfns', 'nports', 'pktio_pid', 'flags', 'unattributed_lost']],
   chain: ['bpfctl_chain_entry', ['nhops', 'egress_kind', 'egress_port', 'flags', 'hops', 'name']],
   fn: ['bpfctl_fn_entry', ['seq', 'nlive', 'flags', 'name', 'live_ring', 'inst_pid', 'inst_state']],
   port: ['bpfctl_port_entry', ['ifindex', 'nqueues', 'flags', 'ifname', 'rx', 'tx', 'tx_fail', 'rx_dropped', 'rx_fill_empty', 'posted', 'no_chain', 'rx_ring_full', 'lost']],
@@ -87,6 +87,7 @@ test('packet_layout.h and packet-layout.ts agree on every offset, size and const
       nports: L.HDR.nports,
       pktio_pid: L.HDR.pktioPid,
       flags: L.HDR.flags,
+      unattributed_lost: L.HDR.unattributedLost,
       sizeof: L.HEADER_SIZE,
     });
     assert.equal(c.chain, { nhops: L.CHAIN.nhops, egress_kind: L.CHAIN.egressKind, egress_port: L.CHAIN.egressPort, flags: L.CHAIN.flags, hops: L.CHAIN.hops, name: L.CHAIN.name, sizeof: L.CHAIN_SIZE });

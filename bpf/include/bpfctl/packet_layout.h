@@ -89,7 +89,13 @@ struct bpfctl_plane_hdr {
 	uint32_t nports;
 	_Atomic uint32_t pktio_pid;
 	uint32_t flags;
-	uint8_t reserved[212];
+	uint32_t reserved0;
+	/*
+	 * Frames the supervisor freed without knowing their chain (what a dead instance held): with
+	 * the chain counters it gives the frames in flight, which pktio keeps under its budget.
+	 */
+	_Atomic uint64_t unattributed_lost;
+	uint8_t reserved[200];
 };
 
 /* Written by the supervisor; hops before nhops, so a reader that loads nhops first sees them. */
@@ -186,7 +192,8 @@ _Static_assert(offsetof(struct bpfctl_plane_hdr, version) == 4 && offsetof(struc
 		       offsetof(struct bpfctl_plane_hdr, ring_count) == 12 && offsetof(struct bpfctl_plane_hdr, ring_off) == 16 &&
 		       offsetof(struct bpfctl_plane_hdr, ring_stride) == 20 && offsetof(struct bpfctl_plane_hdr, nchains) == 24 &&
 		       offsetof(struct bpfctl_plane_hdr, nfns) == 28 && offsetof(struct bpfctl_plane_hdr, nports) == 32 &&
-		       offsetof(struct bpfctl_plane_hdr, pktio_pid) == 36 && offsetof(struct bpfctl_plane_hdr, flags) == 40,
+		       offsetof(struct bpfctl_plane_hdr, pktio_pid) == 36 && offsetof(struct bpfctl_plane_hdr, flags) == 40 &&
+		       offsetof(struct bpfctl_plane_hdr, unattributed_lost) == 48,
 	       "plane header offsets");
 
 _Static_assert(sizeof(struct bpfctl_chain_entry) == 64, "chain entry size");

@@ -4,7 +4,7 @@
  * AF_XDP socket; the UMEM is the pool mapping itself (UMEM address == pool offset, chunk == pool
  * buffer), so a received frame is already in a pool buffer every chain process can see.
  *
- *   pktio --pool PATH --port ID:IFNAME[:XSKMAP_PIN] [--port ...] [--fill N]
+ *   pktio --pool PATH --port ID:IFNAME[:XSKMAP_PIN] [--port ...] [--fill N] [--max-in-flight N]
  *
  *   --pool   the pool file (with a packet plane; the supervisor created both)
  *   --port   port ID (its index in the plane's port table) on interface IFNAME. With an xskmap pin
@@ -13,6 +13,10 @@
  *            only transmits (one socket, queue 0).
  *   --fill   buffers to keep in each RX queue's fill ring (default: a quarter of the pool shared
  *            among the RX queues, at most 2048)
+ *   --max-in-flight
+ *            frames all chains may hold at once (in rings and in functions' hands); a frame that
+ *            would go beyond is dropped on receive and counted `lost`. The pool is shared with
+ *            request chains: this keeps a flood (or a slow function) from taking their buffers.
  *
  * Run it in the interfaces' network namespace. Zero-copy is tried first and copy mode used when a
  * driver refuses it (veth); every socket shares the one UMEM, so all run in the same mode.
@@ -92,7 +96,7 @@ static uint32_t queue_count(const char *ifname)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pktio --pool PATH --port ID:IFNAME[:XSKMAP_PIN] [--port ...] [--fill N]\n");
+	fprintf(stderr, "usage: pktio --pool PATH --port ID:IFNAME[:XSKMAP_PIN] [--port ...] [--fill N] [--max-in-flight N]\n");
 	exit(2);
 }
 
@@ -111,6 +115,15 @@ static void parse_args(int argc, char **argv, const char **pool_path, long *fill
 				fprintf(stderr, "pktio: --fill must be 1..%d, got '%s'\n", RING_SIZE, argv[i]);
 				exit(2);
 			}
+		} else if (!strcmp(argv[i], "--max-in-flight") && i + 1 < argc) {
+			char *end;
+			long long v = strtoll(argv[++i], &end, 10);
+
+			if (*end || v < 0) {
+				fprintf(stderr, "pktio: --max-in-flight must be a number of frames >= 0, got '%s'\n", argv[i]);
+				exit(2);
+			}
+			g.max_in_flight = (uint64_t)v;
 		} else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
 			char *spec = argv[++i], *end;
 			unsigned long id = strtoul(spec, &end, 10);

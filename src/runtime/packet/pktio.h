@@ -79,6 +79,8 @@ struct pktio {
 	struct xsk_ring_cons umem_comp;
 	int zerocopy;
 	uint32_t fill_target;
+	/* frames the chains may hold at once (0: no limit); beyond it new frames are dropped at RX */
+	uint64_t max_in_flight;
 	uint32_t pid;
 	uint32_t *gen_of; /* generation of each buffer while pktio holds it */
 	_Atomic int stop;

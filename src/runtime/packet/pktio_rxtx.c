@@ -81,6 +81,24 @@ uint32_t free_mine(void)
 
 /* --- RX --- */
 
+/*
+ * Frames the chains hold now: what entered minus what left them, per the chain counters (every
+ * process adds to them once per batch, so this lags by at most a batch per process).
+ */
+static uint64_t in_flight(void)
+{
+	uint64_t in = 0, left = atomic_load_explicit(&g.plane.hdr->unattributed_lost, memory_order_relaxed);
+
+	for (uint32_t c = 0; c < g.plane.nchains; c++) {
+		struct bpfctl_chain_counters *s = &g.plane.chain_stats[c];
+
+		in += atomic_load_explicit(&s->in, memory_order_relaxed);
+		left += atomic_load_explicit(&s->out, memory_order_relaxed) + atomic_load_explicit(&s->dropped, memory_order_relaxed) +
+			atomic_load_explicit(&s->lost, memory_order_relaxed);
+	}
+	return in > left ? in - left : 0;
+}
+
 static void rx_batch(struct xq *x, struct bpfctl_chain_delta *cd)
 {
 	struct bpfctl_pkt_desc d[BATCH];
@@ -134,12 +152,25 @@ static void rx_batch(struct xq *x, struct bpfctl_chain_delta *cd)
 	xsk_ring_cons__release(&x->rx, n);
 	x->in_kernel -= n;
 	atomic_fetch_sub_explicit(&p->entry->posted, n, memory_order_relaxed);
+	/* over budget: these frames count as entered and lost, and go back to the pool now */
+	uint32_t over = 0;
+
+	if (g.max_in_flight && k) {
+		uint64_t now = in_flight();
+
+		over = now >= g.max_in_flight ? k : (now + k > g.max_in_flight ? (uint32_t)(now + k - g.max_in_flight) : 0);
+		for (uint32_t i = k - over; i < k; i++) {
+			BPFCTL_CHAIN_ADD(cd, lost, d[i].chain, 1);
+			bpfctl_free_batch_add(&g.plane, &fb, &d[i]);
+		}
+		k -= over;
+	}
 	bpfctl_free_batch_flush(&g.plane, &fb);
 	bpfctl_pkt_route(&g.plane, d, k, &res, cd);
 	bpfctl_chain_delta_flush(&g.plane, cd);
 	bpfctl_counter_add(&p->entry->rx, n);
 	bpfctl_counter_add(&p->entry->no_chain, no_chain + res.no_instance + res.invalid + res.dropped);
-	bpfctl_counter_add(&p->entry->lost, res.ring_full);
+	bpfctl_counter_add(&p->entry->lost, res.ring_full + over);
 }
 
 /* The kernel's own counters, summed over each port's sockets. */

@@ -179,7 +179,10 @@ export class PacketPlane {
 
   /** Count frames an instance held when it died (reclaimed from the pool by the supervisor). */
   addReclaimed(fn: number, inst: number, n: number): void {
-    if (n > 0) Atomics.add(this.#u64, this.#instStat(fn, inst, L.INST_STATS.reclaimed) / 8, BigInt(n));
+    if (n <= 0) return;
+    Atomics.add(this.#u64, this.#instStat(fn, inst, L.INST_STATS.reclaimed) / 8, BigInt(n));
+    // Which chains they were on is not known: counted plane-wide, so in-flight sums stay right.
+    Atomics.add(this.#u64, L.HDR.unattributedLost / 8, BigInt(n));
   }
 
   /** Descriptors waiting in `ring` (producers may be adding more). */
@@ -203,12 +206,16 @@ export class PacketPlane {
       if (Atomics.load(u64, (slot + L.SLOT.seq) / 8) !== head + 1n) break;
       const addr = this.#u32[(slot + L.SLOT.desc + L.DESC.addr) / 4]!;
       const gen = this.#u32[(slot + L.SLOT.desc + L.DESC.gen) / 4]!;
+      const chain = this.#u8[slot + L.SLOT.desc + L.DESC.chain]!;
       Atomics.store(u64, (slot + L.SLOT.seq) / 8, head + BigInt(this.slots));
       head++;
       Atomics.store(u64, (r + L.RING.head) / 8, head);
       try {
         this.#pool.free({ offset: this.bufferOf(addr), gen });
         n++;
+        // A frame that entered a chain and leaves it here is that chain's loss.
+        if (chain < this.#u32[L.HDR.nchains / 4]!) Atomics.add(u64, (L.CHAIN_STATS_OFF + chain * L.CHAIN_STATS_SIZE + L.CHAIN_STATS.lost) / 8, 1n);
+        else Atomics.add(u64, L.HDR.unattributedLost / 8, 1n);
       } catch {
         // Stale or foreign: someone freed it already (a reclaim). Nothing to give back.
       }

@@ -165,7 +165,12 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
   };
   const nfSlot = (fnId: number, inst: number) => new Slot('packet', fnById.get(fnId)!.name, fnId, inst, launchNf(fnId, inst), host, o.readyTimeoutMs);
 
-  const pktioArgs = ['--pool', o.pool.path];
+  // The pool may be shared with request chains: pktio keeps a quarter of it in its fill rings, and
+  // the chains may hold another quarter (three quarters when there are no request chains), so no
+  // flood or slow function can take the buffers HTTP requests need.
+  const fill = Math.max(1, Math.floor(o.pool.bufferCount / 4));
+  const maxInFlight = o.ir.functions.length > 0 ? Math.max(64, Math.floor(o.pool.bufferCount / 4)) : Math.max(64, o.pool.bufferCount - fill - 64);
+  const pktioArgs = ['--pool', o.pool.path, '--max-in-flight', String(maxInFlight)];
   for (const port of p.ports) {
     const map = port.ingress ? join(o.pinDir, 'xdp', port.interface, 'maps', 'xsk_chains') : '';
     pktioArgs.push('--port', `${port.id}:${port.interface}${map ? `:${map}` : ''}`);
