@@ -9,6 +9,7 @@
  * consumes the same ring, so a crash loses at most one batch.
  */
 import { spawn } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfctlError } from '../../errors.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
@@ -74,7 +75,11 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
     if (f.language === 'c') {
       o.progress(`building packet function ${f.name}`);
       exes.set(f.id, [await buildPacketFunction(f.handler!)]);
-    } else exes.set(f.id, [...f.command!]);
+    } else {
+      const exe = f.command![0]!;
+      if (!findExecutable(exe)) throw new PacketRuntimeError(`packetFunctions.${f.name}.command[0]: ${exe}: no such executable${exe.includes('/') ? '' : ' on PATH'}`);
+      exes.set(f.id, [...f.command!]);
+    }
   }
   o.progress('building pktio');
   const pktioExe = await buildPktio();
@@ -261,6 +266,20 @@ export class PacketRuntimeError extends BpfctlError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('E_PACKET_RUNTIME', message, options);
   }
+}
+
+/** True when `exe` (a path, or a name looked up on PATH) is an executable file. */
+function findExecutable(exe: string): boolean {
+  const ok = (p: string) => {
+    try {
+      accessSync(p, constants.X_OK);
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (exe.includes('/')) return ok(exe);
+  return (process.env.PATH ?? '').split(':').some((d) => d && ok(join(d, exe)));
 }
 
 function netnsPath(ns: string): string {
