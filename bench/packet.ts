@@ -95,6 +95,8 @@ export interface Point {
   dut_cpu_busy_pct: number;
   /** Pinned: the DUT's CPU busy with anything but the DUT (other people's work), % of a core. */
   others_on_dut_cpu_pct: number;
+  /** Pinned: how busy the generator's and sink's CPU was: near 100 at max, they were the limit. */
+  load_cpu_busy_pct: number;
   /** Tries made of this point (one disturbed by other work on the DUT's CPU is taken again; the least disturbed counts). */
   attempts: number;
   /** The DUT's busiest threads by name (NAPI threads as napi/<veth>), % of a core. */
@@ -126,6 +128,8 @@ export interface VariantRow {
   /** Frames/s per core of DUT CPU at max (1e9 / CPU ns per frame): what one core of it would do. */
   pps_per_dut_core?: number;
   others_on_dut_cpu_pct_full?: number;
+  /** The generator's and sink's CPU at max: near 100, they limited max_pps, not the DUT. */
+  load_cpu_busy_pct_full?: number;
   /** The busiest DUT threads in its best max point. */
   threads_full?: { name: string; cpu_pct: number }[];
   rounds?: number;
@@ -230,10 +234,11 @@ class Bench {
     const k0 = cpuOf(sinkPids);
     const m0 = machineBusy();
     const d0 = cpuBusy(DUT_CPU);
+    const l0 = cpuBusy(LOAD_CPU);
     const w0 = performance.now();
     const r = await this.gen.run(rate, seconds);
     const s1 = await this.drained();
-    const [c1, g1, k1, m1, d1] = [cpuOf(pids), cpuOf([this.gen.pid]), cpuOf(sinkPids), machineBusy(), cpuBusy(DUT_CPU)];
+    const [c1, g1, k1, m1, d1, l1] = [cpuOf(pids), cpuOf([this.gen.pid]), cpuOf(sinkPids), machineBusy(), cpuBusy(DUT_CPU), cpuBusy(LOAD_CPU)];
     // Rates over the generator's own window. CPU was read over a slightly longer one (the
     // command's round trip, the drain): taken as a rate over that and charged for the
     // generator's window (exact for a steady consumer, a poller included).
@@ -244,6 +249,7 @@ class Bench {
     const sink_s = (k1 - k0) * scale;
     const busy_s = (m1 - m0) * scale;
     const dutCpuBusy_s = (d1 - d0) * scale;
+    const loadCpuBusy_s = (l1 - l0) * scale;
     const rx = s1.packets - s0.packets;
     const threads = [...byThreadName(pids)]
       .map(([name, v]) => ({ name: this.threadName(name), cpu_pct: ((v - (t0.get(name) ?? 0)) * scale * 100) / secs }))
@@ -269,6 +275,7 @@ class Bench {
       unattributed_ns_per_pkt: rx ? (Math.max(0, busy_s - dut_s - gen_s - sink_s) * 1e9) / rx : Number.NaN,
       dut_cpu_busy_pct: PINNED ? (dutCpuBusy_s / secs) * 100 : Number.NaN,
       others_on_dut_cpu_pct: PINNED ? Math.max(0, ((dutCpuBusy_s - dut_s) / secs) * 100) : Number.NaN,
+      load_cpu_busy_pct: PINNED ? (loadCpuBusy_s / secs) * 100 : Number.NaN,
       attempts: 1,
       threads,
       not_natted: dut.nat ? rx - (s1.natted - s0.natted) : 0,
@@ -313,6 +320,7 @@ function rows(points: Point[], idle: PacketBenchResult['idle'], skipped: Map<Var
         dut_cpu_busy_pct_full: m('max', (p) => p.dut_cpu_busy_pct),
         pps_per_dut_core: m('max', (p) => 1e9 / p.cpu_ns_per_pkt),
         others_on_dut_cpu_pct_full: m('max', (p) => p.others_on_dut_cpu_pct),
+        load_cpu_busy_pct_full: m('max', (p) => p.load_cpu_busy_pct),
         threads_full: ps.filter((p) => p.kind === 'max').sort((a, b) => b.rx_pps - a.rx_pps)[0]?.threads,
         rounds: new Set(ps.map((p) => p.round)).size,
       });
@@ -429,10 +437,10 @@ export function print(r: PacketBenchResult): void {
       ),
     ),
   );
-  out.push('Where the CPU went at max load (% of one core): the DUT\'s threads, its CPU as /proc/stat saw it (pinned runs), the generator, and machine time no thread was charged for');
+  out.push("Where the CPU went at max load (% of one core): the DUT's threads, the DUT's and the load CPU as /proc/stat saw them (pinned runs; load CPU near 100: generator + sink were the limit), machine time no thread was charged for");
   out.push(
     table(
-      ['variant', 'frame B', 'DUT threads %', 'DUT CPU busy %', 'generator %', 'unattributed ns/pkt', 'pps per DUT core', 'busiest DUT threads (%)'],
+      ['variant', 'frame B', 'DUT threads %', 'DUT CPU busy %', 'load CPU busy %', 'generator %', 'unattributed ns/pkt', 'pps per DUT core', 'busiest DUT threads (%)'],
       r.variants
         .filter((v) => !v.skipped)
         .map((v) => [
@@ -440,6 +448,7 @@ export function print(r: PacketBenchResult): void {
           String(v.frame_bytes),
           fmt(v.dut_cpu_pct_full),
           fmt(v.dut_cpu_busy_pct_full),
+          fmt(v.load_cpu_busy_pct_full),
           fmt(v.gen_cpu_pct_full),
           fmt(v.unattributed_ns_per_pkt_full),
           fmt(v.pps_per_dut_core),

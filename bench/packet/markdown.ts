@@ -22,11 +22,11 @@ for (const v of r.variants) {
   else out.push(row([v.name, `${v.frame_bytes} B`, n(v.max_pps), n(v.p50_us, 1), n(v.p99_us, 1), n(v.cpu_ns_per_pkt_full), n(v.cpu_ns_per_pkt_10pct), n(v.idle_cpu_pct, 2)]));
 }
 out.push('');
-out.push(row(['variant', 'frame', 'DUT threads, % of CPU 0', 'CPU 0 busy, %', 'pps per DUT core', 'busiest DUT threads at max (% of a core)']));
-out.push(row(['---', '---', '---', '---', '---', '---']));
+out.push(row(['variant', 'frame', 'DUT threads, % of CPU 0', 'CPU 0 busy, %', 'CPU 1 (load) busy, %', 'pps per DUT core', 'busiest DUT threads at max (% of a core)']));
+out.push(row(['---', '---', '---', '---', '---', '---', '---']));
 for (const v of r.variants) {
   if (v.skipped) continue;
-  out.push(row([v.name, `${v.frame_bytes} B`, n(v.dut_cpu_pct_full), n(v.dut_cpu_busy_pct_full), n(v.pps_per_dut_core), (v.threads_full ?? []).map((t) => `${t.name} ${n(t.cpu_pct)}`).join(', ')]));
+  out.push(row([v.name, `${v.frame_bytes} B`, n(v.dut_cpu_pct_full), n(v.dut_cpu_busy_pct_full), n(v.load_cpu_busy_pct_full), n(v.pps_per_dut_core), (v.threads_full ?? []).map((t) => `${t.name} ${n(t.cpu_pct)}`).join(', ')]));
 }
 out.push('');
 out.push(row(['target (bpfctl, event-driven)', 'frame', 'value', 'target', 'met']));
