@@ -42,9 +42,10 @@
  *   points and a settle, with the generator blocked and no traffic.
  * - Moderate load for latency: MODERATE_PPS frames/s for every variant (at most half its max).
  *
- * Run: npm run bench -- packet [--quick]   (root; writes bench/results/packet.json, ~3-5 min;
+ * Run: npm run bench -- packet [--quick]   (root; writes bench/results/packet.json, ~3 min;
  * --quick, ~1 min, writes .cache/bench/packet-quick.json instead)
- * PACKET_VARIANTS=kernel-nft,testpmd  only these;  PACKET_ROUNDS=n  rounds (default 3, quick 1)
+ * PACKET_VARIANTS=kernel-nft,testpmd  only these;  PACKET_ROUNDS=n  rounds (default 3, quick 1);
+ * PACKET_PIN=0  nothing pinned (the scheduler places everything; for comparison)
  * Every namespace, process and XDP program the bench made is removed, on errors and Ctrl-C too.
  */
 import { spawnSync } from 'node:child_process';
