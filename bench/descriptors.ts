@@ -13,9 +13,10 @@
  * Method: bench/descriptors/run.ts (METHOD) and BENCHMARKS.md, "Descriptor transport".
  *
  * Run: npm run bench -- descriptors [--quick]   (root; writes bench/results/descriptors.json,
- * ~3 min; --quick, ~30 s, one round, writes .cache/bench/descriptors-quick.json instead)
- * DESC_ROUNDS=n  rounds (default 5, quick 1);  DESC_VARIANTS=ring-event,unix  only these (skmsg,
- * the reference, is added);  DESC_RATE=n  the paced rate instead of 20% of the slowest max.
+ * ~2.5 min; --quick, ~30 s, one round, writes .cache/bench/descriptors-quick.json instead)
+ * DESC_ROUNDS=n  rounds (default 7, quick 1);  DESC_VARIANTS=ring-event,unix  only these (skmsg,
+ * the reference, is added);  DESC_RATE=n  the paced rate instead of 20% of the slowest max;
+ * DESC_CPUS=P,M,C  pin producer, middle hop and consumer to these CPUs (default: unpinned).
  * Every process is killed and the sk_msg object unloaded, on errors and Ctrl-C too; nothing is
  * pinned.
  */

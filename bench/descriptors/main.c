@@ -8,7 +8,7 @@
  * (a socket leaves the sockhash when it closes).
  *
  *   descbench --transport ring-event|ring-poll|skmsg|unix --phase max|rate|idle [--rate N]
- *             [--warm-ms N] [--measure-ms N] [--settle-ms N] [--map-fd N]
+ *             [--warm-ms N] [--measure-ms N] [--settle-ms N] [--map-fd N] [--cpus P,M,C]
  *
  * max: flat out; rate: N descriptors/s; idle: N descriptors/s for the warm-up, then nothing at
  * all, and the window measures what the three cost doing nothing. skmsg needs --map-fd: the
@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -189,6 +190,7 @@ struct setup {
 	struct sockaddr_in addr;
 	int sp[2][2]; /* unix: socketpair of hop 1 (producer -> middle) and hop 2 (middle -> consumer) */
 	uint64_t rate;
+	int cpu[DB_ROLES]; /* -1: wherever the scheduler puts it */
 };
 
 static struct db_ep ep_ring(struct setup *s, int ring, enum db_role role)
@@ -249,7 +251,7 @@ static void hop_main(struct setup *s, enum db_role role)
 	int ring = s->t == DB_RING_EVENT || s->t == DB_RING_POLL;
 
 	if (ring) {
-		/* ring 0 feeds the middle hop, ring 1 the consumer */
+		/* ring 0 feeds the middle hop, ring 1 the consumer (the producer's in and the consumer's out go unused) */
 		in = ep_ring(s, role == DB_PRODUCER ? 0 : (int)role - 1, role);
 		out = ep_ring(s, role == DB_CONSUMER ? 1 : (int)role, role);
 	} else if (s->t == DB_UNIX) {
@@ -261,6 +263,14 @@ static void hop_main(struct setup *s, enum db_role role)
 		/* one socket per hop: it receives what is redirected to it, and its sends are redirected on */
 		in = ep_fd(s, fd, role);
 		out = ep_fd(s, fd, role);
+	}
+	if (s->cpu[role] >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(s->cpu[role], &set);
+		if (sched_setaffinity(0, sizeof(set), &set) < 0)
+			db_fail(s->ctl, "hop %d: cannot run on CPU %d: %s", role, s->cpu[role], strerror(errno));
 	}
 	atomic_fetch_add(&s->ctl->ready, 1);
 	while (atomic_load(&s->ctl->phase) == DB_SETUP)
@@ -318,6 +328,8 @@ int main(int argc, char **argv)
 	memset(&s, 0, sizeof(s));
 	s.map_fd = -1;
 	s.listen_fd = -1;
+	for (int i = 0; i < DB_ROLES; i++)
+		s.cpu[i] = -1;
 	clk_tck = sysconf(_SC_CLK_TCK);
 	if (clk_tck <= 0)
 		clk_tck = 100;
@@ -342,6 +354,9 @@ int main(int argc, char **argv)
 			measure_ms = arg_u64(k, v);
 		} else if (!strcmp(k, "--settle-ms")) {
 			settle_ms = arg_u64(k, v);
+		} else if (!strcmp(k, "--cpus")) {
+			if (sscanf(v, "%d,%d,%d", &s.cpu[0], &s.cpu[1], &s.cpu[2]) != 3)
+				die("--cpus: '%s' is not P,M,C (the producer's, the middle hop's and the consumer's CPU)", v);
 		} else if (!strcmp(k, "--map-fd")) {
 			s.map_fd = (int)arg_u64(k, v);
 		} else {
@@ -450,13 +465,8 @@ int main(int argc, char **argv)
 		sleep_ms(measure_ms);
 		take(&b, s.ctl);
 	}
-	atomic_store(&s.ctl->phase, DB_STOP);
-	if (s.ctl->failed)
-		die("%s", s.ctl->error);
-	uint64_t errors = atomic_load(&s.ctl->errors), measured = atomic_load(&s.ctl->measured);
-	uint64_t lat_sum = atomic_load(&s.ctl->lat_sum_ns);
-	uint64_t p50 = quantile(s.ctl, measured, 0.50), p90 = quantile(s.ctl, measured, 0.90);
-	uint64_t p99 = quantile(s.ctl, measured, 0.99), p999 = quantile(s.ctl, measured, 0.999);
+	/* a hop gone before the end (crashed, or failed) spoils the point; checked before the stop,
+	 * after which the ring hops leave on their own */
 	int dead = 0;
 
 	for (int i = 0; i < DB_ROLES; i++)
@@ -464,6 +474,13 @@ int main(int argc, char **argv)
 			kids[i] = 0;
 			dead = 1;
 		}
+	atomic_store(&s.ctl->phase, DB_STOP);
+	if (s.ctl->failed)
+		die("%s", s.ctl->error);
+	uint64_t errors = atomic_load(&s.ctl->errors), measured = atomic_load(&s.ctl->measured);
+	uint64_t lat_sum = atomic_load(&s.ctl->lat_sum_ns);
+	uint64_t p50 = quantile(s.ctl, measured, 0.50), p90 = quantile(s.ctl, measured, 0.90);
+	uint64_t p99 = quantile(s.ctl, measured, 0.99), p999 = quantile(s.ctl, measured, 0.999);
 	kill_kids();
 	for (int i = 0; i < DB_ROLES; i++)
 		if (peers[i] >= 0)

@@ -54,6 +54,8 @@ export interface Point extends RawResult {
   softirq_ns_per_desc: number;
   /** Machine busy time not charged to the three processes, cores (the launcher, the bench, other people). */
   others_cores: number;
+  /** Time the hypervisor took our vCPUs for something else, cores. */
+  steal_cores: number;
 }
 
 export interface PointOptions {
@@ -63,6 +65,8 @@ export interface PointOptions {
   settleMs: number;
   /** The skmsg variant's sockhash (inherited as fd 3). */
   mapFd?: number;
+  /** `P,M,C`: the CPUs of producer, middle hop and consumer (default: the scheduler's choice). */
+  cpus?: string;
 }
 
 const live = new Set<ChildProcess>();
@@ -90,6 +94,7 @@ function derive(r: RawResult, round: number, seq: number): Point {
     sleeps_per_batch: sum(r.vcsw) / batches,
     softirq_ns_per_desc: r.descs ? (r.softirq_ns + r.irq_ns) / r.descs : Number.NaN,
     others_cores: (r.machine_busy_ns - cpu) / (r.seconds * 1e9),
+    steal_cores: r.steal_ns / (r.seconds * 1e9),
   };
 }
 
@@ -97,6 +102,7 @@ function derive(r: RawResult, round: number, seq: number): Point {
 export function runPoint(bin: string, name: VariantName, phase: Phase, o: PointOptions, round: number, seq: number): Promise<Point> {
   const args = ['--transport', name, '--phase', phase, '--warm-ms', String(o.warmMs), '--measure-ms', String(o.measureMs), '--settle-ms', String(o.settleMs)];
   if (phase !== 'max') args.push('--rate', String(Math.round(o.rate)));
+  if (o.cpus) args.push('--cpus', o.cpus);
   const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'];
   if (name === 'skmsg') {
     if (o.mapFd === undefined) return Promise.reject(new Error('skmsg: no sockhash loaded'));

@@ -5,11 +5,15 @@
 import type { Point, VariantName } from './point.ts';
 
 export const REFERENCE: VariantName = 'skmsg';
+/** Steal (cores) under which a max point counts as undisturbed by the hypervisor. */
+export const LOW_STEAL = 0.2;
 
 export interface Row {
   name: VariantName;
   rounds: number;
   max_desc_per_s: number;
+  /** Lowest and highest round. */
+  max_desc_per_s_range: [number, number];
   cpu_ns_per_desc_max: number;
   /** Per process (producer, middle hop, consumer), ns per descriptor at max. */
   cpu_ns_per_desc_max_split: number[];
@@ -32,6 +36,15 @@ export interface Row {
   softirq_ns_per_desc_max: number;
   /** Busy cores of the machine not charged to the three processes during the max points. */
   others_cores_max: number;
+  /**
+   * The max points during which the hypervisor took less than LOW_STEAL cores (n of them): the
+   * sleeping variants' max falls 3-5x when it takes most of a core (every wakeup of a halted vCPU
+   * waits for the host).
+   */
+  max_low_steal: { n: number; desc_per_s: number; cpu_ns_per_desc: number };
+  /** Cores the hypervisor stole, max and paced points. */
+  steal_cores_max: number;
+  steal_cores_rate: number;
   /** vs skmsg, medians of per-round ratios (max: higher is better; the rest: lower is better). */
   vs_skmsg: { max: number; p50: number; p99: number; cpu_max: number; cpu_rate: number } | null;
 }
@@ -69,6 +82,7 @@ export function rows(points: readonly Point[], names: readonly VariantName[]): R
         name,
         rounds: max.length,
         max_desc_per_s: med(max, (p) => p.desc_per_s),
+        max_desc_per_s_range: [Math.min(...max.map((p) => p.desc_per_s)), Math.max(...max.map((p) => p.desc_per_s))],
         cpu_ns_per_desc_max: med(max, (p) => p.cpu_ns_per_desc),
         cpu_ns_per_desc_max_split: split(max, (p, i) => p.cpu_ns[i]! / p.descs),
         cpu_pct_max: med(max, (p) => p.cpu_pct),
@@ -87,6 +101,12 @@ export function rows(points: readonly Point[], names: readonly VariantName[]): R
         idle_cpu_pct_split: split(idle, (p, i) => (p.cpu_ns[i]! / (p.seconds * 1e9)) * 100),
         softirq_ns_per_desc_max: med(max, (p) => p.softirq_ns_per_desc),
         others_cores_max: med(max, (p) => p.others_cores),
+        max_low_steal: (() => {
+          const q = max.filter((p) => p.steal_cores < LOW_STEAL);
+          return { n: q.length, desc_per_s: med(q, (p) => p.desc_per_s), cpu_ns_per_desc: med(q, (p) => p.cpu_ns_per_desc) };
+        })(),
+        steal_cores_max: med(max, (p) => p.steal_cores),
+        steal_cores_rate: med(rate, (p) => p.steal_cores),
         vs_skmsg: hasRef
           ? {
               max: ratio(points, name, 'max', (p) => p.desc_per_s),
@@ -133,14 +153,25 @@ export function table(rs: readonly Row[], rate: number): string {
 export function splitTable(rs: readonly Row[]): string {
   const three = (v: number[], d = 0) => v.map((n) => fmt(n, d)).join(' / ');
   return markdown(
-    ['variant', 'CPU ns/desc @max: producer / middle / consumer', '@rate', 'idle % core', 'max: CPU % core, others (cores)', 'rate: desc/s seen'],
+    [
+      'variant',
+      'CPU ns/desc @max: producer / middle / consumer',
+      '@rate',
+      'idle % core',
+      "max desc/s: rounds' range",
+      `max, steal < ${LOW_STEAL}: desc/s, CPU ns/desc (points)`,
+      'max: CPU % core, others, steal (cores)',
+      'rate: desc/s seen, steal',
+    ],
     rs.map((r) => [
       r.name,
       three(r.cpu_ns_per_desc_max_split),
       three(r.cpu_ns_per_desc_rate_split),
       three(r.idle_cpu_pct_split, 2),
-      `${fmt(r.cpu_pct_max)}, ${fmt(r.others_cores_max, 2)}`,
-      fmt(r.rate_desc_per_s),
+      `${fmt(r.max_desc_per_s_range[0] / 1e6, 2)}-${fmt(r.max_desc_per_s_range[1] / 1e6, 2)}M`,
+      r.max_low_steal.n ? `${fmt(r.max_low_steal.desc_per_s / 1e6, 2)}M, ${fmt(r.max_low_steal.cpu_ns_per_desc)} (${r.max_low_steal.n})` : '- (0)',
+      `${fmt(r.cpu_pct_max)}, ${fmt(r.others_cores_max, 2)}, ${fmt(r.steal_cores_max, 2)}`,
+      `${fmt(r.rate_desc_per_s)}, ${fmt(r.steal_cores_rate, 2)}`,
     ]),
   );
 }

@@ -1,8 +1,8 @@
 /**
- * The descriptor-transport bench's rounds (bench/descriptors.ts describes the method): per round,
- * every variant's max point, then every variant's paced point, then every variant's idle point,
- * each phase in an order that rotates from round to round. The paced rate is fixed after the
- * first round's max points: 20% of the slowest variant's max (DESC_RATE overrides it).
+ * The descriptor-transport bench's rounds (bench/descriptors.ts describes the method): all rounds
+ * of max points, then all rounds of paced points, each round every variant once in an order that
+ * rotates from round to round, then one idle point per variant. The paced rate is 20% of the
+ * slowest variant's median max (DESC_RATE overrides it).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildLauncher, loadRedirect, type Redirect } from './build.ts';
 import { BATCH, killLaunchers, type Phase, type Point, type PointOptions, runPoint, VARIANTS, type VariantName } from './point.ts';
-import { fmt, REFERENCE, type Row, rows, splitTable, table } from './report.ts';
+import { fmt, median, REFERENCE, type Row, rows, splitTable, table } from './report.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -25,7 +25,7 @@ interface Settings {
 function settings(quick: boolean): Settings {
   const s: Settings = quick
     ? { quick, rounds: 1, max: { warmMs: 300, measureMs: 1000 }, rate: { warmMs: 300, measureMs: 1500 }, idle: { warmMs: 300, settleMs: 300, measureMs: 3000 } }
-    : { quick, rounds: 5, max: { warmMs: 500, measureMs: 2000 }, rate: { warmMs: 500, measureMs: 2000 }, idle: { warmMs: 500, settleMs: 500, measureMs: 3000 } };
+    : { quick, rounds: 7, max: { warmMs: 500, measureMs: 1500 }, rate: { warmMs: 500, measureMs: 1500 }, idle: { warmMs: 500, settleMs: 500, measureMs: 3000 } };
   if (process.env.DESC_ROUNDS) s.rounds = Math.max(1, Number(process.env.DESC_ROUNDS) || 1);
   return s;
 }
@@ -49,12 +49,13 @@ const METHOD: Record<string, string> = {
   skmsg: 'one TCP socket per hop (connected to the launcher) in a sockhash; sk_msg program (bench/descriptors/redirect.bpf.c, loaded and attached through bpfctl\'s loader) redirects each sendmsg whole into the socket under the first descriptor\'s hop, BPF_F_INGRESS; hops block in recv',
   unix: 'a SOCK_SEQPACKET socketpair per hop; hops block in recv',
   max: 'producer flat out (within the window); descriptors/s the consumer took',
-  rate: 'producer paced with clock_nanosleep (timer slack 1 ns), one batch every 32/rate s; rate = 20% of the slowest variant\'s max in round 1; latency: stamp to the consumer\'s clock_gettime after the receive, 25 ns histogram buckets (upper edges)',
+  rate: 'producer paced with clock_nanosleep (timer slack 1 ns), one batch every 32/rate s (a late producer sends what is due at once; more than 20 ms behind it skips); rate = 20% of the slowest variant\'s median max; latency: stamp to the consumer\'s clock_gettime after the receive, 25 ns histogram buckets (upper edges)',
   idle: 'traffic for the warm-up, then none: CPU of the three over the window',
   cpu: 'per process /proc/<pid>/schedstat on-CPU time (the ns clock utime + stime are sampled from; utime + stime kept as tick_cpu_ns), the three processes summed, per descriptor the consumer took; sk_msg ingress redirect runs in the sender\'s sendmsg (process context), so it is in the sender\'s system time; machine-wide /proc/stat softirq + irq kept per point as a check',
   syscalls: 'send/recv calls, ring futex waits and wakes, of the three, per batch sent; the window\'s futex calls are counted apart (gate)',
   sleeps: 'voluntary context switches of the three per batch sent (each a sleep that ended in a wakeup)',
-  rounds: 'each phase: every variant in a rotating order; rows are medians of rounds, ratios medians of per-round ratios vs skmsg',
+  rounds: 'all rounds of max points, then all rounds of paced points; in each round every variant once, in an order rotating per round; then one idle point per variant; rows are medians of rounds, ratios medians of per-round ratios vs skmsg',
+  steal: 'this is a VM: /proc/stat steal time (the hypervisor running something else on our vCPUs) is kept per point; it comes in bursts, is high whenever the hops sleep and wake often, and is what makes single points vary by 2x',
 };
 
 const log = (m: string) => process.stderr.write(`descriptors: ${m}\n`);
@@ -70,9 +71,10 @@ function moderate(maxes: number[]): number {
 function describe(p: Point): string {
   const base = `round ${p.round + 1} ${p.transport} ${p.phase}:`;
   if (p.phase === 'idle') return `${base} ${fmt(p.cpu_pct, 2)}% of a core`;
+  const steal = `, steal ${fmt(p.steal_ns / (p.seconds * 1e9), 2)} cores`;
   const lat =
     p.phase === 'rate' ? `, p50 ${fmt(p.lat.p50_ns / 1000, 1)} us p99 ${fmt(p.lat.p99_ns / 1000, 1)} us, ${fmt(p.late_batches)} batches late, ${fmt(p.skipped_batches)} skipped` : '';
-  return `${base} ${fmt(p.desc_per_s)} desc/s, ${fmt(p.cpu_ns_per_desc)} CPU ns/desc${lat}, ${fmt(p.syscalls_per_batch, 2)} syscalls/batch, others ${fmt(p.others_cores, 2)} cores`;
+  return `${base} ${fmt(p.desc_per_s)} desc/s, ${fmt(p.cpu_ns_per_desc)} CPU ns/desc${lat}, ${fmt(p.syscalls_per_batch, 2)} syscalls/batch, others ${fmt(p.others_cores, 2)} cores${steal}`;
 }
 
 export function print(r: DescriptorsResult): void {
@@ -80,7 +82,9 @@ export function print(r: DescriptorsResult): void {
   const rounds = r.machine.rounds as number;
   out.push(`Descriptor transport: producer -> middle -> consumer, batches of ${BATCH} (medians of ${rounds} round${rounds === 1 ? '' : 's'}; (ratio) vs ${REFERENCE}, median of per-round ratios)\n`);
   out.push(table(r.variants, r.rate_desc_per_s));
-  out.push('\nCPU by process (ns per descriptor; idle: % of a core); at max: the three together in % of a core, and the machine\'s other busy cores\n');
+  out.push(
+    "\nCPU by process (ns per descriptor; idle: % of a core); the max points' spread, and those the hypervisor left alone; at max: the three together in % of a core, the machine's other busy cores, steal\n",
+  );
   out.push(splitTable(r.variants));
   const loads = (r.machine.loadavg_1m_samples as number[] | undefined) ?? [];
   if (loads.length) out.push(`\n1-minute load average during the run: ${fmt(Math.min(...loads), 2)}-${fmt(Math.max(...loads), 2)} (2 cores)`);
@@ -121,7 +125,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<DescriptorsRe
     redirect = loadRedirect();
     const point = async (name: VariantName, phase: Phase, o: Omit<PointOptions, 'mapFd'>, round: number, seq: number) => {
       try {
-        const p = await runPoint(bin, name, phase, { ...o, mapFd: redirect!.fd }, round, seq);
+        const p = await runPoint(bin, name, phase, { ...o, mapFd: redirect!.fd, cpus: process.env.DESC_CPUS }, round, seq);
         points.push(p);
         log(describe(p));
       } catch (err) {
@@ -130,19 +134,23 @@ export async function run(opts: { quick?: boolean } = {}): Promise<DescriptorsRe
         log(`FAILED ${msg}`);
       }
     };
+    // Max points first, every round: the paced rate comes from their medians, not from one round.
     for (let round = 0; round < s.rounds && !interrupted; round++) {
-      const order = rotate(names, round);
-      for (const [i, n] of order.entries()) await point(n, 'max', { rate: 0, settleMs: 0, ...s.max }, round, i);
-      if (!rate) {
-        const maxes = points.filter((p) => p.phase === 'max').map((p) => p.desc_per_s);
-        if (!maxes.length) throw new Error('no variant reached a max: nothing to pace at');
-        rate = moderate(maxes);
-        log(`paced points at ${fmt(rate)} desc/s (20% of the slowest max)`);
-      }
-      for (const [i, n] of order.entries()) await point(n, 'rate', { rate, settleMs: 0, ...s.rate }, round, i);
-      for (const [i, n] of order.entries()) await point(n, 'idle', { rate, ...s.idle }, round, i);
+      for (const [i, n] of rotate(names, round).entries()) await point(n, 'max', { rate: 0, settleMs: 0, ...s.max }, round, i);
       loads.push(os.loadavg());
     }
+    if (!rate) {
+      const maxes = names.map((n) => median(points.filter((p) => p.phase === 'max' && p.transport === n).map((p) => p.desc_per_s))).filter((m) => m > 0);
+      if (!maxes.length) throw new Error('no variant reached a max: nothing to pace at');
+      rate = moderate(maxes);
+      log(`paced points at ${fmt(rate)} desc/s (20% of the slowest variant's median max)`);
+    }
+    for (let round = 0; round < s.rounds && !interrupted; round++) {
+      for (const [i, n] of rotate(names, round).entries()) await point(n, 'rate', { rate, settleMs: 0, ...s.rate }, round, i);
+      loads.push(os.loadavg());
+    }
+    // Idle is either ~0 or a core per spinning hop: once per variant is enough.
+    for (const [i, n] of names.entries()) if (!interrupted) await point(n, 'idle', { rate, ...s.idle }, 0, i);
   } finally {
     teardownSync();
     process.off('SIGINT', onSignal);
@@ -163,6 +171,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<DescriptorsRe
       quick: s.quick,
       rounds: s.rounds,
       settings: { max: s.max, rate: s.rate, idle: s.idle },
+      cpus_of_hops: process.env.DESC_CPUS ?? 'unpinned',
       loadavg_1m_samples: loads.map((l) => l[0]),
       bench_seconds: Math.round((Date.now() - t0) / 1000),
     },
