@@ -16,7 +16,8 @@
  * ~2.5 min; --quick, ~30 s, one round, writes .cache/bench/descriptors-quick.json instead)
  * DESC_ROUNDS=n  rounds (default 7, quick 1);  DESC_VARIANTS=ring-event,unix  only these (skmsg,
  * the reference, is added);  DESC_RATE=n  the paced rate instead of 20% of the slowest max;
- * DESC_CPUS=P,M,C  pin producer, middle hop and consumer to these CPUs (default: unpinned).
+ * DESC_CPUS=P,M,C  pin producer, middle hop and consumer to these CPUs (default: unpinned);
+ * DESC_REPORT_ONLY=1  no measuring: the tables again from the recorded points.
  * Every process is killed and the sk_msg object unloaded, on errors and Ctrl-C too; nothing is
  * pinned.
  */

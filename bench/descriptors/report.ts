@@ -42,6 +42,8 @@ export interface Row {
    * waits for the host).
    */
   max_low_steal: { n: number; desc_per_s: number; cpu_ns_per_desc: number };
+  /** The same for the paced points: there a busy host turns every wakeup into a wait of up to ms. */
+  rate_low_steal: { n: number; p50_us: number; p99_us: number; cpu_ns_per_desc: number; sleeps_per_batch: number };
   /** Cores the hypervisor stole, max and paced points. */
   steal_cores_max: number;
   steal_cores_rate: number;
@@ -105,6 +107,16 @@ export function rows(points: readonly Point[], names: readonly VariantName[]): R
           const q = max.filter((p) => p.steal_cores < LOW_STEAL);
           return { n: q.length, desc_per_s: med(q, (p) => p.desc_per_s), cpu_ns_per_desc: med(q, (p) => p.cpu_ns_per_desc) };
         })(),
+        rate_low_steal: (() => {
+          const q = rate.filter((p) => p.steal_cores < LOW_STEAL);
+          return {
+            n: q.length,
+            p50_us: med(q, (p) => p.lat.p50_ns / 1000),
+            p99_us: med(q, (p) => p.lat.p99_ns / 1000),
+            cpu_ns_per_desc: med(q, (p) => p.cpu_ns_per_desc),
+            sleeps_per_batch: med(q, (p) => p.sleeps_per_batch),
+          };
+        })(),
         steal_cores_max: med(max, (p) => p.steal_cores),
         steal_cores_rate: med(rate, (p) => p.steal_cores),
         vs_skmsg: hasRef
@@ -149,6 +161,23 @@ export function table(rs: readonly Row[], rate: number): string {
   );
 }
 
+/** The points the hypervisor left alone (steal < LOW_STEAL cores), without ratios: their rounds differ. */
+export function lowStealTable(rs: readonly Row[], rate: number): string {
+  return markdown(
+    ['variant', 'max desc/s', 'CPU ns/desc @max', `p50 us @${fmt(rate)}/s`, 'p99 us', 'CPU ns/desc @rate', 'sleeps/batch @rate', 'points max, rate'],
+    rs.map((r) => [
+      r.name,
+      r.max_low_steal.n ? `${fmt(r.max_low_steal.desc_per_s / 1e6, 2)}M` : '-',
+      fmt(r.max_low_steal.cpu_ns_per_desc),
+      fmt(r.rate_low_steal.p50_us, 1),
+      fmt(r.rate_low_steal.p99_us, 1),
+      fmt(r.rate_low_steal.cpu_ns_per_desc),
+      fmt(r.rate_low_steal.sleeps_per_batch, 2),
+      `${r.max_low_steal.n}, ${r.rate_low_steal.n}`,
+    ]),
+  );
+}
+
 /** Where the CPU went: per process, ns per descriptor (and idle % of a core). */
 export function splitTable(rs: readonly Row[]): string {
   const three = (v: number[], d = 0) => v.map((n) => fmt(n, d)).join(' / ');
@@ -159,7 +188,6 @@ export function splitTable(rs: readonly Row[]): string {
       '@rate',
       'idle % core',
       "max desc/s: rounds' range",
-      `max, steal < ${LOW_STEAL}: desc/s, CPU ns/desc (points)`,
       'max: CPU % core, others, steal (cores)',
       'rate: desc/s seen, steal',
     ],
@@ -169,7 +197,6 @@ export function splitTable(rs: readonly Row[]): string {
       three(r.cpu_ns_per_desc_rate_split),
       three(r.idle_cpu_pct_split, 2),
       `${fmt(r.max_desc_per_s_range[0] / 1e6, 2)}-${fmt(r.max_desc_per_s_range[1] / 1e6, 2)}M`,
-      r.max_low_steal.n ? `${fmt(r.max_low_steal.desc_per_s / 1e6, 2)}M, ${fmt(r.max_low_steal.cpu_ns_per_desc)} (${r.max_low_steal.n})` : '- (0)',
       `${fmt(r.cpu_pct_max)}, ${fmt(r.others_cores_max, 2)}, ${fmt(r.steal_cores_max, 2)}`,
       `${fmt(r.rate_desc_per_s)}, ${fmt(r.steal_cores_rate, 2)}`,
     ]),

@@ -4,13 +4,13 @@
  * rotates from round to round, then one idle point per variant. The paced rate is 20% of the
  * slowest variant's median max (DESC_RATE overrides it).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildLauncher, loadRedirect, type Redirect } from './build.ts';
 import { BATCH, killLaunchers, type Phase, type Point, type PointOptions, runPoint, VARIANTS, type VariantName } from './point.ts';
-import { fmt, median, REFERENCE, type Row, rows, splitTable, table } from './report.ts';
+import { fmt, LOW_STEAL, lowStealTable, median, REFERENCE, type Row, rows, splitTable, table } from './report.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -55,6 +55,7 @@ const METHOD: Record<string, string> = {
   syscalls: 'send/recv calls, ring futex waits and wakes, of the three, per batch sent; the window\'s futex calls are counted apart (gate)',
   sleeps: 'voluntary context switches of the three per batch sent (each a sleep that ended in a wakeup)',
   rounds: 'all rounds of max points, then all rounds of paced points; in each round every variant once, in an order rotating per round; then one idle point per variant; rows are medians of rounds, ratios medians of per-round ratios vs skmsg',
+  low_steal: 'points during which steal stayed under 0.2 cores, reported apart (medians of those points): what the transports cost when the host leaves the VM alone',
   steal: 'this is a VM: /proc/stat steal time (the hypervisor running something else on our vCPUs) is kept per point; it comes in bursts, is high whenever the hops sleep and wake often, and is what makes single points vary by 2x',
 };
 
@@ -82,9 +83,9 @@ export function print(r: DescriptorsResult): void {
   const rounds = r.machine.rounds as number;
   out.push(`Descriptor transport: producer -> middle -> consumer, batches of ${BATCH} (medians of ${rounds} round${rounds === 1 ? '' : 's'}; (ratio) vs ${REFERENCE}, median of per-round ratios)\n`);
   out.push(table(r.variants, r.rate_desc_per_s));
-  out.push(
-    "\nCPU by process (ns per descriptor; idle: % of a core); the max points' spread, and those the hypervisor left alone; at max: the three together in % of a core, the machine's other busy cores, steal\n",
-  );
+  out.push(`\nThe points during which the hypervisor took less than ${LOW_STEAL} cores (steal; medians of those points)\n`);
+  out.push(lowStealTable(r.variants, r.rate_desc_per_s));
+  out.push("\nCPU by process (ns per descriptor; idle: % of a core); the max points' spread; at max: the three together in % of a core, the machine's other busy cores, steal\n");
   out.push(splitTable(r.variants));
   const loads = (r.machine.loadavg_1m_samples as number[] | undefined) ?? [];
   if (loads.length) out.push(`\n1-minute load average during the run: ${fmt(Math.min(...loads), 2)}-${fmt(Math.max(...loads), 2)} (2 cores)`);
@@ -92,8 +93,21 @@ export function print(r: DescriptorsResult): void {
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
+/** DESC_REPORT_ONLY=1: the rows and tables again from the points of the recorded run (no measuring). */
+function reportOnly(file: string): DescriptorsResult {
+  const r = JSON.parse(readFileSync(file, 'utf8')) as DescriptorsResult;
+  r.variants = rows(r.points, VARIANTS.filter((n) => r.points.some((p) => p.transport === n)));
+  r.method = METHOD;
+  writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+  log(`rewrote ${file} from its points`);
+  print(r);
+  return r;
+}
+
 export async function run(opts: { quick?: boolean } = {}): Promise<DescriptorsResult> {
   const s = settings(opts.quick ?? process.argv.includes('--quick'));
+  const resultFile = s.quick ? join(here, '../../.cache/bench/descriptors-quick.json') : join(here, '../results/descriptors.json');
+  if (process.env.DESC_REPORT_ONLY === '1') return reportOnly(resultFile);
   const asked = process.env.DESC_VARIANTS?.split(',').filter((n): n is VariantName => (VARIANTS as readonly string[]).includes(n));
   const names = asked?.length ? VARIANTS.filter((n) => asked.includes(n) || n === REFERENCE) : VARIANTS;
   const t0 = Date.now();
@@ -178,10 +192,9 @@ export async function run(opts: { quick?: boolean } = {}): Promise<DescriptorsRe
     method: METHOD,
   };
   // A quick run is a smoke test: it never replaces the recorded results.
-  const file = s.quick ? join(here, '../../.cache/bench/descriptors-quick.json') : join(here, '../results/descriptors.json');
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  log(`wrote ${file}`);
+  mkdirSync(dirname(resultFile), { recursive: true });
+  writeFileSync(resultFile, `${JSON.stringify(result, null, 2)}\n`);
+  log(`wrote ${resultFile}`);
   print(result);
   return result;
 }
