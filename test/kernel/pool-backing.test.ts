@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hugetlbfsMounts, Pool } from '../../src/runtime/pool/index.ts';
+import { createPool } from '../../src/runtime/supervisor/setup.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { buildPoolTest, hugeFree, poolLeaks, run, skipped, tsChild, uniqueName, withHugepages, withoutFreeHugepages } from './pool-helpers.ts';
 
@@ -50,6 +51,41 @@ test('hugetlbfs backing when huge pages are configured', async () => {
   });
   if (!ran) skipped('no hugetlb support (/proc/sys/vm/nr_hugepages missing): hugetlbfs backing not tested');
   assert.is(readFileSync('/proc/sys/vm/nr_hugepages', 'utf8'), saved, 'nr_hugepages restored');
+});
+
+test('a name on one backing blocks the same name on another, and a dead supervisor\'s pool is replaced on every backing', async () => {
+  const ran = await withHugepages(4, async () => {
+    const name = uniqueName('twice');
+    const dead = Pool.create({ name, bufferSize: 2048, bufferCount: 1024 });
+    try {
+      assert.is(dead.backing, 'hugetlbfs');
+      // Its file keeps its huge pages: a new pool of that name would land on /dev/shm, where every
+      // process opening it by name would still find the old one first.
+      const err = (() => {
+        try {
+          Pool.create({ name, bufferSize: 2048, bufferCount: 1024, backing: 'shm' }).close();
+        } catch (e) {
+          return e as { code?: string; message: string };
+        }
+        return null;
+      })();
+      assert.is(err?.code, 'E_POOL_EXISTS', String(err?.message));
+      assert.match(err!.message, dead.path);
+      const ir = { pool: { bufferSize: 2048, bufferCount: 1024 } } as unknown as Parameters<typeof createPool>[1];
+      const fresh = createPool(name, ir, true);
+      try {
+        assert.is(Pool.resolve(name), fresh.path, 'opening by name finds the new pool');
+        assert.not.ok(existsSync(dead.path) && dead.path !== fresh.path, 'the dead one is gone');
+      } finally {
+        fresh.close();
+        Pool.remove(fresh.path);
+      }
+    } finally {
+      dead.close();
+      if (existsSync(dead.path)) Pool.remove(dead.path);
+    }
+  });
+  if (!ran) skipped('no hugetlb support: two-backing name clash not tested');
 });
 
 test('shm backing when no huge pages are free', async () => {

@@ -164,6 +164,10 @@ export function createBacking(kind: BackingKind, name: string, size: number, o: 
   const dir = kind === 'hugetlbfs' ? o.huge?.mount : SHM_DIR;
   if (!dir) throw new PoolError('E_POOL_NO_HUGEPAGES', 'no hugetlbfs mount');
   const path = join(dir, FILE_PREFIX + name);
+  // A name resolves to the first file of that name (hugetlbfs mounts, then /dev/shm): one on
+  // another backing would be what every process opening the pool by name maps instead of this.
+  const other = candidatePaths(name).find((p) => p !== path && existsSync(p));
+  if (other) throw new PoolError('E_POOL_EXISTS', `pool '${name}' exists (${other}); remove it with 'bpfctl pool rm ${name}'`, { path: other });
   let fd: number;
   try {
     fd = openSync(path, 'wx+', o.mode);

@@ -21,7 +21,16 @@ export function createPool(name: string, ir: PolicyIR, staleOk: boolean, extSize
     if (!staleOk) {
       throw new ChainStartError(`pool ${name} already exists: another chain uses it, or a killed one left it (remove it: bpfctl pool rm ${name}; or choose another name)`, { cause: err });
     }
-    Pool.remove(name);
+    // Every file of that name, on every backing: the dead one may have had huge pages that are
+    // still held by its file, so this pool would land on /dev/shm and the old one still win.
+    for (;;) {
+      try {
+        Pool.remove(name);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'E_POOL_NOENT') break;
+        throw e;
+      }
+    }
     return create();
   }
 }
