@@ -10,6 +10,7 @@
  * resolve chain names to ids through `chainNames`), then `packetPorts`, which needs the xdp
  * sections that steer frames into chains.
  */
+import { MAX_CHAINS, MAX_FNS, MAX_HOPS, MAX_INST, MAX_PORTS, NAME_LEN } from '../schema/packet-layout.ts';
 import { checkKeys, describe, type Issues, isPlainObject, type Path } from './issues.ts';
 
 export interface PacketFunctionIR {
@@ -61,14 +62,14 @@ export interface PacketIR {
  * may declare. Chain ids also travel in the descriptor's u8 `chain`, so 255 bounds them whatever
  * the table holds.
  */
-export const MAX_PACKET_FUNCTIONS = 32;
-export const MAX_PACKET_CHAINS = 64;
-export const MAX_PACKET_HOPS = 8;
-export const MAX_PACKET_PORTS = 16;
-export const MAX_PACKET_INSTANCES = 32;
+export const MAX_PACKET_FUNCTIONS = MAX_FNS;
+export const MAX_PACKET_CHAINS = MAX_CHAINS;
+export const MAX_PACKET_HOPS = MAX_HOPS;
+export const MAX_PACKET_PORTS = MAX_PORTS;
+export const MAX_PACKET_INSTANCES = MAX_INST;
 export const MAX_CHAIN_ID = 255;
 /** Names sit in `char name[32]` of the plane, NUL-terminated. */
-export const MAX_PACKET_NAME = 31;
+export const MAX_PACKET_NAME = NAME_LEN - 1;
 /** AF_XDP chunk sizes the kernel accepts for an aligned UMEM: pool buffers become UMEM chunks. */
 export const PACKET_BUFFER_SIZES: readonly number[] = [2048, 4096];
 
