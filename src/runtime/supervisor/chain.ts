@@ -421,17 +421,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
         if (req.op === 'instances') return [...slots.map((s) => s.snapshot()), ...(thePacket?.instances() ?? [])];
         if (req.op === 'packet') return thePacket ? jsonSafe(thePacket.snapshot()) : null;
         if (req.op === 'routes') return changeRoutes(req.changes);
-        if (req.op === 'apply') {
-          try {
-            return await apply(req.file);
-          } catch (err) {
-            if (!req.restart || (err as { code?: string }).code !== 'E_APPLY_RESTART' || !opts.onRestartRequest) throw err;
-            // Answered first: the control socket closes with this chain.
-            const restartTo = resolve(req.file);
-            setImmediate(() => opts.onRestartRequest!(restartTo));
-            return { restarting: true, reason: (err as Error).message };
-          }
-        }
+        if (req.op === 'apply') return applyOrRestart(apply, req, opts);
         if (req.op === 'stop') {
           // Answered first: the control socket closes as the chain stops.
           setImmediate(() => (opts.onStopRequest ? opts.onStopRequest() : void stopChain()));
@@ -553,16 +543,7 @@ async function packetOnly(
     control = await serveControl(controlPath(ir.name), async (req) => {
       if (req.op === 'scale') return scale(req.function, req.instances);
       if (req.op === 'instances') return packet?.instances() ?? [];
-      if (req.op === 'apply') {
-        try {
-          return await apply(req.file);
-        } catch (err) {
-          if (!req.restart || (err as { code?: string }).code !== 'E_APPLY_RESTART' || !opts.onRestartRequest) throw err;
-          const restartTo = resolve(req.file);
-          setImmediate(() => opts.onRestartRequest!(restartTo));
-          return { restarting: true, reason: (err as Error).message };
-        }
-      }
+      if (req.op === 'apply') return applyOrRestart(apply, req, opts);
       if (req.op === 'packet') return packet ? jsonSafe(packet.snapshot()) : null;
       if (req.op === 'stop') {
         setImmediate(() => (opts.onStopRequest ? opts.onStopRequest() : void stop()));
@@ -608,4 +589,19 @@ function recordPacketInstances(pinDir: string, fn: string, n: number): void {
   const packet = m.ir.packet;
   if (!packet) return;
   writeManifest(pinDir, { ...m, ir: { ...m.ir, packet: { ...packet, functions: packet.functions.map((f) => (f.name === fn ? { ...f, instances: n } : f)) } } });
+}
+
+/**
+ * `bpfctl apply [--restart]` through the control socket: the apply, or, when it cannot be live and
+ * --restart was given, a restart with the file (answered first: the socket closes with the chain).
+ */
+async function applyOrRestart(apply: (file: string) => Promise<unknown>, req: { file: string; restart?: boolean }, opts: ChainOptions): Promise<unknown> {
+  try {
+    return await apply(req.file);
+  } catch (err) {
+    if (!req.restart || (err as { code?: string }).code !== 'E_APPLY_RESTART' || !opts.onRestartRequest) throw err;
+    const restartTo = resolve(req.file);
+    setImmediate(() => opts.onRestartRequest!(restartTo));
+    return { restarting: true, reason: (err as Error).message };
+  }
 }
