@@ -63,21 +63,54 @@ export async function buildCFunction(source: string, o: BuildCFunctionOptions = 
   const src = resolve(source);
   if (!existsSync(src)) throw new CFunctionBuildError(`C function source not found: ${src}`, '');
   const cc = o.cc ?? process.env.CC ?? 'cc';
-  const args = [...FLAGS, `-I${INCLUDE_DIR}`, src, RUNTIME_C, ...(o.extra ?? [])];
+  return cachedExecutable({
+    cc,
+    args: [...FLAGS, `-I${INCLUDE_DIR}`, src, RUNTIME_C, ...(o.extra ?? [])],
+    inputs: [src, RUNTIME_C, ...HEADERS],
+    cacheDir: o.cacheDir ?? join(cacheRoot(), 'c-functions'),
+    name: basename(src).replace(/\.c$/, ''),
+    fail: (stderr, cause) => new CFunctionBuildError(`cannot compile C function ${src}`, stderr, { cause }),
+  });
+}
+
+export interface CachedExecutable {
+  cc: string;
+  /** Compiler arguments (sources, flags, libraries); `-o` is added. */
+  args: string[];
+  /** Every file whose bytes decide the result (sources and headers): the cache key. */
+  inputs: string[];
+  /** Hash each input's path with its bytes (the native gateway's key, which lists a directory). */
+  namedInputs?: boolean;
+  cacheDir: string;
+  /** File name of the executable inside its cache directory. */
+  name: string;
+  /** The error to throw with the compiler's output. */
+  fail: (stderr: string, cause: unknown) => CBuildError;
+}
+
+/**
+ * Builds an executable once per content: cached under `cacheDir/<hash of inputs, compiler and
+ * arguments>/name`, so a run compiles only what changed. What C functions, the native gateway,
+ * pktio and packet functions share.
+ */
+export async function cachedExecutable(b: CachedExecutable): Promise<string> {
   const h = createHash('sha256');
-  for (const f of [src, RUNTIME_C, ...HEADERS]) h.update(readFileSync(f));
-  h.update(JSON.stringify([cc, args]));
-  const dir = join(o.cacheDir ?? join(cacheRoot(), 'c-functions'), h.digest('hex').slice(0, 16));
-  const out = join(dir, basename(src).replace(/\.c$/, ''));
+  for (const f of b.inputs) {
+    if (b.namedInputs) h.update(`${f}\0`);
+    h.update(readFileSync(f));
+  }
+  h.update(JSON.stringify([b.cc, b.args]));
+  const dir = join(b.cacheDir, h.digest('hex').slice(0, 16));
+  const out = join(dir, b.name);
   if (existsSync(out)) return out;
   mkdirSync(dir, { recursive: true });
   // Built under a temporary name and renamed: a concurrent build never sees half an executable.
   const tmp = `${out}.${process.pid}.tmp`;
   try {
-    await run(cc, [...args, '-o', tmp], { maxBuffer: 4 << 20 });
+    await run(b.cc, [...b.args, '-o', tmp], { maxBuffer: 4 << 20 });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new CFunctionBuildError(`cannot compile C function ${src}`, e.stderr?.trim() || e.message, { cause: err });
+    throw b.fail(e.stderr?.trim() || e.message, err);
   }
   renameSync(tmp, out);
   return out;

@@ -3,15 +3,10 @@
  * picohttpparser) into an executable, cached like C functions by the hash of everything that goes
  * into it, so `bpfctl run` compiles it once per bpfctl version and compiler.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { CBuildError } from '../c/build.ts';
+import { CBuildError, cachedExecutable } from '../c/build.ts';
 import { cacheRoot, PACKAGE_ROOT } from '../../package.ts';
-
-const run = promisify(execFile);
 /** Its C ships as source at the package root, as the C function runtime does. */
 export const NATIVE_GATEWAY_DIR = join(PACKAGE_ROOT, 'src/runtime/gateway-native');
 const INCLUDE_DIR = join(PACKAGE_ROOT, 'bpf/include');
@@ -47,29 +42,17 @@ function sources(): { c: string[]; all: string[] } {
  * libh2o-evloop says which package to install).
  */
 export async function buildNativeGateway(o: BuildNativeGatewayOptions = {}): Promise<string> {
-  const cc = o.cc ?? process.env.CC ?? 'cc';
   const { c, all } = sources();
-  const args = [...FLAGS, `-I${INCLUDE_DIR}`, ...c, ...LIBS];
-  const h = createHash('sha256');
-  for (const f of all) {
-    h.update(`${f}\0`);
-    h.update(readFileSync(f));
-  }
-  h.update(JSON.stringify([cc, args]));
-  const dir = join(o.cacheDir ?? join(cacheRoot(), 'gateway-native'), h.digest('hex').slice(0, 16));
-  const out = join(dir, 'bpfctl-gateway');
-  if (existsSync(out)) return out;
-  mkdirSync(dir, { recursive: true });
-  // Built under a temporary name and renamed: a concurrent build never sees half an executable.
-  const tmp = `${out}.${process.pid}.tmp`;
-  try {
-    await run(cc, [...args, '-o', tmp], { maxBuffer: 4 << 20 });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    const text = e.stderr?.trim() || e.message;
-    const hint = /h2o-evloop/.test(text) ? ' (install libh2o-evloop-dev: scripts/setup.sh does)' : '';
-    throw new NativeGatewayBuildError(`cannot compile the native gateway${hint}`, text, { cause: err });
-  }
-  renameSync(tmp, out);
-  return out;
+  return cachedExecutable({
+    cc: o.cc ?? process.env.CC ?? 'cc',
+    args: [...FLAGS, `-I${INCLUDE_DIR}`, ...c, ...LIBS],
+    inputs: all,
+    namedInputs: true,
+    cacheDir: o.cacheDir ?? join(cacheRoot(), 'gateway-native'),
+    name: 'bpfctl-gateway',
+    fail: (text, cause) => {
+      const hint = /h2o-evloop/.test(text) ? ' (install libh2o-evloop-dev: scripts/setup.sh does)' : '';
+      return new NativeGatewayBuildError(`cannot compile the native gateway${hint}`, text, { cause });
+    },
+  });
 }

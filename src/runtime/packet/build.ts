@@ -4,15 +4,11 @@
  * functions (src/runtime/c/build.ts), results are cached by the hash of everything that goes in,
  * so `bpfctl run` compiles only what changed.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { cacheRoot, PACKAGE_ROOT } from '../../package.ts';
-import { CBuildError } from '../c/build.ts';
+import { CBuildError, cachedExecutable } from '../c/build.ts';
 
-const run = promisify(execFile);
 /** The runtime ships as source at the package root (the compiled package has no C under dist/). */
 export const NF_MAIN_C = join(PACKAGE_ROOT, 'src/runtime/packet/nf_main.c');
 export const PKTIO_C = join(PACKAGE_ROOT, 'src/runtime/packet/pktio.c');
@@ -72,24 +68,13 @@ export async function buildPktio(o: Omit<BuildPacketOptions, 'runtime'> = {}): P
   });
 }
 
-async function build(sources: string[], name: string, o: BuildPacketOptions, headers: string[], fail: (stderr: string, cause: unknown) => CBuildError): Promise<string> {
-  const cc = o.cc ?? process.env.CC ?? 'cc';
-  const args = [...FLAGS, `-I${INCLUDE_DIR}`, ...sources, ...(o.extra ?? [])];
-  const h = createHash('sha256');
-  for (const f of [...sources, ...HEADERS, ...headers]) h.update(readFileSync(f));
-  h.update(JSON.stringify([cc, args]));
-  const dir = join(o.cacheDir ?? join(cacheRoot(), 'packet'), h.digest('hex').slice(0, 16));
-  const out = join(dir, name);
-  if (existsSync(out)) return out;
-  mkdirSync(dir, { recursive: true });
-  // Built under a temporary name and renamed: a concurrent build never sees half an executable.
-  const tmp = `${out}.${process.pid}.tmp`;
-  try {
-    await run(cc, [...args, '-o', tmp], { maxBuffer: 4 << 20 });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw fail(e.stderr?.trim() || e.message, err);
-  }
-  renameSync(tmp, out);
-  return out;
+function build(sources: string[], name: string, o: BuildPacketOptions, headers: string[], fail: (stderr: string, cause: unknown) => CBuildError): Promise<string> {
+  return cachedExecutable({
+    cc: o.cc ?? process.env.CC ?? 'cc',
+    args: [...FLAGS, `-I${INCLUDE_DIR}`, ...sources, ...(o.extra ?? [])],
+    inputs: [...sources, ...HEADERS, ...headers],
+    cacheDir: o.cacheDir ?? join(cacheRoot(), 'packet'),
+    name,
+    fail,
+  });
 }

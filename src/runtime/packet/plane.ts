@@ -198,11 +198,10 @@ export class PacketPlane {
   drainRing(ring: number): number {
     const r = this.#ringOff(ring);
     const u64 = this.#u64;
-    const mask = BigInt(this.slots - 1);
     let head = Atomics.load(u64, (r + L.RING.head) / 8);
     let n = 0;
     for (;;) {
-      const slot = r + L.RING_HEADER + Number(head & mask) * L.SLOT_SIZE;
+      const slot = this.#slotOff(r, head);
       if (Atomics.load(u64, (slot + L.SLOT.seq) / 8) !== head + 1n) break;
       const addr = this.#u32[(slot + L.SLOT.desc + L.DESC.addr) / 4]!;
       const gen = this.#u32[(slot + L.SLOT.desc + L.DESC.gen) / 4]!;
@@ -230,12 +229,11 @@ export class PacketPlane {
   holes(ring: number): bigint[] {
     const r = this.#ringOff(ring);
     const u64 = this.#u64;
-    const mask = BigInt(this.slots - 1);
     const head = Atomics.load(u64, (r + L.RING.head) / 8);
     const tail = Atomics.load(u64, (r + L.RING.tail) / 8);
     const out: bigint[] = [];
     for (let pos = head; pos < tail && pos < head + BigInt(this.slots); pos++) {
-      const slot = r + L.RING_HEADER + Number(pos & mask) * L.SLOT_SIZE;
+      const slot = this.#slotOff(r, pos);
       if (Atomics.load(u64, (slot + L.SLOT.seq) / 8) === pos) out.push(pos);
     }
     return out;
@@ -249,10 +247,9 @@ export class PacketPlane {
   fillHoles(ring: number, positions: readonly bigint[]): number {
     const r = this.#ringOff(ring);
     const u64 = this.#u64;
-    const mask = BigInt(this.slots - 1);
     let n = 0;
     for (const pos of positions) {
-      const slot = r + L.RING_HEADER + Number(pos & mask) * L.SLOT_SIZE;
+      const slot = this.#slotOff(r, pos);
       if (Atomics.load(u64, (slot + L.SLOT.seq) / 8) !== pos) continue;
       const d = slot + L.SLOT.desc;
       this.#u32[(d + L.DESC.addr) / 4] = 0;
@@ -374,6 +371,11 @@ export class PacketPlane {
   #ringOff(ring: number): number {
     if (!Number.isInteger(ring) || ring < 0 || ring >= this.ringCount) throw new PacketPlaneError('E_PACKET_PLANE', `no ring ${ring} (the plane has ${this.ringCount})`);
     return L.RINGS_OFF + ring * L.ringStride(this.slots);
+  }
+
+  /** Plane offset of the slot for position `pos` of the ring at plane offset `r`. */
+  #slotOff(r: number, pos: bigint): number {
+    return r + L.RING_HEADER + Number(pos & BigInt(this.slots - 1)) * L.SLOT_SIZE;
   }
 
   #instStat(fn: number, inst: number, field: number): number {

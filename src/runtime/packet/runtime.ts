@@ -15,7 +15,7 @@ import { BpfctlError } from '../../errors.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { ringOf } from '../../schema/packet-layout.ts';
 import type { Pool } from '../pool/index.ts';
-import { shExecArgv } from '../supervisor/launch.ts';
+import { baseEnv, shExecArgv } from '../supervisor/launch.ts';
 import { type Launch, Slot, type SlotHost, type SlotInfo } from '../supervisor/slot.ts';
 import { buildPacketFunction, buildPktio } from './build.ts';
 import { PacketPlane, type PlaneSnapshot, type PlaneSpec } from './plane.ts';
@@ -154,7 +154,7 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
     const [exe, ...args] = exes.get(fnId)!;
     const child = spawn('/bin/sh', shExecArgv(exe!, o.cgroup, args), {
       env: {
-        ...cleanEnv(),
+        ...baseEnv(),
         ...f.env,
         BPFCTL_POOL: o.pool.path,
         BPFCTL_PKT_FN: String(fnId),
@@ -183,7 +183,7 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
   const launchPktio = (): Launch => {
     // In the interfaces' namespace: nsenter execs pktio in place (same pid, same cgroup).
     const argv = o.netns ? ['/usr/bin/nsenter', `--net=${netnsPath(o.netns)}`, pktioExe, ...pktioArgs] : [pktioExe, ...pktioArgs];
-    const child = spawn('/bin/sh', shExecArgv(argv[0]!, o.cgroup, argv.slice(1)), { env: { ...cleanEnv(), BPFCTL_READY_FD: '3' }, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn('/bin/sh', shExecArgv(argv[0]!, o.cgroup, argv.slice(1)), { env: { ...baseEnv(), BPFCTL_READY_FD: '3' }, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
     return { child, ready: 'fd3' };
   };
 
@@ -284,12 +284,4 @@ function findExecutable(exe: string): boolean {
 
 function netnsPath(ns: string): string {
   return ns.includes('/') ? ns : `/run/netns/${ns}`;
-}
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.NODE_CHANNEL_FD;
-  delete env.NODE_CHANNEL_SERIALIZATION_MODE;
-  delete env.NODE_UNIQUE_ID;
-  return env;
 }

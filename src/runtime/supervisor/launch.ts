@@ -32,7 +32,7 @@ export function childExecArgv(): string[] {
 }
 
 /** The supervisor's environment minus what would confuse a child. */
-function baseEnv(): NodeJS.ProcessEnv {
+export function baseEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   // With NO_COLOR also set (tests), node warns about FORCE_COLOR on every start.
   delete env.FORCE_COLOR;
