@@ -70,3 +70,62 @@ export function createNetnsPair(tag = 'x'): NetnsPair {
     destroy,
   };
 }
+
+export interface NetnsNode {
+  /** Namespace name (also the name of its veth end inside it). */
+  readonly ns: string;
+  readonly ip: string;
+}
+
+export interface NetnsBridge {
+  /** The namespace holding the bridge every node is plugged into. */
+  readonly switchNs: string;
+  readonly nodes: readonly NetnsNode[];
+  /** Remove node i's namespace (its veth goes with it), as a node that disappears would. */
+  deleteNode(i: number): void;
+  /** Make node i again after deleteNode, with the same name and address. */
+  recreateNode(i: number): void;
+  destroy(): void;
+}
+
+/**
+ * `count` namespaces on one Ethernet segment: each has a veth whose other end is a port of a bridge
+ * in a separate switch namespace, so nodes reach each other directly (no routing) and deleting
+ * one node's namespace unplugs only that node. Addresses 198.19.200+n.x/24.
+ */
+export function createNetnsBridge(count: number, tag = 'br'): NetnsBridge {
+  const n = ++counter;
+  const base = `bt${process.pid % 100000}${tag}${n}`.slice(0, 11);
+  const switchNs = `${base}s`;
+  const subnet = `198.19.${200 + (n % 50)}`;
+  const nodes: NetnsNode[] = Array.from({ length: count }, (_, i) => ({ ns: `${base}${i}`, ip: `${subnet}.${i + 1}` }));
+  const plug = (i: number) => {
+    const node = nodes[i]!;
+    sh('ip', ['netns', 'add', node.ns]);
+    sh('ip', ['link', 'add', node.ns, 'netns', node.ns, 'type', 'veth', 'peer', 'name', `${node.ns}p`, 'netns', switchNs]);
+    sh('ip', ['-n', switchNs, 'link', 'set', `${node.ns}p`, 'master', 'br0', 'up']);
+    sh('ip', ['-n', node.ns, 'link', 'set', 'lo', 'up']);
+    sh('ip', ['-n', node.ns, 'addr', 'add', `${node.ip}/24`, 'dev', node.ns]);
+    sh('ip', ['-n', node.ns, 'link', 'set', node.ns, 'up']);
+  };
+  const destroy = () => {
+    for (const node of nodes) sh('ip', ['netns', 'del', node.ns], { allowFail: true });
+    sh('ip', ['netns', 'del', switchNs], { allowFail: true });
+  };
+  try {
+    sh('ip', ['netns', 'add', switchNs]);
+    sh('ip', ['-n', switchNs, 'link', 'add', 'br0', 'type', 'bridge']);
+    sh('ip', ['-n', switchNs, 'link', 'set', 'br0', 'up']);
+    for (let i = 0; i < count; i++) plug(i);
+  } catch (err) {
+    destroy();
+    throw err;
+  }
+  return {
+    switchNs,
+    nodes,
+    deleteNode: (i) => sh('ip', ['netns', 'del', nodes[i]!.ns]),
+    recreateNode: (i) => plug(i),
+    destroy,
+  };
+}
