@@ -81,7 +81,11 @@ export interface NetnsBridge {
   /** The namespace holding the bridge every node is plugged into. */
   readonly switchNs: string;
   readonly nodes: readonly NetnsNode[];
-  /** Remove node i's namespace (its veth goes with it), as a node that disappears would. */
+  /**
+   * Unplug node i and remove its namespace, as a node that disappears would. Processes inside
+   * keep the namespace alive (`ip netns del` only drops its name), so its veth is deleted too:
+   * they are cut off, not merely renamed.
+   */
   deleteNode(i: number): void;
   /** Make node i again after deleteNode, with the same name and address. */
   recreateNode(i: number): void;
@@ -124,7 +128,10 @@ export function createNetnsBridge(count: number, tag = 'br'): NetnsBridge {
   return {
     switchNs,
     nodes,
-    deleteNode: (i) => sh('ip', ['netns', 'del', nodes[i]!.ns]),
+    deleteNode: (i) => {
+      sh('ip', ['-n', switchNs, 'link', 'del', `${nodes[i]!.ns}p`]);
+      sh('ip', ['netns', 'del', nodes[i]!.ns]);
+    },
     recreateNode: (i) => plug(i),
     destroy,
   };

@@ -1,10 +1,11 @@
 /**
- * A chain spread over two nodes, each a network namespace with its own `bpfctl agent run` (own
- * pin root, pool, cgroup and run directory), joined by a veth pair: real HTTP through one node's
- * gateway whose route crosses to the other node and back, under load with no failure; a process
- * that reaches the node-link port without the secret is refused and injects nothing; the peer's
- * agent killed -> its requests fail with 503 at once, the local routes keep serving; it rejoins;
- * a policy change to the file converges on both; nothing is left behind.
+ * A chain spread over three nodes, each a network namespace with its own `bpfctl agent run` (own
+ * pin root, pool, cgroup and run directory), all on one bridge: real HTTP through every node's
+ * gateway on a route that crosses all three, under load with no failure; a process that reaches a
+ * node-link port without the secret is refused and injects nothing; a peer's agent killed, and
+ * another node's namespace deleted, under load -> only their requests fail, with 503 at once, the
+ * routes that avoid them keep serving; both rejoin; a policy change to the file converges on every
+ * node with no failed request; nothing is left behind.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
-import { createNetnsPair, type NetnsPair } from '../helpers/netns.ts';
+import { createNetnsBridge, type NetnsBridge } from '../helpers/netns.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const NAME = 'mnode';
@@ -23,7 +24,7 @@ const secretFile = join(dir, 'secret');
 const CLIENT = join(dir, 'client.mjs');
 const LINK_PORT = 7946;
 const HTTP_PORT = 18080;
-let net: NetnsPair;
+let net: NetnsBridge;
 let before: Snapshot;
 
 interface Node {
@@ -36,6 +37,7 @@ interface Node {
 }
 const nodes: Node[] = [];
 
+// upper on a, reverse on b, stamp on every node labelled edge (c): /hello crosses all three.
 const POLICY = (upRoute: string) => `import { definePolicy } from 'bpfctl';
 export default definePolicy({
   name: '${NAME}',
@@ -47,6 +49,7 @@ export default definePolicy({
   routes: {
     '/hello': ['upper', 'reverse', 'stamp'],
     '/up': ${upRoute},
+    '/rev': ['upper', 'reverse'],
   },
   pool: { bufferSize: 4096, bufferCount: 512 },
 });
@@ -101,11 +104,12 @@ async function load(n: Node, path: string, total: number, conc: number, expect =
 
 const CLI = `import('${join(repo, 'src/cli/main.ts')}').then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`;
 
-function startAgent(n: Node, peer: Node): void {
+function startAgent(n: Node): void {
+  const peers = nodes.filter((p) => p !== n).map((p) => `${p.name}=${p.ip}:${LINK_PORT}`).join(',');
   const child = nsRun(
     n.ns,
-    [process.execPath, '--import', 'tsx', '-e', CLI, 'agent', 'run', '--policy', dir, '--node', n.name, '--labels', n.name === 'a' ? 'role=edge' : 'role=core',
-      '--listen', `${n.ip}:${LINK_PORT}`, '--peers', `${peer.name}=${peer.ip}:${LINK_PORT}`, '--secret-file', secretFile, '--port', String(HTTP_PORT), '--pool', `test-${process.pid}-${n.name}`, '--timeout', '4000'],
+    [process.execPath, '--import', 'tsx', '-e', CLI, 'agent', 'run', '--policy', dir, '--node', n.name, '--labels', n.name === 'c' ? 'role=edge' : 'role=core',
+      '--listen', `${n.ip}:${LINK_PORT}`, '--peers', peers, '--secret-file', secretFile, '--port', String(HTTP_PORT), '--pool', `test-${process.pid}-${n.name}`, '--timeout', '4000'],
     n.env,
   );
   n.child = child;
@@ -114,7 +118,7 @@ function startAgent(n: Node, peer: Node): void {
   child.stderr!.on('data', onLine);
 }
 
-function status(n: Node): { link: { peers: { name: string; up: boolean }[]; remote: { function: string; peers: string[] }[]; counters: Record<string, number> }; local: { name: string; state: string }[] } | null {
+function status(n: Node): { link: { peers: { name: string; up: boolean }[]; remote: { function: string; peers: string[] }[]; counters: Record<string, number>; pending: number }; local: { name: string; state: string }[] } | null {
   const f = join(n.env.BPFCTL_RUN_DIR!, `${NAME}.agent.json`);
   try {
     return JSON.parse(readFileSync(f, 'utf8'));
@@ -142,22 +146,27 @@ async function stopAgent(n: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<v
   n.child = null;
 }
 
+const linkedAll = () => nodes.every((n) => nodes.every((p) => p === n || linked(n, p.name)));
+const hosts = (n: Node, fn: string) => status(n)?.link.remote.find((r) => r.function === fn)?.peers ?? [];
+const BODY = { '/hello': 'DLROW OLLEH [/hello]', '/up': 'HELLO WORLD [/up]', '/rev': 'DLROW OLLEH' } as const;
+const allOk = (n: number) => ({ statuses: { 200: n }, wrong: 0, slowestFail: 0 });
+
 test.before(async () => {
   before = snapshot();
   cpSync(join(repo, 'examples/hello-chain/functions'), join(dir, 'functions'), { recursive: true });
   writeFileSync(policyFile, POLICY("['upper', 'stamp']"));
   writeFileSync(secretFile, 'a-policy-secret-of-some-length\n', { mode: 0o600 });
   writeFileSync(CLIENT, CLIENT_SRC);
-  net = createNetnsPair('m');
-  for (const [name, ns, ip] of [['a', net.nsA, net.ipA], ['b', net.nsB, net.ipB]] as const) {
+  net = createNetnsBridge(3, 'm');
+  for (const [i, name] of ['a', 'b', 'c'].entries()) {
     const id = `bpfctl-test-${process.pid}-mn-${name}`;
+    const { ns, ip } = net.nodes[i]!;
     nodes.push({ name, ns, ip, child: null, log: [], env: { BPFCTL_BPFFS: `/sys/fs/bpf/${id}`, BPFCTL_CGROUP_PARENT: `/sys/fs/cgroup/unified/${id}`, BPFCTL_RUN_DIR: `/tmp/${id}-run` } });
   }
-  startAgent(nodes[0]!, nodes[1]!);
-  startAgent(nodes[1]!, nodes[0]!);
-  await until('both agents linked', () => linked(nodes[0]!, 'b') && linked(nodes[1]!, 'a'));
-  // each sees the other's functions as remote
-  await until('remote functions listed', () => (status(nodes[0]!)?.link.remote.find((r) => r.function === 'reverse')?.peers ?? []).includes('b'));
+  for (const n of nodes) startAgent(n);
+  await until('all three agents linked to each other', linkedAll);
+  // each sees the others' functions as remote
+  await until('remote functions listed', () => hosts(nodes[0]!, 'reverse').includes('b') && hosts(nodes[0]!, 'stamp').includes('c') && hosts(nodes[2]!, 'upper').includes('a'));
 });
 
 test.after(async () => {
@@ -167,20 +176,22 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('a route crossing to the other node and back answers over HTTP, under load, with no failure', async () => {
-  const a = nodes[0]!;
-  const b = nodes[1]!;
-  // a's gateway: upper (a) -> reverse (b) -> stamp (a)
-  const ra = await load(a, '/hello', 2000, 16, 'DLROW OLLEH [/hello]');
-  assert.equal(ra, { statuses: { 200: 2000 }, wrong: 0, slowestFail: 0 });
-  // b's gateway: upper (a) -> reverse (b) -> stamp (a): the request starts on b and crosses twice
-  const rb = await load(b, '/hello', 1000, 16, 'DLROW OLLEH [/hello]');
-  assert.equal(rb, { statuses: { 200: 1000 }, wrong: 0, slowestFail: 0 });
+test('every route answers over HTTP through every node, under load, with no failure', async () => {
+  const [a, b, c] = nodes as [Node, Node, Node];
+  // a's gateway: upper (a) -> reverse (b) -> stamp (c) -> back to a
+  assert.equal(await load(a, '/hello', 2000, 16, BODY['/hello']), allOk(2000));
+  // entering at b and at c: the request leaves for a first and visits all three
+  assert.equal(await load(b, '/hello', 800, 16, BODY['/hello']), allOk(800));
+  assert.equal(await load(c, '/hello', 800, 16, BODY['/hello']), allOk(800));
+  for (const n of nodes) for (const path of ['/up', '/rev'] as const) assert.equal(await load(n, path, 200, 8, BODY[path]), allOk(200), `${n.name} ${path}`);
   await sleep(1200); // the status file is rewritten every second
-  const sa = status(a)!;
-  // a -> b and back for each of a's requests; b's requests visit a twice (upper, stamp)
-  assert.ok(sa.link.counters.sent! >= 4000 && sa.link.counters.received! >= 4000, JSON.stringify(sa.link.counters));
-  assert.is(sa.link.counters.failedFast, 0);
+  for (const n of nodes) {
+    const k = status(n)!.link.counters;
+    // every /hello request crosses each node at least twice (in and out), whichever gateway took it
+    assert.ok(k.sent! >= 3600 && k.received! >= 3600, `${n.name}: ${JSON.stringify(k)}`);
+    assert.is(k.failedFast, 0, n.name);
+    assert.is(k.noBuffer, 0, n.name);
+  }
 });
 
 test('a connection without the secret is refused and injects nothing', async () => {
@@ -206,42 +217,68 @@ setTimeout(() => { if (!closed) { process.stdout.write('open'); s.destroy(); } }
   assert.is(after.refused, before.refused! + 1, JSON.stringify(after));
   assert.ok(b.log.some((l) => l.includes('refused a node-link connection')), b.log.slice(-10).join('\n'));
   // and the chain still serves across the nodes
-  assert.equal(await load(nodes[0]!, '/hello', 200, 8, 'DLROW OLLEH [/hello]'), { statuses: { 200: 200 }, wrong: 0, slowestFail: 0 });
+  assert.equal(await load(nodes[0]!, '/hello', 200, 8, BODY['/hello']), allOk(200));
 });
 
-test("the peer's agent killed: its requests fail with 503 at once, local routes keep serving; it rejoins", async () => {
+/** Load through a's gateway while `kill` takes a node away; the failures must be 503s, and fast. */
+async function loadThroughLoss(kill: () => Promise<void>): Promise<Load> {
   const a = nodes[0]!;
-  const b = nodes[1]!;
-  // Load across the nodes while b dies.
   const crossing = load(a, '/hello', 3000, 16);
   await sleep(700);
-  await stopAgent(b, 'SIGKILL');
+  await kill();
   const cr = await crossing;
-  process.stderr.write(`kill under load: ${JSON.stringify(cr)}\n`);
+  await sleep(1200);
+  process.stderr.write(`node lost under load: ${JSON.stringify(cr)} a's link: ${JSON.stringify(status(a)?.link.counters)}\n`);
   assert.ok((cr.statuses['200'] ?? 0) > 0, JSON.stringify(cr));
   assert.is(cr.statuses['504'], undefined, `no request waited for the deadline: ${JSON.stringify(cr)}`);
   assert.is(cr.statuses.error, undefined, JSON.stringify(cr));
   assert.ok((cr.statuses['503'] ?? 0) > 0, JSON.stringify(cr));
   // the failures came fast, well under the 4 s reply deadline
   assert.ok(cr.slowestFail < 2500, `slowest failure ${cr.slowestFail} ms`);
-  await until('b down on a', () => !linked(a, 'b'), 5000);
-  // a's own route keeps serving with no failure
-  assert.equal(await load(a, '/up', 500, 8, 'HELLO WORLD [/up]'), { statuses: { 200: 500 }, wrong: 0, slowestFail: 0 });
+  return cr;
+}
+
+test("a peer's agent killed: its requests fail with 503 at once, routes without it keep serving; it rejoins", async () => {
+  const [a, b, c] = nodes as [Node, Node, Node];
+  await loadThroughLoss(() => stopAgent(b, 'SIGKILL'));
+  await until('b down on a and c', () => !linked(a, 'b') && !linked(c, 'b'), 5000);
+  // a route that avoids b (a -> c) keeps serving with no failure, from a and from c
+  assert.equal(await load(a, '/up', 500, 8, BODY['/up']), allOk(500));
+  assert.equal(await load(c, '/up', 300, 8, BODY['/up']), allOk(300));
   // b comes back (its agent restarted; it cleans up what the killed one left) and rejoins
-  startAgent(b, a);
-  await until('b rejoined', () => linked(a, 'b') && linked(b, 'a') && (status(a)?.link.remote.find((r) => r.function === 'reverse')?.peers ?? []).includes('b'));
-  assert.equal(await load(a, '/hello', 500, 16, 'DLROW OLLEH [/hello]'), { statuses: { 200: 500 }, wrong: 0, slowestFail: 0 });
+  startAgent(b);
+  await until('b rejoined', () => linkedAll() && hosts(a, 'reverse').includes('b') && hosts(c, 'reverse').includes('b'));
+  assert.equal(await load(a, '/hello', 500, 16, BODY['/hello']), allOk(500));
 });
 
-test('a policy change to the file converges on both nodes with no failed request', async () => {
-  const a = nodes[0]!;
-  const b = nodes[1]!;
-  const running = load(a, '/hello', 3000, 8, 'DLROW OLLEH [/hello]');
+test("a node's namespace deleted: the others notice its silence, fail its requests with 503 at once, keep serving; it rejoins", async () => {
+  const [a, b, c] = nodes as [Node, Node, Node];
+  // The node's network goes away with no FIN or RST to anyone: only silence tells.
+  await loadThroughLoss(async () => net.deleteNode(2));
+  await until('c down on a and b', () => !linked(a, 'c') && !linked(b, 'c'), 5000);
+  assert.ok(a.log.some((l) => l.includes('peer c silent')), a.log.slice(-10).join('\n'));
+  // a route that avoids c (a -> b) keeps serving, from both remaining gateways
+  assert.equal(await load(a, '/rev', 500, 8, BODY['/rev']), allOk(500));
+  assert.equal(await load(b, '/rev', 300, 8, BODY['/rev']), allOk(300));
+  // The agent still runs in the namespace that lost its name; stopped, it leaves nothing behind.
+  await stopAgent(c);
+  assert.not.ok(existsSync(join(c.env.BPFCTL_BPFFS!, NAME)), 'c: pins left');
+  assert.not.ok(existsSync(join(c.env.BPFCTL_RUN_DIR!, `${NAME}.agent.json`)), 'c: status file left');
+  // The node comes back: a new namespace with the same address, a new agent.
+  net.recreateNode(2);
+  startAgent(c);
+  await until('c rejoined', () => linkedAll() && hosts(a, 'stamp').includes('c') && hosts(b, 'stamp').includes('c'));
+  assert.equal(await load(a, '/hello', 500, 16, BODY['/hello']), allOk(500));
+  assert.equal(await load(c, '/hello', 300, 16, BODY['/hello']), allOk(300));
+});
+
+test('a policy change to the file converges on every node with no failed request', async () => {
+  const running = load(nodes[0]!, '/hello', 3000, 8, BODY['/hello']);
+  const applied = nodes.map((n) => n.log.filter((l) => l.includes('[agent] applied')).length);
   writeFileSync(policyFile, POLICY("['upper', 'reverse']"));
-  await until('both applied', () => [a, b].every((n) => n.log.some((l) => l.includes('[agent] applied'))), 20_000);
-  assert.equal(await running, { statuses: { 200: 3000 }, wrong: 0, slowestFail: 0 });
-  assert.equal(await load(a, '/up', 200, 8, 'DLROW OLLEH'), { statuses: { 200: 200 }, wrong: 0, slowestFail: 0 });
-  assert.equal(await load(b, '/up', 200, 8, 'DLROW OLLEH'), { statuses: { 200: 200 }, wrong: 0, slowestFail: 0 });
+  await until('every node applied', () => nodes.every((n, i) => n.log.filter((l) => l.includes('[agent] applied')).length > applied[i]!), 20_000);
+  assert.equal(await running, allOk(3000));
+  for (const n of nodes) assert.equal(await load(n, '/up', 200, 8, 'DLROW OLLEH'), allOk(200), n.name);
 });
 
 test('stopped agents leave nothing behind', async () => {

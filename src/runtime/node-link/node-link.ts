@@ -31,8 +31,8 @@ import { MAX_INSTANCES } from '../../ir/chain-limits.ts';
 import { DESC_FLAG_ERROR, DESC_FLAG_RESPONSE_NEW_BUF, DESC_SIZE } from '../../schema/descriptor.ts';
 import { Pool } from '../pool/index.ts';
 import { LiveRouteTable } from '../route-table.ts';
-import { DESC_FLAG_DROPPED, type Desc, DescRecord, FrameCutter, readDescInto, writeDesc } from '../sdk/wire.ts';
 import { socketFd } from '../sdk/link.ts';
+import { DESC_FLAG_DROPPED, type Desc, DescRecord, FrameCutter, readDescInto, writeDesc } from '../sdk/wire.ts';
 import { type PeerAddress, Peers } from './peers.ts';
 import { putRecord, readRecords, recordSize } from './protocol.ts';
 
@@ -42,6 +42,8 @@ export const REMOTE_INST_BASE = 0xf000;
 export const INJECT_INST = 0xfff0;
 /** Entries older than this are long answered (504) or lost: forgotten. */
 const FORGET_MS = 60_000;
+/** How long a socket that left `instances` is still read from before it is closed. */
+const RETIRE_MS = 500;
 
 export interface NodeLinkOptions {
   node: string;
@@ -107,6 +109,7 @@ export class NodeLink {
   private readonly routes: LiveRouteTable;
   private readonly maps: ChainMaps;
   private readonly socks = new Map<number, ChainSock>();
+  private readonly retiring = new Set<ChainSock>();
   private inject: ChainSock | null = null;
   private readonly pending = new Map<number, Pending>();
   private readonly transit = new Map<number, Transit>();
@@ -122,7 +125,7 @@ export class NodeLink {
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
   private port = 0;
-  readonly counters = { sent: 0, received: 0, failedFast: 0, stale: 0, noBuffer: 0, unknownRoute: 0 };
+  readonly counters = { sent: 0, received: 0, failedFast: 0, afterDown: 0, stale: 0, noBuffer: 0, unknownRoute: 0 };
 
   constructor(private readonly o: NodeLinkOptions) {
     this.local = new Set(o.gateways);
@@ -191,7 +194,11 @@ export class NodeLink {
       for (const [k, s] of this.socks) {
         if (want.has(k)) continue;
         this.socks.delete(k);
-        s.sock.resetAndDestroy();
+        // The kernel may have redirected descriptors into it before `instances` changed: keep
+        // reading them for a moment (fromChain fails each one fast) instead of dropping them.
+        setTimeout(() => s.sock.resetAndDestroy(), RETIRE_MS).unref();
+        this.retiring.add(s);
+        s.sock.once('close', () => this.retiring.delete(s));
       }
     });
   }
@@ -214,8 +221,9 @@ export class NodeLink {
     // Out of `instances` before the sockets go: the kernel must not pick a closed socket.
     for (const r of this.remote) if (this.written.has(r.fnId)) this.maps.instances.set(r.fnId, { count: 0, inst: Array.from({ length: MAX_INSTANCES }, () => 0) });
     await this.peers.close();
-    for (const s of this.socks.values()) s.sock.resetAndDestroy();
+    for (const s of [...this.socks.values(), ...this.retiring]) s.sock.resetAndDestroy();
     this.socks.clear();
+    this.retiring.clear();
     this.inject?.sock.resetAndDestroy();
     this.maps.close();
     this.routes.close();
@@ -271,10 +279,21 @@ export class NodeLink {
     }
     const payload = this.pool.bytes(d.bufOff, Math.min(d.bufLen, this.pool.bufferSize));
     const localGw = this.local.has(d.gwInst);
-    if (!peer || !route) {
-      // The peer went down between the kernel's pick and this read, or the route is gone.
-      const f = localGw ? this.failDesc({ peer: '', token: 0, route: d.route, flags: d.flags, bufOff: d.bufOff, bufGen: d.bufGen, at: 0 }, k) : null;
-      if (f) this.injectDesc(f);
+    if (!peer || !route || !this.peers.isUp(peer)) {
+      // The peer went down between the kernel's pick and this read (its instance ids leave
+      // `instances` a moment after it goes), or the route is gone: fail the request now rather
+      // than let its gateway wait for the deadline.
+      if (peer) this.counters.afterDown++;
+      if (localGw) {
+        const f = this.failDesc({ peer: '', token: 0, route: d.route, flags: d.flags, bufOff: d.bufOff, bufGen: d.bufGen, at: 0 }, k);
+        if (f) this.injectDesc(f);
+        return;
+      }
+      // Another node's request, in a buffer of ours: free it, and tell its gateway's node.
+      const token = this.arrivals.get(k)?.token ?? 0;
+      this.arrivals.delete(k);
+      if (!toGw) this.answerError(d, token, route?.name ?? '');
+      this.freeBuffer(d.bufOff, d.bufGen);
       return;
     }
     let token = 0;
@@ -288,12 +307,14 @@ export class NodeLink {
     }
     this.queue(peer, b.subarray(at, at + DESC_SIZE), toGw, token, route.name, payload);
     // The payload is copied into the batch: a buffer of ours (another node's request) is free now.
-    if (!localGw) {
-      try {
-        this.pool.free({ offset: d.bufOff, gen: d.bufGen });
-      } catch {
-        this.counters.stale++;
-      }
+    if (!localGw) this.freeBuffer(d.bufOff, d.bufGen);
+  }
+
+  private freeBuffer(offset: number, gen: number): void {
+    try {
+      this.pool.free({ offset, gen });
+    } catch {
+      this.counters.stale++;
     }
   }
 
@@ -324,6 +345,12 @@ export class NodeLink {
       const body = Buffer.concat(q.parts);
       q.parts = [];
       if (this.peers.sendData(peer, body)) this.counters.sent += q.n;
+      // It went down after these were queued (and perhaps after its down was handled): fail
+      // what waits on it now, not at the deadline.
+      else {
+        this.counters.afterDown += q.n;
+        this.failWaitingOn(peer);
+      }
       q.n = 0;
     }
     if (this.injectQueue.length && this.inject?.up) {
@@ -408,6 +435,11 @@ export class NodeLink {
   private peerDown(peer: string): void {
     // Out of `instances` first: no new request goes to it.
     this.sync();
+    this.failWaitingOn(peer);
+  }
+
+  /** 503s for every request sent to a peer that is down: local gateways' now, other nodes' through their node. */
+  private failWaitingOn(peer: string): void {
     for (const [k, p] of this.pending) {
       if (p.peer !== peer) continue;
       this.pending.delete(k);

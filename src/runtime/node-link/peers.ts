@@ -107,6 +107,12 @@ export class Peers {
     return [...this.out.values()].map((p) => ({ name: p.addr.name, address: `${p.addr.host}:${p.addr.port}`, up: p.up, state: p.state, silentMs: p.up ? now - p.lastHeard : null }));
   }
 
+  /** Whether a peer is up now (authenticated, its state known, its connection open). */
+  isUp(peer: string): boolean {
+    const p = this.out.get(peer);
+    return !!(p?.up && p.sock);
+  }
+
   /** Sends a DATA body to a peer; false when it is not up. */
   sendData(peer: string, body: Buffer): boolean {
     const p = this.out.get(peer);
