@@ -194,6 +194,22 @@ test('every route answers over HTTP through every node, under load, with no fail
   }
 });
 
+test('bpfctl status on a node names the node of every remote instance', async () => {
+  const a = nodes[0]!;
+  const cli = (args: string[]) => collect(nsRun(a.ns, [process.execPath, '--import', 'tsx', '-e', CLI, ...args], a.env));
+  const text = await cli(['status', NAME]);
+  assert.is(text.code, 0, text.stderr);
+  const fnRow = (name: string) => text.stdout.split('\n').find((l) => new RegExp(`^\\s*\\d+\\s+${name}\\s`).test(l)) ?? '';
+  assert.match(fnRow('reverse'), /@b/, text.stdout);
+  assert.match(fnRow('stamp'), /@c/, text.stdout);
+  assert.not.match(fnRow('upper'), /@/, text.stdout);
+  assert.match(text.stdout, /Nodes \(this is a/);
+  const json = await cli(['status', NAME, '--json']);
+  const s = JSON.parse(json.stdout) as { nodes: { node: string; peers: { node: string; up: string; runs: string }[] } };
+  assert.is(s.nodes.node, 'a');
+  assert.equal(s.nodes.peers.map((p) => [p.node, p.up, p.runs]), [['b', 'yes', 'reverse'], ['c', 'yes', 'stamp']]);
+});
+
 test('a connection without the secret is refused and injects nothing', async () => {
   const b = nodes[1]!;
   await sleep(1200);

@@ -6,10 +6,10 @@
  * docs/multi-node.md.
  */
 import { readFileSync } from 'node:fs';
-import { AgentError, type AgentStatus, agentStatusPath, parseLabels, parsePeers, startAgent } from '../../runtime/agent/agent.ts';
+import { AgentError, agentStatusPath, parseLabels, parsePeers, readAgentStatus, startAgent } from '../../runtime/agent/agent.ts';
 import { requirePrivileges } from '../privileges.ts';
-import { type Args, defineCommand } from './types.ts';
 import { usage } from './catalog.ts';
+import { type Args, defineCommand } from './types.ts';
 
 interface RunArgs {
   policy: string;
@@ -101,13 +101,8 @@ const status = defineCommand<{ policy: string }>({
   describe: "What this node's agent runs: local instances, peers, remote functions",
   builder: (y) => y.positional('policy', { type: 'string', demandOption: true }),
   handler: (argv: Args<{ policy: string }>) => {
-    const path = agentStatusPath(argv.policy);
-    let s: AgentStatus;
-    try {
-      s = JSON.parse(readFileSync(path, 'utf8')) as AgentStatus;
-    } catch {
-      throw new AgentError(`no agent runs policy ${argv.policy} on this node (no ${path})`);
-    }
+    const s = readAgentStatus(argv.policy);
+    if (!s) throw new AgentError(`no agent runs policy ${argv.policy} on this node (no ${agentStatusPath(argv.policy)})`);
     const { out } = argv;
     if (out.json) return out.printJson(s);
     const rows = [

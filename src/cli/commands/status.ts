@@ -2,6 +2,7 @@
 import { AccessError, pathExists } from '../../deploy/access.ts';
 import { listPolicies, loadedManifest } from '../../deploy/loaded.ts';
 import { policyStatus } from '../../deploy/status.ts';
+import { type AgentStatus, readAgentStatus } from '../../runtime/agent/agent.ts';
 import { askSupervisor, controlPath, type SlotInfo } from '../../runtime/supervisor/index.ts';
 import { usage } from './catalog.ts';
 import { type PacketView, printPacket } from './packet-view.ts';
@@ -30,7 +31,9 @@ export const statusCommand = defineCommand({
     const s = policyStatus(argv.policy);
     const processes = await runningProcesses(argv.policy);
     const packet = processes ? ((await askSupervisor(argv.policy, { op: 'packet' }, undefined, 2000)) as PacketView | null) : null;
-    if (out.json) return void out.printJson({ ...s, processes, ...(packet ? { packet } : {}) });
+    const agent = readAgentStatus(argv.policy);
+    const nodes = agent ? nodesView(agent) : null;
+    if (out.json) return void out.printJson({ ...s, processes, ...(packet ? { packet } : {}), ...(nodes ? { nodes } : {}) });
     out.record({ policy: s.policy, pinned: s.dir, cgroup: s.cgroup ?? '-', loaded: s.createdAt, file: s.policyFile ?? '-', hash: s.schemaHash.slice(0, 16) }, `Policy ${s.policy}`);
     out.line('');
     out.table(s.programs, ['pin', 'id', 'type', 'name'], 'Programs');
@@ -38,7 +41,9 @@ export const statusCommand = defineCommand({
       out.line('');
       out.table(s.routes.map((r) => ({ ...r, functions: r.functions.join(' -> ') })), ['id', 'name', 'functions', 'msgs', 'bytes', 'drops'], 'Routes');
       out.line('');
-      out.table(s.functions.map((f) => ({ ...f, live: f.live.length ? f.live.join(',') : 'none' })), ['id', 'name', 'instances', 'live', 'msgs', 'bytes', 'drops'], 'Functions');
+      // Instance ids that stand for other nodes (the node-link's) are shown by the node's name.
+      const where = (fn: number, i: number) => nodes?.remoteIds[fn]?.[i] ?? String(i);
+      out.table(s.functions.map((f) => ({ ...f, live: f.live.length ? f.live.map((i) => where(f.id, i)).join(',') : 'none' })), ['id', 'name', 'instances', 'live', 'msgs', 'bytes', 'drops'], 'Functions');
       const drops = s.drops.filter((d) => d.count > 0);
       if (drops.length) {
         out.line('');
@@ -52,6 +57,10 @@ export const statusCommand = defineCommand({
     if (s.tc.length) {
       out.line('');
       out.table(s.tc, ['interface', 'direction', 'dir'], 'tc (bpfctl xdp status for rules and counters)');
+    }
+    if (nodes) {
+      out.line('');
+      out.table(nodes.peers, ['node', 'address', 'up', 'runs'], `Nodes (this is ${nodes.node}; bpfctl agent status for more)`);
     }
     if (packet) printPacket(out, packet);
     if (processes) {
@@ -78,4 +87,15 @@ async function runningProcesses(policy: string): Promise<SlotInfo[] | null> {
     // A stale socket from a supervisor that was killed: nothing runs.
     return null;
   }
+}
+
+/** The nodes a policy run by `bpfctl agent` spans, and which node each remote instance id is. */
+function nodesView(a: AgentStatus): { node: string; peers: { node: string; address: string; up: string; runs: string }[]; remoteIds: Record<number, Record<number, string>> } {
+  const remoteIds: Record<number, Record<number, string>> = {};
+  for (const r of a.link.remote) remoteIds[r.fnId] = Object.fromEntries(r.instances.map((id, j) => [id, `@${r.peers[j] ?? '?'}`]));
+  return {
+    node: a.node,
+    peers: a.link.peers.map((p) => ({ node: p.name, address: p.address, up: p.up ? 'yes' : 'no', runs: p.state?.hosts.join(',') ?? '' })),
+    remoteIds,
+  };
 }

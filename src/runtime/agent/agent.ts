@@ -11,10 +11,10 @@
  * the old inode), changes are debounced, and a policy that does not validate is logged and left
  * out: the chain keeps running what it ran.
  */
-import { existsSync, readFileSync, renameSync, rmSync, statSync, type FSWatcher, watch, writeFileSync } from 'node:fs';
+import { existsSync, type FSWatcher, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BpfctlError } from '../../errors.ts';
-import { type NodeIdentity, localShare, NODE_NAME } from '../../ir/placement.ts';
+import { localShare, NODE_NAME, type NodeIdentity } from '../../ir/placement.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { NodeLink, type NodeLinkStatus } from '../node-link/node-link.ts';
 import type { PeerAddress } from '../node-link/peers.ts';
@@ -107,6 +107,15 @@ export function parseLabels(text: string | undefined): Record<string, string> {
 
 export function agentStatusPath(policy: string, dir = runDir()): string {
   return join(dir, `${policy}.agent.json`);
+}
+
+/** What the agent running this policy on this node last wrote, or null when none runs it. */
+export function readAgentStatus(policy: string, dir = runDir()): AgentStatus | null {
+  try {
+    return JSON.parse(readFileSync(agentStatusPath(policy, dir), 'utf8')) as AgentStatus;
+  } catch {
+    return null;
+  }
 }
 
 /** Starts this node's share. @throws AgentError, and what startChain throws */
