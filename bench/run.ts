@@ -2,7 +2,7 @@
  * `npm run bench [-- maps|xdp|chain ... --quick]`: runs the named benchmarks (all by default) one after the
  * other. Each prints its own table and writes bench/results/<name>.json; see BENCHMARKS.md.
  */
-const ALL = ['maps', 'xdp', 'chain', 'live', 'startup', 'packet', 'descriptors'] as const;
+const ALL = ['maps', 'xdp', 'chain', 'live', 'startup', 'packet', 'descriptors', 'nodes'] as const;
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of names.length ? names : ALL) {

@@ -87,7 +87,7 @@ export function parseWrk(text: string): WrkResult {
  * times there (cutime, cstime; clock ticks) are wrk's CPU, which tells whether the load generator,
  * not the chain, was the limit.
  */
-const SHELL = 'wrk "$@"; rc=$?; echo "wrk-shell-stat $(cat /proc/$$/stat)"; exit $rc';
+const SHELL = '"$@"; rc=$?; echo "wrk-shell-stat $(cat /proc/$$/stat)"; exit $rc';
 
 function wrkCpu(text: string): number {
   const m = /^wrk-shell-stat (.*)$/m.exec(text);
@@ -97,11 +97,16 @@ function wrkCpu(text: string): number {
   return (Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
 
-/** One wrk run; one thread (the 2-core machine also runs the chain), `connections` in flight. */
-export function runWrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
+/**
+ * One wrk run; one thread (the 2-core machine also runs the chain), `connections` in flight.
+ * `netns`: run it inside that network namespace (bench/nodes: the client sits on a namespace node);
+ * nsenter execs wrk, so the shell's child times are still wrk's.
+ */
+export function runWrk(url: string, connections: number, seconds: number, netns?: string): Promise<WrkResult> {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', '-s', script(), url];
+  const cmd = netns ? ['nsenter', `--net=/run/netns/${netns}`, 'wrk'] : ['wrk'];
   return new Promise((resolve, reject) => {
-    execFile('/bin/sh', ['-c', SHELL, 'sh', ...args], { encoding: 'utf8', timeout: (seconds + 30) * 1000 }, (err, stdout, stderr) => {
+    execFile('/bin/sh', ['-c', SHELL, 'sh', ...cmd, ...args], { encoding: 'utf8', timeout: (seconds + 30) * 1000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`wrk ${args.join(' ')} failed: ${err.message}\n${stderr}`));
       try {
         resolve(parseWrk(stdout));

@@ -2,20 +2,24 @@
  * One function of the HTTP chains: an HTTP server that does its work on the request body and,
  * unless it is the last, POSTs the result to `next port` and answers with what comes back. In
  * http-sidecar that port is the next function's sidecar, in http-direct the next function itself.
- * Usage: `function.ts <work> [next port]`; prints `listening <port>`. Keep-alive connections
- * throughout: the baselines pay for HTTP, not for TCP handshakes.
+ * Usage: `function.ts <work> [next [host:]port]`; prints `listening <port>` (it listens on
+ * 127.0.0.1; the next hop is on 127.0.0.1 unless a host is given, as bench/nodes does to reach
+ * another namespace). Keep-alive connections throughout: the baselines pay for HTTP, not for TCP
+ * handshakes.
  */
 import { Buffer } from 'node:buffer';
 import http from 'node:http';
 import { exitWithParent } from '../proc.ts';
 import { STAMP_BYTES, WORK, type WorkName } from '../work.ts';
 
-const [workName, nextPort] = process.argv.slice(2);
+const [workName, next] = process.argv.slice(2);
 const work = WORK[workName as WorkName];
 if (!work) {
-  process.stderr.write('usage: function.ts <upper|reverse|stamp> [next port]\n');
+  process.stderr.write('usage: function.ts <upper|reverse|stamp> [next [host:]port]\n');
   process.exit(2);
 }
+const nextHost = next?.includes(':') ? next.slice(0, next.lastIndexOf(':')) : '127.0.0.1';
+const nextPort = next?.slice(next.lastIndexOf(':') + 1);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
 
 const answer = (res: http.ServerResponse, status: number, body: Buffer) => {
@@ -37,7 +41,7 @@ const server = http.createServer({ keepAlive: true, noDelay: true, requestTimeou
     const out = b.subarray(0, work(b, 0, size));
     if (!nextPort) return answer(res, 200, out);
     const fwd = http.request(
-      { host: '127.0.0.1', port: Number(nextPort), path: req.url, method: 'POST', agent, headers: { 'content-type': 'application/octet-stream', 'content-length': out.length } },
+      { host: nextHost, port: Number(nextPort), path: req.url, method: 'POST', agent, headers: { 'content-type': 'application/octet-stream', 'content-length': out.length } },
       (r) => {
         const got: Buffer[] = [];
         r.on('data', (c: Buffer) => got.push(c));

@@ -1,13 +1,15 @@
 /**
  * The sidecar in front of each function of the Knative-style chain (Knative's queue-proxy, an
  * Envoy in a service mesh): a reverse proxy process that forwards every request to its function
- * and streams the answer back. Usage: `sidecar.ts <function port>`; prints `listening <port>`.
+ * and streams the answer back. Usage: `sidecar.ts <function port> [listen host]` (default
+ * 127.0.0.1; bench/nodes gives 0.0.0.0 so other namespaces reach it); prints `listening <port>`.
  * A minimal one: no metrics, no concurrency limits, so the baseline errs on the fast side.
  */
 import http from 'node:http';
 import { exitWithParent } from '../proc.ts';
 
 const target = Number(process.argv[2]);
+const listenHost = process.argv[3] ?? '127.0.0.1';
 if (!target) {
   process.stderr.write('usage: sidecar.ts <function port>\n');
   process.exit(2);
@@ -26,7 +28,7 @@ const server = http.createServer({ keepAlive: true, noDelay: true, requestTimeou
   req.pipe(fwd);
 });
 server.keepAliveTimeout = 60_000;
-server.listen(0, '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`));
+server.listen(0, listenHost, () => process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`));
 
 exitWithParent(() => {
   server.closeAllConnections();
