@@ -31,6 +31,7 @@ export const CATALOG = {
   run: { command: 'run <policy>', describe: "Run a policy's chain (gateway + one process per function instance) and print its URLs; Ctrl-C stops it and removes everything" },
   scale: { command: 'scale <policy> <function> <instances>', describe: 'Run N instances of a function of a chain started by `bpfctl run` (0..32)' },
   agent: { command: 'agent <command>', describe: "A node's agent of a policy that spans nodes: run its share, link it to the peers, follow the policy file or ConfigMap; status" },
+  k8s: { command: 'k8s <command>', describe: "Kubernetes: manifests POLICY writes what a cluster needs to run a policy's agents (DaemonSet, ConfigMap, Secret, Service)" },
   metrics: { command: 'metrics <policy>', describe: 'Serve a loaded policy\'s Prometheus metrics (routes, functions, instances, drops, pool, gateway statuses and latency, XDP rules), read from its pins on each scrape' },
 } as const satisfies Record<string, Entry>;
 

@@ -28,4 +28,5 @@ export const LOADERS: Record<CommandName, () => Promise<Command>> = {
   scale: async () => (await import('./run.ts')).scaleCommand,
   metrics: async () => (await import('./metrics.ts')).metricsCommand,
   agent: async () => (await import('./agent.ts')).agentCommand,
+  k8s: async () => (await import('./k8s.ts')).k8sCommand,
 };
