@@ -262,6 +262,8 @@ export async function run(opts: { quick?: boolean } = {}): Promise<NodesBenchRes
           if (interrupted) break;
           try {
             const p = await measure(targets.get(name)!, b.c, s.seconds, round, seq);
+            // Interrupted during the point: its processes were stopping under it.
+            if (interrupted) break;
             points.push(p);
             log(`round ${round + 1} ${name} c=${b.c}: ${p.rps.toFixed(0)} req/s, p50 ${p.p50_us} us, p99 ${p.p99_us} us, ${p.cpu_us_per_req.toFixed(1)} us CPU/req, others ${p.others_cores.toFixed(2)} cores${p.errors ? `, ${p.errors} errors` : ''}`);
           } catch (err) {

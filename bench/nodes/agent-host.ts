@@ -42,6 +42,10 @@ process.stdin.on('data', (c: string) => {
     partial = partial.slice(nl + 1);
   }
 });
+// With the bench gone, so are the read ends of our stdout and stderr: the agent's last lines as it
+// stops would fail with EPIPE and, unhandled, end the process before it has removed anything.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
 process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM'));
 process.stdin.on('error', () => process.kill(process.pid, 'SIGTERM'));
 const code = await main(['agent', 'run', ...process.argv.slice(2)]);

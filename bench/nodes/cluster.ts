@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cgroup2Mount } from '../../src/deploy/paths.ts';
+import { candidatePaths } from '../../src/runtime/pool/backing.ts';
 import { removeOwnDirs } from '../../test/helpers/leaks.ts';
 import { createNetnsBridge, type NetnsBridge } from '../../test/helpers/netns.ts';
 import { sh } from '../../test/helpers/sh.ts';
@@ -29,6 +30,7 @@ export type NodeName = (typeof NODE_NAMES)[number];
 const LINK_PORT = 7946;
 const HTTP_PORT = 18080;
 export const CPU_PROF_DIR = join(repo, '.cache/bench/nodes-cpu-prof');
+const poolName = (node: string) => `bench-nodes-${process.pid}-${node}`;
 
 export interface Node {
   readonly name: NodeName;
@@ -49,6 +51,8 @@ interface State {
   pid: number;
   netns: string[];
   dirs: string[];
+  /** Pool names (their files: /dev/shm or hugetlbfs). */
+  pools: string[];
 }
 
 const workRoot = join(repo, '.cache/bench');
@@ -67,6 +71,7 @@ function removeState(s: State, work: string): void {
     if (d.startsWith('/sys/fs/bpf/')) rmSync(d, { recursive: true, force: true });
     else if (d.startsWith('/sys/fs/cgroup')) rmdirTree(d);
   }
+  for (const p of s.pools ?? []) for (const f of candidatePaths(p)) rmSync(f, { force: true });
   rmSync(work, { recursive: true, force: true });
 }
 
@@ -101,7 +106,7 @@ export class Rig {
     const id = (n: string) => `bpfctl-bench-nodes-${process.pid}-${n}`;
     const env = (n: string) => ({ BPFCTL_BPFFS: `/sys/fs/bpf/${id(n)}`, BPFCTL_CGROUP_PARENT: join(cg, id(n)), BPFCTL_RUN_DIR: join(this.work, `run-${n}`) });
     // createNetnsBridge's names are bt<pid>nd<k><i> and bt<pid>nd<k>s: known before it runs.
-    this.state = { pid: process.pid, netns: [], dirs: NODE_NAMES.flatMap((n) => [env(n).BPFCTL_BPFFS, env(n).BPFCTL_CGROUP_PARENT, env(n).BPFCTL_RUN_DIR]) };
+    this.state = { pid: process.pid, netns: [], dirs: NODE_NAMES.flatMap((n) => [env(n).BPFCTL_BPFFS, env(n).BPFCTL_CGROUP_PARENT, env(n).BPFCTL_RUN_DIR]), pools: NODE_NAMES.map(poolName) };
     this.save();
     this.bridge = createNetnsBridge(NODE_NAMES.length, 'nd');
     this.state.netns = [this.bridge.switchNs, ...this.bridge.nodes.map((n) => n.ns)];
@@ -161,7 +166,7 @@ function startAgent(rig: Rig, n: Node, extraEnv: Record<string, string>): Child 
   const peers = rig.nodes.filter((p) => p !== n).map((p) => `${p.name}=${p.ip}:${LINK_PORT}`);
   // prettier-ignore
   const args = ['--policy', POLICY_FILE, '--node', n.name, '--labels', `node=${n.name}`, '--listen', `${n.ip}:${LINK_PORT}`, '--peers', peers.join(','),
-    '--secret-file', rig.secretFile, '--port', String(HTTP_PORT), '--pool', `bench-nodes-${process.pid}-${n.name}`, '--timeout', '5000'];
+    '--secret-file', rig.secretFile, '--port', String(HTTP_PORT), '--pool', poolName(n.name), '--timeout', '5000'];
   n.agent = spawnTsIn(n.ns, `agent-${n.name}`, here('./agent-host.ts'), args, { ...n.env, ...extraEnv });
   return n.agent;
 }
