@@ -148,10 +148,15 @@ function machine(s: Settings, loads: number[][], seconds: number): Record<string
     // wrk -v exits 1 after printing its version.
     wrk = String((err as { stdout?: string }).stdout ?? '').split('\n')[0] || wrk;
   }
-  let commit = 'unknown';
-  try {
-    commit = execFileSync('git', ['-C', here, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {}
+  // A run from a clean export (git archive) is not a checkout: BENCH_COMMIT names its commit.
+  let commit = process.env.BENCH_COMMIT ?? '';
+  if (!commit) {
+    try {
+      commit = execFileSync('git', ['-C', here, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      commit = 'unknown';
+    }
+  }
   return {
     when: new Date().toISOString(),
     commit,
