@@ -508,6 +508,22 @@ test('--include: a prebuilt program goes in binaryData, mounted executable; text
   }
 });
 
+test('a C handler brings the headers it includes with quotes from beside it, not bpfctl\'s own', async () => {
+  const src = temp('c');
+  mkdirSync(join(src, 'functions/inc'), { recursive: true });
+  writeFileSync(join(src, 'functions/shout.c'), '#include "bpfctl/fn.h"\n#include "inc/util.h"\nint x;\n');
+  writeFileSync(join(src, 'functions/inc/util.h'), '#include "more.h"\n');
+  writeFileSync(join(src, 'functions/inc/more.h'), '/* more */\n');
+  writeFileSync(join(src, 'policy.ts'), "import { definePolicy } from 'bpfctl';\nexport default definePolicy({ name: 'c', functions: { shout: { instances: 1, handler: './functions/shout.c' } }, routes: { '/s': ['shout'] } });\n");
+  const ir = await loadPolicyFile(join(src, 'policy.ts'));
+  const tree = await collectPolicyTree(join(src, 'policy.ts'), ir);
+  assert.equal(
+    tree.files.map((f) => f.path),
+    ['functions/inc/more.h', 'functions/inc/util.h', 'functions/shout.c', 'policy.ts'],
+  );
+  assert.equal(tree.packages, []);
+});
+
 // ---- Options that Kubernetes or the agent would refuse ----
 
 test('options and placements Kubernetes or the agent cannot run are refused, each in one line', async () => {
