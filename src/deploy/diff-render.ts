@@ -99,6 +99,8 @@ function rowsOf(c: Change): Row[] {
     }
     case 'function-scaled':
       return [{ sign: '~', label: 'scale', subject: c.name, text: arrow(c) }];
+    case 'function-placement-changed':
+      return [{ sign: '~', label: 'place', subject: c.name, text: `${c.from ?? 'anywhere'}${NEW}${c.to ?? 'anywhere'}` }];
     case 'route-added':
       return [{ sign: '+', label: 'route', subject: c.name, text: chain(c, nonDefaultMethods(c)) }];
     case 'route-changed': {

@@ -48,6 +48,8 @@ export interface FunctionView {
   maxInFlight: number | null;
   /** sha256 hex of the handler file; null when unknown (an old manifest, or not hashed). */
   codeHash: string | null;
+  /** Where it runs when the policy spans nodes (docs/multi-node.md), as canonical JSON; null: anywhere. */
+  placement: string | null;
 }
 
 export interface RouteView {
@@ -117,6 +119,19 @@ export interface FunctionCodeChanged {
   language?: FromTo<'ts' | 'c'>;
   handler?: FromTo<string>;
   maxInFlight?: FromTo<number | null>;
+}
+
+/**
+ * Where the function may run changed (nodes, labels, spill). On each node that only changes how
+ * many instances run there (a `function-scaled` of its own) and whether its requests may spill to
+ * other nodes: nothing is restarted.
+ */
+export interface FunctionPlacementChanged {
+  kind: 'function-placement-changed';
+  action: 'live';
+  name: string;
+  from: string | null;
+  to: string | null;
 }
 
 export interface GatewayScaled {
@@ -261,6 +276,7 @@ export type Change =
   | FunctionRemoved
   | FunctionScaled
   | FunctionCodeChanged
+  | FunctionPlacementChanged
   | GatewayScaled
   | GatewayEngineChanged
   | PoolChanged
@@ -294,6 +310,7 @@ export const CHANGE_KINDS: readonly ChangeKind[] = [
   'function-added',
   'function-code-changed',
   'function-scaled',
+  'function-placement-changed',
   'route-added',
   'route-changed',
   'route-removed',
@@ -342,6 +359,7 @@ export function viewOfIr(ir: PolicyIR, codeHashes?: Record<string, string>): Pol
       handler: f.handler,
       maxInFlight: f.maxInFlight,
       codeHash: codeHashes && Object.hasOwn(codeHashes, f.name) ? codeHashes[f.name]! : null,
+      placement: f.placement ? canonicalJson(f.placement) : null,
     })),
     routes: ir.routes.map((r) => ({
       name: r.name,
@@ -460,6 +478,7 @@ function diffFunctions(live: PolicyView, next: PolicyView): Change[] {
     if (o.handler !== f.handler) c.handler = { from: o.handler, to: f.handler };
     if (o.maxInFlight !== f.maxInFlight) c.maxInFlight = { from: o.maxInFlight, to: f.maxInFlight };
     if (c.codeHash || c.language || c.handler || c.maxInFlight) out.push(c);
+    if ((o.placement ?? null) !== (f.placement ?? null)) out.push({ kind: 'function-placement-changed', action: 'live', name: f.name, from: o.placement ?? null, to: f.placement ?? null });
   }
   for (const o of live.functions) {
     if (!now.has(o.name)) out.push({ kind: 'function-removed', action: 'live', name: o.name, instances: o.instances });

@@ -33,6 +33,11 @@ export interface FunctionSpec {
 export interface PlacementSpec {
   readonly nodes?: readonly string[];
   readonly labels?: { readonly [key: string]: string };
+  /**
+   * Whether requests may go to this function's instances on other nodes while its local ones are
+   * overloaded (default true). Local instances are always preferred; see docs/multi-node.md.
+   */
+  readonly spill?: boolean;
 }
 
 /** HTTP methods a route can accept; GET implies HEAD. */

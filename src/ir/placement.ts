@@ -11,6 +11,11 @@ export interface PlacementIR {
   nodes?: string[];
   /** Labels a node must carry (all of them): every matching node runs `instances`. */
   labels?: Record<string, string>;
+  /**
+   * Present (false) only when the policy says so: this function's requests never go to another
+   * node's instances while it has local ones, however loaded those are. By default they spill.
+   */
+  spill?: false;
 }
 
 /** What a node is, as its agent was told (`bpfctl agent --node NAME --labels k=v`). */
@@ -30,7 +35,9 @@ export function lowerPlacement(spec: unknown, instances: number, path: PathSegme
     issues.add(path, `placement must be an object { nodes: [...] } or { labels: {...} }, got ${describe(spec)}`);
     return undefined;
   }
-  checkKeys(spec, ['nodes', 'labels'], path, issues);
+  checkKeys(spec, ['nodes', 'labels', 'spill'], path, issues);
+  if (spec.spill !== undefined && typeof spec.spill !== 'boolean') issues.add([...path, 'spill'], `spill must be true or false, got ${describe(spec.spill)}`);
+  const spill = spec.spill === false ? { spill: false as const } : {};
   if ((spec.nodes === undefined) === (spec.labels === undefined)) {
     issues.add(path, 'placement needs exactly one of nodes (names) or labels');
     return undefined;
@@ -53,7 +60,7 @@ export function lowerPlacement(spec: unknown, instances: number, path: PathSegme
     if (nodes.length === spec.nodes.length && instances < nodes.length) {
       issues.add(p, `${instances} instance${instances === 1 ? '' : 's'} cannot be spread over ${nodes.length} nodes (instances are the total over the listed nodes)`);
     }
-    return { nodes };
+    return { nodes, ...spill };
   }
   const p = [...path, 'labels'];
   if (!isPlainObject(spec.labels) || Object.keys(spec.labels).length === 0) {
@@ -66,7 +73,7 @@ export function lowerPlacement(spec: unknown, instances: number, path: PathSegme
     else if (typeof v !== 'string' || !LABEL_VALUE.test(v)) issues.add([...p, k], `label value must be a string of at most 63 of A-Z, a-z, 0-9, '-', '_', '.', got ${describe(v)}`);
     else labels[k] = v;
   }
-  return { labels };
+  return { labels, ...spill };
 }
 
 /**

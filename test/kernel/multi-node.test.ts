@@ -38,18 +38,21 @@ interface Node {
 const nodes: Node[] = [];
 
 // upper on a, reverse on b, stamp on every node labelled edge (c): /hello crosses all three.
-const POLICY = (upRoute: string) => `import { definePolicy } from 'bpfctl';
+// spin (1 ms of CPU per request) runs one instance on a and one on b: a's spills to b under load.
+const POLICY = (upRoute: string, spinPlacement = "{ nodes: ['a', 'b'] }") => `import { definePolicy } from 'bpfctl';
 export default definePolicy({
   name: '${NAME}',
   functions: {
     upper: { instances: 2, handler: './functions/upper.ts', placement: { nodes: ['a'] } },
     reverse: { instances: 2, handler: './functions/reverse.ts', placement: { nodes: ['b'] } },
     stamp: { instances: 1, handler: './functions/stamp.ts', placement: { labels: { role: 'edge' } } },
+    spin: { instances: 2, handler: './functions/spin.ts', placement: ${spinPlacement} },
   },
   routes: {
     '/hello': ['upper', 'reverse', 'stamp'],
     '/up': ${upRoute},
     '/rev': ['upper', 'reverse'],
+    '/spin': ['spin'],
   },
   pool: { bufferSize: 4096, bufferCount: 512 },
 });
@@ -58,7 +61,7 @@ export default definePolicy({
 // A load client run inside a node's namespace: N requests at concurrency C, statuses and the
 // slowest non-200 answer counted.
 const CLIENT_SRC = `import http from 'node:http';
-const [url, body, total, conc, expect] = process.argv.slice(2);
+const [url, body, total, conc, expect, pause] = process.argv.slice(2);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number(conc) });
 const statuses = {}; let wrong = 0; let slowestFail = 0; let sent = 0; let done = 0;
 const one = () => new Promise((resolve) => {
@@ -72,10 +75,13 @@ const one = () => new Promise((resolve) => {
   req.on('error', () => { statuses.error = (statuses.error ?? 0) + 1; resolve(); });
   req.end(body);
 });
-const worker = async () => { while (sent < Number(total)) { sent++; await one(); done++; } };
+const worker = async () => { while (sent < Number(total)) { sent++; await one(); done++;
+  if (pause) await new Promise((r) => setTimeout(r, Number(pause))); } };
+const t0 = performance.now();
 await Promise.all(Array.from({ length: Number(conc) }, worker));
+const rps = Math.round(Number(total) / ((performance.now() - t0) / 1000));
 agent.destroy();
-process.stdout.write(JSON.stringify({ statuses, wrong, slowestFail }));
+process.stdout.write(JSON.stringify({ statuses, wrong, slowestFail, rps }));
 `;
 
 function nsRun(ns: string, args: string[], env: Record<string, string> = {}): ChildProcess {
@@ -96,10 +102,16 @@ interface Load {
   slowestFail: number;
 }
 
-async function load(n: Node, path: string, total: number, conc: number, expect = ''): Promise<Load> {
-  const r = await collect(nsRun(n.ns, [process.execPath, CLIENT, `http://127.0.0.1:${HTTP_PORT}${path}`, 'hello world', String(total), String(conc), expect]));
+/** N requests at concurrency C (each worker pausing `pause` ms between its requests); the statuses, without the rate. */
+async function load(n: Node, path: string, total: number, conc: number, expect = '', pause = 0): Promise<Load> {
+  const { rps: _, ...rest } = await loadRate(n, path, total, conc, expect, pause);
+  return rest;
+}
+
+async function loadRate(n: Node, path: string, total: number, conc: number, expect = '', pause = 0): Promise<Load & { rps: number }> {
+  const r = await collect(nsRun(n.ns, [process.execPath, CLIENT, `http://127.0.0.1:${HTTP_PORT}${path}`, 'hello world', String(total), String(conc), expect, String(pause)]));
   assert.is(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as Load;
+  return JSON.parse(r.stdout) as Load & { rps: number };
 }
 
 const CLI = `import('${join(repo, 'src/cli/main.ts')}').then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`;
@@ -146,6 +158,14 @@ async function stopAgent(n: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<v
   n.child = null;
 }
 
+// 1 ms of CPU per request, answering its payload unchanged.
+const SPIN = `export default function spin(req: { body: Uint8Array }): number {
+  const end = performance.now() + 1;
+  while (performance.now() < end);
+  return req.body.length;
+}
+`;
+
 const linkedAll = () => nodes.every((n) => nodes.every((p) => p === n || linked(n, p.name)));
 const hosts = (n: Node, fn: string) => status(n)?.link.remote.find((r) => r.function === fn)?.peers ?? [];
 const BODY = { '/hello': 'DLROW OLLEH [/hello]', '/up': 'HELLO WORLD [/up]', '/rev': 'DLROW OLLEH' } as const;
@@ -154,6 +174,7 @@ const allOk = (n: number) => ({ statuses: { 200: n }, wrong: 0, slowestFail: 0 }
 test.before(async () => {
   before = snapshot();
   cpSync(join(repo, 'examples/hello-chain/functions'), join(dir, 'functions'), { recursive: true });
+  writeFileSync(join(dir, 'functions/spin.ts'), SPIN);
   writeFileSync(policyFile, POLICY("['upper', 'stamp']"));
   writeFileSync(secretFile, 'a-policy-secret-of-some-length\n', { mode: 0o600 });
   writeFileSync(CLIENT, CLIENT_SRC);
@@ -207,7 +228,7 @@ test('bpfctl status on a node names the node of every remote instance', async ()
   const json = await cli(['status', NAME, '--json']);
   const s = JSON.parse(json.stdout) as { nodes: { node: string; peers: { node: string; up: string; runs: string }[] } };
   assert.is(s.nodes.node, 'a');
-  assert.equal(s.nodes.peers.map((p) => [p.node, p.up, p.runs]), [['b', 'yes', 'reverse'], ['c', 'yes', 'stamp']]);
+  assert.equal(s.nodes.peers.map((p) => [p.node, p.up, p.runs]), [['b', 'yes', 'reverse,spin'], ['c', 'yes', 'stamp']]);
 });
 
 test('a connection without the secret is refused and injects nothing', async () => {
@@ -234,6 +255,44 @@ setTimeout(() => { if (!closed) { process.stdout.write('open'); s.destroy(); } }
   assert.ok(b.log.some((l) => l.includes('refused a node-link connection')), b.log.slice(-10).join('\n'));
   // and the chain still serves across the nodes
   assert.equal(await load(nodes[0]!, '/hello', 200, 8, BODY['/hello']), allOk(200));
+});
+
+test('an overloaded function spills to the other node that runs it, only under load, and stops after', async () => {
+  const [a, b] = nodes as [Node, Node];
+  const sentBy = async (n: Node) => {
+    await sleep(1200); // the status file is rewritten every second
+    return status(n)!.link.counters.sent!;
+  };
+  const s0 = await sentBy(a);
+  // Light load: every request served by a's own instance.
+  assert.equal(await load(a, '/spin', 60, 1, 'hello world', 10), allOk(60));
+  assert.is(await sentBy(a), s0, 'a light load stays on the local instance');
+  assert.not.ok(a.log.some((l) => l.includes('spilling spin')), a.log.slice(-5).join('\n'));
+  // Heavy load: a's one instance is saturated, part of the requests goes to b's, none fails.
+  const heavy = await loadRate(a, '/spin', 4000, 16, 'hello world');
+  const { rps: spilledRps, ...statuses } = heavy;
+  assert.equal(statuses, allOk(4000));
+  assert.ok(a.log.some((l) => l.includes('[node-link] spilling spin to b')), a.log.slice(-10).join('\n'));
+  const s1 = await sentBy(a);
+  assert.ok(s1 - s0 > 200, `spilled ${s1 - s0} of 4000 requests`);
+  // b runs spin too, but a spills it: b must not spill it back (and is not loaded anyway).
+  assert.not.ok(b.log.some((l) => l.includes('spilling spin')), b.log.slice(-5).join('\n'));
+  // The load is gone: spilling stops, and light load is local again.
+  await until('spilling stops', () => a.log.some((l) => l.includes('[node-link] stopped spilling spin')), 5000);
+  const s2 = await sentBy(a);
+  assert.equal(await load(a, '/spin', 60, 1, 'hello world', 10), allOk(60));
+  assert.is(await sentBy(a), s2, 'local again once the load is gone');
+  // With spill: false the same load stays on the one local instance (and is slower).
+  const applied = a.log.filter((l) => l.includes('[agent] applied')).length;
+  writeFileSync(policyFile, POLICY("['upper', 'stamp']", "{ nodes: ['a', 'b'], spill: false }"));
+  await until('a applied spill: false', () => a.log.filter((l) => l.includes('[agent] applied')).length > applied, 20_000);
+  const s3 = await sentBy(a);
+  const alone = await loadRate(a, '/spin', 4000, 16, 'hello world');
+  assert.is(alone.statuses['200'], 4000, JSON.stringify(alone));
+  assert.is(await sentBy(a), s3, 'spill: false keeps every request local');
+  process.stderr.write(`spin at c=16: ${spilledRps} req/s spilling to b, ${alone.rps} req/s with spill: false (${(spilledRps / alone.rps).toFixed(2)}x)\n`);
+  writeFileSync(policyFile, POLICY("['upper', 'stamp']"));
+  await until('a applied the policy back', () => a.log.filter((l) => l.includes('[agent] applied')).length > applied + 1, 20_000);
 });
 
 /** Load through a's gateway while `kill` takes a node away; the failures must be 503s, and fast. */

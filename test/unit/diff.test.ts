@@ -3,12 +3,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BpfctlError } from '../../src/errors.ts';
-import { type Change, CHANGE_KINDS, DiffError, diffPolicies, type PolicyDiff, type PolicyView, viewOfIr } from '../../src/deploy/diff.ts';
+import { CHANGE_KINDS, type Change, DiffError, diffPolicies, type PolicyDiff, type PolicyView, viewOfIr } from '../../src/deploy/diff.ts';
 import { renderDiff } from '../../src/deploy/diff-render.ts';
+import { BpfctlError } from '../../src/errors.ts';
 import { lowerPolicy, type PolicyIR } from '../../src/ir/policy.ts';
-import { loadPolicyFile } from '../../src/load/index.ts';
 import type { XdpSectionIR } from '../../src/ir/xdp.ts';
+import { loadPolicyFile } from '../../src/load/index.ts';
 import { matchGolden } from '../helpers/golden.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -317,6 +317,19 @@ test('an unknown code hash on either side is not a code change', () => {
   assert.equal(d.changes, [{ kind: 'function-code-changed', action: 'live', name: 'upper', handler: { from: './functions/upper.ts', to: './functions/upper2.ts' } }]);
 });
 
+test('a placement change is live, shown as one row; label order is not a change', () => {
+  const s = baseSpec();
+  s.functions.upper.placement = { labels: { zone: 'x', role: 'edge' } };
+  const t = baseSpec();
+  t.functions.upper.placement = { labels: { role: 'edge', zone: 'x' } };
+  assert.equal(diffPolicies(view(s), view(t)).changes, []);
+  t.functions.upper.placement = { labels: { role: 'edge', zone: 'x' }, spill: false };
+  const d = diffPolicies(view(s), view(t));
+  assert.equal(d.changes, [{ kind: 'function-placement-changed', action: 'live', name: 'upper', from: '{"labels":{"role":"edge","zone":"x"}}', to: '{"labels":{"role":"edge","zone":"x"},"spill":false}' }]);
+  assert.ok(d.live);
+  assert.equal(kinds(diffPolicies(view(baseSpec()), view(t))), ['function-placement-changed']);
+});
+
 test('routes without methods answer POST; method order and case do not matter', () => {
   const ir = lowerPolicy(baseSpec());
   assert.equal(viewOfIr(ir).routes.map((r) => r.methods), [['POST'], ['POST']]);
@@ -409,6 +422,7 @@ function randomView(r: () => number): PolicyView {
     handler: `./${name}${pick(['', '2'])}.ts`,
     maxInFlight: pick([null, 8, 64]),
     codeHash: pick([null, 'aa'.repeat(32), 'bb'.repeat(32)]),
+    placement: pick([null, '{"nodes":["a","b"]}', '{"nodes":["a","b"],"spill":false}']),
   }));
   const routes = some(ROUTE_NAMES).map((name) => ({
     name,

@@ -63,8 +63,9 @@ test('bad placements are reported with their paths, all in one run', () => {
       d: { instances: 1, handler: './d.ts', placement: { nodes: ['n1', 'n2'] } },
       e: { instances: 1, handler: './e.ts', placement: { node: 'n1' } },
       f: { instances: 1, handler: './f.ts', placement: 'n1' },
+      g: { instances: 1, handler: './g.ts', placement: { nodes: ['n1'], spill: 'no' } },
     },
-    routes: { '/x': ['a', 'b', 'c', 'd', 'e', 'f'] },
+    routes: { '/x': ['a', 'b', 'c', 'd', 'e', 'f', 'g'] },
   });
   const at = (p: string) => found.filter((i) => i.path === p).map((i) => i.message);
   assert.match(at('functions.a.placement.nodes[1]')[0] ?? '', /DNS name/);
@@ -75,6 +76,16 @@ test('bad placements are reported with their paths, all in one run', () => {
   assert.match(at('functions.d.placement.nodes')[0] ?? '', /1 instance cannot be spread over 2 nodes/);
   assert.match(at('functions.e.placement.node')[0] ?? '', /unknown setting 'node'/);
   assert.match(at('functions.f.placement')[0] ?? '', /must be an object/);
+  assert.match(at('functions.g.placement.spill')[0] ?? '', /spill must be true or false, got/);
+});
+
+test('spill: only `false` is kept in the IR (the default, true, lowers to what it was before)', () => {
+  const plain = lowerPolicy(base({ nodes: ['n1'] }));
+  const on = lowerPolicy(base({ nodes: ['n1'], spill: true }));
+  const off = lowerPolicy(base({ labels: { z: 'y' }, spill: false }));
+  assert.equal(on.functions[0]!.placement, { nodes: ['n1'] });
+  assert.is(on.hash, plain.hash);
+  assert.equal(off.functions[0]!.placement, { labels: { z: 'y' }, spill: false });
 });
 
 test.run();

@@ -107,6 +107,7 @@ const status = defineCommand<{ policy: string }>({
     if (out.json) return out.printJson(s);
     const rows = [
       ...s.local.filter((l) => l.kind === 'function').map((l) => ({ function: l.name, where: `local #${l.instance}`, state: l.state, pid: l.pid ?? '' })),
+      ...(s.link.spill ?? []).flatMap((x) => x.peers.map((p) => ({ function: x.function, where: `remote ${p} (${x.active ? 'spilling now' : 'spill target'})`, state: 'up', pid: '' }))),
       ...s.link.remote.flatMap((r) => (r.peers.length ? r.peers.map((p) => ({ function: r.function, where: `remote ${p}`, state: 'up', pid: '' })) : [{ function: r.function, where: 'remote', state: 'no node', pid: '' }])),
     ];
     out.table(rows, ['function', 'where', 'state', 'pid'], `policy ${s.policy} on node ${s.node} (gateway ${s.url}, node-link ${s.link.listen})`);

@@ -92,7 +92,7 @@ async function runningProcesses(policy: string): Promise<SlotInfo[] | null> {
 /** The nodes a policy run by `bpfctl agent` spans, and which node each remote instance id is. */
 function nodesView(a: AgentStatus): { node: string; peers: { node: string; address: string; up: string; runs: string }[]; remoteIds: Record<number, Record<number, string>> } {
   const remoteIds: Record<number, Record<number, string>> = {};
-  for (const r of a.link.remote) remoteIds[r.fnId] = Object.fromEntries(r.instances.map((id, j) => [id, `@${r.peers[j] ?? '?'}`]));
+  for (const r of [...a.link.remote, ...(a.link.spill ?? [])]) remoteIds[r.fnId] = Object.fromEntries(r.instances.map((id, j) => [id, `@${r.peers[j] ?? '?'}`]));
   return {
     node: a.node,
     peers: a.link.peers.map((p) => ({ node: p.name, address: p.address, up: p.up ? 'yes' : 'no', runs: p.state?.hosts.join(',') ?? '' })),

@@ -162,6 +162,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       hubPort: chain.hubPort,
       gateways,
       registerSocket: chain.registerSocket,
+      setRemoteInstances: chain.setRemoteInstances,
+      localPids: (fn) => chain.instances().flatMap((s) => (s.kind === 'function' && s.name === fn && s.state === 'ready' && s.pid ? [s.pid] : [])),
       log,
     });
     port = await link.start();

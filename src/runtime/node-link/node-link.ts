@@ -35,6 +35,7 @@ import { socketFd } from '../sdk/link.ts';
 import { DESC_FLAG_DROPPED, type Desc, DescRecord, FrameCutter, readDescInto, writeDesc } from '../sdk/wire.ts';
 import { type PeerAddress, Peers } from './peers.ts';
 import { putRecord, readRecords, recordSize } from './protocol.ts';
+import { CpuMeter, decideSpill, SAMPLE_MS } from './spill.ts';
 
 /** Instance ids of remote nodes in a function's `instances`: this base + the node's index. */
 export const REMOTE_INST_BASE = 0xf000;
@@ -61,6 +62,10 @@ export interface NodeLinkOptions {
   /** This node's gateway instance ids. */
   gateways: number[];
   registerSocket(fnId: number, inst: number, fd: number, localPort?: number): void;
+  /** Lists other nodes' instance ids after the local ones of a function ([] to stop). */
+  setRemoteInstances(fnId: number, ids: number[]): void;
+  /** Pids of this node's running instances of a function. */
+  localPids(fn: string): number[];
   log(line: string): void;
 }
 
@@ -98,6 +103,8 @@ export interface NodeLinkStatus {
   peers: ReturnType<Peers['status']>;
   /** Functions served by other nodes, with the instance ids standing for them. */
   remote: { function: string; fnId: number; peers: string[]; instances: number[] }[];
+  /** Functions with local instances that other nodes run too: where they may spill, and whether they do now. */
+  spill: { function: string; fnId: number; peers: string[]; instances: number[]; active: boolean; busy: number | null }[];
   /** Descriptors sent and received, requests failed at once, refused connections (no valid proof). */
   counters: NodeLink['counters'] & { refused: number };
   pending: number;
@@ -118,6 +125,10 @@ export class NodeLink {
   private readonly gwOwner = new Map<number, string>();
   private readonly written = new Map<number, string>();
   private remote: NodeLinkStatus['remote'] = [];
+  private spill: NodeLinkStatus['spill'] = [];
+  private readonly spilling = new Set<string>();
+  private readonly meter = new CpuMeter();
+  private sampler: NodeJS.Timeout | null = null;
   private readonly outgoing = new Map<string, { parts: Buffer[]; n: number }>();
   private flushQueued = false;
   private injectQueue: Buffer[] = [];
@@ -125,7 +136,7 @@ export class NodeLink {
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
   private port = 0;
-  readonly counters = { sent: 0, received: 0, failedFast: 0, afterDown: 0, stale: 0, noBuffer: 0, unknownRoute: 0 };
+  readonly counters = { sent: 0, received: 0, failedFast: 0, afterDown: 0, stale: 0, noBuffer: 0, unknownRoute: 0, spillChanges: 0 };
 
   constructor(private readonly o: NodeLinkOptions) {
     this.local = new Set(o.gateways);
@@ -149,6 +160,7 @@ export class NodeLink {
     this.inject = await this.openSock(0, INJECT_INST);
     this.port = await this.peers.start();
     this.sweeper = setInterval(() => this.sweep(), 5000);
+    this.sampler = setInterval(() => this.sampleLoad(), SAMPLE_MS);
     this.sync();
     return this.port;
   }
@@ -161,7 +173,7 @@ export class NodeLink {
     if (this.closed) return;
     const fns = readManifest(this.o.pinDir).ir.functions;
     const up = this.peers.up();
-    this.peers.setState({ node: this.o.node, labels: this.o.labels, gw: this.o.gateways, hosts: fns.filter((f) => f.instances > 0).map((f) => f.name) });
+    this.peers.setState({ node: this.o.node, labels: this.o.labels, gw: this.o.gateways, hosts: fns.filter((f) => f.instances > 0).map((f) => f.name), spill: [...this.spilling].sort() });
     const want = new Map<number, { fnId: number; inst: number }>();
     this.gwOwner.clear();
     for (const p of up) {
@@ -173,9 +185,23 @@ export class NodeLink {
     }
     const remote: NodeLinkStatus['remote'] = [];
     const sockWrites: (() => void)[] = [];
+    const spill: NodeLinkStatus['spill'] = [];
     for (const f of fns) {
       if (f.instances > 0) {
         this.written.delete(f.id);
+        // Sockets for the other nodes that run it too (not while they spill it themselves), so
+        // spilling can start at once; they are in `instances` only while it spills.
+        const hosts = f.placement?.spill === false ? [] : up.filter((p) => p.state.hosts.includes(f.name) && !p.state.spill?.includes(f.name)).map((p) => p.name);
+        const insts = hosts.map((h) => REMOTE_INST_BASE + this.o.nodes.indexOf(h)).slice(0, MAX_INSTANCES - f.instances);
+        if (!insts.length) {
+          if (this.spilling.delete(f.name)) this.o.log(`[node-link] stopped spilling ${f.name}: no other node runs it now`);
+          sockWrites.push(() => this.o.setRemoteInstances(f.id, []));
+          continue;
+        }
+        for (const i of insts) want.set((f.id << 16) | i, { fnId: f.id, inst: i });
+        const prev = this.spill.find((x) => x.fnId === f.id);
+        spill.push({ function: f.name, fnId: f.id, peers: hosts, instances: insts, active: this.spilling.has(f.name), busy: prev?.busy ?? null });
+        sockWrites.push(() => this.o.setRemoteInstances(f.id, this.spilling.has(f.name) ? insts.filter((i) => this.socks.get((f.id << 16) | i)?.up) : []));
         continue;
       }
       const hosts = up.filter((p) => p.state.hosts.includes(f.name)).map((p) => p.name);
@@ -185,6 +211,7 @@ export class NodeLink {
       sockWrites.push(() => this.writeInstances(f.id, insts));
     }
     this.remote = remote;
+    this.spill = spill;
     // Sockets first (a listed instance must have one), then the lists, then what is no longer wanted.
     const opening: Promise<unknown>[] = [];
     for (const [k, w] of want) if (!this.socks.has(k)) opening.push(this.openSock(w.fnId, w.inst).catch((err) => this.o.log(`[node-link] socket for ${w.fnId}/${w.inst}: ${(err as Error).message}`)));
@@ -212,12 +239,14 @@ export class NodeLink {
   }
 
   status(): NodeLinkStatus {
-    return { node: this.o.node, listen: `${this.o.listen.host}:${this.port}`, peers: this.peers.status(), remote: this.remote, counters: { ...this.counters, refused: this.peers.counters.refused }, pending: this.pending.size };
+    return { node: this.o.node, listen: `${this.o.listen.host}:${this.port}`, peers: this.peers.status(), remote: this.remote, spill: this.spill, counters: { ...this.counters, refused: this.peers.counters.refused }, pending: this.pending.size };
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.sampler) clearInterval(this.sampler);
+    for (const x of this.spill) if (x.active) this.o.setRemoteInstances(x.fnId, []);
     // Out of `instances` before the sockets go: the kernel must not pick a closed socket.
     for (const r of this.remote) if (this.written.has(r.fnId)) this.maps.instances.set(r.fnId, { count: 0, inst: Array.from({ length: MAX_INSTANCES }, () => 0) });
     await this.peers.close();
@@ -472,6 +501,30 @@ export class NodeLink {
     d.bufGen = p.bufGen;
     d.bufLen = 0;
     return d;
+  }
+
+  /** Starts or stops spilling each function that other nodes run too, from its local instances' CPU use. */
+  private sampleLoad(): void {
+    if (this.closed || !this.spill.length) return;
+    let changed = false;
+    const seen = new Set<number>();
+    for (const x of this.spill) {
+      const pids = this.o.localPids(x.function);
+      for (const p of pids) seen.add(p);
+      const busy = this.meter.busy(pids).filter((b): b is number => b !== null);
+      if (!busy.length) continue;
+      x.busy = busy.reduce((a, b) => a + b, 0) / busy.length;
+      const next = decideSpill(x.active, x.busy, pids.length, x.instances.length);
+      if (next === x.active) continue;
+      changed = true;
+      if (next) this.spilling.add(x.function);
+      else this.spilling.delete(x.function);
+      this.counters.spillChanges++;
+      this.o.log(`[node-link] ${next ? `spilling ${x.function} to ${x.peers.join(', ')}` : `stopped spilling ${x.function}`}: its ${pids.length} local instance${pids.length > 1 ? 's' : ''} ${Math.round(x.busy * 100)}% busy`);
+    }
+    this.meter.keep(seen);
+    // Lists `instances` and tells the peers (none spills a function back to a node spilling it).
+    if (changed) this.sync();
   }
 
   private sweep(): void {

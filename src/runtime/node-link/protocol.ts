@@ -35,6 +35,8 @@ export interface PeerState {
   gw: number[];
   /** Functions it runs instances of. */
   hosts: string[];
+  /** Functions it sends part of its own load to other nodes for now: no node spills those to it. */
+  spill?: string[];
 }
 
 export function frame(type: number, body: Uint8Array = Buffer.alloc(0)): Buffer {

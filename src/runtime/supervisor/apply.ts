@@ -109,6 +109,15 @@ export async function applyToChain(c: ApplyContext): Promise<ApplyResult> {
     await replaceInstances(c, cur);
   }
 
+  // Placement is read by the agent's node-link (spill) from the manifest: nothing to restart.
+  for (const ch of diff.changes) {
+    if (ch.kind !== 'function-placement-changed') continue;
+    const f = byName.get(ch.name)!;
+    const cur = functions.find((x) => x.name === ch.name)!;
+    if (f.placement) cur.placement = f.placement;
+    else delete cur.placement;
+  }
+
   for (const ch of diff.changes) {
     if (ch.kind !== 'function-scaled') continue;
     await c.scale(ch.name, ch.to);

@@ -133,6 +133,11 @@ export interface Chain {
    * connected to the hub from `localPort` (which the hub then keeps). For root's own code only.
    */
   registerSocket(fnId: number, inst: number, fd: number, localPort?: number): void;
+  /**
+   * Other nodes' instance ids (sockets registered with registerSocket) listed after this node's
+   * live instances of a function, so the kernel sends them a share of its requests; [] to stop.
+   */
+  setRemoteInstances(fnId: number, ids: number[]): void;
   /** Stops every process and removes pins, programs, pool file, cgroup and lock. Idempotent. */
   stop(): Promise<void>;
   /** Resolves once stop() has finished. */
@@ -456,6 +461,9 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
         theMaps.socks.updateFd(sockKeyBytes(fnId, inst), fd);
         if (localPort) theHub.registered(localPort);
       },
+      setRemoteInstances: (fnId, ids) => {
+        if (!stopping) reg.setExtra(fnId, ids);
+      },
       stopped,
       stop: stopChain,
     };
@@ -577,6 +585,9 @@ async function packetOnly(
     deadLetterStats: () => ({ received: 0, dropped: 0 }) as unknown as ReturnType<DeadLetter['stats']>,
     registerSocket: () => {
       throw noChain('register sockets with');
+    },
+    setRemoteInstances: () => {
+      throw noChain('list remote instances in');
     },
     stopped,
     stop,

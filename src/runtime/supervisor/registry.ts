@@ -22,6 +22,8 @@ export interface InstanceDown {
 
 export class Registry implements SlotHost {
   private readonly live = new Map<number, number[]>();
+  /** Ids after the live ones in `instances`: other nodes' instances this node spills to (agent). */
+  private readonly extra = new Map<number, number[]>();
   private closed = false;
   /** A process died (not a planned stop): requests it held are lost. */
   onDeath: (d: InstanceDown) => void = () => {};
@@ -81,9 +83,23 @@ export class Registry implements SlotHost {
     }
   };
 
+  /**
+   * Other nodes' instance ids the kernel may also pick for a function that has live ones here
+   * (the node-link's sockets, while local instances are overloaded); [] to stop. A function with
+   * no live instance here keeps none: the extras never stand in for a local instance.
+   */
+  setExtra(fnId: number, ids: number[]): void {
+    const was = this.extra.get(fnId) ?? [];
+    if (was.length === ids.length && was.every((x, i) => x === ids[i])) return;
+    if (ids.length) this.extra.set(fnId, [...ids]);
+    else this.extra.delete(fnId);
+    if (this.live.get(fnId)?.length) this.write(fnId);
+  }
+
   private write(fnId: number): void {
     if (this.closed) return;
-    const ids = this.liveIds(fnId).slice(0, MAX_INSTANCES);
+    const live = this.liveIds(fnId);
+    const ids = (live.length ? [...live, ...(this.extra.get(fnId) ?? [])] : live).slice(0, MAX_INSTANCES);
     this.maps.instances.set(fnId, { count: ids.length, inst: Array.from({ length: MAX_INSTANCES }, (_, i) => ids[i] ?? 0) });
   }
 }
