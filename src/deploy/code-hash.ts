@@ -1,14 +1,19 @@
 /**
- * Content hashes of a policy's handler files, so `diff` and `apply` can tell a function whose code
- * changed from one that merely kept its path. Only the handler file itself is hashed: a change in a
- * module it imports is not seen (the handler path, language and maxInFlight are compared apart).
+ * Content hashes of a policy's handlers, so `diff` and `apply` can tell a function whose code
+ * changed from one that merely kept its path: the handler file and every local file it imports or
+ * includes (src/load/local-imports.ts), so editing a helper module is a code change too. A handler
+ * that brings no other file hashes to the sha256 of its bytes, as before helper files counted.
+ * Packages it imports are not hashed (they change with an install, not an edit). The handler
+ * path, language and maxInFlight are compared apart.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { dirname, relative } from 'node:path';
 import { BpfctlError } from '../errors.ts';
 import { formatPath } from '../ir/issues.ts';
 import type { PolicyIR } from '../ir/policy.ts';
 import { resolveHandler } from '../load/index.ts';
+import { localClosure } from '../load/local-imports.ts';
 
 /** A function's handler file cannot be read. `path` is the policy path, e.g. `functions.upper.handler`. */
 export class HandlerFileError extends BpfctlError {
@@ -27,7 +32,7 @@ export class HandlerFileError extends BpfctlError {
   }
 }
 
-/** sha256 hex of one file's bytes. */
+/** sha256 hex of a handler file's bytes, then of each local file it brings (path and bytes). */
 function sha256File(fn: string, file: string): string {
   let bytes: Buffer;
   try {
@@ -37,7 +42,19 @@ function sha256File(fn: string, file: string): string {
     const why = code === 'ENOENT' ? 'handler file not found' : code === 'EISDIR' ? 'handler is a directory, not a file' : `cannot read handler (${code ?? String(err)})`;
     throw new HandlerFileError(fn, file, why, { cause: err });
   }
-  return createHash('sha256').update(bytes).digest('hex');
+  const h = createHash('sha256').update(bytes);
+  const base = dirname(file);
+  // Sorted, so the hash does not depend on the order imports are written in.
+  for (const dep of localClosure(file).slice(1).sort()) {
+    let content: Buffer;
+    try {
+      content = readFileSync(dep);
+    } catch {
+      continue;
+    }
+    h.update(`\0${relative(base, dep)}\0`).update(content);
+  }
+  return h.digest('hex');
 }
 
 /**

@@ -5,7 +5,7 @@
  * changes nothing. A request already under way finishes on the route it started on. A slot whose
  * process cannot start again is retried while the rest of the chain serves, and comes back.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -144,6 +144,22 @@ test('apply: routes, scale, new code, an added and a removed function, all live 
   assert.not.ok(chain.instances().some((s) => s.name === 'slow'));
   const m = readManifest(chain.pinDir);
   assert.equal(m.ir.functions.map((f) => `${f.name}x${f.instances}`), ['upperx3', 'reversex1', 'stampx1', 'echox1']);
+  assert.match((await cli('diff', policy)).stdout, /no changes/);
+});
+
+test('an edit to a module a handler imports is a code change: diff shows it, apply serves the new code', async () => {
+  mkdirSync(join(dir, 'functions/lib'), { recursive: true });
+  writeFileSync(join(dir, 'functions/lib/prefix.ts'), "export const PREFIX = 'echo';\n");
+  writeFileSync(join(dir, 'functions/echo.ts'), "import type { Request } from 'bpfctl/runtime';\nimport { PREFIX } from './lib/prefix.ts';\nexport default (req: Request) => `${PREFIX} ${req.text()}`;\n");
+  assert.is((await cli('apply', policy)).code, 0);
+  assert.is((await post('/echo')).body, 'echo hello world');
+  // Only the imported file changes: the handler file is byte for byte the same.
+  writeFileSync(join(dir, 'functions/lib/prefix.ts'), "export const PREFIX = 'ECHO';\n");
+  const d = JSON.parse((await cli('diff', policy, '--json')).stdout) as { changes: { kind: string; name: string }[] };
+  assert.equal(d.changes.map((c) => `${c.kind} ${c.name}`), ['function-code-changed echo']);
+  const a = await cli('apply', policy);
+  assert.is(a.code, 0, a.stderr);
+  assert.is((await post('/echo')).body, 'ECHO hello world');
   assert.match((await cli('diff', policy)).stdout, /no changes/);
 });
 

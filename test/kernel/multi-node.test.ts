@@ -290,7 +290,7 @@ test('an overloaded function spills to the other node that runs it, only under l
   const alone = await loadRate(a, '/spin', 4000, 16, 'hello world');
   assert.is(alone.statuses['200'], 4000, JSON.stringify(alone));
   assert.is(await sentBy(a), s3, 'spill: false keeps every request local');
-  process.stderr.write(`spin at c=16: ${spilledRps} req/s spilling to b, ${alone.rps} req/s with spill: false (${(spilledRps / alone.rps).toFixed(2)}x)\n`);
+  process.stderr.write(`spin at c=16: ${s1 - s0} of 4000 sent to b, ${spilledRps} req/s spilling to b, ${alone.rps} req/s with spill: false (${(spilledRps / alone.rps).toFixed(2)}x)\n`);
   writeFileSync(policyFile, POLICY("['upper', 'stamp']"));
   await until('a applied the policy back', () => a.log.filter((l) => l.includes('[agent] applied')).length > applied + 1, 20_000);
 });

@@ -1,4 +1,4 @@
-/** `hashHandlers`: sha256 of each handler file, found relative to the policy file. */
+/** `hashHandlers`: sha256 of each handler file (and the local files it brings), found relative to the policy file. */
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -98,6 +98,31 @@ test('a directory where a handler should be is E_HANDLER too', () => {
     rmSync(join(dir, 'policy/functions/upper.ts'));
     mkdirSync(join(dir, 'policy/functions/upper.ts'));
     assert.throws(() => hashHandlers(policyFile, ir), (err: unknown) => err instanceof HandlerFileError && /directory/.test(err.message));
+  });
+});
+
+test('an edit to a helper module a handler imports (or a header a C handler includes) changes its hash', () => {
+  withDir((dir) => {
+    const policyFile = writeHandlers(dir);
+    const alone = hashHandlers(policyFile, ir);
+    // upper imports ./lib/text (index.ts, found as esbuild would), which imports ../util.js (util.ts); shout includes "shout.h".
+    mkdirSync(join(dir, 'policy/functions/lib/text'), { recursive: true });
+    writeFileSync(join(dir, 'policy/functions/upper.ts'), "import { up } from './lib/text';\n// import './not-really.ts';\nexport default () => up();\n");
+    writeFileSync(join(dir, 'policy/functions/lib/text/index.ts'), "import { one } from '../util.js';\nexport const up = () => one;\n");
+    writeFileSync(join(dir, 'policy/functions/lib/util.ts'), 'export const one = 1;\n');
+    writeFileSync(join(dir, 'shared/shout.c'), '#include "shout.h"\n#include <linux/bpf.h>\nint x;\n');
+    writeFileSync(join(dir, 'shared/shout.h'), '#define N 1\n');
+    const h1 = hashHandlers(policyFile, ir);
+    assert.is.not(h1.upper, alone.upper);
+    writeFileSync(join(dir, 'policy/functions/lib/util.ts'), 'export const one = 2;\n');
+    writeFileSync(join(dir, 'shared/shout.h'), '#define N 2\n');
+    const h2 = hashHandlers(policyFile, ir);
+    assert.is.not(h2.upper, h1.upper, 'a file two imports away counts');
+    assert.is.not(h2.shout, h1.shout, 'an included header counts');
+    // Same content again: same hash (content, not time).
+    writeFileSync(join(dir, 'policy/functions/lib/util.ts'), 'export const one = 1;\n');
+    writeFileSync(join(dir, 'shared/shout.h'), '#define N 1\n');
+    assert.equal(hashHandlers(policyFile, ir), h1);
   });
 });
 

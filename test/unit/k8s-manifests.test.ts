@@ -12,8 +12,9 @@
  * Each check also has a case that it rejects, so none of them passes by accepting everything.
  * Not run against a cluster (none here): docs/kubernetes.md says what is left.
  */
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+
 import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,12 +33,13 @@ import { K8sManifestError } from '../../src/deploy/k8s/errors.ts';
 import { generateManifests, type K8sObject, type Manifests } from '../../src/deploy/k8s/manifests.ts';
 import { type ManifestOptions, parseHugepages, parsePeers, poolHugepagesBytes } from '../../src/deploy/k8s/options.ts';
 import { renderFiles, renderYaml } from '../../src/deploy/k8s/render.ts';
-import { collectPolicyTree, relativeImports } from '../../src/deploy/k8s/tree.ts';
+import { collectPolicyTree } from '../../src/deploy/k8s/tree.ts';
 import { cgroup2Mount } from '../../src/deploy/paths.ts';
 import { localShare } from '../../src/ir/placement.ts';
 import { loadPolicyFile } from '../../src/load/index.ts';
+import { relativeImports } from '../../src/load/local-imports.ts';
 import { resolveHandler } from '../../src/load/policy-file.ts';
-import { parseLabels, parsePeers as agentPeers, policyFileOf } from '../../src/runtime/agent/agent.ts';
+import { parsePeers as agentPeers, parseLabels, policyFileOf } from '../../src/runtime/agent/agent.ts';
 import { buildFunctionCode } from '../../src/runtime/function-code.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
