@@ -79,7 +79,11 @@ export function rows(points: Point[], names: readonly string[], concurrencies: r
       const m = (f: (p: Point) => number) => median(ps.map(f));
       const labels = [...new Set(ps.flatMap((p) => Object.keys(p.procs)))];
       const procs: Record<string, number> = {};
-      for (const l of labels.sort()) procs[l] = Math.round(m((p) => p.procs[l] ?? 0) * 10) / 10;
+      for (const l of labels.sort()) {
+        const v = Math.round(m((p) => p.procs[l] ?? 0) * 10) / 10;
+        // Idle processes show in a point now and then (a timer, a GC): not in the row.
+        if (v > 0) procs[l] = v;
+      }
       out.push({
         name,
         concurrency: c,
