@@ -164,7 +164,6 @@ export interface Cluster {
 
 function startAgent(rig: Rig, n: Node, extraEnv: Record<string, string>): Child {
   const peers = rig.nodes.filter((p) => p !== n).map((p) => `${p.name}=${p.ip}:${LINK_PORT}`);
-  // prettier-ignore
   const args = ['--policy', POLICY_FILE, '--node', n.name, '--labels', `node=${n.name}`, '--listen', `${n.ip}:${LINK_PORT}`, '--peers', peers.join(','),
     '--secret-file', rig.secretFile, '--port', String(HTTP_PORT), '--pool', poolName(n.name), '--timeout', '5000'];
   n.agent = spawnTsIn(n.ns, `agent-${n.name}`, here('./agent-host.ts'), args, { ...n.env, ...extraEnv });
