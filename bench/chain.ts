@@ -1,12 +1,17 @@
 /**
  * Chain benchmark: one three-function chain (upper -> reverse -> stamp, bench/chain/work.ts) run
- * seven ways, side by side in one run (bench/chain/variants.ts):
+ * nine ways, side by side in one run (bench/chain/variants.ts):
  *   bpfctl-ts         bpfctl: sk_msg redirects descriptors of a shared pool, TypeScript functions
  *   tcp               the same functions over plain TCP between Node processes (payload in the
- *                     frames): the reference every ratio is taken against
+ *                     frames): the reference of the TypeScript variants and the HTTP baselines
  *   http-sidecar      Knative-style: every function an HTTP server behind its own proxy sidecar
+ *                     (a Node reverse proxy)
  *   bpfctl-c          bpfctl with the same functions in C
+ *   tcp-c             the same C functions (the same sources) over plain TCP, behind tcp's
+ *                     gateway: the reference of the C variants (bpfctl-c differs from it in the
+ *                     transport only)
  *   http-direct       every function an HTTP server calling the next one itself (no sidecars)
+ *   http-sidecar-haproxy  http-sidecar with Debian's HAProxy as the sidecars
  *   bpfctl-ts-native  bpfctl-ts behind the native (C) gateway
  *   bpfctl-c-native   bpfctl-c behind the native gateway
  *
@@ -18,17 +23,21 @@
  * processes (from each thread's schedstat). A variant's row is the median of its points; a ratio
  * vs tcp is the median over rounds of the point against the geometric mean of the two tcp
  * points around it. Then bpfctl-ts and tcp at 16 and 64 connections, the Node gateway's targets,
- * get four more groups of ABBA / BAAB pairs.
+ * get four more groups of ABBA / BAAB pairs, and so do bpfctl-c and tcp-c. The C variants are
+ * compared with tcp-c (the same round's point), the others with tcp; every variant with both
+ * sidecar chains too.
  * Idle: after the load, every variant's warm chain with no traffic, all at once, and two fresh
  * `bpfctl run examples/hello-chain` (compiled and from sources: the whole process tree, from 10 s
  * after start over 20 s; bench/chain/hello-idle.ts).
  * Descriptor level (no HTTP): a driver keeps 32 requests circulating through the functions
- * (bpfctl: its own socket registered as a gateway instance, hop 0 descriptors; tcp: its framing),
- * in alternating rounds.
+ * (bpfctl: its own socket registered as a gateway instance, hop 0 descriptors; tcp and tcp-c:
+ * their framing), in alternating rounds; bpfctl-ts is paired with tcp, bpfctl-c with tcp-c. The C
+ * reference (bench/chain/c-inproc: the three C functions called in a row in one process) gives
+ * the work's own CPU per round trip, the floor under both C chains.
  *
  * Run: npm run bench -- chain [--quick]   (root; writes bench/results/chain.json; --quick, a
  * ~1.5 minute smoke run, writes .cache/bench/chain-quick.json instead)
- * CHAIN_VARIANTS=bpfctl-ts,tcp  only these (tcp is added: it is the reference)
+ * CHAIN_VARIANTS=bpfctl-ts,tcp  only these (tcp is added: it is the reference; tcp-c with a C variant)
  * CHAIN_LOOP_ONLY=1             descriptor level only (prints, writes nothing); CHAIN_LOOP_ROUNDS=n
  * CHAIN_ROUNDS=n                HTTP rounds (default 5; --quick: 1)
  * Every process started is stopped and every policy unloaded, on errors and Ctrl-C too.
@@ -43,13 +52,20 @@ import { type HelloIdle, type HelloRun, startHello } from './chain/hello-idle.ts
 import { cpuSeconds, describeProcess, killAllSync, stopAll, totalCpu, wakeups } from './chain/proc.ts';
 import { startVariant, VARIANTS, type Variant, type VariantName } from './chain/variants.ts';
 import { expected, PAYLOAD } from './chain/work.ts';
+import { runCInproc } from './chain/c-inproc/run.ts';
 import { runWrk } from './chain/wrk.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CONCURRENCY = [1, 16, 64, 256] as const;
-const LOOP_VARIANTS: readonly VariantName[] = ['bpfctl-ts', 'tcp', 'bpfctl-c'];
+const LOOP_VARIANTS: readonly VariantName[] = ['bpfctl-ts', 'tcp', 'bpfctl-c', 'tcp-c'];
 const BPFCTL_VARIANTS: readonly VariantName[] = ['bpfctl-ts', 'bpfctl-c', 'bpfctl-ts-native', 'bpfctl-c-native'];
 const REFERENCE: VariantName = 'tcp';
+/** The reference of the variants with C functions: the same C functions over plain TCP. */
+const C_REFERENCE: VariantName = 'tcp-c';
+const C_VARIANTS: readonly VariantName[] = ['bpfctl-c', 'bpfctl-c-native'];
+const SIDECARS: readonly VariantName[] = ['http-sidecar', 'http-sidecar-haproxy'];
+/** Each variant's reference for the ratios (vs_ref): tcp-c for the C ones, tcp for the rest. */
+const referenceOf = (n: VariantName): VariantName => (C_VARIANTS.includes(n) ? C_REFERENCE : REFERENCE);
 
 /** One wrk point of one round. */
 export interface HttpPoint {
@@ -101,6 +117,11 @@ export interface PairedRatio {
   cpu_per_req: Spread;
 }
 
+/** A paired ratio against a named variant. */
+export interface PairedRatioVs extends PairedRatio {
+  vs: VariantName;
+}
+
 export interface Spread {
   median: number;
   min: number;
@@ -138,15 +159,23 @@ export interface ChainBenchResult {
   variants: HttpRow[];
   /** Every point of every round. */
   http_rounds: HttpPoint[];
-  /** Ratios to tcp, medians of the per-round pairs. */
-  vs_tcp: PairedRatio[];
+  /**
+   * Ratios to each variant's reference, medians of the per-round pairs: tcp-c for bpfctl-c and
+   * bpfctl-c-native, tcp for the others (tcp-c included: C against TypeScript functions).
+   */
+  vs_ref: PairedRatioVs[];
+  /** Ratios of every variant to http-sidecar and to http-sidecar-haproxy (paired by round). */
+  vs_sidecars: PairedRatioVs[];
   idle: IdleRow[];
   /** `bpfctl run examples/hello-chain`, idle from 10 s after start over 20 s. */
   hello_idle: HelloIdle[];
   /** The best round of each variant (by rt/s); every round is in `loop_rounds`. */
   loop: LoopRow[];
   loop_rounds: LoopRow[][];
-  /** Not a variant: tcp with a write per frame, for context. */
+  /**
+   * Not variants, for context: tcp with a write per frame; c-in-process, the three C functions
+   * called in a row in one process (no transport, no driver: its CPU is the work alone).
+   */
   loop_reference: (Omit<LoopRow, 'name'> & { name: string })[];
   ratios: Record<string, number>;
   targets: Target[];
@@ -157,7 +186,7 @@ export interface ChainBenchResult {
 interface Settings {
   quick: boolean;
   rounds: number;
-  /** Extra groups of bpfctl-ts/tcp pairs at c=16 and c=64. */
+  /** Extra groups of bpfctl-ts/tcp pairs, and of bpfctl-c/tcp-c pairs, at c=16 and c=64. */
   focusRounds: number;
   httpSeconds: number;
   warmupSeconds: number;
@@ -284,9 +313,10 @@ function around(points: HttpPoint[], reference: VariantName, c: number, round: n
   return { rps: g((p) => p.rps), p50_us: g((p) => p.p50_us), p99_us: g((p) => p.p99_us), cpu_us_per_req: g((p) => p.cpu_us_per_req) };
 }
 
-function pairedVs(points: HttpPoint[], reference: VariantName): PairedRatio[] {
-  const out: PairedRatio[] = [];
-  for (const name of VARIANTS) {
+/** Every variant of `names` (default: all) against `reference`, paired by round. */
+function pairedVs(points: HttpPoint[], reference: VariantName, names: readonly VariantName[] = VARIANTS): PairedRatioVs[] {
+  const out: PairedRatioVs[] = [];
+  for (const name of names) {
     if (name === reference) continue;
     for (const c of CONCURRENCY) {
       const pairs: [HttpPoint, NonNullable<ReturnType<typeof around>>][] = [];
@@ -298,6 +328,7 @@ function pairedVs(points: HttpPoint[], reference: VariantName): PairedRatio[] {
       if (!pairs.length) continue;
       out.push({
         name,
+        vs: reference,
         concurrency: c,
         rps: spread(pairs.map(([a, b]) => a.rps / b.rps)),
         p99: spread(pairs.map(([a, b]) => a.p99_us / b.p99_us)),
@@ -323,18 +354,34 @@ function loopRow(name: VariantName, r: LoopResult): LoopRow {
 
 const key = (n: VariantName) => n.replace(/-/g, '_');
 
-function ratiosAndTargets(points: HttpPoint[], vsTcp: PairedRatio[], idle: IdleRow[], hello: HelloIdle[], rounds: LoopRow[][]): { ratios: Record<string, number>; targets: Target[] } {
+/** Every variant against its reference (tcp-c for the C ones, tcp for the rest), paired by round. */
+function pairedVsRef(points: HttpPoint[]): PairedRatioVs[] {
+  return [
+    ...pairedVs(
+      points,
+      REFERENCE,
+      VARIANTS.filter((n) => referenceOf(n) === REFERENCE),
+    ),
+    ...pairedVs(points, C_REFERENCE, C_VARIANTS),
+  ].sort((a, b) => VARIANTS.indexOf(a.name) - VARIANTS.indexOf(b.name) || a.concurrency - b.concurrency);
+}
+
+/** The C reference's CPU per round trip: the work alone, without transport or driver. */
+export const WORK_REFERENCE = 'c-in-process';
+
+function ratiosAndTargets(points: HttpPoint[], vsRef: PairedRatioVs[], vsSidecars: PairedRatioVs[], idle: IdleRow[], hello: HelloIdle[], rounds: LoopRow[][], loopRef: { name: string; cpu_us_per_rt_chain: number }[]): { ratios: Record<string, number>; targets: Target[] } {
   const ratios: Record<string, number> = {};
   const targets: Target[] = [];
   const add = (what: string, value: number, target: string, met: (v: number) => boolean) => {
     if (Number.isFinite(value)) targets.push({ what, value, target, met: met(value) });
   };
-  for (const r of vsTcp) {
-    ratios[`http_c${r.concurrency}_rps_${key(r.name)}_vs_tcp`] = r.rps.median;
-    ratios[`http_c${r.concurrency}_p99_${key(r.name)}_vs_tcp`] = r.p99.median;
-    ratios[`http_c${r.concurrency}_cpu_${key(r.name)}_vs_tcp`] = r.cpu_per_req.median;
+  for (const r of [...vsRef, ...vsSidecars]) {
+    const vs = key(r.vs);
+    ratios[`http_c${r.concurrency}_rps_${key(r.name)}_vs_${vs}`] = r.rps.median;
+    ratios[`http_c${r.concurrency}_p99_${key(r.name)}_vs_${vs}`] = r.p99.median;
+    ratios[`http_c${r.concurrency}_cpu_${key(r.name)}_vs_${vs}`] = r.cpu_per_req.median;
   }
-  const vs = (n: VariantName, c: number) => vsTcp.find((r) => r.name === n && r.concurrency === c);
+  const vs = (n: VariantName, c: number, ref: VariantName = REFERENCE) => [...vsRef, ...vsSidecars].find((r) => r.name === n && r.concurrency === c && r.vs === ref);
   for (const c of [16, 64]) {
     const r = vs('bpfctl-ts', c);
     if (!r) continue;
@@ -342,46 +389,52 @@ function ratiosAndTargets(points: HttpPoint[], vsTcp: PairedRatio[], idle: IdleR
     add(`HTTP c=${c}: bpfctl-ts CPU per request / tcp`, r.cpu_per_req.median, '<= 1.0', (v) => v <= 1.0);
     add(`HTTP c=${c}: bpfctl-ts p99 / tcp`, r.p99.median, '<= 1.2', (v) => v <= 1.2);
   }
-  // Against http-sidecar (paired by round like the rest).
-  const vsSidecar = pairedVs(points, 'http-sidecar');
-  for (const r of vsSidecar) {
-    ratios[`http_c${r.concurrency}_rps_${key(r.name)}_vs_http_sidecar`] = r.rps.median;
-    ratios[`http_c${r.concurrency}_cpu_${key(r.name)}_vs_http_sidecar`] = r.cpu_per_req.median;
-  }
-  for (const c of [16, 64]) {
-    const a = vsSidecar.find((r) => r.name === 'bpfctl-ts' && r.concurrency === c);
-    const p50 = spread(
-      points
-        .filter((p) => p.name === 'bpfctl-ts' && p.concurrency === c)
-        .map((p) => p.p50_us / (around(points, 'http-sidecar', c, p.round)?.p50_us ?? Number.NaN)),
-    ).median;
-    ratios[`http_c${c}_p50_bpfctl_ts_vs_http_sidecar`] = p50;
-    if (a) add(`HTTP c=${c}: bpfctl-ts req/s / http-sidecar`, a.rps.median, '>= 5', (v) => v >= 5);
-    add(`HTTP c=${c}: bpfctl-ts p50 / http-sidecar`, p50, '<= 0.2', (v) => v <= 0.2);
+  // The targets against http-sidecar (the Node sidecar, the baseline they were set on); the
+  // HAProxy sidecars' ratios are in `ratios` beside them.
+  for (const sidecar of SIDECARS) {
+    for (const c of [16, 64]) {
+      const p50 = spread(
+        points.filter((p) => p.name === 'bpfctl-ts' && p.concurrency === c).map((p) => p.p50_us / (around(points, sidecar, c, p.round)?.p50_us ?? Number.NaN)),
+      ).median;
+      ratios[`http_c${c}_p50_bpfctl_ts_vs_${key(sidecar)}`] = p50;
+      if (sidecar !== 'http-sidecar') continue;
+      const a = vs('bpfctl-ts', c, sidecar);
+      if (a) add(`HTTP c=${c}: bpfctl-ts req/s / http-sidecar`, a.rps.median, '>= 5', (v) => v >= 5);
+      add(`HTTP c=${c}: bpfctl-ts p50 / http-sidecar`, p50, '<= 0.2', (v) => v <= 0.2);
+    }
   }
   const native = vs('bpfctl-ts-native', 64);
   if (native) {
     add('HTTP c=64: bpfctl-ts-native req/s / tcp', native.rps.median, '>= 1.8', (v) => v >= 1.8);
     add('HTTP c=64: bpfctl-ts-native p99 / tcp', native.p99.median, '<= 1.0', (v) => v <= 1.0);
-    const s = vsSidecar.find((r) => r.name === 'bpfctl-ts-native' && r.concurrency === 64);
+    const s = vs('bpfctl-ts-native', 64, 'http-sidecar');
     if (s) add('HTTP c=64: bpfctl-ts-native req/s / http-sidecar', s.rps.median, '>= 15', (v) => v >= 15);
   }
   for (const i of idle) if (BPFCTL_VARIANTS.includes(i.name)) add(`idle CPU of the warm ${i.name} chain (% of a core)`, i.cpu_pct, '< 0.5', (v) => v < 0.5);
   for (const h of hello) add(`idle CPU of bpfctl run examples/hello-chain, ${h.mode} (% of a core, whole tree)`, h.cpu_pct, '< 0.5', (v) => v < 0.5);
-  // Descriptor level: per-round pairs, like the HTTP level.
-  const pair = (a: VariantName, f: (r: LoopRow) => number) =>
+  // Descriptor level: per-round pairs, like the HTTP level; bpfctl-ts with tcp, bpfctl-c with tcp-c.
+  const pair = (a: VariantName, ref: VariantName, f: (r: LoopRow) => number) =>
     spread(
       rounds.map((rs) => {
         const x = rs.find((r) => r.name === a);
-        const t = rs.find((r) => r.name === REFERENCE);
+        const t = rs.find((r) => r.name === ref);
         return x && t ? f(x) / f(t) : Number.NaN;
       }),
     ).median;
-  for (const n of ['bpfctl-ts', 'bpfctl-c'] as const) {
-    ratios[`loop_rt_${key(n)}_vs_tcp`] = pair(n, (r) => r.rt_per_s);
-    ratios[`loop_cpu_${key(n)}_vs_tcp`] = pair(n, (r) => r.cpu_us_per_rt);
+  for (const [n, ref] of [
+    ['bpfctl-ts', REFERENCE],
+    ['bpfctl-c', C_REFERENCE],
+    ['tcp-c', REFERENCE],
+  ] as const) {
+    ratios[`loop_rt_${key(n)}_vs_${key(ref)}`] = pair(n, ref, (r) => r.rt_per_s);
+    ratios[`loop_cpu_${key(n)}_vs_${key(ref)}`] = pair(n, ref, (r) => r.cpu_us_per_rt);
+    ratios[`loop_cpu_chain_${key(n)}_vs_${key(ref)}`] = pair(n, ref, (r) => r.cpu_us_per_rt_chain);
+    ratios[`loop_p50_${key(n)}_vs_${key(ref)}`] = pair(n, ref, (r) => r.p50_us);
   }
-  ratios.loop_p50_bpfctl_ts_vs_tcp = pair('bpfctl-ts', (r) => r.p50_us);
+  // What the transport costs the two C chains: the chain's CPU per round trip less the work's
+  // own (the C reference), per round.
+  const work = loopRef.find((r) => r.name === WORK_REFERENCE)?.cpu_us_per_rt_chain;
+  if (work !== undefined) ratios.loop_cpu_transport_bpfctl_c_vs_tcp_c = pair('bpfctl-c', C_REFERENCE, (r) => r.cpu_us_per_rt_chain - work);
   add('loop: bpfctl-ts rt/s / tcp rt/s (median of paired rounds)', ratios.loop_rt_bpfctl_ts_vs_tcp!, '>= 1.3', (v) => v >= 1.3);
   add('loop: bpfctl-ts CPU/rt / tcp CPU/rt (median of paired rounds)', ratios.loop_cpu_bpfctl_ts_vs_tcp!, '<= 0.8', (v) => v <= 0.8);
   for (const [k, v] of Object.entries(ratios)) if (!Number.isFinite(v)) delete ratios[k];
@@ -447,8 +500,15 @@ export function print(r: ChainBenchResult): void {
       r.variants.filter((v) => v.concurrency >= 16).map((v) => [v.name, String(v.concurrency), v.busiest, fmt(v.busiest_cpu_pct), fmt(v.wrk_cpu_pct)]),
     ),
   );
-  out.push('Against tcp (median of the per-round ratios, range in brackets)');
-  out.push(table(['variant', 'conc', 'req/s', 'p99', 'CPU/req'], r.vs_tcp.map((v) => [v.name, String(v.concurrency), x(v.rps), x(v.p99), x(v.cpu_per_req)])));
+  out.push('Against the reference: tcp-c for the C variants, tcp for the others (median of the per-round ratios, range in brackets)');
+  out.push(table(['variant', 'vs', 'conc', 'req/s', 'p99', 'CPU/req'], r.vs_ref.map((v) => [v.name, v.vs, String(v.concurrency), x(v.rps), x(v.p99), x(v.cpu_per_req)])));
+  out.push('Against the two sidecar chains (Node proxy, HAProxy), c=16 and c=64 (median of the per-round ratios)');
+  out.push(
+    table(
+      ['variant', 'vs', 'conc', 'req/s', 'p99', 'CPU/req'],
+      r.vs_sidecars.filter((v) => v.concurrency === 16 || v.concurrency === 64).filter((v) => !SIDECARS.includes(v.name) || v.vs === 'http-sidecar').map((v) => [v.name, v.vs, String(v.concurrency), x(v.rps), x(v.p99), x(v.cpu_per_req)]),
+    ),
+  );
   out.push('Idle (warm chains after the load, no traffic, all at once)');
   out.push(table(['variant', 'CPU % of a core', 'wakeups/s', 'processes'], r.idle.map((i) => [i.name, fmt(i.cpu_pct, 3), fmt(i.wakeups_per_s, 1), String(i.processes)])));
   for (const h of r.hello_idle) {
@@ -466,6 +526,21 @@ export function print(r: ChainBenchResult): void {
       [...r.loop, ...r.loop_reference.map((l) => ({ ...l, name: `(${l.name}, reference)` }))].map((l) => [l.name, fmt(l.rt_per_s), fmt(l.p50_us), fmt(l.p99_us), fmt(l.cpu_us_per_rt, 2), fmt(l.cpu_us_per_rt_chain, 2), String(l.errors)]),
     ),
   );
+  const pairs = (a: VariantName, b: VariantName, f: (l: LoopRow) => number) =>
+    r.loop_rounds.map((rs) => {
+      const p = rs.find((l) => l.name === a);
+      const q = rs.find((l) => l.name === b);
+      return p && q ? f(p) / f(q) : Number.NaN;
+    });
+  const rt = [pairs('bpfctl-ts', 'tcp', (l) => l.rt_per_s), pairs('bpfctl-c', 'tcp-c', (l) => l.rt_per_s)];
+  const cpu = [pairs('bpfctl-ts', 'tcp', (l) => l.cpu_us_per_rt), pairs('bpfctl-c', 'tcp-c', (l) => l.cpu_us_per_rt)];
+  out.push('Descriptor level, round by round: bpfctl-ts / tcp and bpfctl-c / tcp-c (rt/s; CPU per round trip)');
+  out.push(
+    table(
+      ['round', 'bpfctl-ts/tcp rt/s', 'CPU/rt', 'bpfctl-c/tcp-c rt/s', 'CPU/rt'],
+      r.loop_rounds.map((_, i) => [String(i + 1), fmt(rt[0]![i], 2), fmt(cpu[0]![i], 2), fmt(rt[1]![i], 2), fmt(cpu[1]![i], 2)]).concat([['median', fmt(median(rt[0]!), 2), fmt(median(cpu[0]!), 2), fmt(median(rt[1]!), 2), fmt(median(cpu[1]!), 2)]]),
+    ),
+  );
   out.push('Targets');
   out.push(table(['', 'value', 'target', 'met'], r.targets.map((t) => [t.what, fmt(t.value, t.value < 10 ? 2 : 1), t.target, t.met ? 'yes' : 'NO'])));
   const loads = (r.machine.loadavg_1m_samples as number[] | undefined) ?? [];
@@ -478,8 +553,8 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
   const s = settings(opts.quick ?? process.argv.includes('--quick'));
   const fromEnv = process.env.CHAIN_VARIANTS?.split(',').filter((n): n is VariantName => (VARIANTS as readonly string[]).includes(n));
   const asked = opts.variants ?? (fromEnv?.length ? fromEnv : VARIANTS);
-  // tcp is the reference of every ratio.
-  const wanted = VARIANTS.filter((n) => n === REFERENCE || asked.includes(n));
+  // tcp is the reference of the ratios; tcp-c that of the C variants.
+  const wanted = VARIANTS.filter((n) => n === REFERENCE || asked.includes(n) || (n === C_REFERENCE && asked.some((a) => C_VARIANTS.includes(a))));
   const t0 = Date.now();
   const loads: number[][] = [os.loadavg()];
   let interrupted = false;
@@ -555,23 +630,30 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
     }
     // The comparison the Node gateway's targets are about, bpfctl-ts against tcp at 16 and 64
     // connections, gets more pairs: groups of four points, ABBA and BAAB in turn, each group a
-    // round of its own (its bpfctl-ts points against its two tcp points).
-    const ts = http.find((v) => v.name === 'bpfctl-ts');
-    for (let g = 0; g < s.focusRounds && ts && ref && !interrupted; g++) {
-      for (const c of [16, 64]) {
-        const order = g % 2 ? [ref, ts, ts, ref] : [ts, ref, ref, ts];
-        for (const [seq, v] of order.entries()) {
-          if (interrupted) break;
-          try {
-            const p = await point(v, c, s.rounds + g, seq, s.httpSeconds);
-            points.push(p);
-            log(`pair group ${g + 1} ${v.name} c=${c}: ${p.rps.toFixed(0)} req/s, p99 ${p.p99_us} us, ${p.cpu_us_per_req.toFixed(1)} us CPU/req`);
-          } catch (err) {
-            if (!interrupted) fail(`${v.name} c=${c}`, err);
+    // round of its own (its bpfctl-ts points against its two tcp points). So does bpfctl-c
+    // against tcp-c, the same gateway and functions over the other transport, in rounds after
+    // those (so that no pair crosses from one kind of group to the other).
+    const focus: [Variant | undefined, Variant | undefined, number][] = [
+      [http.find((v) => v.name === 'bpfctl-ts'), ref, s.rounds],
+      [http.find((v) => v.name === 'bpfctl-c'), http.find((v) => v.name === C_REFERENCE), s.rounds + s.focusRounds],
+    ];
+    for (const [a, b, first] of focus) {
+      for (let g = 0; g < s.focusRounds && a && b && !interrupted; g++) {
+        for (const c of [16, 64]) {
+          const order = g % 2 ? [b, a, a, b] : [a, b, b, a];
+          for (const [seq, v] of order.entries()) {
+            if (interrupted) break;
+            try {
+              const p = await point(v, c, first + g, seq, s.httpSeconds);
+              points.push(p);
+              log(`pair group ${g + 1} ${v.name} c=${c}: ${p.rps.toFixed(0)} req/s, p99 ${p.p99_us} us, ${p.cpu_us_per_req.toFixed(1)} us CPU/req`);
+            } catch (err) {
+              if (!interrupted) fail(`${v.name} c=${c}`, err);
+            }
           }
         }
+        loads.push(os.loadavg());
       }
-      loads.push(os.loadavg());
     }
     // Idle: the warm chains, all at once, once the load has settled; and two fresh bpfctl runs
     // of examples/hello-chain, from 10 s after their start. V8's memory reducer runs a few
@@ -637,6 +719,17 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
         if (!interrupted) fail('tcp-unbatched loop', err);
       }
     }
+    // The C reference: the work of the C chains without any transport, what their CPU per round
+    // trip cannot go below.
+    if (loopers.some((v) => C_VARIANTS.includes(v.name) || v.name === C_REFERENCE) && !interrupted) {
+      try {
+        const r = loopRow('tcp-c', await runCInproc(s.loop));
+        loopRef.push({ ...r, name: WORK_REFERENCE });
+        log(`${WORK_REFERENCE} (reference): ${r.rt_per_s.toFixed(0)} rt/s, ${r.cpu_us_per_rt.toFixed(3)} us CPU/rt`);
+      } catch (err) {
+        if (!interrupted) fail(`${WORK_REFERENCE} reference`, err);
+      }
+    }
     for (const v of loopers) {
       const best = rounds
         .flat()
@@ -654,8 +747,9 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
     process.off('exit', killAllSync);
   }
   loads.push(os.loadavg());
-  const vsTcp = pairedVs(points, REFERENCE);
-  const { ratios, targets } = ratiosAndTargets(points, vsTcp, idle, helloIdle, rounds);
+  const vsRef = pairedVsRef(points);
+  const vsSidecars = SIDECARS.flatMap((sc) => pairedVs(points, sc));
+  const { ratios, targets } = ratiosAndTargets(points, vsRef, vsSidecars, idle, helloIdle, rounds, loopRef);
   const unb = loopRef.find((r) => r.name === 'tcp-unbatched');
   const la = loop.find((r) => r.name === 'bpfctl-ts');
   if (unb && la) {
@@ -665,7 +759,8 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
   const result: ChainBenchResult = {
     variants: rows(points, idle),
     http_rounds: points,
-    vs_tcp: vsTcp,
+    vs_ref: vsRef,
+    vs_sidecars: vsSidecars,
     idle,
     hello_idle: helloIdle,
     loop,

@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(clang llvm libbpf-dev libbpf1 bpftool iproute2 libxdp-dev graphviz wrk iptables nftables ipset
-  dpdk dpdk-dev libdpdk-dev pkg-config make gcc libc6-dev python3 procps prometheus libh2o-evloop-dev ethtool util-linux)
+  dpdk dpdk-dev libdpdk-dev pkg-config make gcc libc6-dev python3 procps prometheus libh2o-evloop-dev ethtool util-linux haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,7 +5,10 @@
  *   tcp               the same functions over plain TCP between Node processes (./tcp)
  *   http-sidecar      Knative-style: an HTTP server per function behind its own proxy sidecar (./http)
  *   bpfctl-c          bpfctl with the C functions of ./c
+ *   tcp-c             the C functions of ./c over plain TCP (./tcp-c), behind tcp's gateway:
+ *                     bpfctl-c's like-for-like baseline
  *   http-direct       an HTTP server per function, each calling the next one itself (./http)
+ *   http-sidecar-haproxy  http-sidecar with Debian's HAProxy as every function's sidecar
  *   bpfctl-ts-native  bpfctl-ts behind the native (C) gateway (`gateway: { engine: 'native' }`)
  *   bpfctl-c-native   bpfctl-c behind the native gateway
  */
@@ -13,9 +16,10 @@ import { fileURLToPath } from 'node:url';
 import type { LoopResult } from './driver/loop.ts';
 import { type Child, processTree, spawnTs } from './proc.ts';
 import { startHttpChain } from './http/start.ts';
-import { startTcpChain, startTcpFunctions } from './tcp/start.ts';
+import { startTcpCFunctions } from './tcp-c/start.ts';
+import { type StartFunctions, startTcpChain, startTcpFunctions } from './tcp/start.ts';
 
-export const VARIANTS = ['bpfctl-ts', 'tcp', 'http-sidecar', 'bpfctl-c', 'http-direct', 'bpfctl-ts-native', 'bpfctl-c-native'] as const;
+export const VARIANTS = ['bpfctl-ts', 'tcp', 'http-sidecar', 'bpfctl-c', 'tcp-c', 'http-direct', 'http-sidecar-haproxy', 'bpfctl-ts-native', 'bpfctl-c-native'] as const;
 export type VariantName = (typeof VARIANTS)[number];
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
@@ -81,19 +85,22 @@ async function startBpfctl(name: BpfctlVariant, policy: string): Promise<Variant
   };
 }
 
-async function startTcp(): Promise<Variant> {
-  const chain = await startTcpChain();
+/** tcp (Node functions) or tcp-c (C functions): the same gateway, framing and loop driver. */
+async function startTcp(name: 'tcp' | 'tcp-c'): Promise<Variant> {
+  const functions: StartFunctions = name === 'tcp' ? startTcpFunctions : startTcpCFunctions;
+  const chain = await startTcpChain(functions, `${name}-gateway`);
   return {
-    name: 'tcp',
+    name,
     url: chain.url,
     pids: () => chain.pids().flatMap(processTree),
     loop: async (s, unbatched = false) => {
       // A chain of its own, with the driver where the gateway was.
-      const d = spawnTs('tcp-driver', here('./driver/loop-tcp.ts'), loopArgs(s));
+      const d = spawnTs(`${name}-driver`, here('./driver/loop-tcp.ts'), loopArgs(s));
       let fns: Child[] = [];
       try {
         const port = Number((await d.line(/^listening (\d+)$/))[1]);
-        const f = await startTcpFunctions(port, unbatched);
+        if (unbatched && name !== 'tcp') throw new Error(`${name}: no unbatched loop`);
+        const f = name === 'tcp' ? await startTcpFunctions(port, unbatched) : await functions(port);
         fns = f.children;
         d.send(`connect ${f.lastPort} ${fns.flatMap((c) => processTree(c.pid)).join(',')}`);
         return await driverResult(d, s);
@@ -105,8 +112,8 @@ async function startTcp(): Promise<Variant> {
   };
 }
 
-async function startHttp(name: 'http-sidecar' | 'http-direct'): Promise<Variant> {
-  const chain = await startHttpChain(name === 'http-sidecar');
+async function startHttp(name: 'http-sidecar' | 'http-direct' | 'http-sidecar-haproxy'): Promise<Variant> {
+  const chain = await startHttpChain(name !== 'http-direct', name === 'http-sidecar-haproxy' ? 'haproxy' : 'node');
   return { name, url: chain.url, pids: () => chain.pids().flatMap(processTree), stop: chain.stop };
 }
 
@@ -121,9 +128,11 @@ export function startVariant(name: VariantName): Promise<Variant> {
     case 'bpfctl-c-native':
       return startBpfctl(name, here('./c/policy-native.ts'));
     case 'tcp':
-      return startTcp();
+    case 'tcp-c':
+      return startTcp(name);
     case 'http-sidecar':
     case 'http-direct':
+    case 'http-sidecar-haproxy':
       return startHttp(name);
   }
 }

@@ -34,15 +34,18 @@ export async function startTcpFunctions(headPort: number, unbatched = false): Pr
   return { children, lastPort: port };
 }
 
-export async function startTcpChain(): Promise<RunningChain> {
-  const gw = spawnTs('tcp-gateway', here('./gateway.ts'), [], {}, HTTP_SERVER_FLAGS);
+/** Starts the three functions reading from `headPort` (Node by default; tcp-c's are C). */
+export type StartFunctions = (headPort: number) => Promise<{ children: Child[]; lastPort: number }>;
+
+export async function startTcpChain(functions: StartFunctions = startTcpFunctions, gatewayName = 'tcp-gateway'): Promise<RunningChain> {
+  const gw = spawnTs(gatewayName, here('./gateway.ts'), [], {}, HTTP_SERVER_FLAGS);
   const all: Child[] = [gw];
   const stop = async () => {
     await Promise.all(all.map((c) => c.stop()));
   };
   try {
     const m = await gw.line(/^listening (\d+) (\d+)$/);
-    const fns = await startTcpFunctions(Number(m[2]));
+    const fns = await functions(Number(m[2]));
     all.push(...fns.children);
     gw.send(`connect ${fns.lastPort}`);
     await gw.line(/^connected$/);
