@@ -450,8 +450,18 @@ function machine(s: Settings, loads: number[][], seconds: number): Record<string
     wrk = String((err as { stdout?: string }).stdout ?? '').split('\n')[0] || wrk;
   }
   const one = loads.map((l) => l[0]!);
+  // A run from a clean export (git archive) is not a checkout: BENCH_COMMIT names its commit.
+  let commit = process.env.BENCH_COMMIT ?? '';
+  if (!commit) {
+    try {
+      commit = execFileSync('git', ['-C', here, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      commit = 'unknown';
+    }
+  }
   return {
     when: new Date().toISOString(),
+    commit,
     cpus: os.cpus().length,
     cpu: os.cpus()[0]?.model ?? 'unknown',
     kernel: os.release(),
