@@ -33,8 +33,9 @@ import { Pool } from '../pool/index.ts';
 import { LiveRouteTable } from '../route-table.ts';
 import { socketFd } from '../sdk/link.ts';
 import { DESC_FLAG_DROPPED, type Desc, DescRecord, FrameCutter, readDescInto, writeDesc } from '../sdk/wire.ts';
+import { ByteBatch } from './batch.ts';
 import { type PeerAddress, Peers } from './peers.ts';
-import { putRecord, readRecords, recordSize } from './protocol.ts';
+import { appendRecord, putFrameHead, RecordCursor, T_DATA } from './protocol.ts';
 import { CpuMeter, decideSpill, SAMPLE_MS } from './spill.ts';
 
 /** Instance ids of remote nodes in a function's `instances`: this base + the node's index. */
@@ -43,6 +44,7 @@ export const REMOTE_INST_BASE = 0xf000;
 export const INJECT_INST = 0xfff0;
 /** Entries older than this are long answered (504) or lost: forgotten. */
 const FORGET_MS = 60_000;
+const EMPTY = new Uint8Array(0);
 /** How long a socket that left `instances` is still read from before it is closed. */
 const RETIRE_MS = 500;
 
@@ -129,9 +131,15 @@ export class NodeLink {
   private readonly spilling = new Set<string>();
   private readonly meter = new CpuMeter();
   private sampler: NodeJS.Timeout | null = null;
-  private readonly outgoing = new Map<string, { parts: Buffer[]; n: number }>();
+  /** Per peer, the DATA frame being built this event-loop turn (5 bytes of frame head first). */
+  private readonly outgoing = new Map<string, ByteBatch>();
+  private readonly cursor = new RecordCursor();
+  /** Route names as the bytes a record carries, and routes by name, for the current routes. */
+  private routeNames = new Map<string, Buffer>();
+  private routesByName = new Map<string, ReturnType<LiveRouteTable['bySlot']>>();
+  private routeList: unknown = null;
   private flushQueued = false;
-  private injectQueue: Buffer[] = [];
+  private readonly injectBatch = new ByteBatch();
   private token = 1;
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
@@ -334,7 +342,7 @@ export class NodeLink {
       this.arrivals.delete(k);
       if (!toGw) this.transit.set(k, { peer, token, route: route.name, at: Date.now() });
     }
-    this.queue(peer, b.subarray(at, at + DESC_SIZE), toGw, token, route.name, payload);
+    this.queue(peer, b, at, toGw, token, route.name, payload);
     // The payload is copied into the batch: a buffer of ours (another node's request) is free now.
     if (!localGw) this.freeBuffer(d.bufOff, d.bufGen);
   }
@@ -347,16 +355,18 @@ export class NodeLink {
     }
   }
 
-  private queue(peer: string, desc: Uint8Array, toGw: boolean, token: number, route: string, payload: Uint8Array): void {
-    const rec = Buffer.allocUnsafe(recordSize(route, payload.length));
-    putRecord(rec, 0, desc, toGw, token, route, payload);
+  private queue(peer: string, desc: Buffer, descAt: number, toGw: boolean, token: number, route: string, payload: Uint8Array): void {
     let q = this.outgoing.get(peer);
     if (!q) {
-      q = { parts: [], n: 0 };
+      q = new ByteBatch(5);
       this.outgoing.set(peer, q);
     }
-    q.parts.push(rec);
-    q.n++;
+    let name = this.routeNames.get(route);
+    if (!name) {
+      name = Buffer.from(route);
+      this.routeNames.set(route, name);
+    }
+    appendRecord(q, desc, descAt, toGw, token, name, payload);
     this.scheduleFlush();
   }
 
@@ -370,77 +380,95 @@ export class NodeLink {
   private readonly flush = (): void => {
     this.flushQueued = false;
     for (const [peer, q] of this.outgoing) {
-      if (q.n === 0) continue;
-      const body = Buffer.concat(q.parts);
-      q.parts = [];
-      if (this.peers.sendData(peer, body)) this.counters.sent += q.n;
-      // It went down after these were queued (and perhaps after its down was handled): fail
-      // what waits on it now, not at the deadline.
-      else {
-        this.counters.afterDown += q.n;
+      if (q.count === 0) continue;
+      const sock = this.peers.dataSocket(peer);
+      const n = q.count;
+      if (sock) {
+        putFrameHead(q.bytes(), T_DATA);
+        q.writeTo(sock);
+        this.counters.sent += n;
+      } else {
+        // It went down after these were queued (and perhaps after its down was handled): fail
+        // what waits on it now, not at the deadline.
+        q.clear();
+        this.counters.afterDown += n;
         this.failWaitingOn(peer);
       }
-      q.n = 0;
     }
-    if (this.injectQueue.length && this.inject?.up) {
-      const bytes = Buffer.concat(this.injectQueue);
-      this.injectQueue = [];
-      this.inject.sock.write(bytes);
-    }
+    if (this.injectBatch.size && this.inject?.up) this.injectBatch.writeTo(this.inject.sock);
   };
 
   private injectDesc(d: Desc): void {
-    const b = Buffer.allocUnsafe(DESC_SIZE);
-    writeDesc(b, 0, d);
-    this.injectQueue.push(b);
+    const b = this.injectBatch.room(DESC_SIZE);
+    writeDesc(b, this.injectBatch.offset, d);
+    this.injectBatch.commit(DESC_SIZE);
     this.scheduleFlush();
   }
 
+  private routeByName(name: string): ReturnType<LiveRouteTable['bySlot']> {
+    const list = this.routes.current();
+    if (list !== this.routeList) {
+      this.routeList = list;
+      this.routesByName = new Map(list.map((r) => [r.name, r]));
+      this.routeNames = new Map();
+    }
+    return this.routesByName.get(name);
+  }
+
   /** Descriptors a peer sent: into a pool buffer of this node, and into the chain. */
+  private readonly dIn: Desc = new DescRecord();
+
   private onData(peer: string, body: Buffer): void {
-    const recs = readRecords(body);
-    if (!recs) {
+    const r = this.cursor;
+    // A batch is taken whole or not at all: a malformed one is refused before any record acts.
+    r.reset(body);
+    let ok: boolean | null = true;
+    while (ok === true) ok = r.next();
+    if (ok === null) {
       this.o.log(`[node-link] malformed batch from ${peer}`);
       return;
     }
-    for (const r of recs) {
+    r.reset(body);
+    const d = this.dIn;
+    while (r.next()) {
       this.counters.received++;
-      const d = new DescRecord();
-      readDescInto(r.desc, 0, d);
+      readDescInto(body, r.descAt, d);
       const k = key(d.gwInst, d.reqId);
+      const len = r.payloadLen;
       if (this.local.has(d.gwInst)) {
         const p = this.pending.get(k);
         // Failed already (peer down, 504) or an answer to an older request that reused the id.
         if (!p || p.token !== r.token) continue;
         this.pending.delete(k);
-        if (!this.pool.validate(p.bufOff, p.bufGen) || r.payload.length > this.pool.bufferSize) {
+        if (!this.pool.validate(p.bufOff, p.bufGen) || len > this.pool.bufferSize) {
           this.counters.stale++;
           continue;
         }
-        this.pool.bytes(p.bufOff, r.payload.length).set(r.payload);
+        this.pool.bytes(p.bufOff, len).set(r.payload());
         d.route = p.route;
         d.bufOff = p.bufOff;
         d.bufGen = p.bufGen;
-        d.bufLen = r.payload.length;
+        d.bufLen = len;
         d.flags = (p.flags & DESC_FLAG_RESPONSE_NEW_BUF) | (d.flags & DESC_FLAG_ERROR);
         if (r.toGateway) d.hop = this.routes.bySlot(p.route)?.len ?? d.hop;
         this.injectDesc(d);
         continue;
       }
       if (r.toGateway) continue;
-      const route = this.routes.current().find((x) => x.name === r.route);
-      const buf = route && r.payload.length <= this.pool.bufferSize ? this.pool.alloc() : null;
+      const name = r.route();
+      const route = this.routeByName(name);
+      const buf = route && len <= this.pool.bufferSize ? this.pool.alloc() : null;
       if (!route || !buf) {
         if (!route) this.counters.unknownRoute++;
         else this.counters.noBuffer++;
-        this.answerError(d, r.token, r.route);
+        this.answerError(d, r.token, name);
         continue;
       }
-      this.pool.bytes(buf.offset, r.payload.length).set(r.payload);
+      this.pool.bytes(buf.offset, len).set(r.payload());
       d.route = route.slot;
       d.bufOff = buf.offset;
       d.bufGen = buf.gen;
-      d.bufLen = r.payload.length;
+      d.bufLen = len;
       d.flags = DESC_FLAG_RESPONSE_NEW_BUF;
       this.arrivals.set(k, { token: r.token, at: Date.now() });
       this.injectDesc(d);
@@ -458,7 +486,7 @@ export class NodeLink {
     e.bufLen = 0;
     const b = Buffer.allocUnsafe(DESC_SIZE);
     writeDesc(b, 0, e);
-    this.queue(owner, b, true, token, route, new Uint8Array(0));
+    this.queue(owner, b, 0, true, token, route, EMPTY);
   }
 
   private peerDown(peer: string): void {

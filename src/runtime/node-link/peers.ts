@@ -113,12 +113,10 @@ export class Peers {
     return !!(p?.up && p.sock);
   }
 
-  /** Sends a DATA body to a peer; false when it is not up. */
-  sendData(peer: string, body: Buffer): boolean {
+  /** The connection DATA frames to a peer go on; null when it is not up. */
+  dataSocket(peer: string): net.Socket | null {
     const p = this.out.get(peer);
-    if (!p?.up || !p.sock) return false;
-    send(p.sock, frame(T_DATA, body));
-    return true;
+    return p?.up && p.sock && !p.sock.destroyed ? p.sock : null;
   }
 
   /** This node's state, told to every peer connected to it now and later. */

@@ -13,6 +13,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
 import { DESC_SIZE } from '../../schema/descriptor.ts';
+import type { ByteBatch } from './batch.ts';
 
 export const T_CHALLENGE = 1;
 export const T_AUTH = 2;
@@ -104,58 +105,91 @@ export class FrameParser {
   }
 }
 
-/** One descriptor crossing, as a DATA record carries it. */
-export interface WireRecord {
-  /** The descriptor bytes (24). */
-  desc: Buffer;
-  toGateway: boolean;
-  token: number;
-  route: string;
-  payload: Uint8Array;
+/** Fills the 5-byte head of a frame whose body follows it in `frameBytes`. */
+export function putFrameHead(frameBytes: Buffer, type: number): void {
+  frameBytes.writeUInt32LE(frameBytes.length - 4, 0);
+  frameBytes[4] = type;
 }
 
-export function recordSize(route: string, payloadLen: number): number {
-  return DESC_SIZE + 1 + 4 + 1 + Buffer.byteLength(route) + 4 + payloadLen;
+/** Bytes of one record with a route name of `routeLen` bytes and `payloadLen` of payload. */
+export function recordSize(routeLen: number, payloadLen: number): number {
+  return DESC_SIZE + 1 + 4 + 1 + routeLen + 4 + payloadLen;
 }
 
-/** Writes one record at `at` of `b` (recordSize bytes must be there); returns the next offset. */
-export function putRecord(b: Buffer, at: number, desc: Uint8Array, toGateway: boolean, token: number, route: string, payload: Uint8Array): number {
-  b.set(desc.subarray(0, DESC_SIZE), at);
+/**
+ * Appends one record to a DATA batch: the descriptor at `descAt` of `desc`, the route's name as
+ * bytes (at most 255), the payload.
+ */
+export function appendRecord(batch: ByteBatch, desc: Buffer, descAt: number, toGateway: boolean, token: number, route: Buffer, payload: Uint8Array): void {
+  const size = recordSize(route.length, payload.length);
+  const b = batch.room(size);
+  let at = batch.offset;
+  desc.copy(b, at, descAt, descAt + DESC_SIZE);
   at += DESC_SIZE;
   b[at++] = toGateway ? 1 : 0;
   b.writeUInt32LE(token >>> 0, at);
   at += 4;
-  const n = b.write(route, at + 1);
-  b[at] = n;
-  at += 1 + n;
+  b[at++] = route.length;
+  route.copy(b, at);
+  at += route.length;
   b.writeUInt32LE(payload.length, at);
-  at += 4;
-  b.set(payload, at);
-  return at + payload.length;
+  b.set(payload, at + 4);
+  batch.commit(size);
+  batch.count++;
 }
 
-/** The records of a DATA body; null when it is malformed (the connection is then closed). */
-export function readRecords(body: Buffer): WireRecord[] | null {
-  const out: WireRecord[] = [];
-  let at = 0;
-  while (at < body.length) {
+/**
+ * Walks the records of a DATA body in place (no object or copy per record): after `next()`
+ * returned true, the fields describe the current record as offsets into the body.
+ */
+export class RecordCursor {
+  descAt = 0;
+  toGateway = false;
+  token = 0;
+  routeAt = 0;
+  routeLen = 0;
+  payloadAt = 0;
+  payloadLen = 0;
+  private body: Buffer = Buffer.alloc(0);
+  private at = 0;
+
+  reset(body: Buffer): void {
+    this.body = body;
+    this.at = 0;
+  }
+
+  /** The next record: true; false after the last; null when the body is malformed (the connection is then closed). */
+  next(): boolean | null {
+    const body = this.body;
+    let at = this.at;
+    if (at >= body.length) return false;
     if (body.length - at < DESC_SIZE + 6) return null;
-    const desc = body.subarray(at, at + DESC_SIZE);
+    this.descAt = at;
     at += DESC_SIZE;
-    const toGateway = body[at++] === 1;
-    const token = body.readUInt32LE(at);
+    this.toGateway = body[at++] === 1;
+    this.token = body.readUInt32LE(at);
     at += 4;
     const rl = body[at++]!;
     if (body.length - at < rl + 4) return null;
-    const route = body.toString('utf8', at, at + rl);
+    this.routeAt = at;
+    this.routeLen = rl;
     at += rl;
     const pl = body.readUInt32LE(at);
     at += 4;
     if (body.length - at < pl) return null;
-    out.push({ desc, toGateway, token, route, payload: body.subarray(at, at + pl) });
-    at += pl;
+    this.payloadAt = at;
+    this.payloadLen = pl;
+    this.at = at + pl;
+    return true;
   }
-  return out;
+
+  route(): string {
+    return this.body.toString('utf8', this.routeAt, this.routeAt + this.routeLen);
+  }
+
+  payload(): Buffer {
+    return this.body.subarray(this.payloadAt, this.payloadAt + this.payloadLen);
+  }
 }
 
 /** Writes a frame unless the socket is gone; never throws (a failed peer is handled by 'close'). */
