@@ -15,15 +15,7 @@ import { typeValue } from './types.ts';
 
 const PERCPU = new Set(['percpu_hash', 'percpu_array', 'lru_percpu_hash', 'percpu_cgroup_storage']);
 const FD_VALUED = new Set(['sockmap', 'sockhash', 'devmap', 'devmap_hash', 'xskmap', 'cpumap', 'prog_array', 'array_of_maps', 'hash_of_maps']);
-const UPDATE_FLAGS = { any: 0n, noexist: 1n, exist: 2n } as const;
 const BATCH_OPTS_SIZE = 24;
-
-// The hot paths call these directly: one property lookup less per map op.
-let hot: { lookup: (...a: unknown[]) => number; update: (...a: unknown[]) => number } | undefined;
-function fns(): NonNullable<typeof hot> {
-  hot ??= { lookup: lib().bpf_map_lookup_elem, update: lib().bpf_map_update_elem };
-  return hot;
-}
 
 let cpus: number | undefined;
 export function possibleCpus(): number {
@@ -57,6 +49,10 @@ export class BpfMap {
   private readonly info: MapInfo;
   private btfCache: { key: BtfType; value: BtfType } | null | undefined;
   private closed = false;
+  // lookup, lookupInto and update copy the key (and value) into a hot path of the map's own and
+  // make its syscall: a copy of a few bytes costs far less than koffi passing two buffers as
+  // pointers to libbpf (see map-hot.ts).
+  private ownHot: MapHotPath | undefined;
 
   /**
    * Wrap an fd the caller hands over (the map then owns and closes it). `name` overrides the
@@ -136,29 +132,60 @@ export class BpfMap {
     }
   }
 
-  /** The value under `key`, or null when absent. */
-  lookup(key: Uint8Array): Uint8Array | null {
-    this.checkKey(key);
-    const value = Buffer.allocUnsafe(this.valueBufSize);
-    const ret = fns().lookup(this.fd, key, value);
-    if (ret === 0) return value;
-    if (ret === -ENOENT) return null;
-    if (ret === -ENOSPC && this.type.startsWith('sock')) {
+  private ops(): MapHotPath {
+    this.ownHot ??= new MapHotPath(this, this.keySize, this.valueBufSize);
+    return this.ownHot;
+  }
+
+  /**
+   * @internal The map's own key and value buffers, for typed maps that encode straight into them
+   * and then call lookupOwn/updateOwn (nothing allocated per op). Valid until the next op.
+   */
+  ownBuffers(): { key: Uint8Array; value: Uint8Array } {
+    return this.ops();
+  }
+
+  /** @internal lookup() of the key in ownBuffers().key, the value left in ownBuffers().value. */
+  lookupOwn(): boolean {
+    const errno = this.ops().lookupErrno();
+    if (errno === 0) return true;
+    if (errno === ENOENT) return false;
+    if (errno === ENOSPC && this.type.startsWith('sock')) {
       // Userspace lookups in sockmaps return the socket cookie, a u64: 4-byte values cannot hold it.
       throw loaderError(`lookup in map '${this.name}'`, ENOSPC, {
         code: 'E_NOTSUPP',
         hint: `${this.type} lookups from userspace need value_size 8 (they return the socket cookie); use nextKey() to list keys`,
       });
     }
-    throw loaderError(`lookup in map '${this.name}'`, -ret);
+    throw loaderError(`lookup in map '${this.name}'`, errno);
+  }
+
+  /** @internal update() with the key and value in ownBuffers(). */
+  updateOwn(flags: 'any' | 'noexist' | 'exist' = 'any'): void {
+    const errno = this.ops().updateErrno(flags);
+    if (errno !== 0) throw loaderError(`update map '${this.name}'`, errno);
+  }
+
+  /** The value under `key`, or null when absent. */
+  lookup(key: Uint8Array): Uint8Array | null {
+    this.checkKey(key);
+    const h = this.ops();
+    h.key.set(key);
+    if (!this.lookupOwn()) return null;
+    const value = Buffer.allocUnsafe(this.valueBufSize);
+    // (The hot path's buffers are at least 1 byte, for maps without values too.)
+    if (this.valueBufSize) value.set(h.value);
+    return value;
   }
 
   /** LoaderError E_EXIST ('noexist' and present), E_NOENT ('exist' and absent), E_LOADER/E2BIG (full). */
   update(key: Uint8Array, value: Uint8Array, flags: 'any' | 'noexist' | 'exist' = 'any'): void {
     this.checkKey(key);
     this.checkValue(value);
-    const ret = fns().update(this.fd, key, value, UPDATE_FLAGS[flags]);
-    if (ret < 0) throw loaderError(`update map '${this.name}'`, -ret);
+    const h = this.ops();
+    h.key.set(key);
+    h.value.set(value);
+    this.updateOwn(flags);
   }
 
   /** Store a file descriptor (socket, program, map, ...) in a map whose values are fds. */
@@ -300,10 +327,11 @@ export class BpfMap {
       this.checkKey(key);
       throw new LoaderError('E_INVAL', EINVAL, `map '${this.name}': value buffer is ${value.length} bytes, expected ${this.valueBufSize}`);
     }
-    const ret = fns().lookup(this.fd, key, value);
-    if (ret === 0) return true;
-    if (ret === -ENOENT) return false;
-    throw loaderError(`lookup in map '${this.name}'`, -ret);
+    const h = this.ops();
+    h.key.set(key);
+    if (!this.lookupOwn()) return false;
+    if (this.valueBufSize) value.set(h.value);
+    return true;
   }
 
   /** Pin at `path` on bpffs (parent directories are created). */

@@ -1,6 +1,9 @@
 // The C baseline for bench/maps.ts: the same hash-map update and lookup loops, through the same
 // libbpf calls the TypeScript loader makes, so the ratio isolates the cost of the FFI path.
 // Usage: map-bench <iterations>; prints one JSON line.
+//        map-bench serve: the same map and loops, run on request so that bench/maps.ts can pair
+//        each C chunk with a TypeScript chunk run right next to it: reads "lookup N" or "update N"
+//        lines on stdin, answers each with the loop's ns per op on one line.
 //        map-bench openload <object.bpf.o> <rounds>: bpf_object__open_file + load + close in this
 //        process, the libbpf baseline for the loader's open+load; prints one JSON line.
 #include <bpf/bpf.h>
@@ -46,9 +49,47 @@ static int openload(const char *path, long rounds) {
   return 0;
 }
 
+// The timed loops: the key written before each call, the value read after each lookup.
+static double update_loop(int fd, long n) {
+  uint32_t key;
+  uint64_t value;
+  double t0 = now_ns();
+  for (long i = 0; i < n; i++) {
+    key = i & (ENTRIES - 1);
+    value = i;
+    if (bpf_map_update_elem(fd, &key, &value, BPF_ANY)) exit(2);
+  }
+  return (now_ns() - t0) / n;
+}
+
+static uint64_t sum;
+
+static double lookup_loop(int fd, long n) {
+  uint32_t key;
+  uint64_t value;
+  double t0 = now_ns();
+  for (long i = 0; i < n; i++) {
+    key = i & (ENTRIES - 1);
+    if (bpf_map_lookup_elem(fd, &key, &value)) exit(3);
+    sum += value;
+  }
+  return (now_ns() - t0) / n;
+}
+
+static int serve(int fd) {
+  char op[16];
+  long n;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  while (scanf("%15s %ld", op, &n) == 2 && n > 0) {
+    if (strcmp(op, "lookup") == 0) printf("%.2f\n", lookup_loop(fd, n));
+    else if (strcmp(op, "update") == 0) printf("%.2f\n", update_loop(fd, n));
+    else return 4;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc > 3 && strcmp(argv[1], "openload") == 0) return openload(argv[2], atol(argv[3]));
-  long n = argc > 1 ? atol(argv[1]) : 200000;
   int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "c_bench", 4, 8, ENTRIES, NULL);
   if (fd < 0) {
     fprintf(stderr, "bpf_map_create: %d\n", fd);
@@ -57,22 +98,10 @@ int main(int argc, char **argv) {
   uint32_t key;
   uint64_t value = 0;
   for (key = 0; key < ENTRIES; key++) bpf_map_update_elem(fd, &key, &value, BPF_ANY);
-
-  double t0 = now_ns();
-  for (long i = 0; i < n; i++) {
-    key = i & (ENTRIES - 1);
-    value = i;
-    if (bpf_map_update_elem(fd, &key, &value, BPF_ANY)) return 2;
-  }
-  double t1 = now_ns();
-  uint64_t sum = 0;
-  for (long i = 0; i < n; i++) {
-    key = i & (ENTRIES - 1);
-    if (bpf_map_lookup_elem(fd, &key, &value)) return 3;
-    sum += value;
-  }
-  double t2 = now_ns();
-  printf("{\"iterations\":%ld,\"updateNs\":%.1f,\"lookupNs\":%.1f,\"checksum\":%llu}\n", n, (t1 - t0) / n, (t2 - t1) / n,
-         (unsigned long long)sum);
+  if (argc > 1 && strcmp(argv[1], "serve") == 0) return serve(fd);
+  long n = argc > 1 ? atol(argv[1]) : 200000;
+  double updateNs = update_loop(fd, n);
+  double lookupNs = lookup_loop(fd, n);
+  printf("{\"iterations\":%ld,\"updateNs\":%.1f,\"lookupNs\":%.1f,\"checksum\":%llu}\n", n, updateNs, lookupNs, (unsigned long long)sum);
   return 0;
 }

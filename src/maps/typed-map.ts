@@ -40,6 +40,9 @@ export class TypedMap<K, V> {
   readonly value: Codec<V>;
   /** Bytes per CPU slot in a per-CPU value buffer (the value size rounded up to 8). */
   private readonly slot: number;
+  // get/set/has encode the key (and value) straight into the map's own buffers and decode the
+  // value from there: no Uint8Array per key, no value copy (BpfMap.ownBuffers).
+  private ownCache: { key: Uint8Array; value: Uint8Array; keyView: DataView; valueView: DataView } | undefined;
 
   /**
    * Wraps `map` (it stays the caller's to close). Throws SchemaError when a codec's size differs
@@ -69,6 +72,14 @@ export class TypedMap<K, V> {
     this.key = key;
     this.value = value;
     this.slot = Math.ceil(map.valueSize / 8) * 8;
+  }
+
+  private get own(): NonNullable<typeof this.ownCache> {
+    if (!this.ownCache) {
+      const { key: k, value: v } = this.map.ownBuffers();
+      this.ownCache = { key: k, value: v, keyView: new DataView(k.buffer, k.byteOffset, k.byteLength), valueView: new DataView(v.buffer, v.byteOffset, v.byteLength) };
+    }
+    return this.ownCache;
   }
 
   /** A TypedMap whose codecs come from the map's own BTF. SchemaError if the map has none. */
@@ -111,6 +122,29 @@ export class TypedMap<K, V> {
     }
   }
 
+  /** Encodes `key` into the map's own key buffer (padding zeroed). */
+  private ownKey(key: K): void {
+    const { key: buf, keyView } = this.own;
+    buf.fill(0);
+    try {
+      this.key.encode(key, keyView, 0);
+    } catch (err) {
+      throw err instanceof SchemaError ? err.within('key') : err;
+    }
+  }
+
+  /** Encodes `value` into the map's own value buffer: per-CPU maps get it in every CPU's slot. */
+  private ownValue(value: V): void {
+    const { value: buf, valueView } = this.own;
+    buf.fill(0);
+    try {
+      this.value.encode(value, valueView, 0);
+    } catch (err) {
+      throw err instanceof SchemaError ? err.within('value') : err;
+    }
+    if (this.map.isPerCpu) for (let cpu = 1; cpu < this.map.possibleCpus; cpu++) buf.copyWithin(cpu * this.slot, 0, this.slot);
+  }
+
   /** The user-space value buffer for `value`: per-CPU maps get it in every CPU's slot. */
   private valueBuf(value: V): Uint8Array {
     const one = this.encodeValue(value);
@@ -148,8 +182,8 @@ export class TypedMap<K, V> {
   /** The value under `key`, or undefined. Per-CPU maps: SchemaError (use getPerCpu/getSum). */
   get(key: K): V | undefined {
     this.requireSingle('get');
-    const buf = this.map.lookup(this.encodeKey(key));
-    return buf ? this.decodeValue(buf) : undefined;
+    this.ownKey(key);
+    return this.map.lookupOwn() ? this.value.decode(this.own.valueView, 0) : undefined;
   }
 
   /** Every possible CPU's value under `key` (index = CPU), or undefined when absent. */
@@ -158,8 +192,8 @@ export class TypedMap<K, V> {
       const v = this.get(key);
       return v === undefined ? undefined : [v];
     }
-    const buf = this.map.lookup(this.encodeKey(key));
-    return buf ? this.decodePerCpu(buf) : undefined;
+    this.ownKey(key);
+    return this.map.lookupOwn() ? this.decodePerCpu(this.own.value) : undefined;
   }
 
   /** The value summed over CPUs (integers added, structs field by field); plain maps: `get`. */
@@ -169,7 +203,8 @@ export class TypedMap<K, V> {
   }
 
   has(key: K): boolean {
-    return this.map.lookup(this.encodeKey(key)) !== null;
+    this.ownKey(key);
+    return this.map.lookupOwn();
   }
 
   /**
@@ -177,8 +212,9 @@ export class TypedMap<K, V> {
    * counters). SchemaError for a value that does not fit, before the syscall.
    */
   set(key: K, value: V, flags: 'any' | 'noexist' | 'exist' = 'any'): void {
-    const k = this.encodeKey(key);
-    this.map.update(k, this.valueBuf(value), flags);
+    this.ownKey(key);
+    this.ownValue(value);
+    this.map.updateOwn(flags);
   }
 
   /** Per-CPU maps: one value per possible CPU. */
