@@ -182,6 +182,7 @@ export function check(ret: number, what: string): number {
 const NOISE = [/^processed \d+ insns/, /^verification time/, /^stack depth/, /^-- (BEGIN|END)/, /^\s*$/, /^max_states_per_insn/];
 const INSN = /^(\d+): \(([0-9a-f]{2})\)/;
 /** Instruction lines, register state dumps, source comments and branch markers. */
+const EAGAIN_ERRNO = 11;
 const STATE = /^(\d+: |;|\s*R\d+(_\w+)?=|from \d+ to \d+:|func#)/;
 
 /**
@@ -205,6 +206,12 @@ export class VerifierError extends BpfctlError {
 
   /** `prog 'x' rejected by the verifier (EACCES): 12: (71) r3 = *(u8 *)(r2 +0): invalid access to packet (40 lines omitted)` */
   static summarise(program: string, errno: number, log: string[]): string {
+    // The verifier stops when a signal is pending (EAGAIN) and libbpf retries a few times: a
+    // process that gets signals faster than verification takes (a sampling CPU profiler's
+    // SIGPROF every millisecond or so) can never load the program. Nothing is wrong with it.
+    if (errno === EAGAIN_ERRNO) {
+      return `prog '${program}' was not verified: the verifier was interrupted by signals every time it tried (EAGAIN, retried by libbpf); this process receives signals faster than verification takes (a CPU profiler such as node --cpu-prof?): load before starting the profiler, or from another process`;
+    }
     const meaningful = log.map((l) => l.trimEnd()).filter((l) => !NOISE.some((re) => re.test(l)));
     const prefix = `prog '${program}' rejected by the verifier (${errnoName(errno)})`;
     if (!meaningful.length) return `${prefix}: no verifier log`;

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BpfObject, LoaderError, listMaps, listPrograms, VerifierError } from '../../loader/index.ts';
+import { compileBpf } from '../../src/compile/compile-bpf.ts';
 import { fixtureObject } from '../fixtures/fixture-path.ts';
 import { leaksSince, removeOwnDirs, snapshot } from '../helpers/leaks.ts';
 
@@ -140,6 +141,29 @@ test('without privileges: E_PERM with the capability hint', () => {
     assert.match(e.message, /CAP_BPF/);
     assert.match(e.message, /MEMLOCK/);
   }
+});
+
+test('a load in a process flooded with signals (a CPU profiler) says so, not that the verifier rejected it', () => {
+  // node --cpu-prof samples with SIGPROF; every 50 us is faster than chain_msg verifies, so the
+  // verifier stops with EAGAIN on every try libbpf makes.
+  const src = `import { BpfObject } from ${JSON.stringify(fileURLToPath(new URL('../../loader/index.ts', import.meta.url)))};
+const obj = BpfObject.open(process.argv[1]);
+try { obj.load(); process.stdout.write(JSON.stringify({ loaded: true })); }
+catch (e) { process.stdout.write(JSON.stringify({ code: e.code, errno: e.errno, message: e.message })); }
+finally { obj.close(); }`;
+  const prof = mkdtempSync(join(tmpdir(), `bpfctl-test-${process.pid}-prof-`));
+  let out: string;
+  try {
+    out = execFileSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-interval', '50', '--import', 'tsx', '--input-type=module', '-e', src, compileBpf(fileURLToPath(new URL('../../bpf/chain/chain.bpf.c', import.meta.url))).objectPath], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } finally {
+    rmSync(prof, { recursive: true, force: true });
+  }
+  const r = JSON.parse(out) as { loaded?: boolean; code?: string; errno?: number; message?: string };
+  assert.is(r.loaded, undefined, 'a 50 us SIGPROF outruns the verifier on this program');
+  assert.is(r.code, 'E_VERIFIER');
+  assert.is(r.errno, 11);
+  assert.match(r.message ?? '', /^prog '\w+' was not verified: the verifier was interrupted by signals/);
+  assert.not.match(r.message ?? '', /rejected/);
 });
 
 test('nothing leaked', async () => {

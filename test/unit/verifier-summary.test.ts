@@ -15,4 +15,12 @@ test('a program past the verifier budget says so and what to do', () => {
   assert.match(m, /put long lists in sets$/);
 });
 
+test('EAGAIN is an interrupted verification (signals), not a rejection, whatever the log holds', () => {
+  const m = VerifierError.summarise('chain_msg', 11, ['0: (b7) r0 = 0', 'processed 100 insns']);
+  assert.match(m, /^prog 'chain_msg' was not verified: the verifier was interrupted by signals/);
+  assert.not.match(m, /rejected/);
+  // Another errno with the same log is still a rejection.
+  assert.match(VerifierError.summarise('chain_msg', 13, ['0: (b7) r0 = 0', 'processed 100 insns']), /rejected by the verifier \(EACCES\)/);
+});
+
 test.run();
