@@ -20,7 +20,15 @@ const record = fc.record({
   payload: fc.uint8Array({ maxLength: 5000 }),
 });
 
-function build(recs: fc.Infer<typeof record>[]): Buffer {
+interface Rec {
+  desc: Uint8Array;
+  toGateway: boolean;
+  token: number;
+  route: string;
+  payload: Uint8Array;
+}
+
+function build(recs: Rec[]): Buffer {
   const batch = new ByteBatch(5);
   for (const r of recs) {
     // The descriptor is read from the middle of a larger buffer, as from a chain socket's chunk.
