@@ -27,6 +27,17 @@ export const GATEWAY_MAIN = ownModule('src/runtime/supervisor/gateway-main.ts');
  * as a file URL: `--import tsx` would be resolved from the child's working directory, which is the
  * user's, not bpfctl's.
  */
+/**
+ * V8's memory reducer runs a few compacting GCs 8 s after a Node process's first full GC (and
+ * after each burst of garbage), 20-60 ms of CPU per instance: in a chain that went idle after
+ * starting, that was its only CPU use, 0.2-0.3% of a core per instance in the 10-30 s after start
+ * (measured with --trace-gc: "Mark-Compact (reduce)" at 8.5-9.5 s). Its delay is a constant for
+ * that case (--gc-memory-reducer-start-delay-ms does not move it: tried), so it is turned off for
+ * instances and gateway workers. What it would give back is small (6.4 -> 5.1 MB of heap per
+ * instance in that trace); ordinary GCs still run whenever the process allocates.
+ */
+const REDUCER_FLAGS = ['--no-memory-reducer'];
+
 export function childExecArgv(): string[] {
   return COMPILED ? [] : ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
 }
@@ -47,7 +58,7 @@ const JOIN_THEN_EXEC = 'echo $$ > "$0" && exec "$@"';
 
 /** A TypeScript function instance: `node <sdk main>`, ready over IPC. */
 export function launchTsFunction(cgroup: string, env: Record<string, string>): Launch {
-  const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), process.execPath, ...childExecArgv(), FUNCTION_MAIN], {
+  const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), process.execPath, ...childExecArgv(), ...REDUCER_FLAGS, FUNCTION_MAIN], {
     env: { ...baseEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -133,7 +144,7 @@ export function launchGateway(cgroup: string, env: Record<string, string>): Laun
   // generation from then on, and each finished request keeps its young parts alive through them:
   // ~3 MB promoted per scavenge and 8-15 ms pauses for as long as the gateway runs (measured in
   // bench/chain; BENCHMARKS.md). A request server has no per-request object worth pretenuring.
-  cluster.setupPrimary({ exec: GATEWAY_MAIN, execArgv: [...childExecArgv(), '--no-allocation-site-pretenuring'], args: [], silent: true });
+  cluster.setupPrimary({ exec: GATEWAY_MAIN, execArgv: [...childExecArgv(), ...REDUCER_FLAGS, '--no-allocation-site-pretenuring'], args: [], silent: true });
   const worker = cluster.fork({ ...baseEnv(), ...env });
   try {
     writeFileSync(join(cgroup, 'cgroup.procs'), `${worker.process.pid}\n`);
