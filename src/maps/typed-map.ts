@@ -21,6 +21,12 @@ function hexKey(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
+/** buf.fill(0), inline for the few bytes of a key or value (Uint8Array#fill is a builtin call). */
+function zero(buf: Uint8Array): void {
+  if (buf.length > 32) buf.fill(0);
+  else for (let i = 0; i < buf.length; i++) buf[i] = 0;
+}
+
 class ViewCache {
   private buffer: ArrayBufferLike | null = null;
   private view: DataView | null = null;
@@ -125,7 +131,7 @@ export class TypedMap<K, V> {
   /** Encodes `key` into the map's own key buffer (padding zeroed). */
   private ownKey(key: K): void {
     const { key: buf, keyView } = this.own;
-    buf.fill(0);
+    zero(buf);
     try {
       this.key.encode(key, keyView, 0);
     } catch (err) {
@@ -136,7 +142,7 @@ export class TypedMap<K, V> {
   /** Encodes `value` into the map's own value buffer: per-CPU maps get it in every CPU's slot. */
   private ownValue(value: V): void {
     const { value: buf, valueView } = this.own;
-    buf.fill(0);
+    zero(buf);
     try {
       this.value.encode(value, valueView, 0);
     } catch (err) {
