@@ -393,9 +393,16 @@ test('an instance killed under load: requests fail fast (503), none waits for th
   const slow = answers.filter((a) => a.ms >= 4000);
   assert.is(slow.length, 0, `${slow.length} requests waited for the timeout`);
   for (const a of answers) assert.ok(a.status === 200 || a.status === 503, `status ${a.status}`);
-  // and the slot comes back
+  // stamp has one instance: the requests in flight on it, and those that came before its
+  // replacement registered, must have failed (a kill that missed the load would pass the above).
+  const failed = answers.filter((a) => a.status === 503);
+  assert.ok(failed.length > 0, `no request failed: the kill at 150 ms did not meet the 300 requests (${answers.length} answered 200)`);
+  // and the slot comes back, in a new process
   for (let i = 0; i < 50 && (await post('/hello')).status !== 200; i++) await sleep(100);
   assert.is((await post('/hello')).status, 200);
+  const after = JSON.parse(await ok('status', NAME, '--json')) as { processes: { name: string; pid: number; state: string }[] };
+  const stamp = after.processes.find((p) => p.name === 'stamp' && p.state === 'ready');
+  assert.ok(stamp && stamp.pid !== victim.pid, `stamp runs again in a new process (was ${victim.pid}, now ${stamp?.pid})`);
 });
 
 test('load of the running policy is refused (it would leave the processes on old maps)', async () => {

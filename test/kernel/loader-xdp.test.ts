@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readlinkSync, statSync } from 'node:fs';
 import { BpfLink, BpfObject, LoaderError, listLinks, withNetns } from '../../loader/index.ts';
+import { ifIndex, netnsPath } from '../../loader/netns.ts';
 import { fixtureObject, u32 } from '../fixtures/fixture-path.ts';
 import { leaksSince, removeOwnDirs, snapshot } from '../helpers/leaks.ts';
 import { createNetnsPair } from '../helpers/netns.ts';
@@ -28,26 +30,43 @@ function xdpOn(exec: (args: string[]) => string, ifname: string): string {
 /** TCP connect from `ns` to ip:9 (nothing listens): a reset means reachable, a timeout dropped. */
 function reachable(pair: ReturnType<typeof createNetnsPair>, ns: string, ip: string): boolean {
   const py = `import socket\ns=socket.socket()\ns.settimeout(1)\ntry:\n s.connect(('${ip}',9))\nexcept ConnectionRefusedError:\n print('refused')\nexcept OSError as e:\n print('timeout')`;
-  return pair.exec(ns, 'python3', ['-c', py], { allowFail: true }).trim() === 'refused';
+  const out = pair.exec(ns, 'python3', ['-c', py], { allowFail: true }).trim();
+  // Anything else (python failing to run) is neither answer: "dropped" must not pass by default.
+  if (out !== 'refused' && out !== 'timeout') throw new Error(`reachability probe from ${ns} to ${ip} printed ${JSON.stringify(out)}`);
+  return out === 'refused';
 }
 
 test('withNetns switches the thread and always switches back', () => {
   const pair = createNetnsPair('w');
+  // The thread's namespace by identity (its inode), and what the switch changes for the loader:
+  // the interfaces if_nametoindex sees.
+  const current = () => readlinkSync('/proc/thread-self/ns/net');
+  const home = current();
   try {
-    const home = withNetns(pair.nsA, () => 1);
-    assert.is(home, 1);
-    const idx = withNetns(pair.nsA, () => {
+    const nsA = `net:[${statSync(netnsPath(pair.nsA)).ino}]`;
+    assert.is.not(nsA, home, 'the test namespace is not the one the test runs in');
+    assert.is(ifIndex(pair.ifA), 0, `${pair.ifA} is not visible from here`);
+    const inside = withNetns(pair.nsA, () => {
       const obj = BpfObject.open(fixtureObject('xdp-pass-drop'));
       obj.close();
-      return 0;
+      return { ns: current(), ifA: ifIndex(pair.ifA) };
     });
-    assert.is(idx, 0);
-    assert.throws(() =>
-      withNetns(pair.nsA, () => {
-        throw new Error('inside');
-      }),
+    assert.is(inside.ns, nsA, 'inside, the thread is in the namespace');
+    assert.ok(inside.ifA > 0, `inside, ${pair.ifA} has an ifindex`);
+    assert.is(current(), home, 'back after a normal return');
+    assert.is(ifIndex(pair.ifA), 0, `${pair.ifA} is gone again after the return`);
+    assert.throws(
+      () =>
+        withNetns(pair.nsA, () => {
+          throw new Error('inside');
+        }),
+      /inside/,
     );
+    assert.is(current(), home, 'back after the callback threw');
+    assert.throws(() => withNetns(pair.nsA, () => Promise.resolve(1)), /must be synchronous/);
+    assert.is(current(), home, 'back after refusing an async callback');
     assert.throws(() => withNetns('bpfctl-no-such-ns', () => 0), (e: unknown) => e instanceof LoaderError && e.code === 'E_NOENT');
+    assert.is(current(), home, 'never left for a namespace that does not exist');
   } finally {
     pair.destroy();
   }
