@@ -5,8 +5,10 @@
  * caller ends. Two copies: the compiled package (`bin/bpfctl.js`, what users run; skipped when
  * dist/ is not built) and the TypeScript sources under tsx (what a checkout's tests run).
  *
- * Each copy is examples/hello-chain under a name of its own (in .cache/bench), so that the bench
- * runs beside anyone else's hello-chain on the machine (a policy name can run once).
+ * Each copy is examples/hello-chain under a name of its own (in .cache/bench, with the bench's pid),
+ * so that the bench runs beside anyone else's hello-chain on the machine, another chain bench's
+ * included (a policy name can run once). A copy that failed to start has no number: it reports
+ * why instead (a dead process tree would read 0% of a core).
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -39,12 +41,12 @@ export interface HelloRun {
 }
 
 function copyPolicy(mode: HelloMode): string {
-  const dir = join(repo, '.cache/bench', `hello-idle-${mode}`);
+  const dir = join(repo, '.cache/bench', `hello-idle-${mode}-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   cpSync(join(repo, 'examples/hello-chain'), dir, { recursive: true });
   const policy = join(dir, 'policy.ts');
-  writeFileSync(policy, readFileSync(policy, 'utf8').replace("name: 'hello-chain'", `name: 'bench-idle-${mode}'`));
+  writeFileSync(policy, readFileSync(policy, 'utf8').replace("name: 'hello-chain'", `name: 'bench-idle-${mode}-${process.pid}'`));
   return policy;
 }
 
@@ -69,7 +71,14 @@ export function startHello(mode: HelloMode): HelloRun {
     mode === 'compiled'
       ? spawnChild('hello-compiled', process.execPath, [join(repo, 'bin/bpfctl.js'), 'run', policy, '--json'])
       : spawnTs('hello-sources', join(repo, 'bench/chain/bpfctl/cli.ts'), ['run', policy, '--json']);
-  const ready = child.line(/"url"/, 120_000).then(() => {});
+  let failed: string | null = null;
+  const ready = child.line(/"url"/, 120_000).then(
+    () => {},
+    (err: unknown) => {
+      failed = `did not start: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`;
+      throw err;
+    },
+  );
   let t0 = 0;
   let pids: number[] = [];
   let cpu0: number[] = [];
@@ -84,6 +93,11 @@ export function startHello(mode: HelloMode): HelloRun {
       t0 = performance.now();
     },
     finish: async () => {
+      if (failed !== null) {
+        await child.stop('SIGTERM', 15_000);
+        rmSync(dirname(policy), { recursive: true, force: true });
+        return { mode, skipped: failed, cpu_pct: Number.NaN, wakeups_per_s: Number.NaN, processes: [] };
+      }
       const s = (performance.now() - t0) / 1000;
       const processes = pids.map((pid, i) => ({ pid, what: what(pid), cpu_pct: ((cpuSeconds(pid) - cpu0[i]!) / s) * 100, wakeups_per_s: (wakeups(pid) - wake0[i]!) / s }));
       await child.stop('SIGTERM', 15_000);
