@@ -8,7 +8,10 @@
  * its loop on request, right next to the same chunk from TypeScript, so each round gives a
  * TS/C ratio taken under the same machine load; the result is the median over the rounds. (On
  * this shared 2-vCPU VM the speed of both sides drifts by 2x within a minute; a ratio of two
- * separate bests mixed moments.)
+ * separate bests mixed moments.) Both processes are pinned to one CPU for the map ops
+ * (BENCH_MAP_CPU, default 1; 'none' leaves them free): they take turns, never run at once, and
+ * the two vCPUs of this VM are not equally fast at any moment, so a pair split across them
+ * measured the vCPUs as much as the code.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -25,6 +28,7 @@ const ENTRIES = 1024;
 /** Ops per chunk (one side, one op kind, one round). */
 const OPS = Number(process.env.BENCH_MAP_OPS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_MAP_ROUNDS ?? 25);
+const PIN_CPU = process.env.BENCH_MAP_CPU ?? '1';
 const DUMP_ROUNDS = 5;
 const DUMP_ENTRIES = 100_000;
 
@@ -50,8 +54,8 @@ type Op = 'lookup' | 'update';
 type Chunk = (op: Op, n: number) => number | Promise<number>;
 
 /** The C loops (bench/c/map-bench.c), one chunk per request, in a process that stays up. */
-function cSide(bin: string): { chunk: Chunk; close: () => void } {
-  const child = spawn(bin, ['serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+function cSide(bin: string): { chunk: Chunk; close: () => Promise<void> } {
+  const child = PIN_CPU === 'none' ? spawn(bin, ['serve'], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn('taskset', ['-c', PIN_CPU, bin, 'serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   return {
     chunk: async (op, n) => {
@@ -60,7 +64,12 @@ function cSide(bin: string): { chunk: Chunk; close: () => void } {
       if (line.done) throw new Error(`map-bench serve exited (${child.exitCode})`);
       return Number(line.value);
     },
-    close: () => child.stdin.end(),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.stdin.end();
+      }),
   };
 }
 
@@ -165,6 +174,9 @@ function summarise(ts: number[], c: number[]): Paired {
  * last in odd ones, so neither side always runs just after the other.
  */
 async function mapOps(bin: string): Promise<{ map: Record<Op, Paired>; hot: Record<Op, Paired>; cSpread: Record<Op, number> }> {
+  // The affinity to go back to: "pid N's current affinity list: 0,1".
+  const all = execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' }).trim().split(' ').pop()!;
+  if (PIN_CPU !== 'none') execFileSync('taskset', ['-a', '-p', '-c', PIN_CPU, String(process.pid)], { stdio: 'ignore' });
   const c = cSide(bin);
   const plain = tsMapSide();
   const hot = tsHotSide();
@@ -193,9 +205,10 @@ async function mapOps(bin: string): Promise<{ map: Record<Op, Paired>; hot: Reco
       cSpread: { lookup: spread(got.c.lookup), update: spread(got.c.update) },
     };
   } finally {
-    c.close();
+    await c.close();
     plain.close();
     hot.close();
+    if (PIN_CPU !== 'none') execFileSync('taskset', ['-a', '-p', '-c', all, String(process.pid)], { stdio: 'ignore' });
   }
 }
 
@@ -283,7 +296,7 @@ export async function run(): Promise<object> {
   const result = {
     when: new Date().toISOString(),
     node: process.version,
-    method: `${ROUNDS} rounds x ${OPS} ops per chunk; each round runs every op kind on both sides back to back (C in a process that stays up); ns are medians over the rounds, ratio is the median of the per-round TS/C ratios (p25-p75 beside it), best the fastest chunk`,
+    method: `${ROUNDS} rounds x ${OPS} ops per chunk; each round runs every op kind on both sides back to back (C in a process that stays up${PIN_CPU === 'none' ? '' : `, both pinned to CPU ${PIN_CPU}`}); ns are medians over the rounds, ratio is the median of the per-round TS/C ratios (p25-p75 beside it), best the fastest chunk`,
     mapOps: {
       iterations: OPS,
       rounds: ROUNDS,
