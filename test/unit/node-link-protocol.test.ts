@@ -121,9 +121,9 @@ test('a reused batch never changes bytes a socket still holds (writes queued beh
   (server as net.Socket).resume();
   const total = expect.length * 16384;
   const until = Date.now() + 10_000;
-  let got = 0;
-  while ((got = received.reduce((a, c) => a + c.length, 0)) < total && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
-  assert.is(got, total, 'every byte arrived');
+  const got = () => received.reduce((a, c) => a + c.length, 0);
+  while (got() < total && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  assert.is(got(), total, 'every byte arrived');
   assert.ok(Buffer.concat(received).equals(Buffer.concat(expect)), 'every byte as it was written');
   client.destroy();
   (server as net.Socket).destroy();
