@@ -4,20 +4,24 @@
  * and calls `lookup()`, `update()` or `delete()`, which take no arguments and return 0 or
  * -errno.
  *
- * Why no arguments: through koffi each argument costs about 13 ns to convert (a call with four
- * integers ~86 ns, with none ~30 ns), and the syscall costs ~400 ns, so four arguments alone
- * miss the 1.2x-of-C target of the hot path. A C function taking no arguments that makes the
- * syscall does not exist, so on x86-64 Linux we write one per command: 39 bytes of machine code
- * in a page of our own (mapped writable, filled, then made read+execute, never both; the same
- * kind of memory V8's JIT uses, so wherever Node runs this can too), which load the attr address
- * from `slot` and make the syscall. The page lives as long as the process (4 KiB, one per
- * JavaScript realm). They are checked once before use: each command on an attr naming fd -1 must
- * come back -EBADF (or -EPERM, where bpf() is refused to this process whatever it asks).
+ * Why no arguments: through koffi each argument costs about 13-16 ns to convert (a call with four
+ * integers ~116 ns, with none ~54 ns), and the syscall ~800 ns on this machine, so four
+ * arguments alone miss the 1.2x-of-C target of the hot path (measured in bench/maps). libc has no
+ * zero-argument bpf call, so `native/map-syscalls.c` holds three, and `slot` is a variable of
+ * that library. It is built with the system C compiler (clang, which bpfctl needs anyway) into
+ * the cache the first time, keyed by the source's hash, and checked once before use: each
+ * command on an attr naming fd -1 must come back -EBADF (or -EPERM, where bpf() is refused to this
+ * process whatever it asks).
  *
- * Elsewhere, or when that fails, or with BPFCTL_MAP_STUBS=0: libc's syscall() bound with
- * integer-only parameters (koffi's fast call path, ~55 ns more per call than the stubs).
+ * When it cannot be built, loaded or checked, or with BPFCTL_MAP_STUBS=0: libc's syscall() bound
+ * with integer-only parameters (koffi's fast call path, ~55 ns more per call).
  */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import koffi from 'koffi';
+import { cacheRoot, PACKAGE_ROOT } from '../src/package.ts';
 
 const SYS_BPF = 321; // x86-64
 const BPF_MAP_LOOKUP_ELEM = 1;
@@ -28,17 +32,9 @@ export const MAP_ATTR_SIZE = 32;
 const EBADF = 9;
 const EPERM = 1;
 
-const PAGE = 4096;
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const PROT_EXEC = 4;
-const MAP_PRIVATE = 0x02;
-const MAP_ANONYMOUS = 0x20;
-const MAP_FAILED = 0xffffffffffffffffn;
-const STUB_STRIDE = 64;
 
 export interface MapSyscalls {
-  /** 'stub': the generated zero-argument functions; 'syscall': libc syscall() through koffi. */
+  /** 'stub': the zero-argument functions of native/map-syscalls.c; 'syscall': libc syscall() through koffi. */
   readonly kind: 'stub' | 'syscall';
   /** The address of the bpf_attr for the next call (a float64 holds any x86-64 user address exactly). */
   readonly slot: Float64Array;
@@ -80,61 +76,59 @@ function viaSyscall(): MapSyscalls {
   return state.syscall;
 }
 
-/**
- * One command's stub: bpf(cmd, *(double *)slot as a pointer, 32), its result (0 or -errno) in rax.
- * Clobbers only registers the System V ABI lets a callee clobber (rax, rcx, rdx, rsi, rdi, r11).
- */
-function stubCode(slotAddress: bigint, cmd: number): number[] {
-  const imm64: number[] = [];
-  for (let i = 0n; i < 8n; i++) imm64.push(Number((slotAddress >> (8n * i)) & 0xffn));
-  const imm32 = (n: number) => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff];
-  return [
-    ...[0xf3, 0x0f, 0x1e, 0xfa], // endbr64 (a landing pad where indirect-branch tracking is on, a nop elsewhere)
-    ...[0x48, 0xbe, ...imm64], // movabs rsi, slot
-    ...[0xf2, 0x48, 0x0f, 0x2c, 0x36], // cvttsd2si rsi, qword [rsi]: the attr address
-    ...[0xbf, ...imm32(cmd)], // mov edi, cmd
-    ...[0xba, ...imm32(MAP_ATTR_SIZE)], // mov edx, 32
-    ...[0xb8, ...imm32(SYS_BPF)], // mov eax, SYS_bpf
-    ...[0x0f, 0x05], // syscall
-    0xc3, // ret
-  ];
-}
-
-function viaStubs(): MapSyscalls | null {
-  if (state.stub !== undefined) return state.stub;
-  state.stub = null;
-  if (process.platform !== 'linux' || process.arch !== 'x64') return null;
-  const libc = koffi.load('libc.so.6');
-  const mmap = libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as (...a: unknown[]) => bigint | null;
-  const mprotect = libc.func('int mprotect(void *addr, size_t len, int prot)') as (...a: unknown[]) => number;
-  const munmap = libc.func('int munmap(void *addr, size_t length)') as (...a: unknown[]) => number;
-  const page = mmap(null, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (page === null || page === MAP_FAILED) return null;
-  const slot = newSlot();
-  const slotAddress = koffi.address(slot);
-  const cmds = [BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM];
-  {
-    // A view on the page, dropped before the page stops being writable.
-    const code = new Uint8Array(koffi.view(page, PAGE));
-    for (const [i, cmd] of cmds.entries()) code.set(stubCode(slotAddress, cmd), i * STUB_STRIDE);
-  }
-  if (mprotect(page, PAGE, PROT_READ | PROT_EXEC) !== 0) {
-    munmap(page, PAGE);
+/** The helper library in the cache, built from its source when it is not there yet; null when it cannot be. */
+function nativeLibrary(): string | null {
+  const src = join(PACKAGE_ROOT, 'loader/native/map-syscalls.c');
+  let code: Buffer;
+  try {
+    code = readFileSync(src);
+  } catch {
     return null;
   }
-  const proto = koffi.proto('long (void)');
-  const [lookup, update, del] = cmds.map((_, i) => koffi.decode(page + BigInt(i * STUB_STRIDE), proto) as () => number);
-  const calls: MapSyscalls = { kind: 'stub', slot, lookup: lookup!, update: update!, delete: del! };
+  const cc = process.env.BPFCTL_CC ?? 'clang';
+  const hash = createHash('sha256').update(code).update(`\0${cc}\0${process.arch}`).digest('hex').slice(0, 16);
+  const dir = join(cacheRoot(), 'native');
+  const lib = join(dir, `map-syscalls-${hash}.so`);
+  if (existsSync(lib)) return lib;
+  try {
+    mkdirSync(dir, { recursive: true });
+    // Built under a temporary name and renamed: another process never loads half a file.
+    const tmp = `${lib}.${process.pid}.tmp`;
+    const r = spawnSync(cc, ['-O2', '-shared', '-fPIC', '-Wall', '-o', tmp, src], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
+    if (r.status !== 0) {
+      rmSync(tmp, { force: true });
+      return null;
+    }
+    renameSync(tmp, lib);
+    return lib;
+  } catch {
+    return null;
+  }
+}
+
+function viaNative(): MapSyscalls | null {
+  if (state.stub !== undefined) return state.stub;
+  state.stub = null;
+  if (process.platform !== 'linux') return null;
+  const path = nativeLibrary();
+  if (!path) return null;
+  let calls: MapSyscalls;
+  try {
+    const lib = koffi.load(path);
+    const slotPtr = (lib.func('void *bpfctl_map_slot(void)') as () => unknown)();
+    const slot = new Float64Array(koffi.view(slotPtr, 8));
+    const fn = (name: string) => lib.func(`long ${name}(void)`) as () => number;
+    calls = { kind: 'stub', slot, lookup: fn('bpfctl_map_lookup'), update: fn('bpfctl_map_update'), delete: fn('bpfctl_map_delete') };
+  } catch {
+    return null;
+  }
   // The check: the kernel's bpf() answered each command about fd -1 (EPERM: bpf() is refused to
   // this process, on both paths alike).
   const probe = new Uint8Array(new ArrayBuffer(MAP_ATTR_SIZE));
   new DataView(probe.buffer).setInt32(0, -1, true);
-  slot[0] = addressNumber(probe);
+  calls.slot[0] = addressNumber(probe);
   const answered = (ret: number) => ret === -EBADF || ret === -EPERM;
-  if (!answered(calls.lookup()) || !answered(calls.update()) || !answered(calls.delete())) {
-    munmap(page, PAGE);
-    return null;
-  }
+  if (!answered(calls.lookup()) || !answered(calls.update()) || !answered(calls.delete())) return null;
   state.stub = calls;
   return calls;
 }
@@ -142,5 +136,5 @@ function viaStubs(): MapSyscalls | null {
 /** The fastest calls available here (see above); `kind` forces one ('stub' falls back when unavailable). */
 export function mapSyscalls(kind?: 'stub' | 'syscall'): MapSyscalls {
   if (kind === 'syscall' || (kind === undefined && process.env.BPFCTL_MAP_STUBS === '0')) return viaSyscall();
-  return viaStubs() ?? viaSyscall();
+  return viaNative() ?? viaSyscall();
 }
