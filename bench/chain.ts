@@ -47,13 +47,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCInproc } from './chain/c-inproc/run.ts';
 import type { LoopResult } from './chain/driver/loop.ts';
 import { type HelloIdle, type HelloRun, startHello } from './chain/hello-idle.ts';
 import { cpuSeconds, describeProcess, killAllSync, stopAll, totalCpu, wakeups } from './chain/proc.ts';
 import { startVariant, VARIANTS, type Variant, type VariantName } from './chain/variants.ts';
 import { expected, PAYLOAD } from './chain/work.ts';
-import { runCInproc } from './chain/c-inproc/run.ts';
 import { runWrk } from './chain/wrk.ts';
+import { benchCommit } from './commit.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CONCURRENCY = [1, 16, 64, 256] as const;
@@ -450,18 +451,9 @@ function machine(s: Settings, loads: number[][], seconds: number): Record<string
     wrk = String((err as { stdout?: string }).stdout ?? '').split('\n')[0] || wrk;
   }
   const one = loads.map((l) => l[0]!);
-  // A run from a clean export (git archive) is not a checkout: BENCH_COMMIT names its commit.
-  let commit = process.env.BENCH_COMMIT ?? '';
-  if (!commit) {
-    try {
-      commit = execFileSync('git', ['-C', here, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      commit = 'unknown';
-    }
-  }
   return {
     when: new Date().toISOString(),
-    commit,
+    commit: benchCommit(here),
     cpus: os.cpus().length,
     cpu: os.cpus()[0]?.model ?? 'unknown',
     kernel: os.release(),

@@ -32,7 +32,8 @@ import { fileURLToPath } from 'node:url';
 import { killAllSync, stopAll } from './chain/proc.ts';
 import { expected, PAYLOAD } from './chain/work.ts';
 import { runWrk } from './chain/wrk.ts';
-import { type Cluster, removeStale, Rig, startCluster } from './nodes/cluster.ts';
+import { benchCommit } from './commit.ts';
+import { type Cluster, Rig, removeStale, startCluster } from './nodes/cluster.ts';
 import { type HttpSpread, startHttpSpread } from './nodes/http-spread.ts';
 import { postFrom } from './nodes/ns.ts';
 import { measure, type Point, type Target } from './nodes/point.ts';
@@ -148,18 +149,9 @@ function machine(s: Settings, loads: number[][], seconds: number): Record<string
     // wrk -v exits 1 after printing its version.
     wrk = String((err as { stdout?: string }).stdout ?? '').split('\n')[0] || wrk;
   }
-  // A run from a clean export (git archive) is not a checkout: BENCH_COMMIT names its commit.
-  let commit = process.env.BENCH_COMMIT ?? '';
-  if (!commit) {
-    try {
-      commit = execFileSync('git', ['-C', here, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      commit = 'unknown';
-    }
-  }
   return {
     when: new Date().toISOString(),
-    commit,
+    commit: benchCommit(here),
     cpus: os.cpus().length,
     cpu: os.cpus()[0]?.model ?? 'unknown',
     kernel: os.release(),
