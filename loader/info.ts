@@ -196,8 +196,15 @@ export function closeFd(fd: number): void {
   if (fd >= 0) c().close(fd);
 }
 
+const F_DUPFD_CLOEXEC = 1030;
+
+/**
+ * A duplicate of `fd`, close-on-exec like every fd the kernel's bpf() returns: a plain dup()
+ * would be inherited by every process started afterwards (a supervisor's function instances),
+ * which would then keep programs and maps alive after they were unloaded.
+ */
 export function dupFd(fd: number, what: string): number {
-  const r = c().dup(fd) as number;
+  const r = c().fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3) as number;
   if (r < 0) throw loaderError(`dup(${what})`, lastErrno());
   return r;
 }

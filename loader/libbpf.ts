@@ -100,7 +100,8 @@ const SIGNATURES = {
 
 const LIBC_SIGNATURES = {
   close: 'int close(int fd)',
-  dup: 'int dup(int fd)',
+  // Variadic in C: called as fcntl(fd, cmd, 'int', arg).
+  fcntl: 'int fcntl(int fd, int cmd, ...)',
   setns: 'int setns(int fd, int nstype)',
   if_nametoindex: 'unsigned int if_nametoindex(const char *name)',
   vsnprintf: 'int vsnprintf(_Out_ char *buf, size_t size, const char *fmt, void *ap)',
