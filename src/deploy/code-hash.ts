@@ -45,7 +45,7 @@ function sha256File(fn: string, file: string): string {
   const h = createHash('sha256').update(bytes);
   const base = dirname(file);
   // Sorted, so the hash does not depend on the order imports are written in.
-  for (const dep of localClosure(file).slice(1).sort()) {
+  for (const dep of localClosure(file, bytes.toString('utf8')).slice(1).sort()) {
     let content: Buffer;
     try {
       content = readFileSync(dep);

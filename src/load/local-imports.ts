@@ -77,10 +77,11 @@ const SCRIPT = /\.(?:[cm]?[jt]s|[jt]sx)$/;
 const C_SOURCE = /\.(?:c|h)$/;
 
 /**
- * `file` and every local file it imports or includes, directly or not, each once, `file` first.
+ * `file` and every local file it imports or includes, directly or not, each once, `file` first
+ * (`startSource`: its text, when the caller has read it).
  * Unreadable or unresolvable imports are skipped: the build reports them, with their location.
  */
-export function localClosure(file: string): string[] {
+export function localClosure(file: string, startSource?: string): string[] {
   const start = resolve(file);
   const seen = new Set([start]);
   const queue = [start];
@@ -89,7 +90,8 @@ export function localClosure(file: string): string[] {
     const abs = queue.shift()!;
     let source: string;
     try {
-      source = readFileSync(abs, 'utf8');
+      // The caller may have read the first file already.
+      source = abs === start && startSource !== undefined ? startSource : readFileSync(abs, 'utf8');
     } catch {
       continue;
     }

@@ -134,8 +134,8 @@ export class NodeLink {
   /** Per peer, the DATA frame being built this event-loop turn (5 bytes of frame head first). */
   private readonly outgoing = new Map<string, ByteBatch>();
   private readonly cursor = new RecordCursor();
-  /** Route names as the bytes a record carries, and routes by name, for the current routes. */
-  private routeNames = new Map<string, Buffer>();
+  /** Route names as the bytes a record carries (a name's bytes never change), and routes by name for the current routes. */
+  private readonly routeNames = new Map<string, Buffer>();
   private routesByName = new Map<string, ReturnType<LiveRouteTable['bySlot']>>();
   private routeList: unknown = null;
   private flushQueued = false;
@@ -410,7 +410,6 @@ export class NodeLink {
     if (list !== this.routeList) {
       this.routeList = list;
       this.routesByName = new Map(list.map((r) => [r.name, r]));
-      this.routeNames = new Map();
     }
     return this.routesByName.get(name);
   }

@@ -109,8 +109,7 @@ export class Peers {
 
   /** Whether a peer is up now (authenticated, its state known, its connection open). */
   isUp(peer: string): boolean {
-    const p = this.out.get(peer);
-    return !!(p?.up && p.sock);
+    return this.dataSocket(peer) !== null;
   }
 
   /** The connection DATA frames to a peer go on; null when it is not up. */
