@@ -5,6 +5,7 @@
  * buffer), so a received frame is already in a pool buffer every chain process can see.
  *
  *   pktio --pool PATH --port ID:IFNAME[:XSKMAP_PIN] [--port ...] [--fill N] [--max-in-flight N]
+ *         [--coalesce CHAIN:US ...]
  *
  *   --pool   the pool file (with a packet plane; the supervisor created both)
  *   --port   port ID (its index in the plane's port table) on interface IFNAME. With an xskmap pin
@@ -17,6 +18,10 @@
  *            frames all chains may hold at once (in rings and in functions' hands); a frame that
  *            would go beyond is dropped on receive and counted `lost`. The pool is shared with
  *            request chains: this keeps a flood (or a slow function) from taking their buffers.
+ *   --coalesce
+ *            chain CHAIN's frames may wait up to US microseconds in pktio while traffic comes, so
+ *            that several go down the chain as one batch and every process on it wakes once per
+ *            batch, not once per frame (interrupt moderation; pktio_rxtx.c, "Coalescing")
  *
  * Run it in the interfaces' network namespace. Zero-copy is tried first and copy mode used when a
  * driver refuses it (veth); every socket shares the one UMEM, so all run in the same mode.
@@ -96,7 +101,7 @@ static uint32_t queue_count(const char *ifname)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pktio --pool PATH --port ID:IFNAME[:XSKMAP_PIN] [--port ...] [--fill N] [--max-in-flight N]\n");
+	fprintf(stderr, "usage: pktio --pool PATH --port ID:IFNAME[:XSKMAP_PIN] [--port ...] [--fill N] [--max-in-flight N] [--coalesce CHAIN:US ...]\n");
 	exit(2);
 }
 
@@ -124,6 +129,16 @@ static void parse_args(int argc, char **argv, const char **pool_path, long *fill
 				exit(2);
 			}
 			g.max_in_flight = (uint64_t)v;
+		} else if (!strcmp(argv[i], "--coalesce") && i + 1 < argc) {
+			char *spec = argv[++i], *end, *us_end = spec;
+			unsigned long chain = strtoul(spec, &end, 10), us = *end == ':' ? strtoul(end + 1, &us_end, 10) : 0;
+
+			if (end == spec || *end != ':' || end[1] == 0 || *us_end || chain >= BPFCTL_PKT_MAX_CHAINS || us < 1 || us > COALESCE_MAX_US) {
+				fprintf(stderr, "pktio: --coalesce wants CHAIN:US with CHAIN < %u and US 1..%u, got '%s'\n", BPFCTL_PKT_MAX_CHAINS, COALESCE_MAX_US, spec);
+				exit(2);
+			}
+			g.ncoalesce += g.coalesce_ns[chain] == 0;
+			g.coalesce_ns[chain] = (uint64_t)us * 1000u;
 		} else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
 			char *spec = argv[++i], *end;
 			unsigned long id = strtoul(spec, &end, 10);
@@ -319,6 +334,7 @@ int main(int argc, char **argv)
 		if (p->id >= g.plane.nports)
 			die("port %u (%s): the plane has %u ports", p->id, p->ifname, g.plane.nports);
 		p->entry = &g.plane.ports[p->id];
+		g.port_by_id[p->id] = p;
 		p->base_dropped = atomic_load(&p->entry->rx_dropped);
 		p->base_full = atomic_load(&p->entry->rx_ring_full);
 		p->base_empty = atomic_load(&p->entry->rx_fill_empty);

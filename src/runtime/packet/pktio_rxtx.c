@@ -99,11 +99,121 @@ static uint64_t in_flight(void)
 	return in > left ? in - left : 0;
 }
 
-static void rx_batch(struct xq *x, struct bpfctl_chain_delta *cd)
+/*
+ * Hand `k` received frames of port `p` on to their chains' first functions (or ring 0): the
+ * budget check, the chain's `in` and the port's counters. A frame counts as entering its chain
+ * here, not when received, so frames a coalescing chain holds are not in flight yet.
+ */
+static void hand_on(struct bpfctl_pkt_desc *d, uint32_t k, struct port *p, struct bpfctl_chain_delta *cd)
+{
+	struct bpfctl_free_batch fb;
+	struct bpfctl_route_result res;
+	uint32_t over = 0;
+
+	if (!k)
+		return;
+	fb.n = 0;
+	for (uint32_t i = 0; i < k; i++)
+		BPFCTL_CHAIN_ADD(cd, in, d[i].chain, 1);
+	/* over budget: these frames count as entered and lost, and go back to the pool now */
+	if (g.max_in_flight) {
+		uint64_t now = in_flight();
+
+		over = now >= g.max_in_flight ? k : (now + k > g.max_in_flight ? (uint32_t)(now + k - g.max_in_flight) : 0);
+		for (uint32_t i = k - over; i < k; i++) {
+			BPFCTL_CHAIN_ADD(cd, lost, d[i].chain, 1);
+			bpfctl_free_batch_add(&g.plane, &fb, &d[i]);
+		}
+		k -= over;
+	}
+	bpfctl_free_batch_flush(&g.plane, &fb);
+	bpfctl_pkt_route(&g.plane, d, k, &res, cd);
+	/* now: the next hand_on's budget check reads what this one put in flight */
+	bpfctl_chain_delta_flush(&g.plane, cd);
+	bpfctl_counter_add(&p->entry->no_chain, res.no_instance + res.invalid + res.dropped);
+	bpfctl_counter_add(&p->entry->lost, res.ring_full + over);
+}
+
+/*
+ * Coalescing (--coalesce CHAIN:US), the RX side of a NIC's interrupt moderation. At a moderate
+ * rate every frame finds each process of its chain asleep, and each hop pays a wakeup (several us
+ * on a VM) per frame. A coalescing chain's frames therefore wait here, in a window of up to US:
+ * whatever arrived by its end goes down the chain as one batch (sooner when a full NF batch is
+ * held), so nat, count and the TX thread each wake once per window. When every chain coalesces,
+ * the RX thread sleeps on a timer through the window rather than in poll() (frames wait in the
+ * kernel's RX ring, and no thread is woken for them), so it too wakes once per window; with a
+ * chain that does not coalesce it must keep watching the sockets for that chain's frames.
+ *
+ * Adaptive, so that a lone frame never waits: a window opens only for a frame that came less
+ * than US after the chain's previous one (traffic is present), and one that ends with frames held
+ * opens the next; one that ends empty closes, and the next frame goes on at once. Idle to first
+ * frame, and any rate below one frame per US, is what it was without coalescing.
+ */
+static void hold_flush(struct hold *h, struct bpfctl_chain_delta *cd)
+{
+	struct bpfctl_pkt_desc part[HOLD_MAX];
+	uint8_t done[HOLD_MAX] = { 0 };
+
+	/* per arrival port (whose counters the losses go to), each port's frames in their order */
+	for (uint32_t i = 0; i < h->n; i++) {
+		uint32_t k = 0;
+
+		if (done[i])
+			continue;
+		for (uint32_t j = i; j < h->n; j++) {
+			if (!done[j] && h->d[j].port == h->d[i].port) {
+				part[k++] = h->d[j];
+				done[j] = 1;
+			}
+		}
+		hand_on(part, k, g.port_by_id[h->d[i].port], cd);
+	}
+	h->n = 0;
+}
+
+/* Frames of chain `c` received at `now`: held, or (0) to go on now. */
+static int hold_take(uint32_t c, const struct bpfctl_pkt_desc *d, uint64_t now, struct bpfctl_chain_delta *cd)
+{
+	uint64_t us = g.coalesce_ns[c];
+	struct hold *h = &g.hold[c];
+	int recent = h->last_ns && now - h->last_ns < us;
+
+	h->last_ns = now;
+	if (!h->window_end && !recent)
+		return 0;
+	if (!h->window_end)
+		h->window_end = now + us;
+	h->d[h->n++] = *d;
+	if (h->n == HOLD_MAX)
+		hold_flush(h, cd);
+	return 1;
+}
+
+/* Windows that ended: their frames go on. Returns the earliest end still open (0: none). */
+static uint64_t holds_due(uint64_t now, struct bpfctl_chain_delta *cd)
+{
+	uint64_t next = 0;
+
+	for (uint32_t c = 0; g.ncoalesce && c < g.plane.nchains; c++) {
+		struct hold *h = &g.hold[c];
+
+		if (!h->window_end)
+			continue;
+		if (now >= h->window_end) {
+			/* frames came in this window: more will, open the next; none did: close */
+			h->window_end = h->n ? now + g.coalesce_ns[c] : 0;
+			hold_flush(h, cd);
+		}
+		if (h->window_end && (!next || h->window_end < next))
+			next = h->window_end;
+	}
+	return next;
+}
+
+static void rx_batch(struct xq *x, struct bpfctl_chain_delta *cd, uint64_t now)
 {
 	struct bpfctl_pkt_desc d[BATCH];
 	struct bpfctl_free_batch fb;
-	struct bpfctl_route_result res;
 	uint32_t at, n = xsk_ring_cons__peek(&x->rx, BATCH, &at), k = 0, no_chain = 0;
 	struct port *p = x->port;
 
@@ -146,31 +256,17 @@ static void rx_batch(struct xq *x, struct bpfctl_chain_delta *cd)
 		}
 		o->chain = (uint8_t)chain;
 		o->hash = bpfctl_flow_hash(g.pool->base + addr, o->len);
-		BPFCTL_CHAIN_ADD(cd, in, chain, 1);
+		if (g.coalesce_ns[chain] && hold_take(chain, o, now, cd))
+			continue;
 		k++;
 	}
 	xsk_ring_cons__release(&x->rx, n);
 	x->in_kernel -= n;
 	atomic_fetch_sub_explicit(&p->entry->posted, n, memory_order_relaxed);
-	/* over budget: these frames count as entered and lost, and go back to the pool now */
-	uint32_t over = 0;
-
-	if (g.max_in_flight && k) {
-		uint64_t now = in_flight();
-
-		over = now >= g.max_in_flight ? k : (now + k > g.max_in_flight ? (uint32_t)(now + k - g.max_in_flight) : 0);
-		for (uint32_t i = k - over; i < k; i++) {
-			BPFCTL_CHAIN_ADD(cd, lost, d[i].chain, 1);
-			bpfctl_free_batch_add(&g.plane, &fb, &d[i]);
-		}
-		k -= over;
-	}
 	bpfctl_free_batch_flush(&g.plane, &fb);
-	bpfctl_pkt_route(&g.plane, d, k, &res, cd);
-	bpfctl_chain_delta_flush(&g.plane, cd);
+	hand_on(d, k, p, cd);
 	bpfctl_counter_add(&p->entry->rx, n);
-	bpfctl_counter_add(&p->entry->no_chain, no_chain + res.no_instance + res.invalid + res.dropped);
-	bpfctl_counter_add(&p->entry->lost, res.ring_full + over);
+	bpfctl_counter_add(&p->entry->no_chain, no_chain);
 }
 
 /* The kernel's own counters, summed over each port's sockets. */
@@ -215,31 +311,55 @@ void *rx_thread(void *arg)
 	}
 	pfd[n].fd = g.stop_fd;
 	pfd[n].events = POLLIN;
+	/* every chain coalesces: no frame needs the RX thread before its window ends */
+	int timer_only = g.ncoalesce > 0;
+
+	for (uint32_t c = 0; c < g.plane.nchains; c++)
+		timer_only &= g.coalesce_ns[c] != 0;
 	while (!atomic_load_explicit(&g.stop, memory_order_relaxed)) {
 		int starving = 0, busy = 0;
+		uint64_t t = now_ns();
 
 		for (uint32_t i = 0; i < n; i++) {
 			struct xq *x = rxq[i];
 
 			starving |= !refill(x);
 			if (xsk_cons_nb_avail(&x->rx, 1)) {
-				rx_batch(x, &cd);
+				rx_batch(x, &cd, t);
 				busy = 1;
 			}
 			/* zero-copy drivers may need a nudge to use new fill entries */
 			if (g.zerocopy && xsk_ring_prod__needs_wakeup(&x->fill))
 				recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 		}
-		uint64_t t = now_ns();
+		uint64_t due = g.ncoalesce ? holds_due(t, &cd) : 0;
 
 		if (t >= next_stats) {
 			copy_stats();
 			next_stats = t + STATS_EVERY_NS;
 		}
 		/* drain while frames keep coming; block only when every RX ring is empty */
-		if (!busy)
+		if (busy)
+			continue;
+		if (!due) {
 			poll(pfd, n + 1, starving ? 10 : 200);
+			continue;
+		}
+		/* a window is open: sleep until it ends (on a timer alone when every chain coalesces) */
+		uint64_t left = due > t ? due - t : 0;
+		struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+
+		if (timer_only) {
+			struct timespec until = { (time_t)(due / 1000000000u), (long)(due % 1000000000u) };
+
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL);
+		} else {
+			ppoll(pfd, n + 1, &ts, NULL);
+		}
 	}
+	/* held frames go on: the functions drain their rings before they stop */
+	for (uint32_t c = 0; c < g.plane.nchains; c++)
+		hold_flush(&g.hold[c], &cd);
 	copy_stats();
 	return NULL;
 }
