@@ -37,7 +37,7 @@ export interface PolicyView {
 
 export interface PacketPartView {
   functions: { name: string; instances: number; language: 'c' | 'command'; handler: string | null; command: string[] | null; env: Record<string, string>; codeHash: string | null }[];
-  chains: { name: string; functions: string[]; egress: string; poll: boolean }[];
+  chains: { name: string; functions: string[]; egress: string; poll: boolean; coalesceUs?: number }[];
 }
 
 export interface FunctionView {
@@ -386,7 +386,7 @@ function packetView(ir: PolicyIR, codeHashes?: Record<string, string>): PacketPa
       env: f.env,
       codeHash: codeHashes && Object.hasOwn(codeHashes, `packet:${f.name}`) ? codeHashes[`packet:${f.name}`]! : null,
     })),
-    chains: p.chains.map((c) => ({ name: c.name, functions: c.functions.map((id) => p.functions[id]!.name), egress: c.egress.kind === 'tx' ? `tx ${port(c.egress.port)}` : 'drop', poll: c.poll })),
+    chains: p.chains.map((c) => ({ name: c.name, functions: c.functions.map((id) => p.functions[id]!.name), egress: c.egress.kind === 'tx' ? `tx ${port(c.egress.port)}` : 'drop', poll: c.poll, ...(c.coalesce ? { coalesceUs: c.coalesce.us } : {}) })),
   };
 }
 

@@ -54,4 +54,18 @@ export interface PacketChainSpec<PF extends string = string> {
   readonly egress: PacketEgressSpec;
   /** Busy-poll: the chain's functions spin on their rings instead of sleeping (lowest latency, one core each). Default false. */
   readonly poll?: boolean;
+  /**
+   * Wakeup coalescing (interrupt moderation, as a NIC's adaptive-rx): while traffic comes, the
+   * chain's frames may wait up to `us` microseconds (1..10000) in pktio, so that several travel
+   * the chain as one batch and each process on it wakes once per batch rather than once per frame.
+   * Less CPU per frame at moderate rates for up to `us` more latency; a frame that comes after a
+   * quiet spell (longer than `us`) is not held. Absent: every frame goes on at once. Not with `poll`.
+   */
+  readonly coalesce?: PacketCoalesceSpec;
+}
+
+/** How long a coalescing chain's frames may wait for each other (docs/packet-chains.md, "Coalescing"). */
+export interface PacketCoalesceSpec {
+  /** The longest a frame waits, in microseconds: 1..10000. */
+  readonly us: number;
 }

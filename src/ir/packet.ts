@@ -39,6 +39,8 @@ export interface PacketChainIR {
   egress: PacketEgressIR;
   /** Busy-poll instead of sleeping on the rings. */
   poll: boolean;
+  /** Wakeup coalescing: frames wait up to `us` in pktio to share a batch. Absent: none (and absent from the IR, so hashes stay). */
+  coalesce?: { us: number };
 }
 
 export interface PacketPortIR {
@@ -70,6 +72,8 @@ export const MAX_PACKET_INSTANCES = MAX_INST;
 export const MAX_CHAIN_ID = 255;
 /** Names sit in `char name[32]` of the plane, NUL-terminated. */
 export const MAX_PACKET_NAME = NAME_LEN - 1;
+/** The longest a coalescing chain's frame may wait (pktio's COALESCE_MAX_US): 10 ms, beyond any NIC's moderation. */
+export const MAX_COALESCE_US = 10_000;
 /** AF_XDP chunk sizes the kernel accepts for an aligned UMEM: pool buffers become UMEM chunks. */
 export const PACKET_BUFFER_SIZES: readonly number[] = [2048, 4096];
 
@@ -257,6 +261,7 @@ export interface PendingChain {
   functions: number[];
   egress: { kind: 'drop' } | { kind: 'tx'; interface: string };
   poll: boolean;
+  coalesce?: { us: number };
 }
 
 /** What xdp rules resolve `{ chain: name }` against: the declared chains, the broken ones apart. */
@@ -285,7 +290,7 @@ export function lowerPacketChains(spec: unknown, functions: readonly PacketFunct
   const broken = new Set<string>();
   if (spec === undefined) return { chains: [], names: { ids, broken, declared: [] } };
   if (!isPlainObject(spec)) {
-    issues.add(path, `packetChains must be an object of name -> { functions, egress, poll? }, got ${describe(spec)}`);
+    issues.add(path, `packetChains must be an object of name -> { functions, egress, poll?, coalesce? }, got ${describe(spec)}`);
     return { chains: [], names: { ids, broken, declared: [], unknown: true } };
   }
   const names = Object.keys(spec);
@@ -316,10 +321,10 @@ function lowerChain(name: string, c: unknown, id: number, p: Path, byName: Reado
     issues.add(p, `packet chain name '${name}' must be 1-${MAX_PACKET_NAME} characters of A-Z, a-z, 0-9, '-', '_', starting with a letter or digit`);
   }
   if (!isPlainObject(c)) {
-    issues.add(p, `packet chain '${name}' must be an object { functions, egress, poll? }, got ${describe(c)}`);
+    issues.add(p, `packet chain '${name}' must be an object { functions, egress, poll?, coalesce? }, got ${describe(c)}`);
     return undefined;
   }
-  checkKeys(c, ['functions', 'egress', 'poll'], p, issues);
+  checkKeys(c, ['functions', 'egress', 'poll', 'coalesce'], p, issues);
   const fp = [...p, 'functions'];
   const fns: number[] = [];
   if (!Array.isArray(c.functions)) issues.add(fp, `functions must be an array of packet function names (may be empty), got ${describe(c.functions)}`);
@@ -349,7 +354,28 @@ function lowerChain(name: string, c: unknown, id: number, p: Path, byName: Reado
     if (typeof c.poll === 'boolean') poll = c.poll;
     else issues.add([...p, 'poll'], `poll must be true (busy-poll) or false (sleep until frames come, the default), got ${describe(c.poll)}`);
   }
-  return { id, name, functions: fns, egress, poll };
+  const coalesce = lowerCoalesce(c.coalesce, poll, [...p, 'coalesce'], issues);
+  return { id, name, functions: fns, egress, poll, ...(coalesce ? { coalesce } : {}) };
+}
+
+function lowerCoalesce(spec: unknown, poll: boolean, path: Path, issues: Issues): { us: number } | undefined {
+  if (spec === undefined) return undefined;
+  if (!isPlainObject(spec)) {
+    issues.add(path, `coalesce must be { us: N } (frames wait up to N microseconds to share a batch), got ${describe(spec)}`);
+    return undefined;
+  }
+  checkKeys(spec, ['us'], path, issues);
+  if (spec.us === undefined) {
+    issues.add(path, `coalesce needs us: the longest a frame may wait, in microseconds (1..${MAX_COALESCE_US})`);
+    return undefined;
+  }
+  const us = checkInt(spec.us, 1, MAX_COALESCE_US, [...path, 'us'], 'coalesce.us (microseconds)', issues);
+  if (us === undefined) return undefined;
+  if (poll) {
+    issues.add(path, 'coalesce saves wakeups, and a chain with poll: true has none to save (its functions spin): use one or the other');
+    return undefined;
+  }
+  return { us };
 }
 
 /** The part of an xdp section `packetPorts` reads. */
@@ -400,7 +426,7 @@ export function packetPorts(xdp: readonly SteeringSection[], pending: readonly P
         egress = { kind: 'tx', port: p.id };
       }
     }
-    chains.push({ id: c.id, name: c.name, functions: [...c.functions], egress, poll: c.poll });
+    chains.push({ id: c.id, name: c.name, functions: [...c.functions], egress, poll: c.poll, ...(c.coalesce ? { coalesce: { ...c.coalesce } } : {}) });
   }
   return { ports, chains };
 }

@@ -62,11 +62,15 @@ test('env, handler, a new function or another chain need a restart, with the rea
   added.packetFunctions.macswap = { handler: './nf/macswap.c' };
   const chain = spec();
   chain.packetChains['tenant-nat'].egress = 'drop';
+  // pktio takes a chain's coalescing on its command line: turning it on is a restart
+  const coalesce = spec();
+  coalesce.packetChains['tenant-nat'].coalesce = { us: 200 };
   for (const [what, next, name] of [
     ['env', env, 'nat'],
     ['handler', handler, 'count'],
     ['added', added, 'macswap'],
     ['chain', chain, 'tenant-nat'],
+    ['coalesce', coalesce, 'tenant-nat'],
   ] as const) {
     const d = diff(spec(), next);
     assert.not.ok(d.live, what);

@@ -15,7 +15,7 @@ import * as assert from 'uvu/assert';
 import firewall from '../../examples/firewall/policy.ts';
 import { definePolicy, pass, tcSection, toChain, toXsk, xdpSection } from '../../src/dsl/index.ts';
 import { loadPolicyFile } from '../../src/load/index.ts';
-import { lowerPolicy, PolicyError, type PolicyIR, type PolicyIssue } from '../../src/ir/policy.ts';
+import { hashIR, lowerPolicy, PolicyError, type PolicyIR, type PolicyIssue } from '../../src/ir/policy.ts';
 import { lowerXdpSections } from '../../src/ir/xdp.ts';
 import { compileModel } from '../../src/model/index.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -77,6 +77,17 @@ test('the design example lowers to functions, chains and ports with ids in decla
   assert.equal(s.xskGroups, ['chains']);
   // Plain data: JSON and back is the same IR.
   assert.equal(JSON.parse(JSON.stringify(ir)), ir);
+});
+
+test('coalesce: lowered as given; absent, the chain IR (and the hash) has no such field', () => {
+  const plain = lowerPolicy(base(), { baseDir: DIR });
+  assert.not.ok('coalesce' in plain.packet!.chains[0]!, 'absent stays absent');
+  const spec = edit((s) => (s.packetChains['tenant-nat'].coalesce = { us: 200 }));
+  const ir = lowerPolicy(spec, { baseDir: DIR });
+  assert.equal(ir.packet!.chains[0], { id: 0, name: 'tenant-nat', functions: [0, 1], egress: { kind: 'tx', port: 1 }, poll: false, coalesce: { us: 200 } });
+  assert.is.not(hashIR(ir), hashIR(plain), 'a coalescing chain is another policy');
+  assert.equal(lowerPolicy(edit((s) => (s.packetChains['tenant-nat'].coalesce = { us: 10000 })), { baseDir: DIR }).packet!.chains[0]!.coalesce, { us: 10000 });
+  assert.equal(lowerPolicy(edit((s) => Object.assign(s.packetChains['tenant-nat'], { poll: false, coalesce: { us: 1 } })), { baseDir: DIR }).packet!.chains[0]!.coalesce, { us: 1 });
 });
 
 test('ports: ingress sections first, then egress interfaces, once each; reflectors, empty chains, drop, poll, commands', () => {
@@ -273,11 +284,24 @@ const ERRORS: [string, () => unknown, string, string][] = [
   ['no egress', () => edit((s) => delete s.packetChains['tenant-nat'].egress), "packetChains['tenant-nat'].egress", "egress must be { tx: 'ifname' } (transmit after the last function) or 'drop', got nothing"],
   ['an egress with another field', () => edit((s) => (s.packetChains['tenant-nat'].egress.queue = 0)), "packetChains['tenant-nat'].egress.queue", "unknown setting 'queue' (expected one of: tx)"],
   ['poll that is not a boolean', () => edit((s) => (s.packetChains['tenant-nat'].poll = 'yes')), "packetChains['tenant-nat'].poll", 'poll must be true (busy-poll) or false (sleep until frames come, the default), got "yes"'],
+  ['coalesce that is a number', () => edit((s) => (s.packetChains['tenant-nat'].coalesce = 200)), "packetChains['tenant-nat'].coalesce", 'coalesce must be { us: N } (frames wait up to N microseconds to share a batch), got 200'],
+  ['coalesce without us', () => edit((s) => (s.packetChains['tenant-nat'].coalesce = {})), "packetChains['tenant-nat'].coalesce", 'coalesce needs us: the longest a frame may wait, in microseconds (1..10000)'],
+  ['coalesce.us 0', () => edit((s) => (s.packetChains['tenant-nat'].coalesce = { us: 0 })), "packetChains['tenant-nat'].coalesce.us", 'coalesce.us (microseconds) must be between 1 and 10000, got 0'],
+  ['coalesce.us 20000', () => edit((s) => (s.packetChains['tenant-nat'].coalesce = { us: 20000 })), "packetChains['tenant-nat'].coalesce.us", 'coalesce.us (microseconds) must be between 1 and 10000, got 20000'],
+  ['coalesce.us 1.5', () => edit((s) => (s.packetChains['tenant-nat'].coalesce = { us: 1.5 })), "packetChains['tenant-nat'].coalesce.us", 'coalesce.us (microseconds) must be an integer, got 1.5'],
+  ['coalesce.us a string', () => edit((s) => (s.packetChains['tenant-nat'].coalesce = { us: '200' })), "packetChains['tenant-nat'].coalesce.us", 'coalesce.us (microseconds) must be an integer, got "200"'],
+  ['an unknown coalesce setting', () => edit((s) => (s.packetChains['tenant-nat'].coalesce = { us: 200, frames: 8 })), "packetChains['tenant-nat'].coalesce.frames", "unknown setting 'frames' (expected one of: us)"],
+  [
+    'coalesce with poll',
+    () => edit((s) => Object.assign(s.packetChains['tenant-nat'], { poll: true, coalesce: { us: 200 } })),
+    "packetChains['tenant-nat'].coalesce",
+    'coalesce saves wakeups, and a chain with poll: true has none to save (its functions spin): use one or the other',
+  ],
   ['chain functions that are not an array', () => edit((s) => (s.packetChains['tenant-nat'].functions = 'nat')), "packetChains['tenant-nat'].functions", 'functions must be an array of packet function names (may be empty), got "nat"'],
-  ['an unknown chain setting', () => edit((s) => (s.packetChains['tenant-nat'].hops = [])), "packetChains['tenant-nat'].hops", "unknown setting 'hops' (expected one of: functions, egress, poll)"],
+  ['an unknown chain setting', () => edit((s) => (s.packetChains['tenant-nat'].hops = [])), "packetChains['tenant-nat'].hops", "unknown setting 'hops' (expected one of: functions, egress, poll, coalesce)"],
   ['a bad chain name', () => edit((s) => (s.packetChains['tenant nat'] = { functions: [], egress: 'drop' })), "packetChains['tenant nat']", "packet chain name 'tenant nat' must be 1-31 characters of A-Z, a-z, 0-9, '-', '_', starting with a letter or digit"],
-  ['a chain that is not an object', () => edit((s) => (s.packetChains.x = ['nat'])), 'packetChains.x', "packet chain 'x' must be an object { functions, egress, poll? }, got an array"],
-  ['packetChains that is not an object', () => edit((s) => (s.packetChains = [])), 'packetChains', 'packetChains must be an object of name -> { functions, egress, poll? }, got an array'],
+  ['a chain that is not an object', () => edit((s) => (s.packetChains.x = ['nat'])), 'packetChains.x', "packet chain 'x' must be an object { functions, egress, poll?, coalesce? }, got an array"],
+  ['packetChains that is not an object', () => edit((s) => (s.packetChains = [])), 'packetChains', 'packetChains must be an object of name -> { functions, egress, poll?, coalesce? }, got an array'],
   ['packetFunctions that is not an object', () => edit((s) => (s.packetFunctions = 'nat')), 'packetFunctions', 'packetFunctions must be an object of name -> { handler | command, instances?, env? }, got "nat"'],
   ['a packet function that is not an object', () => edit((s) => (s.packetFunctions.nat = './nf/snat.c')), 'packetFunctions.nat', `packet function 'nat' must be an object { handler | command, instances?, env? }, got "./nf/snat.c"`],
   ['an unknown packet function setting', () => edit((s) => (s.packetFunctions.nat.handlr = 'x')), 'packetFunctions.nat.handlr', "unknown setting 'handlr' (expected one of: handler, command, instances, env)"],

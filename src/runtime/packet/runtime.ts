@@ -180,6 +180,8 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
     const map = port.ingress ? join(o.pinDir, 'xdp', port.interface, 'maps', 'xsk_chains') : '';
     pktioArgs.push('--port', `${port.id}:${port.interface}${map ? `:${map}` : ''}`);
   }
+  // Coalescing happens where frames enter a chain: a batch made there stays one down the chain.
+  for (const c of p.chains) if (c.coalesce) pktioArgs.push('--coalesce', `${c.id}:${c.coalesce.us}`);
   const launchPktio = (): Launch => {
     // In the interfaces' namespace: nsenter execs pktio in place (same pid, same cgroup).
     const argv = o.netns ? ['/usr/bin/nsenter', `--net=${netnsPath(o.netns)}`, pktioExe, ...pktioArgs] : [pktioExe, ...pktioArgs];
