@@ -36,6 +36,7 @@ import { DESC_FLAG_DROPPED, type Desc, DescRecord, FrameCutter, readDescInto, wr
 import { ByteBatch } from './batch.ts';
 import { type PeerAddress, Peers } from './peers.ts';
 import { appendRecord, putFrameHead, RecordCursor, T_DATA } from './protocol.ts';
+import type { SecretRing } from './secrets.ts';
 import { CpuMeter, decideSpill, SAMPLE_MS } from './spill.ts';
 
 /** Instance ids of remote nodes in a function's `instances`: this base + the node's index. */
@@ -54,7 +55,8 @@ export interface NodeLinkOptions {
   /** Every node of the policy, this one included, sorted: a node's index is its place here. */
   nodes: string[];
   policy: string;
-  secret: Buffer;
+  /** The secrets new handshakes accept (a rotation changes them under a running node-link). */
+  secrets: SecretRing;
   listen: { host: string; port: number };
   peers: PeerAddress[];
   root: string;
@@ -107,8 +109,12 @@ export interface NodeLinkStatus {
   remote: { function: string; fnId: number; peers: string[]; instances: number[] }[];
   /** Functions with local instances that other nodes run too: where they may spill, and whether they do now. */
   spill: { function: string; fnId: number; peers: string[]; instances: number[]; active: boolean; busy: number | null }[];
-  /** Descriptors sent and received, requests failed at once, refused connections (no valid proof). */
-  counters: NodeLink['counters'] & { refused: number };
+  /**
+   * Descriptors sent and received, requests failed at once; connections refused for no valid
+   * proof (`refused`) or another protocol version (`wrongVersion`), handshakes that held only with
+   * the previous secret (`previousSecret`).
+   */
+  counters: NodeLink['counters'] & { refused: number; wrongVersion: number; previousSecret: number };
   pending: number;
 }
 
@@ -154,7 +160,7 @@ export class NodeLink {
     this.peers = new Peers({
       self: o.node,
       policy: o.policy,
-      secret: o.secret,
+      secrets: o.secrets,
       listen: o.listen,
       peers: o.peers,
       onState: () => this.sync(),
@@ -247,7 +253,7 @@ export class NodeLink {
   }
 
   status(): NodeLinkStatus {
-    return { node: this.o.node, listen: `${this.o.listen.host}:${this.port}`, peers: this.peers.status(), remote: this.remote, spill: this.spill, counters: { ...this.counters, refused: this.peers.counters.refused }, pending: this.pending.size };
+    return { node: this.o.node, listen: `${this.o.listen.host}:${this.port}`, peers: this.peers.status(), remote: this.remote, spill: this.spill, counters: { ...this.counters, refused: this.peers.counters.refused, wrongVersion: this.peers.counters.wrongVersion, previousSecret: this.peers.counters.previousSecret }, pending: this.pending.size };
   }
 
   async close(): Promise<void> {

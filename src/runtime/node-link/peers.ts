@@ -4,6 +4,10 @@
  * descriptors here, and the peer's state and heartbeat answers back). Both ends prove the
  * policy's secret before anything else is read (protocol.ts).
  *
+ * A node of another protocol version is refused both ways with one log line per peer naming both
+ * versions, counted (`wrongVersion`), and shown as the reason it is not up; the dialer tells its
+ * version before closing, so the other node can say the same.
+ *
  * A peer is up while its dialled connection is authenticated and answers pings: a peer whose
  * agent dies closes its sockets (seen at once); one whose namespace or link vanishes stops
  * answering, and is declared down after DEAD_MS of silence rather than after TCP's minutes of
@@ -11,14 +15,19 @@
  */
 import net from 'node:net';
 import {
+  announcedVersion,
   authBody,
   authOkBody,
+  challengeBody,
   checkAuth,
   checkAuthOk,
   FrameParser,
   frame,
+  helloHead,
   newNonce,
+  PROTOCOL_VERSION,
   type PeerState,
+  parseChallenge,
   send,
   T_AUTH,
   T_AUTH_OK,
@@ -28,6 +37,7 @@ import {
   T_PONG,
   T_STATE,
 } from './protocol.ts';
+import type { SecretRing } from './secrets.ts';
 
 export interface PeerAddress {
   name: string;
@@ -38,7 +48,8 @@ export interface PeerAddress {
 export interface PeersOptions {
   self: string;
   policy: string;
-  secret: Buffer;
+  /** The secrets accepted for new handshakes (current first), read at each handshake: a rotation applies to the next one. */
+  secrets: Pick<SecretRing, 'keys' | 'isCurrent'>;
   listen: { host: string; port: number };
   peers: PeerAddress[];
   /** A peer came up (authenticated, its state known) or its state changed. */
@@ -64,6 +75,8 @@ interface Outbound {
   /** Proved the secret (pings may go out; it is up once its state came too). */
   authed: boolean;
   state: PeerState | null;
+  /** Why the last dial did not link (another protocol version, a failed proof), shown while it is down. */
+  problem: string | null;
   lastHeard: number;
   backoff: number;
   timer: NodeJS.Timeout | null;
@@ -76,10 +89,17 @@ export class Peers {
   private tick: NodeJS.Timeout | null = null;
   private closed = false;
   private myState: PeerState | null = null;
-  readonly counters = { refused: 0, authenticated: 0, downs: 0 };
+  /**
+   * refused: inbound connections without a valid proof; wrongVersion: connections refused either
+   * way for another protocol version; previousSecret: handshakes that held only with the previous
+   * secret (a peer that has not seen a rotation yet).
+   */
+  readonly counters = { refused: 0, wrongVersion: 0, previousSecret: 0, authenticated: 0, downs: 0 };
+  /** The last line logged per peer and kind: a peer that keeps failing the same way is logged once. */
+  private readonly logged = new Map<string, string>();
 
   constructor(private readonly o: PeersOptions) {
-    for (const p of o.peers) this.out.set(p.name, { addr: p, sock: null, up: false, authed: false, state: null, lastHeard: 0, backoff: BACKOFF_MIN, timer: null });
+    for (const p of o.peers) this.out.set(p.name, { addr: p, sock: null, up: false, authed: false, state: null, problem: null, lastHeard: 0, backoff: BACKOFF_MIN, timer: null });
   }
 
   async start(): Promise<number> {
@@ -102,9 +122,23 @@ export class Peers {
     return [...this.out.values()].filter((p) => p.up && p.state).map((p) => ({ name: p.addr.name, state: p.state! }));
   }
 
-  status(): { name: string; address: string; up: boolean; state: PeerState | null; silentMs: number | null }[] {
+  status(): { name: string; address: string; up: boolean; state: PeerState | null; silentMs: number | null; problem: string | null }[] {
     const now = Date.now();
-    return [...this.out.values()].map((p) => ({ name: p.addr.name, address: `${p.addr.host}:${p.addr.port}`, up: p.up, state: p.state, silentMs: p.up ? now - p.lastHeard : null }));
+    return [...this.out.values()].map((p) => ({ name: p.addr.name, address: `${p.addr.host}:${p.addr.port}`, up: p.up, state: p.state, silentMs: p.up ? now - p.lastHeard : null, problem: p.up ? null : p.problem }));
+  }
+
+  /** Logs a line unless the same one was the last logged for this key (a peer retrying every second). */
+  private logOnce(key: string, line: string): void {
+    if (this.logged.get(key) === line) return;
+    this.logged.set(key, line);
+    this.o.log(line);
+  }
+
+  /** The configured peer an address belongs to, for naming who an inbound connection is before it proved anything. */
+  private peerAt(address: string | undefined): string | null {
+    const a = (address ?? '').replace(/^::ffff:/, '');
+    for (const p of this.out.values()) if (p.addr.host === a) return p.addr.name;
+    return null;
   }
 
   /** Whether a peer is up now (authenticated, its state known, its connection open). */
@@ -163,24 +197,40 @@ export class Peers {
     p.sock = sock;
     const nonce = newNonce();
     let challenge: Buffer | null = null;
+    let proofSent = false;
     p.authed = false;
     const authTimer = setTimeout(() => sock.resetAndDestroy(), AUTH_MS);
     const parser = new FrameParser((type, body) => {
       if (sock.destroyed) return;
       p.lastHeard = Date.now();
       if (!challenge) {
-        if (type !== T_CHALLENGE || body.length !== nonce.length) return void sock.resetAndDestroy();
-        challenge = Buffer.from(body);
-        send(sock, frame(T_AUTH, authBody(this.o.secret, this.o.policy, challenge, nonce, this.o.self)));
+        const version = announcedVersion(type, body);
+        if (type !== T_CHALLENGE || version === null) return void sock.resetAndDestroy();
+        if (version !== PROTOCOL_VERSION) {
+          this.counters.wrongVersion++;
+          p.problem = `protocol ${version} (this node ${PROTOCOL_VERSION})`;
+          this.logOnce(`dial ${p.addr.name}`, `peer ${p.addr.name} at ${p.addr.host}:${p.addr.port} speaks node-link protocol ${version}${version === 1 ? ' (bpfctl 0.1)' : ''}, this node speaks ${PROTOCOL_VERSION}: not linked (run the same bpfctl on every node; docs/multi-node.md)`);
+          // Our version head alone, so that it can say the same on its side; then the connection ends.
+          p.backoff = BACKOFF_MAX;
+          return void sock.end(frame(T_AUTH, helloHead()));
+        }
+        challenge = parseChallenge(body);
+        if (!challenge) return void sock.resetAndDestroy();
+        send(sock, frame(T_AUTH, authBody(this.o.secrets.keys(), this.o.policy, challenge, nonce, this.o.self)));
+        proofSent = true;
         return;
       }
       if (!p.authed) {
-        const name = type === T_AUTH_OK ? checkAuthOk(this.o.secret, this.o.policy, challenge, nonce, body) : null;
+        const name = type === T_AUTH_OK ? checkAuthOk(this.o.secrets.keys(), this.o.policy, challenge, nonce, body) : null;
         if (name !== p.addr.name) {
-          this.o.log(`peer ${p.addr.name} at ${p.addr.host}:${p.addr.port} did not prove the policy's secret${name ? ` (says it is ${name})` : ''}`);
+          p.problem = 'did not prove the secret';
+          proofSent = false;
+          this.logOnce(`dial ${p.addr.name}`, `peer ${p.addr.name} at ${p.addr.host}:${p.addr.port} did not prove the policy's secret${name ? ` (says it is ${name})` : ''}`);
           return void sock.resetAndDestroy();
         }
         p.authed = true;
+        p.problem = null;
+        this.logged.delete(`dial ${p.addr.name}`);
         clearTimeout(authTimer);
         return;
       }
@@ -208,6 +258,11 @@ export class Peers {
       clearTimeout(authTimer);
       if (p.sock !== sock) return;
       p.sock = null;
+      if (proofSent && !p.authed && !this.closed) {
+        // Cut off right after our proof: most likely it holds none of the secrets we proved.
+        p.problem = 'closed after our proof (another secret?)';
+        this.logOnce(`dial ${p.addr.name}`, `peer ${p.addr.name} at ${p.addr.host}:${p.addr.port} closed the connection after this node's proof of the policy's secret (does it hold another secret?)`);
+      }
       const wasUp = p.up;
       p.up = false;
       p.authed = false;
@@ -239,15 +294,30 @@ export class Peers {
       c.lastHeard = Date.now();
       if (!c.peer) {
         // The only frame read from a connection that has not proved the secret.
-        const who = type === T_AUTH ? checkAuth(this.o.secret, this.o.policy, challenge, body) : null;
+        const from = `${sock.remoteAddress}:${sock.remotePort}`;
+        const version = type === T_AUTH ? announcedVersion(type, body) : null;
+        if (version !== null && version !== PROTOCOL_VERSION) {
+          this.counters.wrongVersion++;
+          const peer = this.peerAt(sock.remoteAddress);
+          this.logOnce(`accept ${peer ?? sock.remoteAddress}`, `refused a node-link connection from ${peer ? `${peer} (${from})` : from}: it speaks node-link protocol ${version}, this node speaks ${PROTOCOL_VERSION} (run the same bpfctl on every node; docs/multi-node.md)`);
+          return void sock.resetAndDestroy();
+        }
+        const who = type === T_AUTH ? checkAuth(this.o.secrets.keys(), this.o.policy, challenge, body) : null;
         if (!who || !this.out.has(who.name)) {
           this.counters.refused++;
-          this.o.log(`refused a node-link connection from ${sock.remoteAddress}:${sock.remotePort}: ${who ? `unknown node ${who.name}` : 'no valid proof of the policy secret'}`);
+          this.o.log(`refused a node-link connection from ${from}: ${who ? `unknown node ${who.name}` : 'no valid proof of the policy secret'}`);
           return void sock.resetAndDestroy();
         }
         c.peer = who.name;
         this.counters.authenticated++;
-        send(sock, frame(T_AUTH_OK, authOkBody(this.o.secret, this.o.policy, challenge, who.nonce, this.o.self)));
+        this.logged.delete(`accept ${sock.remoteAddress}`);
+        this.logged.delete(`accept ${who.name}`);
+        if (!this.o.secrets.isCurrent(who.secret)) {
+          this.counters.previousSecret++;
+          this.logOnce(`previous ${who.name}`, `peer ${who.name} proved only the previous secret (it has not seen the new one yet): accepted during the grace period`);
+        } else this.logged.delete(`previous ${who.name}`);
+        // Proved back with the secret the dialer showed, which it holds (the new one when both have it).
+        send(sock, frame(T_AUTH_OK, authOkBody(who.secret, this.o.policy, challenge, who.nonce, this.o.self)));
         if (this.myState) send(sock, frame(T_STATE, Buffer.from(JSON.stringify(this.myState))));
         return;
       }
@@ -262,6 +332,6 @@ export class Peers {
     });
     sock.on('error', () => {});
     sock.on('close', () => this.inbound.delete(c));
-    send(sock, frame(T_CHALLENGE, challenge));
+    send(sock, frame(T_CHALLENGE, challengeBody(challenge)));
   }
 }

@@ -5,6 +5,19 @@
  * nothing it sends is read as anything but the proof: a process that can reach the port but does
  * not hold the secret is cut off before it can name a buffer or a request.
  *
+ * Versions. The first frame each side sends (the acceptor's CHALLENGE, the dialer's AUTH) starts
+ * with HELLO_MAGIC and a u16 LE protocol version, in this version and every later one: that head
+ * is the one layout that never changes, so two nodes of different versions can always tell each
+ * other which version they speak and refuse cleanly instead of misreading a stream. The version is
+ * also bound into every proof (the HMAC's domain string), so a proof of one version is no proof in
+ * another. Version 1 is bpfctl 0.1's protocol, which had no version field: its CHALLENGE is a bare
+ * 16-byte nonce, recognised as such.
+ *
+ * Secrets. A dialer proves every secret it accepts at the moment (the current one and, during a
+ * rotation's grace period, the previous: at most MAX_PROOFS), the acceptor checks them against
+ * every secret it accepts and proves back with the one that matched, so two nodes that learnt a
+ * new secret at different moments still link.
+ *
  * Frame: u32 LE length of what follows, u8 type, body. A DATA body is a run of records, one per
  * descriptor crossing: the descriptor as the sender's chain had it (24 bytes), u8 flags (bit 0:
  * bound for the gateway), u32 token (which forward of the request it answers), u8 length + the
@@ -14,6 +27,15 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
 import { DESC_SIZE } from '../../schema/descriptor.ts';
 import type { ByteBatch } from './batch.ts';
+
+/** The protocol this build speaks. 1 was bpfctl 0.1's (no version field); 2 added the version head and several proofs. */
+export const PROTOCOL_VERSION = 2;
+/** What the first frame body of every versioned node-link connection starts with, before the u16 version. */
+export const HELLO_MAGIC = Buffer.from('bpnl');
+/** Bytes of the version head: magic + u16 LE version. */
+export const HELLO_HEAD = HELLO_MAGIC.length + 2;
+/** Proofs a dialer sends at most: the current secret and the previous one during a rotation. */
+export const MAX_PROOFS = 2;
 
 export const T_CHALLENGE = 1;
 export const T_AUTH = 2;
@@ -48,36 +70,82 @@ export function frame(type: number, body: Uint8Array = Buffer.alloc(0)): Buffer 
   return b;
 }
 
-function mac(secret: Buffer, policy: string, role: 'dial' | 'accept', a: Buffer, b: Buffer, name: string): Buffer {
-  return createHmac('sha256', secret).update(`bpfctl-node-link-v1\0${policy}\0${role}\0`).update(a).update(b).update(name).digest();
+function mac(secret: Buffer, version: number, policy: string, role: 'dial' | 'accept', a: Buffer, b: Buffer, name: string): Buffer {
+  return createHmac('sha256', secret).update(`bpfctl-node-link-v${version}\0${policy}\0${role}\0`).update(a).update(b).update(name).digest();
 }
 
 export const newNonce = (): Buffer => randomBytes(NONCE);
 
-/** The dialer's answer to the acceptor's challenge: its nonce, the proof, its name. */
-export function authBody(secret: Buffer, policy: string, challenge: Buffer, nonce: Buffer, name: string): Buffer {
-  return Buffer.concat([nonce, mac(secret, policy, 'dial', challenge, nonce, name), Buffer.from(name)]);
+/** The version head every first frame body starts with. */
+export function helloHead(version = PROTOCOL_VERSION): Buffer {
+  const b = Buffer.alloc(HELLO_HEAD);
+  HELLO_MAGIC.copy(b, 0);
+  b.writeUInt16LE(version, HELLO_MAGIC.length);
+  return b;
 }
 
-/** The dialer's name when its proof holds, else null. */
-export function checkAuth(secret: Buffer, policy: string, challenge: Buffer, body: Buffer): { name: string; nonce: Buffer } | null {
-  if (body.length <= NONCE + MAC || body.length > NONCE + MAC + 253) return null;
-  const nonce = body.subarray(0, NONCE);
-  const name = body.subarray(NONCE + MAC).toString();
-  const want = mac(secret, policy, 'dial', challenge, nonce, name);
-  return timingSafeEqual(want, body.subarray(NONCE, NONCE + MAC)) ? { name, nonce: Buffer.from(nonce) } : null;
+/**
+ * The version a peer's first frame announces: the number in its head; 1 for a bare 16-byte
+ * CHALLENGE (bpfctl 0.1, before versions); null when it is neither (not a node-link, or garbage).
+ */
+export function announcedVersion(type: number, body: Buffer): number | null {
+  if (body.length >= HELLO_HEAD && body.subarray(0, HELLO_MAGIC.length).equals(HELLO_MAGIC)) return body.readUInt16LE(HELLO_MAGIC.length);
+  if (type === T_CHALLENGE && body.length === NONCE) return 1;
+  return null;
 }
 
-/** The acceptor's proof back (the dialer must not send requests to an impostor either). */
+/** The acceptor's first frame body: the version head and its nonce. */
+export function challengeBody(nonce: Buffer, version = PROTOCOL_VERSION): Buffer {
+  return Buffer.concat([helloHead(version), nonce]);
+}
+
+/** The nonce of a CHALLENGE of this node's version, else null (announcedVersion says which it is). */
+export function parseChallenge(body: Buffer): Buffer | null {
+  if (body.length !== HELLO_HEAD + NONCE || announcedVersion(T_CHALLENGE, body) !== PROTOCOL_VERSION) return null;
+  return Buffer.from(body.subarray(HELLO_HEAD));
+}
+
+/**
+ * The dialer's answer to the acceptor's challenge: the version head, its nonce, one proof per
+ * secret it accepts (the current one first), its name.
+ */
+export function authBody(secrets: readonly Buffer[], policy: string, challenge: Buffer, nonce: Buffer, name: string, version = PROTOCOL_VERSION): Buffer {
+  const keys = secrets.slice(0, MAX_PROOFS);
+  return Buffer.concat([helloHead(version), nonce, Buffer.from([keys.length]), ...keys.map((k) => mac(k, version, policy, 'dial', challenge, nonce, name)), Buffer.from(name)]);
+}
+
+/**
+ * The dialer's name, nonce and the secret it proved (which the acceptor proves back with) when one
+ * of its proofs holds for one of `secrets` (tried in order: the current one first), else null.
+ */
+export function checkAuth(secrets: readonly Buffer[], policy: string, challenge: Buffer, body: Buffer): { name: string; nonce: Buffer; secret: Buffer; index: number } | null {
+  if (body.length < HELLO_HEAD + NONCE + 1 || announcedVersion(T_AUTH, body) !== PROTOCOL_VERSION) return null;
+  const nonce = body.subarray(HELLO_HEAD, HELLO_HEAD + NONCE);
+  const count = body[HELLO_HEAD + NONCE]!;
+  const proofsAt = HELLO_HEAD + NONCE + 1;
+  const nameAt = proofsAt + count * MAC;
+  if (count < 1 || count > MAX_PROOFS || body.length <= nameAt || body.length > nameAt + 253) return null;
+  const name = body.subarray(nameAt).toString();
+  for (const [index, secret] of secrets.entries()) {
+    const want = mac(secret, PROTOCOL_VERSION, policy, 'dial', challenge, nonce, name);
+    for (let i = 0; i < count; i++) {
+      if (timingSafeEqual(want, body.subarray(proofsAt + i * MAC, proofsAt + (i + 1) * MAC))) return { name, nonce: Buffer.from(nonce), secret, index };
+    }
+  }
+  return null;
+}
+
+/** The acceptor's proof back (the dialer must not send requests to an impostor either), with the secret the dialer proved. */
 export function authOkBody(secret: Buffer, policy: string, challenge: Buffer, nonce: Buffer, name: string): Buffer {
-  return Buffer.concat([mac(secret, policy, 'accept', nonce, challenge, name), Buffer.from(name)]);
+  return Buffer.concat([mac(secret, PROTOCOL_VERSION, policy, 'accept', nonce, challenge, name), Buffer.from(name)]);
 }
 
-export function checkAuthOk(secret: Buffer, policy: string, challenge: Buffer, nonce: Buffer, body: Buffer): string | null {
+/** The acceptor's name when its proof holds for one of `secrets`, else null. */
+export function checkAuthOk(secrets: readonly Buffer[], policy: string, challenge: Buffer, nonce: Buffer, body: Buffer): string | null {
   if (body.length <= MAC) return null;
   const name = body.subarray(MAC).toString();
-  const want = mac(secret, policy, 'accept', nonce, challenge, name);
-  return timingSafeEqual(want, body.subarray(0, MAC)) ? name : null;
+  for (const secret of secrets) if (timingSafeEqual(mac(secret, PROTOCOL_VERSION, policy, 'accept', nonce, challenge, name), body.subarray(0, MAC))) return name;
+  return null;
 }
 
 /**
