@@ -5,8 +5,9 @@
  * `bpfctl agent status POLICY`: what the agent of this node runs, local and remote.
  * docs/multi-node.md.
  */
-import { readFileSync } from 'node:fs';
 import { AgentError, agentStatusPath, parseLabels, parsePeers, readAgentStatus, startAgent } from '../../runtime/agent/agent.ts';
+import { readSecretFile } from '../../runtime/agent/secret-file.ts';
+import { SECRET_GRACE_MS } from '../../runtime/node-link/secrets.ts';
 import { requirePrivileges } from '../privileges.ts';
 import { usage } from './catalog.ts';
 import { type Args, defineCommand } from './types.ts';
@@ -18,6 +19,7 @@ interface RunArgs {
   listen: string;
   peers?: string;
   secretFile?: string;
+  secretGrace: number;
   port: number;
   host?: string;
   pool?: string;
@@ -39,8 +41,9 @@ const run = defineCommand<RunArgs>({
       .option('node', { type: 'string', describe: 'this node\'s name (default: $BPFCTL_NODE, then $NODE_NAME)' })
       .option('labels', { type: 'string', describe: 'this node\'s labels, k=v,k2=v2 (default: $BPFCTL_NODE_LABELS)' })
       .option('listen', { type: 'string', default: '0.0.0.0:7946', describe: 'node-link address peers connect to' })
-      .option('peers', { type: 'string', describe: 'the other nodes, NAME=HOST:PORT,... (default: $BPFCTL_PEERS)' })
-      .option('secret-file', { type: 'string', describe: "file holding the policy's shared secret (default: $BPFCTL_SECRET_FILE)" })
+      .option('peers', { type: 'string', describe: "the policy's nodes, NAME=HOST:PORT,... (this node's own entry is skipped, and must be its --listen address; default: $BPFCTL_PEERS)" })
+      .option('secret-file', { type: 'string', describe: "file holding the policy's shared secret, followed: a new one is taken without a restart (default: $BPFCTL_SECRET_FILE)" })
+      .option('secret-grace', { type: 'number', default: SECRET_GRACE_MS / 1000, describe: 'seconds the previous secret is still accepted after the secret file changes' })
       .option('port', { type: 'number', default: 0, describe: 'gateway HTTP port (0: any free one)' })
       .option('host', { type: 'string', describe: 'gateway HTTP address (default 127.0.0.1)' })
       .option('pool', { type: 'string', describe: "pool file name (default: the policy's name)" })
@@ -52,12 +55,9 @@ const run = defineCommand<RunArgs>({
     if (!node) throw new AgentError('which node is this? give --node NAME (or set BPFCTL_NODE)');
     const secretFile = argv.secretFile ?? process.env.BPFCTL_SECRET_FILE;
     if (!secretFile) throw new AgentError("no policy secret: give --secret-file FILE (peers prove it to each other; docs/multi-node.md)");
-    let secret: Buffer;
-    try {
-      secret = Buffer.from(readFileSync(secretFile, 'utf8').trim());
-    } catch (err) {
-      throw new AgentError(`cannot read the secret file ${secretFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
+    const secret = readSecretFile(secretFile);
+    if (!(argv.secretGrace >= 0)) throw new AgentError(`--secret-grace ${argv.secretGrace} must be a number of seconds, 0 or more`);
+    const peers = parsePeers(argv.peers ?? process.env.BPFCTL_PEERS ?? '', node);
     const stop = new AbortController();
     const onSignal = () => stop.abort();
     process.on('SIGINT', onSignal);
@@ -67,8 +67,11 @@ const run = defineCommand<RunArgs>({
         policy: argv.policy,
         node: { name: node, labels: parseLabels(argv.labels ?? process.env.BPFCTL_NODE_LABELS) },
         listen: parseListen(argv.listen),
-        peers: parsePeers(argv.peers ?? process.env.BPFCTL_PEERS ?? '', node),
+        peers: peers.peers,
+        selfEntry: peers.self,
         secret,
+        secretFile,
+        secretGraceMs: argv.secretGrace * 1000,
         port: argv.port,
         host: argv.host === '' ? '0.0.0.0' : argv.host,
         poolName: argv.pool,
@@ -112,9 +115,18 @@ const status = defineCommand<{ policy: string }>({
     ];
     out.table(rows, ['function', 'where', 'state', 'pid'], `policy ${s.policy} on node ${s.node} (gateway ${s.url}, node-link ${s.link.listen})`);
     out.table(
-      s.link.peers.map((p) => ({ peer: p.name, address: p.address, up: p.up ? 'yes' : 'no', runs: p.state?.hosts.join(',') ?? '' })),
+      s.link.peers.map((p) => ({ peer: p.name, address: p.address, up: p.up ? 'yes' : p.problem ? `no: ${p.problem}` : 'no', runs: p.state?.hosts.join(',') ?? '' })),
       ['peer', 'address', 'up', 'runs'],
     );
+    // Older agents' status files have no secret part.
+    const sec = s.secret;
+    if (sec) {
+      const grace = sec.previousAcceptedUntil ? `, the previous one accepted until ${sec.previousAcceptedUntil}` : '';
+      out.line(`secret: generation ${sec.generation}${sec.changedAt ? ` since ${sec.changedAt}` : ''}${grace}`);
+      if (sec.warning) out.line(`warning: the secret file changed but was not taken: ${sec.warning}`);
+    }
+    const k = s.link.counters;
+    if (k.wrongVersion || k.refused) out.line(`refused connections: ${k.refused ?? 0} without a valid proof, ${k.wrongVersion ?? 0} of another protocol version`);
   },
 });
 

@@ -95,7 +95,7 @@ function nodesView(a: AgentStatus): { node: string; peers: { node: string; addre
   for (const r of [...a.link.remote, ...(a.link.spill ?? [])]) remoteIds[r.fnId] = Object.fromEntries(r.instances.map((id, j) => [id, `@${r.peers[j] ?? '?'}`]));
   return {
     node: a.node,
-    peers: a.link.peers.map((p) => ({ node: p.name, address: p.address, up: p.up ? 'yes' : 'no', runs: p.state?.hosts.join(',') ?? '' })),
+    peers: a.link.peers.map((p) => ({ node: p.name, address: p.address, up: p.up ? 'yes' : p.problem ? `no: ${p.problem}` : 'no', runs: p.state?.hosts.join(',') ?? '' })),
     remoteIds,
   };
 }

@@ -9,24 +9,29 @@
  * ConfigMap is mounted as a directory whose files are symlinks into `..data`, which the kubelet
  * swaps atomically. So the directory is watched, not the file (a watch on a replaced file stays on
  * the old inode), changes are debounced, and a policy that does not validate is logged and left
- * out: the chain keeps running what it ran.
+ * out: the chain keeps running what it ran. The node-link secret file is followed the same way
+ * (watch-source.ts): a new secret is used for new handshakes at once, and the previous one is
+ * still accepted for a grace period (node-link/secrets.ts), so nodes that see a rotation at
+ * different moments keep linking.
  */
-import { existsSync, type FSWatcher, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { BpfctlError } from '../../errors.ts';
 import { localShare, NODE_NAME, type NodeIdentity } from '../../ir/placement.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { NodeLink, type NodeLinkStatus } from '../node-link/node-link.ts';
 import type { PeerAddress } from '../node-link/peers.ts';
+import { SECRET_GRACE_MS, SecretRing, type SecretRingStatus } from '../node-link/secrets.ts';
 import { type Chain, startChain } from '../supervisor/chain.ts';
 import { runDir } from '../supervisor/lock.ts';
 import type { SlotInfo } from '../supervisor/slot.ts';
+import { AgentError } from './errors.ts';
+import { MIN_SECRET_BYTES, readSecretFile } from './secret-file.ts';
+import { watchSource } from './watch-source.ts';
 
-export class AgentError extends BpfctlError {
-  constructor(message: string) {
-    super('E_AGENT', message);
-  }
-}
+export { AgentError } from './errors.ts';
 
 export interface AgentOptions {
   /** A policy file, or a directory with policy.ts (a mounted ConfigMap). */
@@ -34,9 +39,16 @@ export interface AgentOptions {
   node: NodeIdentity;
   /** Node-link address of this node (peers dial it). */
   listen: { host: string; port: number };
+  /** The other nodes. */
   peers: PeerAddress[];
+  /** This node's own entry of a cluster-wide peer list, checked against `listen` before anything starts. */
+  selfEntry?: PeerAddress | null;
   /** The policy's shared secret (the contents of a file, e.g. a mounted Kubernetes Secret). */
   secret: Buffer;
+  /** The file it came from: followed, and a new secret taken without a restart. */
+  secretFile?: string;
+  /** How long the previous secret is still accepted after a rotation (default SECRET_GRACE_MS). */
+  secretGraceMs?: number;
   /** Gateway HTTP address and port. */
   host?: string;
   port?: number;
@@ -55,6 +67,8 @@ export interface AgentStatus {
   url: string;
   local: SlotInfo[];
   link: NodeLinkStatus;
+  /** The node-link secret: rotations, the previous one's grace, a change that was not taken. */
+  secret: SecretRingStatus;
   lastApply: { at: string; ok: boolean; message: string } | null;
 }
 
@@ -79,19 +93,54 @@ export function policyFileOf(source: string): string {
   throw new AgentError(`policy directory ${abs} holds none of ${POLICY_NAMES.join(', ')}`);
 }
 
-/** `NAME=HOST:PORT,...` @throws AgentError */
-export function parsePeers(text: string, self: string): PeerAddress[] {
+/**
+ * `NAME=HOST:PORT,...`: the other nodes, and this node's own entry when the list names it (one
+ * list for every node, as a DaemonSet gives every pod the same). @throws AgentError
+ */
+export function parsePeers(text: string, self: string): { peers: PeerAddress[]; self: PeerAddress | null } {
   const out: PeerAddress[] = [];
+  let mine: PeerAddress | null = null;
   for (const part of text.split(',').filter(Boolean)) {
     const m = /^([^=]+)=(.+):(\d+)$/.exec(part.trim());
     if (!m) throw new AgentError(`--peers entry '${part}' must be NAME=HOST:PORT`);
     const [, name, host, port] = m;
     if (!NODE_NAME.test(name!)) throw new AgentError(`--peers: node name '${name}' must be a DNS name (a-z, 0-9, '-', '.')`);
-    if (name === self) throw new AgentError(`--peers names this node (${self}) itself`);
-    if (out.some((p) => p.name === name)) throw new AgentError(`--peers names ${name} twice`);
-    out.push({ name: name!, host: host!.replace(/^\[|\]$/g, ''), port: Number(port) });
+    if (out.some((p) => p.name === name) || (mine && name === self)) throw new AgentError(`--peers names ${name} twice`);
+    const entry = { name: name!, host: host!.replace(/^\[|\]$/g, ''), port: Number(port) };
+    if (name === self) mine = entry;
+    else out.push(entry);
   }
-  return out;
+  return { peers: out, self: mine };
+}
+
+const WILDCARD = new Set(['', '0.0.0.0', '::', '[::]']);
+/** An IP literal in one spelling (IPv6 has many: fd00:0::1 is fd00::1). */
+const canonicalIp = (a: string): string => (isIP(a) === 6 ? new URL(`http://[${a}]`).hostname.slice(1, -1) : a);
+
+/**
+ * The peer list's entry for this node must be where this node listens: the other nodes dial what
+ * the list says, so a different address would leave this node unreachable with no error anywhere
+ * but here. A host name is resolved; with a wildcard `--listen`, the address must be one of this
+ * machine's. @throws AgentError
+ */
+export async function checkSelfEntry(entry: PeerAddress, listen: { host: string; port: number }): Promise<void> {
+  const where = `${entry.host.includes(':') ? `[${entry.host}]` : entry.host}:${entry.port}`;
+  const fail = (why: string) => new AgentError(`--peers gives this node (${entry.name}) the address ${where}, but ${why}: the other nodes would dial the wrong place (correct --peers or --listen)`);
+  if (listen.port === 0) throw fail('its node-link listens on any free port (--listen HOST:0)');
+  if (entry.port !== listen.port) throw fail(`its node-link listens on port ${listen.port}`);
+  let addresses: string[];
+  try {
+    addresses = isIP(entry.host) ? [entry.host] : (await lookup(entry.host, { all: true })).map((a) => a.address);
+  } catch (err) {
+    throw fail(`${entry.host} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  addresses = addresses.map(canonicalIp);
+  if (WILDCARD.has(listen.host)) {
+    const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => canonicalIp(i.address))));
+    if (!addresses.some((a) => local.has(a))) throw fail('that is no address of this machine');
+    return;
+  }
+  if (!addresses.includes(canonicalIp(listen.host))) throw fail(`its node-link listens on ${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`);
 }
 
 /** `k=v,k2=v2` @throws AgentError */
@@ -123,7 +172,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const progress = o.progress ?? (() => {});
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (!NODE_NAME.test(o.node.name)) throw new AgentError(`node name '${o.node.name}' must be a DNS name (a-z, 0-9, '-', '.')`);
-  if (o.secret.length < 16) throw new AgentError('the policy secret must be at least 16 bytes');
+  if (o.secret.length < MIN_SECRET_BYTES) throw new AgentError(`the policy secret must be at least ${MIN_SECRET_BYTES} bytes`);
+  if (o.selfEntry) await checkSelfEntry(o.selfEntry, o.listen);
   const file = policyFileOf(o.policy);
   const ir = await loadPolicyFile(file);
   const nodes = [o.node.name, ...o.peers.map((p) => p.name)].sort();
@@ -145,6 +195,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     log,
     signal: o.signal,
   });
+  const secrets = new SecretRing(o.secret);
   let link: NodeLink;
   let port: number;
   try {
@@ -153,7 +204,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       labels: { ...o.node.labels },
       nodes,
       policy: ir.name,
-      secret: o.secret,
+      secrets,
       listen: o.listen,
       peers: o.peers,
       root: dirname(chain.pinDir),
@@ -174,7 +225,6 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   progress(`node ${o.node.name}: node-link on ${o.listen.host}:${port}, gateway ${chain.url}, peers ${o.peers.map((p) => p.name).join(', ') || 'none'}`);
 
   let lastApply: AgentStatus['lastApply'] = null;
-  let lastSource = '';
   const sourceOf = (): string => {
     try {
       return readFileSync(policyFileOf(o.policy), 'utf8');
@@ -182,7 +232,6 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       return '';
     }
   };
-  lastSource = sourceOf();
   let running: Promise<void> = Promise.resolve();
   const converge = (): Promise<void> => {
     running = running.then(async () => {
@@ -202,32 +251,49 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   };
 
   // Watch the directory: a ConfigMap update swaps `..data`, an editor renames over the file.
+  // Handlers may change without the policy file: apply compares their hashes on every change.
   const watchDir = statSync(resolve(o.policy)).isDirectory() ? resolve(o.policy) : dirname(resolve(o.policy));
-  let debounce: NodeJS.Timeout | null = null;
-  const changed = () => {
-    if (debounce) clearTimeout(debounce);
-    debounce = setTimeout(() => {
-      debounce = null;
-      const now = sourceOf();
-      // Handlers may change without the policy file: apply compares their hashes either way.
-      lastSource = now;
-      void converge();
-    }, o.debounceMs ?? 300);
+  const watches = [watchSource({ dir: watchDir, read: sourceOf, onChange: () => void converge(), debounceMs: o.debounceMs, log })];
+
+  // The secret file the same way (a Secret volume is swapped like a ConfigMap's).
+  const graceMs = o.secretGraceMs ?? SECRET_GRACE_MS;
+  let graceTimer: NodeJS.Timeout | null = null;
+  const secretChanged = () => {
+    const path = o.secretFile!;
+    let next: Buffer;
+    try {
+      next = readSecretFile(path);
+    } catch (err) {
+      const why = (err as Error).message;
+      if (secrets.status().warning !== why) log(`[agent] warning: the node-link secret is unchanged: ${why}`);
+      secrets.refuse(why);
+      return writeStatus();
+    }
+    if (!secrets.rotate(next, graceMs)) return writeStatus();
+    log(`[agent] node-link secret changed (generation ${secrets.status().generation}): new handshakes prove the new one; the previous one is accepted for ${Math.round(graceMs / 1000)} s more`);
+    if (graceTimer) clearTimeout(graceTimer);
+    graceTimer = setTimeout(() => {
+      graceTimer = null;
+      log('[agent] node-link secret: the previous one is no longer accepted');
+      writeStatus();
+    }, graceMs);
+    graceTimer.unref();
+    writeStatus();
   };
-  let watcher: FSWatcher | null = null;
-  try {
-    watcher = watch(watchDir, { persistent: false }, changed);
-    watcher.on('error', (err) => log(`[agent] watching ${watchDir}: ${err.message}`));
-  } catch (err) {
-    log(`[agent] cannot watch ${watchDir} (${(err as Error).message}); checking every 2 s`);
+  if (o.secretFile) {
+    const path = o.secretFile;
+    const text = () => {
+      try {
+        return readFileSync(path, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    watches.push(watchSource({ dir: dirname(resolve(path)), read: text, onChange: secretChanged, debounceMs: o.debounceMs, log }));
   }
-  // fs.watch misses changes on some file systems (network mounts): a slow poll backs it up.
-  const poll = setInterval(() => {
-    if (sourceOf() !== lastSource) changed();
-  }, 2000);
 
   const statusFile = agentStatusPath(ir.name);
-  const status = (): AgentStatus => ({ policy: ir.name, node: o.node.name, labels: { ...o.node.labels }, url: chain.url, local: chain.instances(), link: link.status(), lastApply });
+  const status = (): AgentStatus => ({ policy: ir.name, node: o.node.name, labels: { ...o.node.labels }, url: chain.url, local: chain.instances(), link: link.status(), secret: secrets.status(), lastApply });
   const writeStatus = () => {
     try {
       writeFileSync(`${statusFile}.tmp`, JSON.stringify(status()), { mode: 0o600 });
@@ -242,10 +308,9 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      if (debounce) clearTimeout(debounce);
-      clearInterval(poll);
+      for (const w of watches) w.close();
+      if (graceTimer) clearTimeout(graceTimer);
       clearInterval(statusTimer);
-      watcher?.close();
       await running.catch(() => {});
       await link.close();
       await chain.stop();
