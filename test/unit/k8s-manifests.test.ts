@@ -39,7 +39,7 @@ import { localShare } from '../../src/ir/placement.ts';
 import { loadPolicyFile } from '../../src/load/index.ts';
 import { relativeImports } from '../../src/load/local-imports.ts';
 import { resolveHandler } from '../../src/load/policy-file.ts';
-import { parsePeers as agentPeers, parseLabels, policyFileOf } from '../../src/runtime/agent/agent.ts';
+import { parsePeers as agentPeers, checkSelfEntry, parseLabels, policyFileOf } from '../../src/runtime/agent/agent.ts';
 import { buildFunctionCode } from '../../src/runtime/function-code.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -250,7 +250,7 @@ test('hello-chain: the DaemonSet is on the host network, with capabilities, not 
   const env = new Map(c.env.map((e: Obj) => [e.name, e]));
   assert.is((env.get('BPFCTL_NODE') as Obj).valueFrom.fieldRef.fieldPath, 'spec.nodeName');
   assert.is((env.get('BPFCTL_SECRET_FILE') as Obj).value, '/etc/bpfctl/secret/secret');
-  assert.not.ok(env.has('BPFCTL_ALL_PEERS'));
+  assert.not.ok(env.has('BPFCTL_PEERS'));
   assert.not.ok(env.has('BPFCTL_NODE_LABELS'));
 });
 
@@ -390,21 +390,30 @@ export default definePolicy({
   }
 });
 
-test('multi-node: the command, expanded as Kubernetes does and run by sh, gives the agent its peers (not itself), the node IP and its own cgroup', async () => {
+test('multi-node: the command, expanded as Kubernetes does and run by sh, gives the agent every node (it skips itself), the node IP and its own cgroup', async () => {
   const peers = parsePeers(CLUSTER_PEERS, 7946);
   const objs = checkAll(await generate(CLUSTER, { peers }));
   const ds = ofKind(objs, 'DaemonSet')[0];
   const r = runCommand(ds, 'node-b', '10.0.0.12', cgroup2Mount());
   assert.is(r.code, 0, r.stderr);
   assert.equal(r.argv, ['agent', 'run', '--policy', '/etc/bpfctl/policy', '--listen', '[10.0.0.12]:7946', '--host', '0.0.0.0', '--port', '8080']);
-  assert.is(r.env.BPFCTL_PEERS, 'node-a=10.0.0.11:7946,node-c=10.0.0.13:7946');
+  // The same list for every pod: no shell filters it.
+  assert.is(r.env.BPFCTL_PEERS, 'node-a=10.0.0.11:7946,node-b=10.0.0.12:7946,node-c=10.0.0.13:7946');
+  assert.not.match(ds.spec.template.spec.containers[0].command[2], /PEERS/);
   assert.is(r.env.BPFCTL_NODE, 'node-b');
-  // The agent's own parser takes them (it refuses a list naming the node itself).
+  // The agent's own parser takes the list: the others are its peers, its own entry is where it listens.
+  const parsed = agentPeers(r.env.BPFCTL_PEERS!, 'node-b');
   assert.equal(
-    agentPeers(r.env.BPFCTL_PEERS!, 'node-b').map((p) => p.name),
+    parsed.peers.map((p) => p.name),
     ['node-a', 'node-c'],
   );
-  assert.throws(() => agentPeers(ds.spec.template.spec.containers[0].env.find((e: Obj) => e.name === 'BPFCTL_ALL_PEERS').value, 'node-b'), /names this node/);
+  assert.equal(parsed.self, { name: 'node-b', host: '10.0.0.12', port: 7946 });
+  const listen = { host: r.argv[5]!.replace(/^\[(.*)\]:\d+$/, '$1'), port: Number(r.argv[5]!.split(':').pop()) };
+  await checkSelfEntry(parsed.self!, listen);
+  // A pod whose node IP is not the one the list gives its node: refused in one line, naming both.
+  const wrong = runCommand(ds, 'node-b', '10.0.0.99', cgroup2Mount());
+  const err = await checkSelfEntry(agentPeers(wrong.env.BPFCTL_PEERS!, 'node-b').self!, { host: '10.0.0.99', port: 7946 }).catch((e: Error) => e);
+  assert.match(String((err as Error).message), /^--peers gives this node \(node-b\) the address 10\.0\.0\.12:7946, but its node-link listens on 10\.0\.0\.99:7946: /);
   // The shell's own cgroup (what it ran in, as /proc says), under the cgroup v2 mount.
   const own = readFileSync(`/proc/${process.pid}/cgroup`, 'utf8').match(/^0::(.*)$/m)![1]!;
   assert.is(r.env.BPFCTL_CGROUP_PARENT, join(cgroup2Mount(), own, 'bpfctl'));

@@ -9,8 +9,9 @@
  *   `<cgroup2>/bpfctl` is the host's top level, outside it; so the parent is put under the
  *   container's own cgroup (found by its cgroup.procs listing this shell), where the pod's limits
  *   and the runtime's cleanup cover the function processes too.
- * - The peers. One template serves every node, so `BPFCTL_ALL_PEERS` lists them all and each
- *   agent is given the others (the agent refuses a peer list that names itself).
+ *
+ * The peers need nothing here: one template serves every node, so `BPFCTL_PEERS` lists them all,
+ * and the agent skips its own entry (checking it is the address it listens on).
  */
 
 /** Where the pod mounts what the agent reads and writes. */
@@ -50,20 +51,8 @@ export function agentScript(o: AgentScriptOptions): string {
     '[ -n "$own" ] || { echo "bpfctl: no cgroup under $cg lists this container\'s shell (pid $$)" >&2; exit 1; }',
     // biome-ignore lint/suspicious/noTemplateCurlyInString: sh parameter expansion, not a template
     'export BPFCTL_CGROUP_PARENT="${own%/cgroup.procs}/bpfctl"',
+    run.join(' '),
   ];
-  if (o.linked) {
-    lines.push(
-      'peers=',
-      'IFS=,',
-      'for p in $BPFCTL_ALL_PEERS; do',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: sh parameter expansion, not a template
-      '  case $p in "$BPFCTL_NODE="*) ;; *) peers=${peers:+$peers,}$p ;; esac',
-      'done',
-      'unset IFS',
-      'export BPFCTL_PEERS="$peers"',
-    );
-  }
-  lines.push(run.join(' '));
   return `${lines.join('\n')}\n`;
 }
 

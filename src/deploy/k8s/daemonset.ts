@@ -59,7 +59,8 @@ export function agentDaemonSet(o: AgentDaemonSetOptions): IDaemonSet {
   if (linked) {
     // On the host network the pod's IP is the node's: where the peers dial.
     env.push({ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
-    env.push({ name: 'BPFCTL_ALL_PEERS', value: o.peers.map((p) => `${p.name}=${p.host.includes(':') ? `[${p.host}]` : p.host}:${p.port}`).join(',') });
+    // Every node, this one included: the agent skips its own entry.
+    env.push({ name: 'BPFCTL_PEERS', value: o.peers.map((p) => `${p.name}=${p.host.includes(':') ? `[${p.host}]` : p.host}:${p.port}`).join(',') });
   }
   const mounts: IVolumeMount[] = [
     { name: 'policy', mountPath: MOUNT.policy, readOnly: true },
