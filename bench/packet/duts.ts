@@ -6,6 +6,10 @@
  *                 (examples/packet-nat/nf/{snat,count}.c), event-driven; the classifier on the
  *                 ingress veth steers UDP into the chain (policy.ts in this directory)
  *   bpfctl-poll   the same chain with `poll: true` (its NF instances spin)
+ *   bpfctl-coalesce
+ *                 the same chain with `coalesce: { us: COALESCE_US }`: at moderate rates frames wait
+ *                 in pktio for up to that long so that each process of the chain wakes once per
+ *                 batch, not once per frame (docs/packet-chains.md, "Coalescing")
  *   kernel-nft    the kernel's IP forwarding with the NAT in nftables (ip_forward, an snat rule
  *                 in postrouting; conntrack, as any kernel NAT); GRO on the ingress veth, which
  *                 gives it NAPI like the other variants' XDP program does
@@ -30,7 +34,9 @@ import { setThreaded, type Topology, xdpProgIds } from './topo.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '../..');
 
-export const VARIANTS = ['bpfctl', 'bpfctl-poll', 'kernel-nft', 'testpmd', 'xdp-redirect'] as const;
+export const VARIANTS = ['bpfctl', 'bpfctl-coalesce', 'bpfctl-poll', 'kernel-nft', 'testpmd', 'xdp-redirect'] as const;
+/** bpfctl-coalesce's window, us (PACKET_COALESCE_US to try another). */
+export const COALESCE_US = Number(process.env.PACKET_COALESCE_US) > 0 ? Math.floor(Number(process.env.PACKET_COALESCE_US)) : 200;
 export type VariantName = (typeof VARIANTS)[number];
 
 export interface Dut {
@@ -188,8 +194,10 @@ export function bpfctlMissing(): string | null {
   return null;
 }
 
+type Mode = 'event' | 'poll' | 'coalesce';
+
 /** The policy of the bpfctl variants, in a temporary directory of its own. */
-function writePolicy(t: Topology, poll: boolean): { dir: string; file: string } {
+function writePolicy(t: Topology, mode: Mode): { dir: string; file: string } {
   const dir = mkdtempSync(join(tmpdir(), `bpfctl-bench-packet-${process.pid}-`));
   const nf = join(repo, 'examples/packet-nat/nf');
   const file = join(dir, 'policy.ts');
@@ -199,7 +207,7 @@ function writePolicy(t: Topology, poll: boolean): { dir: string; file: string } 
 import { definePolicy, toChain, xdpSection } from 'bpfctl';
 
 export default definePolicy({
-  name: 'bench-packet-${process.pid}${poll ? '-poll' : ''}',
+  name: 'bench-packet-${process.pid}${mode === 'event' ? '' : `-${mode}`}',
   pool: { bufferSize: 2048, bufferCount: 4096 },
   packetFunctions: {
     nat: {
@@ -209,7 +217,7 @@ export default definePolicy({
     count: { handler: ${JSON.stringify(join(nf, 'count.c'))} },
   },
   packetChains: {
-    'nat-count': { functions: ['nat', 'count'], egress: { tx: '${t.ifOut}' }${poll ? ', poll: true' : ''} },
+    'nat-count': { functions: ['nat', 'count'], egress: { tx: '${t.ifOut}' }${mode === 'poll' ? ', poll: true' : mode === 'coalesce' ? `, coalesce: { us: ${COALESCE_US} }` : ''} },
   },
   xdp: [xdpSection({ interface: '${t.ifIn}', rules: [toChain('nat-count', { proto: 'udp' })] })],
 });
@@ -218,11 +226,11 @@ export default definePolicy({
   return { dir, file };
 }
 
-async function bpfctl(t: Topology, poll: boolean): Promise<Dut> {
+async function bpfctl(t: Topology, mode: Mode): Promise<Dut> {
   const missing = bpfctlMissing();
   if (missing) throw new Skipped(missing);
-  const { dir, file } = writePolicy(t, poll);
-  const name: VariantName = poll ? 'bpfctl-poll' : 'bpfctl';
+  const { dir, file } = writePolicy(t, mode);
+  const name: VariantName = mode === 'event' ? 'bpfctl' : `bpfctl-${mode}`;
   let p: Child | undefined;
   try {
     // The whole process tree on the DUT's CPU: the supervisor's children inherit it.
@@ -259,8 +267,10 @@ export async function startDut(name: VariantName, t: Topology): Promise<Dut> {
     case 'testpmd':
       return testpmd(t);
     case 'bpfctl':
-      return bpfctl(t, false);
+      return bpfctl(t, 'event');
+    case 'bpfctl-coalesce':
+      return bpfctl(t, 'coalesce');
     case 'bpfctl-poll':
-      return bpfctl(t, true);
+      return bpfctl(t, 'poll');
   }
 }

@@ -29,7 +29,7 @@ for (const v of r.variants) {
   out.push(row([v.name, `${v.frame_bytes} B`, n(v.dut_cpu_pct_full), n(v.dut_cpu_busy_pct_full), n(v.load_cpu_busy_pct_full), n(v.pps_per_dut_core), (v.threads_full ?? []).map((t) => `${t.name} ${n(t.cpu_pct)}`).join(', ')]));
 }
 out.push('');
-out.push(row(['target (bpfctl, event-driven)', 'frame', 'value', 'target', 'met']));
+out.push(row(['target (bpfctl event-driven, and with coalescing)', 'frame', 'value', 'target', 'met']));
 out.push(row(['---', '---', '---', '---', '---']));
 for (const t of r.targets) out.push(row([t.what, t.frame_bytes ? `${t.frame_bytes} B` : '', t.value === null ? '-' : `${n(t.value, 2)}${t.what.includes('idle') ? '' : 'x'}`, t.target, t.met === null ? `skipped: ${t.note}` : t.met ? 'yes' : '**no**']));
 process.stdout.write(`${out.join('\n')}\n`);
