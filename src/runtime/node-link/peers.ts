@@ -127,10 +127,13 @@ export class Peers {
     return [...this.out.values()].map((p) => ({ name: p.addr.name, address: `${p.addr.host}:${p.addr.port}`, up: p.up, state: p.state, silentMs: p.up ? now - p.lastHeard : null, problem: p.up ? null : p.problem }));
   }
 
-  /** Logs a line unless the same one was the last logged for this key (a peer retrying every second). */
-  private logOnce(key: string, line: string): void {
-    if (this.logged.get(key) === line) return;
-    this.logged.set(key, line);
+  /**
+   * Logs a line unless the same thing (`what`: the line without its changing parts, such as a
+   * source port) was the last logged for this key: a peer retrying every second is logged once.
+   */
+  private logOnce(key: string, line: string, what = line): void {
+    if (this.logged.get(key) === what) return;
+    this.logged.set(key, what);
     this.o.log(line);
   }
 
@@ -299,13 +302,16 @@ export class Peers {
         if (version !== null && version !== PROTOCOL_VERSION) {
           this.counters.wrongVersion++;
           const peer = this.peerAt(sock.remoteAddress);
-          this.logOnce(`accept ${peer ?? sock.remoteAddress}`, `refused a node-link connection from ${peer ? `${peer} (${from})` : from}: it speaks node-link protocol ${version}, this node speaks ${PROTOCOL_VERSION} (run the same bpfctl on every node; docs/multi-node.md)`);
+          this.logOnce(`accept ${peer ?? sock.remoteAddress}`, `refused a node-link connection from ${peer ? `${peer} (${from})` : from}: it speaks node-link protocol ${version}, this node speaks ${PROTOCOL_VERSION} (run the same bpfctl on every node; docs/multi-node.md)`, `version ${version}`);
           return void sock.resetAndDestroy();
         }
         const who = type === T_AUTH ? checkAuth(this.o.secrets.keys(), this.o.policy, challenge, body) : null;
         if (!who || !this.out.has(who.name)) {
           this.counters.refused++;
-          this.o.log(`refused a node-link connection from ${from}: ${who ? `unknown node ${who.name}` : 'no valid proof of the policy secret'}`);
+          const peer = this.peerAt(sock.remoteAddress);
+          const why = who ? `unknown node ${who.name}` : 'no valid proof of the policy secret';
+          // Once per address until it links: a node left with an old secret retries every second.
+          this.logOnce(`accept ${peer ?? sock.remoteAddress}`, `refused a node-link connection from ${peer ? `${peer} (${from})` : from}: ${why}`, why);
           return void sock.resetAndDestroy();
         }
         c.peer = who.name;
