@@ -13,11 +13,13 @@ import { build } from 'esbuild';
 const ENTRIES = [
   'src/cli/main.ts',
   'src/runtime/sdk/main.ts',
+  'src/runtime/packet-ts/main.ts',
   'src/runtime/supervisor/gateway-main.ts',
   'src/dsl/index.ts',
   'src/runtime/index.ts',
   'src/maps/index.ts',
   'src/runtime/pool/index.ts',
+  'src/runtime/packet-ts/index.ts',
 ];
 
 // Built beside dist/ and swapped in at the end: a failed build leaves the last good one.

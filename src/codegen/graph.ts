@@ -34,7 +34,7 @@ export interface GraphModel {
 export interface GraphPacketChain {
   name: string;
   /** The functions a frame visits, in order. */
-  functions: { name: string; instances: number; language: 'c' | 'command' }[];
+  functions: { name: string; instances: number; language: 'c' | 'ts' | 'command' }[];
   egress: { kind: 'drop' } | { kind: 'tx'; interface: string };
   poll: boolean;
 }

@@ -36,7 +36,7 @@ export interface PolicyView {
 }
 
 export interface PacketPartView {
-  functions: { name: string; instances: number; language: 'c' | 'command'; handler: string | null; command: string[] | null; env: Record<string, string>; codeHash: string | null }[];
+  functions: { name: string; instances: number; language: 'c' | 'ts' | 'command'; handler: string | null; command: string[] | null; env: Record<string, string>; codeHash: string | null }[];
   chains: { name: string; functions: string[]; egress: string; poll: boolean; coalesceUs?: number }[];
 }
 

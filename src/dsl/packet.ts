@@ -17,9 +17,12 @@ interface PacketFunctionCommon {
   readonly env?: { readonly [K: string]: string };
 }
 
-/** A network function written in C against the packet SDK, built by bpfctl with the packet runtime. */
+/**
+ * A network function built by bpfctl: C against the packet SDK (bpf/include/bpfctl/packet.h), or
+ * TypeScript against `bpfctl/packet` for slow paths (every batch crosses into Node and back).
+ */
 export interface PacketHandlerFunctionSpec extends PacketFunctionCommon {
-  /** The `.c` file, relative to the policy file (e.g. `./nf/snat.c`). */
+  /** The `.c`, `.ts` or `.js` file, relative to the policy file (e.g. `./nf/snat.c`). */
   readonly handler: string;
   readonly command?: never;
 }
@@ -35,8 +38,8 @@ export interface PacketCommandFunctionSpec extends PacketFunctionCommon {
 }
 
 /**
- * One packet (L2/L3) network function: a C `handler` or a prebuilt `command`, exactly one of the
- * two. TypeScript packet functions are not supported: every frame would cross into Node and back.
+ * One packet (L2/L3) network function: a `handler` (C, or TypeScript for slow paths) or a
+ * prebuilt `command`, exactly one of the two.
  */
 export type PacketFunctionSpec = PacketHandlerFunctionSpec | PacketCommandFunctionSpec;
 

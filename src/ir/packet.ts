@@ -17,9 +17,12 @@ export interface PacketFunctionIR {
   /** 0..N-1 in policy order: the packet plane's function slot. */
   id: number;
   name: string;
-  /** 'c': `handler` built with the packet runtime; 'command': a prebuilt program. */
-  language: 'c' | 'command';
-  /** Absolute path of the `.c` file (language 'c'). */
+  /**
+   * 'c': `handler` built with the packet runtime; 'ts': a TypeScript/JavaScript `handler` run by
+   * the TypeScript packet runtime (src/runtime/packet-ts); 'command': a prebuilt program.
+   */
+  language: 'c' | 'ts' | 'command';
+  /** Absolute path of the `.c` (language 'c') or `.ts`/`.js` file (language 'ts'). */
   handler?: string;
   /** argv (language 'command'); argv[0] absolute when the policy gave a path, a bare name to look up on PATH otherwise. */
   command?: string[];
@@ -143,20 +146,20 @@ function absolute(p: string, baseDir: string | undefined, path: Path, what: stri
   return undefined;
 }
 
-function lowerHandler(h: unknown, baseDir: string | undefined, path: Path, issues: Issues): string | undefined {
+function lowerHandler(h: unknown, baseDir: string | undefined, path: Path, issues: Issues): { file: string; language: 'c' | 'ts' } | undefined {
   if (typeof h !== 'string' || h.trim() === '' || hasNul(h)) {
-    issues.add(path, `handler must be a non-empty path to a .c file, got ${describe(h)}`);
+    issues.add(path, `handler must be a non-empty path to a .c file (or a .ts/.js one), got ${describe(h)}`);
     return undefined;
   }
-  if (TS_EXTENSIONS.test(h)) {
-    issues.add(path, `TypeScript packet functions are not supported (every frame would cross into Node and back): write the handler in C (handler: './nf/name.c') or give a prebuilt program (command: ['./bin/nf'])`);
+  // TypeScript is offered for slow paths (every batch crosses into Node and back): the language
+  // follows the file, as for request functions.
+  const language = TS_EXTENSIONS.test(h) ? 'ts' : h.endsWith('.c') ? 'c' : undefined;
+  if (language === undefined) {
+    issues.add(path, `handler must be a .c file (built with the packet runtime) or a .ts/.js file (the TypeScript packet runtime), got ${describe(h)}; a prebuilt program goes in command: [...]`);
     return undefined;
   }
-  if (!h.endsWith('.c')) {
-    issues.add(path, `handler must be a .c file (built with the packet runtime), got ${describe(h)}; a prebuilt program goes in command: [...]`);
-    return undefined;
-  }
-  return absolute(h, baseDir, path, 'handler', issues);
+  const file = absolute(h, baseDir, path, 'handler', issues);
+  return file === undefined ? undefined : { file, language };
 }
 
 function lowerCommand(c: unknown, baseDir: string | undefined, path: Path, issues: Issues): string[] | undefined {
@@ -237,19 +240,19 @@ export function lowerPacketFunctions(spec: unknown, taken: readonly string[], ba
     checkKeys(f, ['handler', 'command', 'instances', 'env'], p, issues);
     const instances = f.instances === undefined ? 1 : (checkInt(f.instances, 1, MAX_PACKET_INSTANCES, [...p, 'instances'], 'instances', issues) ?? 1);
     const env = lowerEnv(f.env, [...p, 'env'], issues);
-    let handler: string | undefined;
+    let handler: { file: string; language: 'c' | 'ts' } | undefined;
     let command: string[] | undefined;
     if (f.handler !== undefined && f.command !== undefined) {
-      issues.add(p, `packet function '${name}' gives both handler and command: a C handler (built by bpfctl) or a prebuilt command, one of the two`);
+      issues.add(p, `packet function '${name}' gives both handler and command: a handler (C or TypeScript, built by bpfctl) or a prebuilt command, one of the two`);
     } else if (f.handler === undefined && f.command === undefined) {
-      issues.add(p, `packet function '${name}' needs a handler (a .c file built with the packet runtime) or a command (a prebuilt program speaking the packet SDK)`);
+      issues.add(p, `packet function '${name}' needs a handler (a .c file built with the packet runtime, or a .ts/.js file) or a command (a prebuilt program speaking the packet SDK)`);
     } else if (f.handler !== undefined) {
       handler = lowerHandler(f.handler, baseDir, [...p, 'handler'], issues);
     } else {
       command = lowerCommand(f.command, baseDir, [...p, 'command'], issues);
     }
-    const language = f.command !== undefined && f.handler === undefined ? 'command' : 'c';
-    out.push({ id, name, language, ...(handler !== undefined ? { handler } : {}), ...(command !== undefined ? { command } : {}), instances, env });
+    const language = f.command !== undefined && f.handler === undefined ? 'command' : (handler?.language ?? 'c');
+    out.push({ id, name, language, ...(handler !== undefined ? { handler: handler.file } : {}), ...(command !== undefined ? { command } : {}), instances, env });
   }
   return out;
 }

@@ -6,7 +6,7 @@
  * running chain keeps no TypeScript tooling resident (a warm `bpfctl run` reuses cached bundles).
  *
  * What a bundle imports:
- * - `bpfctl`, `bpfctl/runtime`, `bpfctl/loader`, `bpfctl/pool` resolve to the bpfctl that is running, wherever
+ * - `bpfctl`, `bpfctl/runtime`, `bpfctl/loader`, `bpfctl/pool`, `bpfctl/packet` resolve to the bpfctl that is running, wherever
  *   the user's file is: a policy works outside a project that installs bpfctl (a global install),
  *   and its DSL objects come from the same copy that validates them;
  * - other packages are resolved from the user's file, as Node would, and stay external (imported
@@ -29,6 +29,7 @@ const OWN_ENTRIES: Record<string, string> = {
   'bpfctl/runtime': 'src/runtime/index.ts',
   'bpfctl/loader': 'src/maps/index.ts',
   'bpfctl/pool': 'src/runtime/pool/index.ts',
+  'bpfctl/packet': 'src/runtime/packet-ts/index.ts',
 };
 
 /** A location in a user's source file, as compilers print it. */

@@ -138,6 +138,15 @@ test('ports: ingress sections first, then egress interfaces, once each; reflecto
   // Without chains, packet functions alone still give the packet part (no ports).
   const fnOnly = lowerPolicy({ name: 'f', packetFunctions: { a: { handler: '/a.c' } }, xdp: [{ interface: 'eth0' }] });
   assert.equal(fnOnly.packet, { functions: [{ id: 0, name: 'a', language: 'c', handler: '/a.c', instances: 1, env: {} }], chains: [], ports: [] });
+  // The handler's file decides the language: TypeScript and JavaScript run in the TypeScript packet runtime.
+  const ts = lowerPolicy({ name: 'f', packetFunctions: { a: { handler: '/nf/a.ts' }, b: { handler: '/nf/b.mjs', instances: 2 } }, xdp: [{ interface: 'eth0' }] });
+  assert.equal(
+    ts.packet!.functions.map((f) => [f.name, f.language, f.handler, f.instances]),
+    [
+      ['a', 'ts', '/nf/a.ts', 1],
+      ['b', 'ts', '/nf/b.mjs', 2],
+    ],
+  );
 });
 
 test('a policy without packet sections keeps its IR and hash exactly', () => {
@@ -307,16 +316,10 @@ const ERRORS: [string, () => unknown, string, string][] = [
   ['an unknown packet function setting', () => edit((s) => (s.packetFunctions.nat.handlr = 'x')), 'packetFunctions.nat.handlr', "unknown setting 'handlr' (expected one of: handler, command, instances, env)"],
   ['pool bufferSize 8192', () => edit((s) => (s.pool.bufferSize = 8192)), 'pool.bufferSize', 'bufferSize must be 2048 or 4096 in a policy with packet chains, got 8192: the pool is the AF_XDP UMEM, one buffer per chunk, and the kernel takes chunks of 2048 or 4096 bytes'],
   ['pool bufferSize 1024', () => edit((s) => (s.pool.bufferSize = 1024)), 'pool.bufferSize', 'bufferSize must be 2048 or 4096 in a policy with packet chains, got 1024: the pool is the AF_XDP UMEM, one buffer per chunk, and the kernel takes chunks of 2048 or 4096 bytes'],
-  ['handler and command', () => edit((s) => (s.packetFunctions.nat.command = ['nat'])), 'packetFunctions.nat', "packet function 'nat' gives both handler and command: a C handler (built by bpfctl) or a prebuilt command, one of the two"],
-  ['neither handler nor command', () => edit((s) => delete s.packetFunctions.nat.handler), 'packetFunctions.nat', "packet function 'nat' needs a handler (a .c file built with the packet runtime) or a command (a prebuilt program speaking the packet SDK)"],
-  [
-    'a TypeScript handler',
-    () => edit((s) => (s.packetFunctions.nat.handler = './nf/snat.ts')),
-    'packetFunctions.nat.handler',
-    "TypeScript packet functions are not supported (every frame would cross into Node and back): write the handler in C (handler: './nf/name.c') or give a prebuilt program (command: ['./bin/nf'])",
-  ],
-  ['a handler that is not C', () => edit((s) => (s.packetFunctions.nat.handler = './nf/snat.so')), 'packetFunctions.nat.handler', 'handler must be a .c file (built with the packet runtime), got "./nf/snat.so"; a prebuilt program goes in command: [...]'],
-  ['an empty handler', () => edit((s) => (s.packetFunctions.nat.handler = ' ')), 'packetFunctions.nat.handler', 'handler must be a non-empty path to a .c file, got " "'],
+  ['handler and command', () => edit((s) => (s.packetFunctions.nat.command = ['nat'])), 'packetFunctions.nat', "packet function 'nat' gives both handler and command: a handler (C or TypeScript, built by bpfctl) or a prebuilt command, one of the two"],
+  ['neither handler nor command', () => edit((s) => delete s.packetFunctions.nat.handler), 'packetFunctions.nat', "packet function 'nat' needs a handler (a .c file built with the packet runtime, or a .ts/.js file) or a command (a prebuilt program speaking the packet SDK)"],
+  ['a handler that is neither C nor TypeScript', () => edit((s) => (s.packetFunctions.nat.handler = './nf/snat.so')), 'packetFunctions.nat.handler', 'handler must be a .c file (built with the packet runtime) or a .ts/.js file (the TypeScript packet runtime), got "./nf/snat.so"; a prebuilt program goes in command: [...]'],
+  ['an empty handler', () => edit((s) => (s.packetFunctions.nat.handler = ' ')), 'packetFunctions.nat.handler', 'handler must be a non-empty path to a .c file (or a .ts/.js one), got " "'],
   ['an empty command', () => edit((s) => (s.packetFunctions.nat = { command: [] })), 'packetFunctions.nat.command', 'command must be a non-empty array (argv: the program, then its arguments), got an array'],
   ['a command without a program', () => edit((s) => (s.packetFunctions.nat = { command: [''] })), 'packetFunctions.nat.command[0]', "command[0] must be the program: a path relative to the policy, or a name on PATH, got \"\""],
   ['a command argument that is no string', () => edit((s) => (s.packetFunctions.nat = { command: ['nat', 5] })), 'packetFunctions.nat.command[1]', 'arguments must be strings without NUL characters, got 5'],

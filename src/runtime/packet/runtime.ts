@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { BpfctlError } from '../../errors.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { ringOf } from '../../schema/packet-layout.ts';
+import { buildTsPacketFunction } from '../packet-ts/code.ts';
 import type { Pool } from '../pool/index.ts';
 import { baseEnv, shExecArgv } from '../supervisor/launch.ts';
 import { type Launch, Slot, type SlotHost, type SlotInfo } from '../supervisor/slot.ts';
@@ -71,10 +72,17 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
   const p = o.ir.packet!;
   // Built before anything starts: a handler that does not compile leaves nothing running.
   const exes = new Map<number, string[]>();
+  /** What a function's instances get in their environment beyond the common part (TypeScript: its bundle and the shim). */
+  const extraEnv = new Map<number, Record<string, string>>();
   for (const f of p.functions) {
     if (f.language === 'c') {
       o.progress(`building packet function ${f.name}`);
       exes.set(f.id, [await buildPacketFunction(f.handler!)]);
+    } else if (f.language === 'ts') {
+      o.progress(`building packet function ${f.name}`);
+      const code = await buildTsPacketFunction(f.name, f.handler!);
+      exes.set(f.id, code.argv);
+      extraEnv.set(f.id, code.env);
     } else {
       const exe = f.command![0]!;
       if (!findExecutable(exe)) throw new PacketRuntimeError(`packetFunctions.${f.name}.command[0]: ${exe}: no such executable${exe.includes('/') ? '' : ' on PATH'}`);
@@ -156,6 +164,7 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
       env: {
         ...baseEnv(),
         ...f.env,
+        ...extraEnv.get(fnId),
         BPFCTL_POOL: o.pool.path,
         BPFCTL_PKT_FN: String(fnId),
         BPFCTL_PKT_INST: String(inst),

@@ -54,11 +54,16 @@ export function baseEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** Node's arguments for a child process running `entry` (a bpfctl module): loader flags, then the reducer's. */
+export function nodeEntryArgv(entry: string): string[] {
+  return [...childExecArgv(), ...REDUCER_FLAGS, entry];
+}
+
 const JOIN_THEN_EXEC = 'echo $$ > "$0" && exec "$@"';
 
 /** A TypeScript function instance: `node <sdk main>`, ready over IPC. */
 export function launchTsFunction(cgroup: string, env: Record<string, string>): Launch {
-  const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), process.execPath, ...childExecArgv(), ...REDUCER_FLAGS, FUNCTION_MAIN], {
+  const child = spawn('/bin/sh', ['-c', JOIN_THEN_EXEC, join(cgroup, 'cgroup.procs'), process.execPath, ...nodeEntryArgv(FUNCTION_MAIN)], {
     env: { ...baseEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });

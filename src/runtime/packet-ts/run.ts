@@ -1,0 +1,56 @@
+/**
+ * The loop of a TypeScript packet function: receive a batch (asleep on the ring's futex in a
+ * worker thread while there is none), run the handler on it, hand every frame on with its verdict.
+ * The twin of nf_main.c, with the ring work done by the same C (./shim.c).
+ *
+ * A handler that throws (or whose promise rejects) does not kill the instance: its batch is
+ * dropped, counted by the chain as dropped by this function, and the error is logged (the first
+ * ones, then one line per 1000). A crash of the process itself is the supervisor's to handle, as
+ * for C functions: it restarts the instance, and the frames in hand are reclaimed.
+ */
+import type { ShimInstance } from './native.ts';
+import { DROP, Packet, type PacketContext, type PacketHandler } from './packet.ts';
+
+/** Frames per batch, as the C runtime (BPFCTL_NF_BATCH). */
+export const BATCH = 32;
+
+export interface PacketLoopOptions {
+  shim: ShimInstance;
+  handler: PacketHandler;
+  ctx: PacketContext;
+  log(msg: string): void;
+}
+
+export interface PacketLoopStats {
+  batches: number;
+  frames: number;
+  failedBatches: number;
+}
+
+export async function runPacketLoop(o: PacketLoopOptions): Promise<PacketLoopStats> {
+  const { shim, handler, ctx } = o;
+  const max = Math.min(BATCH, shim.batchMax);
+  const records = Array.from({ length: max }, (_, i) => new Packet(shim, i));
+  // One array per batch size, made once: the handler gets exactly the frames of this batch.
+  const slices = Array.from({ length: max + 1 }, (_, n) => Object.freeze(records.slice(0, n)));
+  const stats: PacketLoopStats = { batches: 0, frames: 0, failedBatches: 0 };
+  for (;;) {
+    const n = await shim.recv(max);
+    if (n === 0) return stats;
+    stats.batches++;
+    stats.frames += n;
+    for (let i = 0; i < n; i++) records[i]!.reset();
+    try {
+      const r = handler(slices[n]!, ctx);
+      if (r !== undefined && r !== null && typeof (r as Promise<void>).then === 'function') await r;
+    } catch (err) {
+      stats.failedBatches++;
+      if (stats.failedBatches <= 5 || stats.failedBatches % 1000 === 0) {
+        const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
+        o.log(`handler failed on a batch of ${n} (dropped; ${stats.failedBatches} so far): ${msg}`);
+      }
+      for (let i = 0; i < n; i++) records[i]!.verdict = DROP;
+    }
+    shim.send(n);
+  }
+}
