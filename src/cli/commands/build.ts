@@ -11,8 +11,9 @@ import { compileBpf } from '../../compile/index.ts';
 import type { PolicyIR } from '../../ir/policy.ts';
 import { loadPolicyFile } from '../../load/index.ts';
 import { buildFunctionCode } from '../../runtime/function-code.ts';
-import type { Args, Command } from './types.ts';
+import { packetFunctionCode } from '../../runtime/packet/runtime.ts';
 import { usage } from './catalog.ts';
+import type { Args, Command } from './types.ts';
 
 const EMITS = ['all', 'ir', 'c', 'obj'] as const;
 type Emit = (typeof EMITS)[number];
@@ -55,6 +56,11 @@ export const buildCommand: Command = {
         out.progress(`checking ${f.language === 'c' ? 'C' : 'TypeScript'} function ${f.name}`);
         const code = await buildFunctionCode(argv.policy, f);
         handlers.push({ kind: 'handler', file: code.source, function: f.name, built: code.exe ?? code.handler });
+      }
+      for (const f of ir.packet?.functions ?? []) {
+        out.progress(`checking packet function ${f.name}`);
+        const code = await packetFunctionCode(f);
+        handlers.push({ kind: 'packet-handler', file: f.handler ?? f.command![0]!, function: f.name, built: code.env.BPFCTL_PKT_HANDLER ?? code.argv[0]! });
       }
     }
     const dir = resolve(argv.output ?? join('build', ir.name));
