@@ -75,19 +75,9 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
   /** What a function's instances get in their environment beyond the common part (TypeScript: its bundle and the shim). */
   const extraEnv = new Map<number, Record<string, string>>();
   for (const f of p.functions) {
-    if (f.language === 'c') {
-      o.progress(`building packet function ${f.name}`);
-      exes.set(f.id, [await buildPacketFunction(f.handler!)]);
-    } else if (f.language === 'ts') {
-      o.progress(`building packet function ${f.name}`);
-      const code = await buildTsPacketFunction(f.name, f.handler!);
-      exes.set(f.id, code.argv);
-      extraEnv.set(f.id, code.env);
-    } else {
-      const exe = f.command![0]!;
-      if (!findExecutable(exe)) throw new PacketRuntimeError(`packetFunctions.${f.name}.command[0]: ${exe}: no such executable${exe.includes('/') ? '' : ' on PATH'}`);
-      exes.set(f.id, [...f.command!]);
-    }
+    const code = await packetFunctionCode(f, o.progress);
+    exes.set(f.id, code.argv);
+    extraEnv.set(f.id, code.env);
   }
   o.progress('building pktio');
   const pktioExe = await buildPktio();
@@ -277,6 +267,26 @@ export class PacketRuntimeError extends BpfctlError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('E_PACKET_RUNTIME', message, options);
   }
+}
+
+/**
+ * What one packet function's instances run: a C handler built with nf_main.c, a TypeScript one
+ * bundled for the TypeScript runtime, or the command as given (checked to exist). `bpfctl build`
+ * checks a policy's packet functions with this too.
+ * @throws PacketFunctionBuildError, PacketHandlerError, SourceError, PacketRuntimeError
+ */
+export async function packetFunctionCode(f: PacketIR['functions'][number], progress: (msg: string) => void = () => {}): Promise<{ argv: string[]; env: Record<string, string> }> {
+  if (f.language === 'c') {
+    progress(`building packet function ${f.name}`);
+    return { argv: [await buildPacketFunction(f.handler!)], env: {} };
+  }
+  if (f.language === 'ts') {
+    progress(`building packet function ${f.name}`);
+    return buildTsPacketFunction(f.name, f.handler!);
+  }
+  const exe = f.command![0]!;
+  if (!findExecutable(exe)) throw new PacketRuntimeError(`packetFunctions.${f.name}.command[0]: ${exe}: no such executable${exe.includes('/') ? '' : ' on PATH'}`);
+  return { argv: [...f.command!], env: {} };
 }
 
 /** True when `exe` (a path, or a name looked up on PATH) is an executable file. */
