@@ -76,7 +76,7 @@ interface Inst {
 }
 interface Status {
   packet: {
-    chains: { name: string; in: number; out: number; dropped: number; lost: number }[];
+    chains: { name: string; in: number; out: number; dropped: number; lost: number; coalesceUs?: number }[];
     functions: { name: string; instances: Inst[] }[];
     ports: { posted: number }[];
     pool: { inUse: number };
@@ -203,6 +203,12 @@ test('a coalescing chain beside a plain one: several frames per batch and fewer 
   assert.ok(perBatch(b) >= 2 * perBatch(a), `coalesced ${perBatch(b).toFixed(2)} vs plain ${perBatch(a).toFixed(2)} frames per batch`);
   assert.ok(b.wakeups * 2 <= a.wakeups, `the coalescing chain's function woke ${b.wakeups} times, the plain one ${a.wakeups}`);
   mixedSleepsPerFrame = d.pktioSleeps / sum(Object.values(d.sent));
+  // status says which chain coalesces, and by how much
+  assert.is(chain(d.after, 'batched').coalesceUs, COALESCE_US);
+  assert.not.ok('coalesceUs' in chain(d.after, 'plain'));
+  const text = cli(rig, ['status', POLICY]);
+  assert.is(text.status, 0, text.stderr);
+  assert.match(text.stdout, new RegExp(`batched(\\s+\\d+){4}\\s+${COALESCE_US} us`));
 });
 
 test('every chain coalescing: pktio sleeps on a timer too, and sleeps less per frame than beside a plain chain', async () => {

@@ -11,7 +11,8 @@ export interface PacketView {
   txQueued: number;
   pool: { inUse: number; bufferCount: number };
   ports: { interface: string; nqueues: number; bound: boolean; zeroCopy: boolean; rx: number; tx: number; txFail: number; rxDropped: number; rxFillEmpty: number; posted: number; noChain: number; rxRingFull: number; lost: number }[];
-  chains: { name: string; in: number; out: number; dropped: number; lost: number }[];
+  /** coalesceUs: the chain's coalescing window (absent: none). */
+  chains: { name: string; in: number; out: number; dropped: number; lost: number; coalesceUs?: number }[];
   functions: {
     name: string;
     live: number[];
@@ -21,7 +22,11 @@ export interface PacketView {
 
 export function printPacket(out: Output, p: PacketView): void {
   out.line('');
-  out.table(p.chains, ['name', 'in', 'out', 'dropped', 'lost'], 'Packet chains (frames)');
+  out.table(
+    p.chains.map((c) => ({ ...c, coalesce: c.coalesceUs ? `${c.coalesceUs} us` : '-' })),
+    ['name', 'in', 'out', 'dropped', 'lost', 'coalesce'],
+    'Packet chains (frames)',
+  );
   out.line('');
   out.table(
     p.functions.flatMap((f) =>

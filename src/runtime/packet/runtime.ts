@@ -47,8 +47,8 @@ export interface PacketRuntime {
   instances(): SlotInfo[];
   /** Runs `n` instances of packet function `fn` (1..32). */
   scale(fn: string, n: number): Promise<SlotInfo[]>;
-  /** The plane's counters and tables, with the pool's buffers in use (for status and top). */
-  snapshot(): PlaneSnapshot & { pool: { inUse: number; bufferCount: number } };
+  /** The plane's counters and tables, with the pool's buffers in use and each chain's coalescing window (for status and top). */
+  snapshot(): Omit<PlaneSnapshot, 'chains'> & { chains: (PlaneSnapshot['chains'][number] & { coalesceUs?: number })[]; pool: { inUse: number; bufferCount: number } };
   /** Stops every process (functions drain their rings first) and frees what they held. */
   stop(): Promise<void>;
 }
@@ -256,7 +256,13 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
     scale,
     snapshot: () => {
       const st = o.pool.stats();
-      return { ...plane.snapshot(), pool: { inUse: st.inUse, bufferCount: st.bufferCount } };
+      const snap = plane.snapshot();
+      // The plane holds no chain settings pktio does not read from it: the window comes from the IR.
+      const chains = snap.chains.map((c, i) => {
+        const us = p.chains[i]?.coalesce?.us;
+        return us ? { ...c, coalesceUs: us } : c;
+      });
+      return { ...snap, chains, pool: { inUse: st.inUse, bufferCount: st.bufferCount } };
     },
     stop: stopAll,
   };
