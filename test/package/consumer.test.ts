@@ -78,6 +78,27 @@ export default greet;
 `,
   );
   writeFileSync(
+    join(project, 'functions/ttl.ts'),
+    `import { csumReplace16, DROP, ETH_P_IP, type PacketHandler } from 'bpfctl/packet';
+
+const ttl: PacketHandler = (packets) => {
+  for (const p of packets) {
+    if (p.etherType !== ETH_P_IP) continue;
+    const f = p.data;
+    const at = p.l3 + 8;
+    if (f[at]! <= 1) {
+      p.verdict = DROP;
+      continue;
+    }
+    const old = (f[at]! << 8) | f[at + 1]!;
+    f[at]! -= 1;
+    csumReplace16(f, p.l3 + 10, old, old - 0x100);
+  }
+};
+export default ttl;
+`,
+  );
+  writeFileSync(
     join(project, 'maps.ts'),
     `import { BpfObject, TypedMap, u32, u64 } from 'bpfctl/loader';
 
@@ -94,7 +115,7 @@ export function counters(path: string): TypedMap<number, bigint> {
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 test('the tarball ships the compiled package and its C, not tests, benchmarks or CI', () => {
-  for (const f of ['dist/src/cli/main.js', 'dist/src/dsl/index.js', 'dist/src/dsl/index.d.ts', 'dist/src/runtime/index.d.ts', 'dist/src/maps/index.d.ts', 'dist/src/runtime/pool/index.d.ts', 'bin/bpfctl.js', 'bpf/chain/chain.bpf.c', 'src/runtime/c/fn.c']) {
+  for (const f of ['dist/src/cli/main.js', 'dist/src/dsl/index.js', 'dist/src/dsl/index.d.ts', 'dist/src/runtime/index.d.ts', 'dist/src/maps/index.d.ts', 'dist/src/runtime/pool/index.d.ts', 'dist/src/runtime/packet-ts/index.d.ts', 'dist/src/runtime/packet-ts/main.js', 'src/runtime/packet-ts/shim.c', 'bin/bpfctl.js', 'bpf/chain/chain.bpf.c', 'src/runtime/c/fn.c']) {
     assert.ok(files.includes(f), `${f} is in the tarball`);
   }
   const bad = files.filter((f) => /^(test|bench|\.ci|scripts)\//.test(f) || f === 'biome.json' || (f.startsWith('src/') && f.endsWith('.ts')));
@@ -103,7 +124,7 @@ test('the tarball ships the compiled package and its C, not tests, benchmarks or
   assert.not.ok(deps.includes('tsx'), 'tsx is not installed with bpfctl');
 });
 
-test('a policy, a function and loader code type-check against the package under the strictest options', () => {
+test('a policy, a function, a packet function and loader code type-check against the package under the strictest options', () => {
   const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', project], { encoding: 'utf8' });
   assert.is(r.status, 0, `tsc in the consumer project:\n${r.stdout}${r.stderr}`);
