@@ -11,7 +11,7 @@
  * a TS instance killed under load is restarted with the books balanced; nothing is left after
  * Ctrl-C; a TS handler without a default export fails `run` with one line and leaves nothing.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -211,6 +211,48 @@ test('a TypeScript NF killed under load is restarted; every frame is accounted f
   assert.is(st.packet.pool.inUse, sum(st.packet.ports.map((p) => p.posted)), 'no buffer lost');
   const got = await capture(rig.ns.r, rig.ifs.rX, 1500, () => send(rig.ns.s, rig.ifs.sX, [frame('pass', 1), frame('pass', 2)]));
   assert.is(got.filter((f) => isUdpTo(f, 6000)).length, 2, 'the restarted instance works');
+});
+
+test('scale a TypeScript NF live: flows spread over its instances, scaling down loses nothing', async () => {
+  const up = cli(rig, ['scale', POLICY, 'portmap', '2', '--json']);
+  assert.is(up.status, 0, up.stderr);
+  const fnOf = (st: Status) => st.packet.functions.find((f) => f.name === 'portmap')!;
+  const st0 = status();
+  assert.is(fnOf(st0).instances.length, 2);
+  const frames = Array.from({ length: 40 }, (_, i) => frame('pass', i, 43000 + i));
+  const got = await capture(rig.ns.r, rig.ifs.rX, 2500, () => send(rig.ns.s, rig.ifs.sX, frames, 1));
+  assert.is(got.filter((f) => isUdpTo(f, 6000)).length, 40);
+  await sleep(300);
+  const st1 = status();
+  const rx0 = (st: Status, i: number) => fnOf(st).instances[i]?.rx ?? 0;
+  assert.ok(rx0(st1, 0) > rx0(st0, 0) && rx0(st1, 1) > rx0(st0, 1), `40 flows reached both TypeScript instances (${rx0(st1, 0) - rx0(st0, 0)}, ${rx0(st1, 1) - rx0(st0, 1)})`);
+  const down = cli(rig, ['scale', POLICY, 'portmap', '1', '--json']);
+  assert.is(down.status, 0, down.stderr);
+  const after = await capture(rig.ns.r, rig.ifs.rX, 1500, () => send(rig.ns.s, rig.ifs.sX, frames.slice(0, 10), 1));
+  assert.is(after.filter((f) => isUdpTo(f, 6000)).length, 10, 'after scaling down every frame still comes out');
+  const st = status();
+  assert.is(st.packet.pool.inUse, sum(st.packet.ports.map((p) => p.posted)));
+});
+
+test('an edited TypeScript NF is a code change for diff, and apply --restart runs the new code', async () => {
+  const judge = join(dir, 'judge.ts');
+  writeFileSync(judge, readFileSync(`${FIXTURES}/judge.ts`, 'utf8'));
+  // The policy now names a copy; the same bytes first: a path change only.
+  const file = writePolicy(judge);
+  writeFileSync(judge, readFileSync(judge, 'utf8').replace("if (t === 'drop') {", "if (t === 'drop' || t === 'pass') {"));
+  const d = cli(rig, ['diff', file, '--json']);
+  assert.is(d.status, 0, d.stderr);
+  const changes = JSON.parse(d.stdout).changes as { kind: string; name?: string; action?: string }[];
+  assert.ok(
+    changes.some((c) => c.name === 'judge' && c.action === 'restart'),
+    `diff names judge as needing a restart: ${JSON.stringify(changes)}`,
+  );
+  const r = cli(rig, ['apply', file, '--restart', '--json']);
+  assert.is(r.status, 0, r.stderr);
+  const got = await capture(rig.ns.r, rig.ifs.rX, 1500, () => send(rig.ns.s, rig.ifs.sX, [frame('pass', 1), frame('full', 1)]));
+  const out = got.filter((f) => isUdpTo(f, 6000));
+  assert.is(out.length, 1, 'the new judge drops "pass" frames; "full" still passes');
+  assert.is(be16(out[0]!, 34), 7777);
 });
 
 test('Ctrl-C: the TS instances drain and exit; nothing is left', async () => {
