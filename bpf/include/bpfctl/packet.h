@@ -327,12 +327,13 @@ static inline void bpfctl_nf_ready(struct bpfctl_nf *nf)
 }
 
 /*
- * Wait for frames and take up to `max` (<= BPFCTL_NF_BATCH_MAX) of them: they are this process's
- * until bpfctl_nf_send. Blocks on the ring's futex (event mode) or spins (poll mode). Returns how
- * many, or 0 when a stop was asked for and the ring is empty. A descriptor whose buffer is no
- * longer in use with its generation is skipped and counted as lost: it is not ours to touch.
+ * Take up to `max` (<= BPFCTL_NF_BATCH_MAX) frames that are in the ring now, without waiting:
+ * they are this process's until bpfctl_nf_send. Returns how many (0: none ready). A descriptor
+ * whose buffer is no longer in use with its generation is skipped and counted as lost: it is not
+ * ours to touch. For runtimes with a loop of their own (the TypeScript one takes what is there on
+ * its own thread and only waits on a worker thread); bpfctl_nf_recv is the usual call.
  */
-static inline unsigned bpfctl_nf_recv(struct bpfctl_nf *nf, struct bpfctl_pkt *pkts, unsigned max)
+static inline unsigned bpfctl_nf_try_recv(struct bpfctl_nf *nf, struct bpfctl_pkt *pkts, unsigned max)
 {
 	struct bpfctl_pkt_desc d[BPFCTL_NF_BATCH_MAX];
 	struct bpfctl_plane *pl = &nf->plane;
@@ -341,40 +342,54 @@ static inline unsigned bpfctl_nf_recv(struct bpfctl_nf *nf, struct bpfctl_pkt *p
 		max = BPFCTL_NF_BATCH_MAX;
 	for (;;) {
 		uint32_t n = bpfctl_ring_pop(&nf->ring, d, max);
+		unsigned k = 0, bad = 0;
 
-		if (n) {
-			unsigned k = 0, bad = 0;
-
-			for (uint32_t i = 0; i < n; i++) {
-				if (!bpfctl_plane_desc_ok(pl, &d[i])) {
-					bad++;
-					if (d[i].chain < pl->nchains)
-						atomic_fetch_add_explicit(&pl->chain_stats[d[i].chain].lost, 1, memory_order_relaxed);
-					continue;
-				}
-				int64_t idx = bpfctl_plane_buf_index(pl, d[i].addr);
-
-				atomic_store_explicit(&nf->pool->meta[idx].owner, nf->pid, memory_order_relaxed);
-				struct bpfctl_pkt *p = &pkts[k++];
-
-				p->buf = nf->pool->base + bpfctl_plane_buf_off(pl, (uint32_t)idx);
-				p->buf_size = nf->pool->buf_size;
-				p->data = nf->pool->base + d[i].addr;
-				p->len = d[i].len;
-				p->port = d[i].port;
-				p->chain = d[i].chain;
-				p->hop = d[i].hop;
-				p->verdict = BPFCTL_PKT_NEXT;
-				p->hash = d[i].hash;
-				p->gen = d[i].gen;
+		if (!n)
+			return 0;
+		for (uint32_t i = 0; i < n; i++) {
+			if (!bpfctl_plane_desc_ok(pl, &d[i])) {
+				bad++;
+				if (d[i].chain < pl->nchains)
+					atomic_fetch_add_explicit(&pl->chain_stats[d[i].chain].lost, 1, memory_order_relaxed);
+				continue;
 			}
-			bpfctl_counter_add(&nf->stats->rx, k);
-			bpfctl_counter_add(&nf->stats->lost, bad);
-			bpfctl_counter_add(&nf->stats->batches, 1);
-			if (k)
-				return k;
-			continue;
+			int64_t idx = bpfctl_plane_buf_index(pl, d[i].addr);
+
+			atomic_store_explicit(&nf->pool->meta[idx].owner, nf->pid, memory_order_relaxed);
+			struct bpfctl_pkt *p = &pkts[k++];
+
+			p->buf = nf->pool->base + bpfctl_plane_buf_off(pl, (uint32_t)idx);
+			p->buf_size = nf->pool->buf_size;
+			p->data = nf->pool->base + d[i].addr;
+			p->len = d[i].len;
+			p->port = d[i].port;
+			p->chain = d[i].chain;
+			p->hop = d[i].hop;
+			p->verdict = BPFCTL_PKT_NEXT;
+			p->hash = d[i].hash;
+			p->gen = d[i].gen;
 		}
+		bpfctl_counter_add(&nf->stats->rx, k);
+		bpfctl_counter_add(&nf->stats->lost, bad);
+		bpfctl_counter_add(&nf->stats->batches, 1);
+		/* a batch of stale descriptors only: look again, the ring may hold more */
+		if (k)
+			return k;
+	}
+}
+
+/*
+ * Wait for frames and take up to `max` (<= BPFCTL_NF_BATCH_MAX) of them (bpfctl_nf_try_recv).
+ * Blocks on the ring's futex (event mode) or spins (poll mode). Returns how many, or 0 when a stop
+ * was asked for and the ring is empty.
+ */
+static inline unsigned bpfctl_nf_recv(struct bpfctl_nf *nf, struct bpfctl_pkt *pkts, unsigned max)
+{
+	for (;;) {
+		unsigned k = bpfctl_nf_try_recv(nf, pkts, max);
+
+		if (k)
+			return k;
 		if (atomic_load_explicit(&nf->stop, memory_order_relaxed))
 			return 0;
 		if (nf->poll) {

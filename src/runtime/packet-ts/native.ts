@@ -14,6 +14,8 @@ export interface ShimInstance {
   readonly words: number;
   readonly batchMax: number;
   readonly ring: number;
+  /** Takes the frames in the ring now, without waiting; how many (0: none). */
+  tryRecv(max: number): number;
   /** Waits for frames; resolves with how many (0: stopped and drained). */
   recv(max: number): Promise<number>;
   send(n: number): void;
@@ -48,6 +50,7 @@ export function openShim(o: ShimOpen): ShimInstance {
   const batchMax = lib.func('uint32_t bpfctl_ts_batch_max(void)')() as number;
   const infoPtr = lib.func('void *bpfctl_ts_info(void)')() as unknown;
   const recv = lib.func('unsigned int bpfctl_ts_recv(void *nf, unsigned int max)');
+  const tryRecv = lib.func('unsigned int bpfctl_ts_try_recv(void *nf, unsigned int max)') as (nf: unknown, max: number) => number;
   const send = lib.func('void bpfctl_ts_send(void *nf, unsigned int n)') as (nf: unknown, n: number) => void;
   const reparse = lib.func('void bpfctl_ts_reparse(void *nf, unsigned int i)') as (nf: unknown, i: number) => void;
   const fix = lib.func('unsigned int bpfctl_ts_fix_checksums(void *nf, unsigned int i)') as (nf: unknown, i: number) => number;
@@ -62,6 +65,7 @@ export function openShim(o: ShimOpen): ShimInstance {
     words,
     batchMax,
     ring,
+    tryRecv: (max) => tryRecv(nf, max),
     recv: (max) =>
       new Promise((resolve, reject) => {
         recv.async(nf, max, (err: unknown, n: number) => (err ? reject(err) : resolve(n)));

@@ -1,6 +1,6 @@
 /**
- * The loop of a TypeScript packet function: receive a batch (asleep on the ring's futex in a
- * worker thread while there is none), run the handler on it, hand every frame on with its verdict.
+ * The loop of a TypeScript packet function: receive a batch (what the ring holds, taken at once;
+ * asleep on the ring's futex in a worker thread while it holds none), run the handler on it, hand every frame on with its verdict.
  * The twin of nf_main.c, with the ring work done by the same C (./shim.c).
  *
  * A handler that throws (or whose promise rejects) does not kill the instance: its batch is
@@ -13,6 +13,8 @@ import { DROP, Packet, type PacketContext, type PacketHandler } from './packet.t
 
 /** Frames per batch, as the C runtime (BPFCTL_NF_BATCH). */
 export const BATCH = 32;
+/** Batches taken without waiting before the event loop gets a turn. */
+const YIELD_EVERY = 8;
 
 export interface PacketLoopOptions {
   shim: ShimInstance;
@@ -34,8 +36,17 @@ export async function runPacketLoop(o: PacketLoopOptions): Promise<PacketLoopSta
   // One array per batch size, made once: the handler gets exactly the frames of this batch.
   const slices = Array.from({ length: max + 1 }, (_, n) => Object.freeze(records.slice(0, n)));
   const stats: PacketLoopStats = { batches: 0, frames: 0, failedBatches: 0 };
+  let inRow = 0;
   for (;;) {
-    const n = await shim.recv(max);
+    // What is there now is taken on this thread; only an empty ring waits (on a worker thread).
+    // Batches taken at once do not return to the event loop, so every few of them it gets a
+    // turn: signals (a drained stop), timers and I/O of the handler must not starve under load.
+    let n = shim.tryRecv(max);
+    if (n > 0 && ++inRow % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
+    if (n === 0) {
+      inRow = 0;
+      n = await shim.recv(max);
+    }
     if (n === 0) return stats;
     stats.batches++;
     stats.frames += n;

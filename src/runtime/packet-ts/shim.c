@@ -61,14 +61,9 @@ static void parse(uint32_t *w, const struct bpfctl_pkt *p)
 	w[7] = l4 < 0 ? TS_NONE : (uint32_t)l4 | (uint32_t)proto << 16;
 }
 
-/*
- * Waits for frames (the ring's futex, or spinning in poll mode) and takes up to `max`; fills
- * `info`. Returns how many, 0 once a stop was asked for and the ring is drained. Called on a
- * worker thread (koffi's async call) so that the Node event loop stays free while it sleeps.
- */
-unsigned bpfctl_ts_recv(struct bpfctl_nf *nf, unsigned max)
+/* The frames of the last receive as `info` words. */
+static unsigned publish(const struct bpfctl_nf *nf, unsigned n)
 {
-	unsigned n = bpfctl_nf_recv(nf, pkts, max > BPFCTL_NF_BATCH_MAX ? BPFCTL_NF_BATCH_MAX : max);
 	const uint8_t *base = nf->pool->base;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -84,6 +79,26 @@ unsigned bpfctl_ts_recv(struct bpfctl_nf *nf, unsigned max)
 		parse(w, p);
 	}
 	return n;
+}
+
+/*
+ * Takes up to `max` frames that are in the ring now (0: none; never waits), into `info`. Called
+ * on the JavaScript thread: under load the next batch is usually there already, and this costs a
+ * plain call where a wait costs a trip through the thread pool.
+ */
+unsigned bpfctl_ts_try_recv(struct bpfctl_nf *nf, unsigned max)
+{
+	return publish(nf, bpfctl_nf_try_recv(nf, pkts, max > BPFCTL_NF_BATCH_MAX ? BPFCTL_NF_BATCH_MAX : max));
+}
+
+/*
+ * Waits for frames (the ring's futex, or spinning in poll mode) and takes up to `max`, into
+ * `info`. Returns how many, 0 once a stop was asked for and the ring is drained. Called on a
+ * worker thread (koffi's async call) so that the Node event loop stays free while it sleeps.
+ */
+unsigned bpfctl_ts_recv(struct bpfctl_nf *nf, unsigned max)
+{
+	return publish(nf, bpfctl_nf_recv(nf, pkts, max > BPFCTL_NF_BATCH_MAX ? BPFCTL_NF_BATCH_MAX : max));
 }
 
 /* Takes back what the JavaScript side changed of frame `i` (start, length, port, verdict). */
