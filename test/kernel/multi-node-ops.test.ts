@@ -69,7 +69,7 @@ const BODY = { '/hello': 'DLROW OLLEH [/hello]', '/rev': 'DLROW OLLEH', '/up': '
 // A client run inside a node's namespace: C workers send requests until the stop file exists (or
 // N requests when N > 0), then it prints the statuses and wrong bodies.
 const CLIENT = join(dir, 'client.mjs');
-const CLIENT_SRC = `import http from 'node:http'; import { existsSync } from 'node:fs';
+const CLIENT_SRC = `import http from 'node:http'; import { existsSync } from 'node:fs'; import { dirname } from 'node:path';
 const [url, expect, conc, total, stop] = process.argv.slice(2);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number(conc) });
 const statuses = {}; let wrong = 0; let sent = 0;
@@ -82,7 +82,8 @@ const one = () => new Promise((resolve) => {
   req.on('error', () => { statuses.error = (statuses.error ?? 0) + 1; resolve(); });
   req.end('hello world');
 });
-const more = () => (Number(total) > 0 ? sent < Number(total) : !existsSync(stop));
+// The test's directory gone (it ended, however) is a stop too: a client never outlives it.
+const more = () => (Number(total) > 0 ? sent < Number(total) : !existsSync(stop) && existsSync(dirname(stop)));
 const worker = async () => { while (more()) { sent++; await one(); await new Promise((r) => setTimeout(r, 2)); } };
 await Promise.all(Array.from({ length: Number(conc) }, worker));
 agent.destroy();
@@ -265,7 +266,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  for (const f of loads) writeFileSync(f, '');
+  if (existsSync(dir)) for (const f of loads) writeFileSync(f, '');
   for (const n of nodes) await stopAgent(n);
   net?.destroy();
   removeOwnDirs(nodes.flatMap((n) => [n.env.BPFCTL_BPFFS!, n.env.BPFCTL_CGROUP_PARENT!, n.env.BPFCTL_RUN_DIR!]));
@@ -429,6 +430,7 @@ test('a node-link of another protocol version is refused on both sides, logged o
 
 test('stopped agents leave nothing behind', async () => {
   for (const f of loads) writeFileSync(f, '');
+  loads.clear();
   for (const n of nodes) await stopAgent(n);
   for (const n of nodes) {
     assert.not.ok(existsSync(join(n.env.BPFCTL_BPFFS!, NAME)), `${n.name}: pins left`);
