@@ -15,7 +15,7 @@ export const PKTIO_C = join(PACKAGE_ROOT, 'src/runtime/packet/pktio.c');
 const PKTIO_SOURCES = [PKTIO_C, join(PACKAGE_ROOT, 'src/runtime/packet/pktio_rxtx.c')];
 const PKTIO_HEADER = join(PACKAGE_ROOT, 'src/runtime/packet/pktio.h');
 export const INCLUDE_DIR = join(PACKAGE_ROOT, 'bpf/include');
-const HEADERS = ['pool.h', 'packet.h', 'packet_layout.h', 'packet_ring.h', 'packet_plane.h', 'packet_hdr.h'].map((h) => join(INCLUDE_DIR, 'bpfctl', h));
+const HEADERS = ['pool.h', 'packet.h', 'packet_layout.h', 'packet_ring.h', 'packet_plane.h', 'packet_hdr.h', 'packet_coalesce.h'].map((h) => join(INCLUDE_DIR, 'bpfctl', h));
 // _GNU_SOURCE: handlers use POSIX and glibc (inet_pton, getenv, clock_gettime) without thinking about feature macros.
 const FLAGS = ['-O2', '-g', '-std=c11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Werror=implicit-function-declaration'];
 const PKTIO_LIBS = ['-lxdp', '-lbpf', '-lpthread'];

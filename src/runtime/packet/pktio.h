@@ -34,13 +34,12 @@
 #include <xdp/xsk.h>
 
 #include "bpfctl/packet.h"
+#include "bpfctl/packet_coalesce.h"
 
 #define MAX_QUEUES 64
 #define RING_SIZE 2048 /* every AF_XDP ring: rx, tx, fill, completion */
 #define BATCH 64
 #define STATS_EVERY_NS 250000000ull
-/* A coalescing chain's held frames go on at once when this many wait: a full NF batch (packet.h). */
-#define HOLD_MAX BPFCTL_NF_BATCH
 /* --coalesce bound: a longer hold is latency no NIC driver's moderation would add */
 #define COALESCE_MAX_US 10000
 
@@ -71,19 +70,6 @@ struct port {
 	uint64_t base_dropped, base_full, base_empty;
 };
 
-/*
- * Frames of one coalescing chain that wait in pktio (RX thread only) so that they travel the chain
- * as one batch: one wakeup of each process on it per window instead of one per frame. They are
- * pktio's buffers until handed on (a pktio that dies with them: reclaimed as its buffers, never
- * counted as having entered the chain).
- */
-struct hold {
-	struct bpfctl_pkt_desc d[HOLD_MAX];
-	uint32_t n;
-	uint64_t window_end; /* 0: no window open; else when the frames held go on */
-	uint64_t last_ns;    /* when its last frame was received (0: never) */
-};
-
 struct pktio {
 	struct bpfctl_pool *pool;
 	struct bpfctl_plane plane;
@@ -106,7 +92,12 @@ struct pktio {
 	/* --coalesce CHAIN:US: how long a chain's frames may wait to share a batch (0: not at all) */
 	uint64_t coalesce_ns[BPFCTL_PKT_MAX_CHAINS];
 	uint32_t ncoalesce;
-	struct hold hold[BPFCTL_PKT_MAX_CHAINS];
+	/*
+	 * Frames of each coalescing chain waiting in pktio (RX thread only; the rule:
+	 * packet_coalesce.h). They are pktio's buffers until handed on: a pktio that dies with them
+	 * has them reclaimed with its other buffers, never counted as having entered the chain.
+	 */
+	struct bpfctl_hold hold[BPFCTL_PKT_MAX_CHAINS];
 	struct port *port_by_id[BPFCTL_PKT_MAX_PORTS];
 };
 

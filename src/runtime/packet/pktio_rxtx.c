@@ -144,15 +144,16 @@ static void hand_on(struct bpfctl_pkt_desc *d, uint32_t k, struct port *p, struc
  * kernel's RX ring, and no thread is woken for them), so it too wakes once per window; with a
  * chain that does not coalesce it must keep watching the sockets for that chain's frames.
  *
- * Adaptive, so that a lone frame never waits: a window opens only for a frame that came less
- * than US after the chain's previous one (traffic is present), and one that ends with frames held
- * opens the next; one that ends empty closes, and the next frame goes on at once. Idle to first
- * frame, and any rate below one frame per US, is what it was without coalescing.
+ * Adaptive, so that a lone frame never waits (the rule: bpf/include/bpfctl/packet_coalesce.h): a
+ * window opens only for a frame that came less than US after the chain's previous one (traffic
+ * is present), and one that ends with frames held opens the next; one that ends empty closes, and
+ * the next frame goes on at once. Idle to first frame, and any rate below one frame per US, is
+ * what it was without coalescing.
  */
-static void hold_flush(struct hold *h, struct bpfctl_chain_delta *cd)
+static void hold_flush(struct bpfctl_hold *h, struct bpfctl_chain_delta *cd)
 {
-	struct bpfctl_pkt_desc part[HOLD_MAX];
-	uint8_t done[HOLD_MAX] = { 0 };
+	struct bpfctl_pkt_desc part[BPFCTL_HOLD_MAX];
+	uint8_t done[BPFCTL_HOLD_MAX] = { 0 };
 
 	/* per arrival port (whose counters the losses go to), each port's frames in their order */
 	for (uint32_t i = 0; i < h->n; i++) {
@@ -171,20 +172,14 @@ static void hold_flush(struct hold *h, struct bpfctl_chain_delta *cd)
 	h->n = 0;
 }
 
-/* Frames of chain `c` received at `now`: held, or (0) to go on now. */
+/* Frame `d` of chain `c` received at `now`: held (1), or to go on now (0). */
 static int hold_take(uint32_t c, const struct bpfctl_pkt_desc *d, uint64_t now, struct bpfctl_chain_delta *cd)
 {
-	uint64_t us = g.coalesce_ns[c];
-	struct hold *h = &g.hold[c];
-	int recent = h->last_ns && now - h->last_ns < us;
+	struct bpfctl_hold *h = &g.hold[c];
 
-	h->last_ns = now;
-	if (!h->window_end && !recent)
+	if (!bpfctl_hold_take(h, g.coalesce_ns[c], d, now))
 		return 0;
-	if (!h->window_end)
-		h->window_end = now + us;
-	h->d[h->n++] = *d;
-	if (h->n == HOLD_MAX)
+	if (h->n == BPFCTL_HOLD_MAX)
 		hold_flush(h, cd);
 	return 1;
 }
@@ -195,15 +190,10 @@ static uint64_t holds_due(uint64_t now, struct bpfctl_chain_delta *cd)
 	uint64_t next = 0;
 
 	for (uint32_t c = 0; g.ncoalesce && c < g.plane.nchains; c++) {
-		struct hold *h = &g.hold[c];
+		struct bpfctl_hold *h = &g.hold[c];
 
-		if (!h->window_end)
-			continue;
-		if (now >= h->window_end) {
-			/* frames came in this window: more will, open the next; none did: close */
-			h->window_end = h->n ? now + g.coalesce_ns[c] : 0;
+		if (bpfctl_hold_due(h, g.coalesce_ns[c], now))
 			hold_flush(h, cd);
-		}
 		if (h->window_end && (!next || h->window_end < next))
 			next = h->window_end;
 	}
