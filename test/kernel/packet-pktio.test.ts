@@ -367,6 +367,11 @@ test('bad arguments and a missing interface: one line, non-zero exit', async () 
   assert.match(String(r2), /exited 2 before it was ready: usage: pktio --pool PATH --port/);
   const r3 = await startReady(pktioExe, ['--pool', '/dev/shm/bpfctl-pool-none', '--port', '0:lo'], {}).catch((e: Error) => e.message);
   assert.match(String(r3), /exited 1 before it was ready: pktio: cannot open pool \/dev\/shm\/bpfctl-pool-none: No such file or directory$/);
+  // --coalesce CHAIN:US, as the runtime writes it from packetChains.X.coalesce (the IR bounds US)
+  for (const bad of ['0:0', '0:10001', '64:200', '0', '0:', 'x:200', '0:200us']) {
+    const r = await startReady(pktioExe, ['--pool', pool!.path, '--port', '0:lo', '--coalesce', bad], {}).catch((e: Error) => e.message);
+    assert.match(String(r), new RegExp(`exited 2 before it was ready: pktio: --coalesce wants CHAIN:US with CHAIN < 64 and US 1..10000, got '${bad}'$`), bad);
+  }
 });
 
 // uvu swallows errors thrown by hooks: the leak check is the last test.
