@@ -32,8 +32,10 @@ const LAYERS: readonly (readonly string[])[] = [
 
 /** Who may import a package, when not everyone may. */
 const RESTRICTED: Record<string, readonly string[]> = {
-  // Only the loader talks to libbpf; the pool uses koffi for libc (mmap, memfd_create).
-  koffi: ['loader', 'src/runtime/pool'],
+  // Only the loader talks to libbpf; the pool uses koffi for libc (mmap, memfd_create), and
+  // TypeScript packet functions for the packet runtime's own C (src/runtime/packet-ts/shim.c,
+  // packet.h's rings: no libbpf in it).
+  koffi: ['loader', 'src/runtime/pool', 'src/runtime/packet-ts'],
   // Building users' TypeScript is the loading layer's job (tsx is a dev tool: tests only).
   esbuild: ['src/load'],
   'tsx/esm/api': [],
