@@ -347,7 +347,7 @@ function ratiosAndTargets(points: Point[], variants: VariantRow[], skipped: Map<
   const ratios: Record<string, number> = {};
   const targets: Target[] = [];
   const key = (n: string) => n.replace(/-/g, '_');
-  for (const name of ['bpfctl', 'bpfctl-coalesce', 'bpfctl-poll'] as const) {
+  for (const name of ['bpfctl', 'bpfctl-coalesce', 'bpfctl-poll', 'bpfctl-ts'] as const) {
     for (const frame of FRAME_SIZES) {
       const k = `${key(name)}_${frame}`;
       ratios[`${k}_pps_vs_kernel_nft`] = paired(points, name, REFERENCE_KERNEL, frame, 'max', (p) => p.rx_pps);
@@ -356,6 +356,12 @@ function ratiosAndTargets(points: Point[], variants: VariantRow[], skipped: Map<
       ratios[`${k}_cpu_10pct_vs_testpmd`] = paired(points, name, REFERENCE_POLL, frame, '10pct', (p) => p.cpu_ns_per_pkt);
       ratios[`${k}_p99_vs_testpmd`] = paired(points, name, REFERENCE_POLL, frame, 'moderate', (p) => p.p99_us);
     }
+  }
+  // What the TypeScript counter costs against the same chain with the C one (same round).
+  for (const frame of FRAME_SIZES) {
+    ratios[`bpfctl_ts_${frame}_pps_vs_bpfctl`] = paired(points, 'bpfctl-ts', 'bpfctl', frame, 'max', (p) => p.rx_pps);
+    ratios[`bpfctl_ts_${frame}_cpu_full_vs_bpfctl`] = paired(points, 'bpfctl-ts', 'bpfctl', frame, 'max', (p) => p.cpu_ns_per_pkt);
+    ratios[`bpfctl_ts_${frame}_cpu_10pct_vs_bpfctl`] = paired(points, 'bpfctl-ts', 'bpfctl', frame, '10pct', (p) => p.cpu_ns_per_pkt);
   }
   for (const frame of FRAME_SIZES) {
     ratios[`xdp_redirect_${frame}_pps_vs_kernel_nft`] = paired(points, 'xdp-redirect', REFERENCE_KERNEL, frame, 'max', (p) => p.rx_pps);

@@ -10,6 +10,8 @@
  *                 the same chain with `coalesce: { us: COALESCE_US }`: at moderate rates frames wait
  *                 in pktio for up to that long so that each process of the chain wakes once per
  *                 batch, not once per frame (docs/packet-chains.md, "Coalescing")
+ *   bpfctl-ts     the chain with its counter in TypeScript (examples/packet-nat/nf/count.ts, the
+ *                 twin of count.c): what a TypeScript packet function costs beside a C one
  *   kernel-nft    the kernel's IP forwarding with the NAT in nftables (ip_forward, an snat rule
  *                 in postrouting; conntrack, as any kernel NAT); GRO on the ingress veth, which
  *                 gives it NAPI like the other variants' XDP program does
@@ -34,7 +36,7 @@ import { setThreaded, type Topology, xdpProgIds } from './topo.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '../..');
 
-export const VARIANTS = ['bpfctl', 'bpfctl-coalesce', 'bpfctl-poll', 'kernel-nft', 'testpmd', 'xdp-redirect'] as const;
+export const VARIANTS = ['bpfctl', 'bpfctl-coalesce', 'bpfctl-ts', 'bpfctl-poll', 'kernel-nft', 'testpmd', 'xdp-redirect'] as const;
 /** bpfctl-coalesce's window, us (PACKET_COALESCE_US to try another). */
 export const COALESCE_US = Number(process.env.PACKET_COALESCE_US) > 0 ? Math.floor(Number(process.env.PACKET_COALESCE_US)) : 200;
 export type VariantName = (typeof VARIANTS)[number];
@@ -194,7 +196,7 @@ export function bpfctlMissing(): string | null {
   return null;
 }
 
-type Mode = 'event' | 'poll' | 'coalesce';
+type Mode = 'event' | 'poll' | 'coalesce' | 'ts';
 
 /** The policy of the bpfctl variants, in a temporary directory of its own. */
 function writePolicy(t: Topology, mode: Mode): { dir: string; file: string } {
@@ -214,7 +216,7 @@ export default definePolicy({
       handler: ${JSON.stringify(join(nf, 'snat.c'))},
       env: { SNAT_ADDR: '${t.natAddr}', SNAT_PORTS: '20000-29999', SNAT_SRC_MAC: '${t.macOut}', SNAT_DST_MAC: '${t.macR}' },
     },
-    count: { handler: ${JSON.stringify(join(nf, 'count.c'))} },
+    count: { handler: ${JSON.stringify(join(nf, mode === 'ts' ? 'count.ts' : 'count.c'))} },
   },
   packetChains: {
     'nat-count': { functions: ['nat', 'count'], egress: { tx: '${t.ifOut}' }${mode === 'poll' ? ', poll: true' : mode === 'coalesce' ? `, coalesce: { us: ${COALESCE_US} }` : ''} },
@@ -272,5 +274,7 @@ export async function startDut(name: VariantName, t: Topology): Promise<Dut> {
       return bpfctl(t, 'coalesce');
     case 'bpfctl-poll':
       return bpfctl(t, 'poll');
+    case 'bpfctl-ts':
+      return bpfctl(t, 'ts');
   }
 }
