@@ -13,7 +13,7 @@
  *   protocol's encoder) is refused on both sides, counted, logged once, shown in bpfctl status;
  * - nothing is left behind.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,6 +22,7 @@ import * as assert from 'uvu/assert';
 import { BPFCTL_BIN, ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { createNetnsBridge, type NetnsBridge } from '../helpers/netns.ts';
+import { collect, nsRun, stopChild, until as waitUntil } from '../helpers/ns-procs.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const NAME = 'mnops';
@@ -133,18 +134,6 @@ srv.listen(Number(port), host, () => process.stderr.write('listening\\n'));
 setTimeout(finish, 60000);
 `;
 
-function nsRun(ns: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn('nsenter', [`--net=/run/netns/${ns}`, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function collect(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout!.on('data', (c: Buffer) => out.push(c));
-  child.stderr!.on('data', (c: Buffer) => err.push(c));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() })));
-}
-
 interface Load {
   statuses: Record<string, number>;
   wrong: number;
@@ -197,14 +186,7 @@ function startAgent(n: Node): void {
   child.stderr!.on('data', onLine);
 }
 
-async function stopAgent(n: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const c = n.child;
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise((r) => c.once('exit', r));
-  c.kill(signal);
-  await Promise.race([exited, sleep(20_000)]);
-  n.child = null;
-}
+const stopAgent = (n: Node, signal: NodeJS.Signals = 'SIGTERM') => stopChild(n, signal);
 
 /** Writes a secret the way the kubelet updates a Secret volume: a new directory, `..data` renamed over in one step, the old one removed. */
 function writeSecret(n: Node, value: string): void {
@@ -231,13 +213,7 @@ function status(n: Node): AgentStatusFile | null {
   }
 }
 
-async function until(what: string, ok: () => boolean, ms = 90_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${nodes.map((n) => `--- ${n.name}\n${n.log.slice(-15).join('\n')}`).join('\n')}`);
-    await sleep(100);
-  }
-}
+const until = (what: string, ok: () => boolean, ms = 90_000) => waitUntil(what, ok, ms, () => nodes);
 
 const linked = (n: Node, peer: string) => status(n)?.link.peers.some((p) => p.name === peer && p.up) ?? false;
 const linkedAll = () => nodes.every((n) => nodes.every((p) => p === n || linked(n, p.name)));

@@ -7,7 +7,7 @@
  * routes that avoid them keep serving; both rejoin; a policy change to the file converges on every
  * node with no failed request; nothing is left behind.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +15,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { createNetnsBridge, type NetnsBridge } from '../helpers/netns.ts';
+import { collect, nsRun, stopChild, until as waitUntil } from '../helpers/ns-procs.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const NAME = 'mnode';
@@ -84,18 +85,6 @@ agent.destroy();
 process.stdout.write(JSON.stringify({ statuses, wrong, slowestFail, rps }));
 `;
 
-function nsRun(ns: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn('nsenter', [`--net=/run/netns/${ns}`, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function collect(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout!.on('data', (c: Buffer) => out.push(c));
-  child.stderr!.on('data', (c: Buffer) => err.push(c));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() })));
-}
-
 interface Load {
   statuses: Record<string, number>;
   wrong: number;
@@ -139,24 +128,11 @@ function status(n: Node): { link: { peers: { name: string; up: boolean }[]; remo
   }
 }
 
-async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${nodes.map((n) => `--- ${n.name}\n${n.log.slice(-15).join('\n')}`).join('\n')}`);
-    await sleep(100);
-  }
-}
+const until = (what: string, ok: () => boolean, ms = 60_000) => waitUntil(what, ok, ms, () => nodes);
 
 const linked = (n: Node, peer: string) => status(n)?.link.peers.some((p) => p.name === peer && p.up) ?? false;
 
-async function stopAgent(n: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const c = n.child;
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise((r) => c.once('exit', r));
-  c.kill(signal);
-  await Promise.race([exited, sleep(20_000)]);
-  n.child = null;
-}
+const stopAgent = (n: Node, signal: NodeJS.Signals = 'SIGTERM') => stopChild(n, signal);
 
 // 1 ms of CPU per request, answering its payload unchanged.
 const SPIN = `export default function spin(req: { body: Uint8Array }): number {
