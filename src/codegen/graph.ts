@@ -172,7 +172,8 @@ function packetChainTitle(c: GraphPacketChain): string {
 }
 
 function packetFunctionLabel(f: GraphPacketChain['functions'][number], sep: string): string {
-  const extra = [f.instances > 1 ? `x${f.instances}` : '', f.language === 'command' ? 'command' : ''].filter(Boolean).join(', ');
+  // C is the packet default (unmarked); a TypeScript NF is the slow path worth seeing in the graph.
+  const extra = [f.instances > 1 ? `x${f.instances}` : '', f.language === 'command' ? 'command' : f.language === 'ts' ? 'TS' : ''].filter(Boolean).join(', ');
   return extra ? `${f.name}${sep}${extra}` : f.name;
 }
 

@@ -15,11 +15,14 @@ export const EDGE = definePolicy({
     nat: { handler: './nf/snat.c', env: { SNAT_ADDR: '198.18.9.1', SNAT_PORTS: '20000-20999' } },
     count: { handler: './nf/count.c', instances: 2 },
     dpi: { command: ['./bin/dpi', '--rules', 'smtp.rules'], instances: 4 },
+    sample: { handler: './nf/sample.ts' },
   },
   packetChains: {
     'tenant-nat': { functions: ['nat', 'count'], egress: { tx: 'veth-out' } },
     inspect: { functions: ['dpi', 'count'], egress: 'drop', poll: true },
     reflect: { functions: [], egress: { tx: 'veth-in' } },
+    // A TypeScript NF (marked TS in the graphs) that no rule steers to yet.
+    sampled: { functions: ['sample', 'count'], egress: 'drop' },
   },
   xdp: [
     xdpSection({
