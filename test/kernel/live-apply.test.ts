@@ -182,6 +182,11 @@ test('a slot whose process cannot start again is retried; the rest serves; it co
   assert.ok(slot.restarts >= 1 && slot.state !== 'ready', `reverse: ${JSON.stringify(slot)}`);
   // the failure is reported on the slot, as `bpfctl status` shows it
   assert.match(slot.lastError ?? '', /died|cannot start/, JSON.stringify(slot));
+  // and the instance's own line names the file the user wrote, not the bundle built from it
+  assert.ok(
+    logs.some((l) => l.includes(`cannot import handler ${join(dir, 'functions/reverse.ts')}: cannot start: marker present`)),
+    logs.filter((l) => l.includes('cannot import')).join('\n') || 'no "cannot import" line',
+  );
   assert.is((await post('/shout')).status, 200, 'routes without it serve');
   assert.is((await post('/hello')).status, 503, 'its route fails fast');
   rmSync(BROKEN);

@@ -29,7 +29,7 @@ let dir = '';
 let before: Snapshot;
 let run: Running | null = null;
 
-function writePolicy(judgeHandler = `${FIXTURES}/judge.ts`): string {
+function writePolicy(judgeHandler = `${FIXTURES}/judge.ts`, portMap = '5000:6000'): string {
   const file = join(dir, 'policy.ts');
   const { ifs, mac } = rig;
   writeFileSync(
@@ -39,7 +39,7 @@ export default definePolicy({
   name: '${POLICY}',
   pool: { bufferSize: 2048, bufferCount: 1024 },
   packetFunctions: {
-    portmap: { handler: '${NF_DIR}/port-map.ts', env: { PORT_MAP: '5000:6000' } },
+    portmap: { handler: '${NF_DIR}/port-map.ts', env: { PORT_MAP: '${portMap}' } },
     judge: { handler: '${judgeHandler}', env: { NEXT_SRC_MAC: '${mac[ifs.dOut]}', NEXT_DST_MAC: '${mac[ifs.rX]}' } },
     count: { handler: '${NF_DIR}/count.c' },
   },
@@ -109,6 +109,14 @@ test('a TS handler without a default export: run fails with one line naming it, 
   assert.is(r.status, 1, r.stderr);
   assert.match(r.stderr, /packetFunctions\.judge\.handler: .*nodefault\.ts has no default export/);
   assert.ok(!r.stderr.includes('    at '), `no stack trace:\n${r.stderr}`);
+  assert.equal(await leaksSince(before, { ownDirs: [rig.env.BPFCTL_BPFFS!, rig.env.BPFCTL_RUN_DIR!], fixtures: [...Object.values(rig.ns), ...Object.values(rig.ifs), dir] }), [], 'nothing loaded, pinned or running');
+});
+
+test('a TS NF whose module throws at start (a bad PORT_MAP): run fails naming why, nothing left', async () => {
+  const r = cli(rig, ['run', writePolicy(undefined, '5000-6000'), '--netns', rig.ns.d, '--pool', ID]);
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /portmap: cannot import handler .*port-map\.ts: PORT_MAP: '5000-6000' is not from:to with ports 1\.\.65535/);
+  assert.match(r.stderr, /portmap#0 .*died before it registered/);
   assert.equal(await leaksSince(before, { ownDirs: [rig.env.BPFCTL_BPFFS!, rig.env.BPFCTL_RUN_DIR!], fixtures: [...Object.values(rig.ns), ...Object.values(rig.ifs), dir] }), [], 'nothing loaded, pinned or running');
 });
 

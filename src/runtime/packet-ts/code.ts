@@ -44,5 +44,5 @@ export async function buildTsPacketFunction(fn: string, source: string): Promise
     js = built.js;
   }
   const shim = await buildPacketShim();
-  return { argv: [process.execPath, ...nodeEntryArgv(PACKET_TS_MAIN)], env: { BPFCTL_PKT_SHIM: shim, BPFCTL_PKT_HANDLER: js } };
+  return { argv: [process.execPath, ...nodeEntryArgv(PACKET_TS_MAIN)], env: { BPFCTL_PKT_SHIM: shim, BPFCTL_PKT_HANDLER: js, BPFCTL_PKT_SOURCE: source } };
 }

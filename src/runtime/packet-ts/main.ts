@@ -2,7 +2,8 @@
  * Process entry of a TypeScript packet function instance, started by the packet runtime
  * (src/runtime/packet/runtime.ts) with the environment of a C packet function (BPFCTL_POOL,
  * BPFCTL_PKT_FN, BPFCTL_PKT_INST, BPFCTL_PKT_POLL, BPFCTL_FN_NAME, BPFCTL_READY_FD) plus
- * BPFCTL_PKT_SHIM (the built ./shim.c) and BPFCTL_PKT_HANDLER (the bundled handler). Says ready on
+ * BPFCTL_PKT_SHIM (the built ./shim.c), BPFCTL_PKT_HANDLER (the bundled handler) and
+ * BPFCTL_PKT_SOURCE (the file the user wrote, for messages). Says ready on
  * fd 3 like a C instance; SIGTERM drains the ring and exits 0; a bad start is one line on stderr
  * and exit 2.
  */
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
   const log = (m: string) => process.stderr.write(`${name}: ${m}\n`);
   // The handler is imported before the ring is taken: one that fails to load leaves the ring to
   // the next instance untouched.
-  const handler = (await loadHandler(need('BPFCTL_PKT_HANDLER'))) as unknown as PacketHandler;
+  const handler = (await loadHandler(need('BPFCTL_PKT_HANDLER'), process.env.BPFCTL_PKT_SOURCE || undefined)) as unknown as PacketHandler;
   const instance = id('BPFCTL_PKT_INST');
   const shim = openShim({ library: need('BPFCTL_PKT_SHIM'), pool: need('BPFCTL_POOL'), name, fn: id('BPFCTL_PKT_FN'), instance, poll: process.env.BPFCTL_PKT_POLL === '1' });
   // A drained stop, as the C runtime's signal handler: the loop ends once the ring is empty.

@@ -13,6 +13,8 @@ export const ENV = {
   inst: 'BPFCTL_INST',
   /** Handler module (TS, absolute); C functions are their own executable. */
   handler: 'BPFCTL_HANDLER',
+  /** The handler as the user wrote it, when BPFCTL_HANDLER is the bundle built from it (for messages). */
+  handlerSource: 'BPFCTL_HANDLER_SOURCE',
   hubPort: 'BPFCTL_HUB_PORT',
   /** Registration by the supervisor: the inherited socket, already in `socks` (C functions). */
   sockFd: 'BPFCTL_SOCK_FD',
@@ -34,6 +36,7 @@ export interface FunctionEnvOptions {
   sockFd?: number;
   readyFd?: number;
   handler?: string;
+  handlerSource?: string;
 }
 
 /** The environment for one instance (merge it over process.env when spawning). */
@@ -50,5 +53,6 @@ export function functionEnv(o: FunctionEnvOptions): Record<string, string> {
   if (o.sockFd !== undefined) env[ENV.sockFd] = String(o.sockFd);
   if (o.readyFd !== undefined) env[ENV.readyFd] = String(o.readyFd);
   if (o.handler !== undefined) env[ENV.handler] = o.handler;
+  if (o.handlerSource !== undefined) env[ENV.handlerSource] = o.handlerSource;
   return env;
 }

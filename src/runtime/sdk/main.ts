@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     fnId: num(ENV.fnId) ?? Number(need(ENV.fnId)),
     instance: num(ENV.inst) ?? 0,
     handlerPath: need(ENV.handler),
+    handlerSource: process.env[ENV.handlerSource] || undefined,
     hubPort: num(ENV.hubPort) ?? Number(need(ENV.hubPort)),
     pinDir: need(ENV.pinDir),
     sockFd: num(ENV.sockFd),

@@ -32,6 +32,8 @@ export interface RunFunctionOptions {
   instance: number;
   /** Handler module (default export). Default: the policy's handler path, resolved against the policy file. */
   handlerPath?: string;
+  /** The file the user wrote, when `handlerPath` is the bundle built from it (named in errors). */
+  handlerSource?: string;
   /** A handler object instead of a module (in-process use). */
   handler?: Handler;
   hubPort: number;
@@ -94,7 +96,7 @@ export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstan
   if (!handler) {
     const path = o.handlerPath ?? (typeof o.policy === 'string' && found ? resolveHandler(o.policy, found) : undefined);
     if (!path) throw new FunctionError(500, `function '${fn.name}': no handler (pass handlerPath when the policy is given as IR)`);
-    handler = await loadHandler(path);
+    handler = await loadHandler(path, o.handlerSource ?? path);
   }
 
   const ownPool = o.pool === undefined || typeof o.pool === 'string';
@@ -184,19 +186,21 @@ export async function runFunction(o: RunFunctionOptions): Promise<FunctionInstan
 
 /**
  * Imports a handler module (a bundle the supervisor built, or any .js/.ts file: TypeScript is
- * bundled first); its default export must be a function. @throws FunctionError
+ * bundled first); its default export must be a function. `source` is the file the user wrote,
+ * named in errors instead of the bundle in the cache. @throws FunctionError
  */
-export async function loadHandler(path: string): Promise<Handler> {
+export async function loadHandler(path: string, source: string = path): Promise<Handler> {
   const abs = resolve(path);
+  const shown = resolve(source);
   let mod: { default?: unknown };
   try {
     mod = (await importUserModule(abs)) as { default?: unknown };
   } catch (err) {
-    throw new FunctionError(500, `cannot import handler ${abs}: ${(err as Error).message}`);
+    throw new FunctionError(500, `cannot import handler ${shown}: ${(err as Error).message}`);
   }
   // A CommonJS module's exports arrive wrapped in `default`: accept default.default as well.
   let h = mod.default;
   if (h && typeof h === 'object' && typeof (h as { default?: unknown }).default === 'function') h = (h as { default: unknown }).default;
-  if (typeof h !== 'function') throw new FunctionError(500, `handler ${abs} must default-export a function (req) => response`);
+  if (typeof h !== 'function') throw new FunctionError(500, `handler ${shown} must default-export a function (req) => response`);
   return h as Handler;
 }

@@ -311,6 +311,7 @@ export async function startChain(policyFile: string, opts: ChainOptions = {}): P
           pinDir,
           maxInFlight: c.maxInFlight,
           handler: c.exe ? undefined : c.handler,
+          handlerSource: c.exe ? undefined : c.source,
         });
         return c.exe ? launchCFunction(cgroup, c.exe, env, hubPort, (fd, port) => reg.register(slot, fd, port)) : launchTsFunction(cgroup, env);
       };
