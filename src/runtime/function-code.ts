@@ -41,12 +41,23 @@ export class HandlerError extends BpfctlError {
 export async function buildFunctionCode(policyFile: string, f: Pick<FunctionIR, 'name' | 'handler' | 'language' | 'maxInFlight'>): Promise<FunctionCode> {
   const source = resolveHandler(policyFile, f);
   const where = `functions.${f.name}.handler`;
-  if (!existsSync(source)) throw new HandlerError(f.name, source, `${where}: handler file not found: ${source}`);
-  if (f.language === 'c') return { source, handler: source, exe: await buildCFunction(source), maxInFlight: f.maxInFlight };
-  if (!needsBuild(source)) return { source, handler: source, exe: null, maxInFlight: f.maxInFlight };
-  const built = await buildModule(source);
-  if (!built.exports.includes('default')) {
-    throw new HandlerError(f.name, source, `${where}: ${source} has no default export (write: export default async (req) => ...)`);
+  if (f.language === 'c') {
+    if (!existsSync(source)) throw new HandlerError(f.name, source, `${where}: handler file not found: ${source}`);
+    return { source, handler: source, exe: await buildCFunction(source), maxInFlight: f.maxInFlight };
   }
-  return { source, handler: built.js, exe: null, maxInFlight: f.maxInFlight };
+  return { source, handler: await bundleHandler(f.name, where, source, 'export default async (req) => ...'), exe: null, maxInFlight: f.maxInFlight };
+}
+
+/**
+ * What an instance imports for a TypeScript/JavaScript handler: the bundle (cached) of a file that
+ * needs building, with its default export checked, or the JavaScript file itself. `where` is the
+ * policy path named in errors, `example` the default export the message suggests.
+ * @throws HandlerError, SourceError (file:line:col)
+ */
+export async function bundleHandler(fn: string, where: string, source: string, example: string): Promise<string> {
+  if (!existsSync(source)) throw new HandlerError(fn, source, `${where}: handler file not found: ${source}`);
+  if (!needsBuild(source)) return source;
+  const built = await buildModule(source);
+  if (!built.exports.includes('default')) throw new HandlerError(fn, source, `${where}: ${source} has no default export (write: ${example})`);
+  return built.js;
 }

@@ -19,7 +19,7 @@ import { ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { checksum, eth, ipv4, truncate, udp } from '../helpers/packets.ts';
 import { sh } from '../helpers/sh.ts';
-import { be16, capture, cli, createRig, flood, ipText, isUdpTo, macText, NF_DIR, type Rig, type Running, send, sleep, startRun, sum } from './packet-rig.ts';
+import { be16, capture, cli, createRig, flood, ipText, isUdpTo, macText, NF_DIR, type Rig, type Running, send, sleep, startRun, sum, tearDown } from './packet-rig.ts';
 
 const ID = `bpfctl-test-${process.pid}-pkt`;
 const POLICY = `pkt${process.pid % 100000}`;
@@ -96,15 +96,7 @@ test.before(() => {
   rig = createRig(ID, `bp${process.pid % 10000}`, 77);
 });
 
-test.after(async () => {
-  if (run && run.child.exitCode === null) {
-    run.child.kill('SIGINT');
-    await run.exited;
-  }
-  rig.destroy();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(rig.env.BPFCTL_RUN_DIR!, { recursive: true, force: true });
-});
+test.after(() => tearDown(rig, run, dir));
 
 test('bpfctl run --netns binds AF_XDP on both ports (copy mode on veth) and reports it', async () => {
   run = await startRun(rig, [writePolicy(), '--netns', rig.ns.d, '--pool', ID]);

@@ -21,7 +21,7 @@ import { ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { eth, ipv4, udp } from '../helpers/packets.ts';
 import { sh } from '../helpers/sh.ts';
-import { cli, createRig, flood, NF_DIR, type Rig, type Running, sleep, startRun, sum } from './packet-rig.ts';
+import { cli, createRig, flood, NF_DIR, type Rig, type Running, sleep, startRun, sum, tearDown } from './packet-rig.ts';
 
 const ID = `bpfctl-test-${process.pid}-pco`;
 const POLICY = `pco${process.pid % 100000}`;
@@ -176,15 +176,7 @@ test.before(() => {
   }
 });
 
-test.after(async () => {
-  if (run && run.child.exitCode === null) {
-    run.child.kill('SIGINT');
-    await run.exited;
-  }
-  rig.destroy();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(rig.env.BPFCTL_RUN_DIR!, { recursive: true, force: true });
-});
+test.after(() => tearDown(rig, run, dir));
 
 let mixedSleepsPerFrame = 0;
 

@@ -26,7 +26,7 @@ import { BPFCTL_BIN, ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { checksum, eth, ipv4, ipv6, udp } from '../helpers/packets.ts';
 import { sh } from '../helpers/sh.ts';
-import { be16, capture, cli, createRig, isUdpTo, macText, NF_DIR, type Rig, type Running, send, sleep, startRun, sum } from './packet-rig.ts';
+import { be16, capture, cli, createRig, isUdpTo, macText, NF_DIR, type Rig, type Running, send, sleep, startRun, sum, tearDown } from './packet-rig.ts';
 import { hugeFree, hugetlbSupported, ROOT, skipped } from './pool-helpers.ts';
 
 const ID = `bpfctl-test-${process.pid}-dpdkhop`;
@@ -175,13 +175,7 @@ test.before(() => {
 });
 
 test.after(async () => {
-  if (run && run.child.exitCode === null) {
-    run.child.kill('SIGINT');
-    await run.exited;
-  }
-  rig.destroy();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(rig.env.BPFCTL_RUN_DIR!, { recursive: true, force: true });
+  await tearDown(rig, run, dir);
   for (const d of ourEalDirs()) rmSync(join(DPDK_RUN, d), { recursive: true, force: true });
 });
 

@@ -19,7 +19,7 @@ import * as assert from 'uvu/assert';
 import { ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { eth, ipv4, udp } from '../helpers/packets.ts';
-import { capture, cli, createRig, isUdpTo, NF_DIR, type Rig, type Running, send, sleep, startRun } from './packet-rig.ts';
+import { capture, cli, createRig, isUdpTo, NF_DIR, type Rig, type Running, send, sleep, startRun, tearDown } from './packet-rig.ts';
 
 const ID = `bpfctl-test-${process.pid}-pktm`;
 const POLICY = `pktm${process.pid % 100000}`;
@@ -114,15 +114,7 @@ test.before(() => {
   rig = createRig(ID, `bm${process.pid % 10000}`, 78);
 });
 
-test.after(async () => {
-  if (run && run.child.exitCode === null) {
-    run.child.kill('SIGINT');
-    await run.exited;
-  }
-  rig.destroy();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(rig.env.BPFCTL_RUN_DIR!, { recursive: true, force: true });
-});
+test.after(() => tearDown(rig, run, dir));
 
 test('bpfctl run --metrics reports its URL; before any frame: both ports bound in copy mode, pktio up, counters at 0', async () => {
   run = await startRun(rig, [writePolicy(), '--netns', rig.ns.d, '--pool', ID, '--metrics', '127.0.0.1:0']);

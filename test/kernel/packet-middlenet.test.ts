@@ -14,7 +14,7 @@ import { ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { eth, ipv4, udp } from '../helpers/packets.ts';
 import { sh } from '../helpers/sh.ts';
-import { capture, cli, createRig, flood, NF_DIR, type Rig, type Running, send, sleep, startRun } from './packet-rig.ts';
+import { capture, cli, createRig, flood, NF_DIR, type Rig, type Running, send, sleep, startRun, tearDown } from './packet-rig.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const ID = `bpfctl-test-${process.pid}-mnet`;
@@ -81,15 +81,7 @@ test.before(() => {
   rig = createRig(ID, `mn${process.pid % 10000}`, 78);
 });
 
-test.after(async () => {
-  if (run && run.child.exitCode === null) {
-    run.child.kill('SIGINT');
-    await run.exited;
-  }
-  rig.destroy();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(rig.env.BPFCTL_RUN_DIR!, { recursive: true, force: true });
-});
+test.after(() => tearDown(rig, run, dir));
 
 test('one classifier, two paths: VXLAN through the packet chain, HTTP through the request chain', async () => {
   run = await startRun(rig, [writePolicy(), '--host', '0.0.0.0', '--port', String(HTTP_PORT), '--pool', ID], rig.ns.d);

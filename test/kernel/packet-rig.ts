@@ -7,6 +7,7 @@
  * `bpfctl` run as its users run it (the compiled CLI, its own pin root, cgroup and run dir).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BPFCTL_BIN } from '../helpers/dist.ts';
 import { sh } from '../helpers/sh.ts';
@@ -97,6 +98,17 @@ export async function startRun(rig: Rig, args: string[], netns?: string): Promis
   }
   r.started = JSON.parse(r.stdout.split('\n')[0]!);
   return r;
+}
+
+/** A test file's end: its `bpfctl run` stopped (Ctrl-C, as a user would), the rig, its directory and the run directory removed. */
+export async function tearDown(rig: Rig, run: Running | null, dir: string): Promise<void> {
+  if (run && run.child.exitCode === null) {
+    run.child.kill('SIGINT');
+    await run.exited;
+  }
+  rig.destroy();
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(rig.env.BPFCTL_RUN_DIR!, { recursive: true, force: true });
 }
 
 /** Frames captured on `ifn` in `ns` while `during` runs (for `ms` in all), as bytes. */

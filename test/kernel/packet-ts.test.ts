@@ -19,7 +19,7 @@ import * as assert from 'uvu/assert';
 import { ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { checksum, eth, ipv4, udp } from '../helpers/packets.ts';
-import { be16, capture, cli, createRig, flood, ipText, isUdpTo, macText, NF_DIR, type Rig, type Running, send, sleep, startRun, sum } from './packet-rig.ts';
+import { be16, capture, cli, createRig, flood, ipText, isUdpTo, macText, NF_DIR, type Rig, type Running, send, sleep, startRun, sum, tearDown } from './packet-rig.ts';
 
 const ID = `bpfctl-test-${process.pid}-pts`;
 const POLICY = `pts${process.pid % 100000}`;
@@ -92,15 +92,7 @@ test.before(() => {
   rig = createRig(ID, `pt${process.pid % 10000}`, 84);
 });
 
-test.after(async () => {
-  if (run && run.child.exitCode === null) {
-    run.child.kill('SIGINT');
-    await run.exited;
-  }
-  rig.destroy();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(rig.env.BPFCTL_RUN_DIR!, { recursive: true, force: true });
-});
+test.after(() => tearDown(rig, run, dir));
 
 test('a TS handler without a default export: run fails with one line naming it, nothing left', async () => {
   const bad = join(dir, 'nodefault.ts');

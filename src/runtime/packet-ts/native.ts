@@ -13,7 +13,6 @@ export interface ShimInstance {
   readonly info: Uint32Array;
   readonly words: number;
   readonly batchMax: number;
-  readonly ring: number;
   /** Takes the frames in the ring now, without waiting; how many (0: none). */
   tryRecv(max: number): number;
   /** Waits for frames; resolves with how many (0: stopped and drained). */
@@ -36,14 +35,12 @@ export interface ShimOpen {
   poll: boolean;
 }
 
-/** A refusal of the shim (no plane, ring taken): the shim printed the reason on stderr. */
-export class ShimOpenError extends Error {}
-
 export function openShim(o: ShimOpen): ShimInstance {
   const lib = koffi.load(o.library);
   const open = lib.func('void *bpfctl_ts_open(const char *pool, const char *name, uint32_t fn, uint32_t inst, int poll)');
   const nf = open(o.pool, o.name, o.fn, o.instance, o.poll ? 1 : 0) as unknown;
-  if (nf === null) throw new ShimOpenError(`${o.name}: cannot attach to instance ${o.instance} of the packet plane in ${o.pool} (the reason is above)`);
+  // A refusal (no plane, ring taken): the shim printed the reason on stderr already.
+  if (nf === null) throw new Error(`${o.name}: cannot attach to instance ${o.instance} of the packet plane in ${o.pool} (the reason is above)`);
   const base = lib.func('void *bpfctl_ts_base(void *nf)')(nf) as unknown;
   const size = Number(lib.func('uint64_t bpfctl_ts_size(void *nf)')(nf));
   const words = lib.func('uint32_t bpfctl_ts_words(void)')() as number;
@@ -57,14 +54,12 @@ export function openShim(o: ShimOpen): ShimInstance {
   const ready = lib.func('void bpfctl_ts_ready(void *nf)') as (nf: unknown) => void;
   const stop = lib.func('void bpfctl_ts_stop(void *nf)') as (nf: unknown) => void;
   const close = lib.func('void bpfctl_ts_close(void *nf)') as (nf: unknown) => void;
-  const ring = (lib.func('uint32_t bpfctl_ts_ring(void *nf)') as (nf: unknown) => number)(nf);
   let closed = false;
   return {
     pool: new Uint8Array(koffi.view(base, size)),
     info: new Uint32Array(koffi.view(infoPtr, batchMax * words * 4)),
     words,
     batchMax,
-    ring,
     tryRecv: (max) => tryRecv(nf, max),
     recv: (max) =>
       new Promise((resolve, reject) => {

@@ -1,7 +1,8 @@
 /**
  * The loop of a TypeScript packet function: receive a batch (what the ring holds, taken at once;
- * asleep on the ring's futex in a worker thread while it holds none), run the handler on it, hand every frame on with its verdict.
- * The twin of nf_main.c, with the ring work done by the same C (./shim.c).
+ * asleep on the ring's futex in a worker thread while it holds none), run the handler on it, and
+ * hand every frame on with its verdict. The twin of nf_main.c, with the ring work done by the
+ * same C (./shim.c), which also keeps the instance's counters in the plane.
  *
  * A handler that throws (or whose promise rejects) does not kill the instance: its batch is
  * dropped, counted by the chain as dropped by this function, and the error is logged (the first
@@ -23,19 +24,14 @@ export interface PacketLoopOptions {
   log(msg: string): void;
 }
 
-export interface PacketLoopStats {
-  batches: number;
-  frames: number;
-  failedBatches: number;
-}
-
-export async function runPacketLoop(o: PacketLoopOptions): Promise<PacketLoopStats> {
+/** Runs until a stop was asked for and the ring is drained. */
+export async function runPacketLoop(o: PacketLoopOptions): Promise<void> {
   const { shim, handler, ctx } = o;
   const max = Math.min(BATCH, shim.batchMax);
   const records = Array.from({ length: max }, (_, i) => new Packet(shim, i));
   // One array per batch size, made once: the handler gets exactly the frames of this batch.
   const slices = Array.from({ length: max + 1 }, (_, n) => Object.freeze(records.slice(0, n)));
-  const stats: PacketLoopStats = { batches: 0, frames: 0, failedBatches: 0 };
+  let failed = 0;
   let inRow = 0;
   for (;;) {
     // What is there now is taken on this thread; only an empty ring waits (on a worker thread).
@@ -47,18 +43,16 @@ export async function runPacketLoop(o: PacketLoopOptions): Promise<PacketLoopSta
       inRow = 0;
       n = await shim.recv(max);
     }
-    if (n === 0) return stats;
-    stats.batches++;
-    stats.frames += n;
+    if (n === 0) return;
     for (let i = 0; i < n; i++) records[i]!.reset();
     try {
       const r = handler(slices[n]!, ctx);
       if (r !== undefined && r !== null && typeof (r as Promise<void>).then === 'function') await r;
     } catch (err) {
-      stats.failedBatches++;
-      if (stats.failedBatches <= 5 || stats.failedBatches % 1000 === 0) {
+      failed++;
+      if (failed <= 5 || failed % 1000 === 0) {
         const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
-        o.log(`handler failed on a batch of ${n} (dropped; ${stats.failedBatches} so far): ${msg}`);
+        o.log(`handler failed on a batch of ${n} (dropped; ${failed} so far): ${msg}`);
       }
       for (let i = 0; i < n; i++) records[i]!.verdict = DROP;
     }

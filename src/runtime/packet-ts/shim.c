@@ -44,7 +44,6 @@ uint64_t bpfctl_ts_size(const struct bpfctl_nf *nf) { return nf->pool->size; }
 uint32_t *bpfctl_ts_info(void) { return info; }
 uint32_t bpfctl_ts_words(void) { return TS_WORDS; }
 uint32_t bpfctl_ts_batch_max(void) { return BPFCTL_NF_BATCH_MAX; }
-uint32_t bpfctl_ts_ring(const struct bpfctl_nf *nf) { return nf->ring_idx; }
 void bpfctl_ts_ready(struct bpfctl_nf *nf) { bpfctl_nf_ready(nf); }
 void bpfctl_ts_stop(struct bpfctl_nf *nf) { bpfctl_nf_stop(nf); }
 void bpfctl_ts_close(struct bpfctl_nf *nf) { bpfctl_nf_close(nf); }

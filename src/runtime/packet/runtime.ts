@@ -71,14 +71,10 @@ export function planeBytes(ir: PolicyIR): number {
 export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<PacketRuntime> {
   const p = o.ir.packet!;
   // Built before anything starts: a handler that does not compile leaves nothing running.
-  const exes = new Map<number, string[]>();
-  /** What a function's instances get in their environment beyond the common part (TypeScript: its bundle and the shim). */
-  const extraEnv = new Map<number, Record<string, string>>();
-  for (const f of p.functions) {
-    const code = await packetFunctionCode(f, o.progress);
-    exes.set(f.id, code.argv);
-    extraEnv.set(f.id, code.env);
-  }
+  // Each function's argv, and the environment its instances get beyond the common part
+  // (TypeScript: its bundle and the shim).
+  const codes = new Map<number, { argv: string[]; env: Record<string, string> }>();
+  for (const f of p.functions) codes.set(f.id, await packetFunctionCode(f, o.progress));
   o.progress('building pktio');
   const pktioExe = await buildPktio();
   for (const port of p.ports) if (!o.ifindexOf(port.interface)) throw new PacketRuntimeError(`packet port ${port.interface}: no such interface${o.netns ? ` in netns ${o.netns}` : ''}`);
@@ -149,12 +145,13 @@ export async function startPacketRuntime(o: PacketRuntimeOptions): Promise<Packe
 
   const launchNf = (fnId: number, inst: number) => (): Launch => {
     const f = fnById.get(fnId)!;
-    const [exe, ...args] = exes.get(fnId)!;
+    const code = codes.get(fnId)!;
+    const [exe, ...args] = code.argv;
     const child = spawn('/bin/sh', shExecArgv(exe!, o.cgroup, args), {
       env: {
         ...baseEnv(),
         ...f.env,
-        ...extraEnv.get(fnId),
+        ...code.env,
         BPFCTL_POOL: o.pool.path,
         BPFCTL_PKT_FN: String(fnId),
         BPFCTL_PKT_INST: String(inst),
