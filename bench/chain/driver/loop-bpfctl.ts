@@ -13,7 +13,7 @@ import { dirname } from 'node:path';
 import { openChainMaps } from '../../../src/deploy/chain-maps.ts';
 import { Pool } from '../../../src/runtime/pool/index.ts';
 import { Link } from '../../../src/runtime/sdk/link.ts';
-import { DESC_FLAG_ERROR, DESC_SIZE, type Desc, FrameReader, writeDesc } from '../../../src/runtime/sdk/wire.ts';
+import { DESC_FLAG_ERROR, DESC_SIZE, DescRecord, FrameCutter, readDescInto, writeDesc } from '../../../src/runtime/sdk/wire.ts';
 import { u32Key } from '../../../src/ir/chain-maps.ts';
 import { sockKey } from '../../../src/schema/chain-maps.ts';
 import { expected, PAYLOAD } from '../work.ts';
@@ -32,15 +32,33 @@ const payload = Buffer.from(PAYLOAD);
 const want = Buffer.from(expected());
 
 // One pool buffer per slot for the whole run; its payload is written again before every trip
-// (the chain transforms it in place).
+// (the chain transforms it in place). Per slot, made once: its view of the buffer (the gateway
+// keeps one per pool buffer too, PoolBuffers) and its descriptor record (the gateway's pending
+// table recycles records the same way).
 const bufs = Array.from({ length: inflight }, () => {
   const b = pool.alloc(process.pid);
   if (!b) throw new Error('pool exhausted');
   return b;
 });
+const views = bufs.map((b) => {
+  const u = pool.bytes(b.offset, payload.length);
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+});
+const records = bufs.map((b) => {
+  const d = new DescRecord();
+  d.route = info.routeId;
+  d.gwInst = gwInst;
+  d.bufOff = b.offset;
+  d.bufGen = b.gen;
+  return d;
+});
 // The slot is the request id modulo `inflight`: no lookup table on the reply path.
 let seq = 1;
-let queue: Desc[] = [];
+// The requests issued since the last flush, written as one batch (the gateway's outgoing batch).
+const out: DescRecord[] = [];
+let outN = 0;
+// Batch buffers the link gave back, by descriptor count (the gateway's `spare`).
+const spare: (Buffer | null)[] = new Array<Buffer | null>(inflight + 1).fill(null);
 let checked = 0;
 
 let link: Link;
@@ -50,17 +68,24 @@ const loop = new Loop({
   measureMs: Number(a.measure ?? 5000),
   chainPids,
   issue: (slot) => {
-    const b = bufs[slot]!;
-    pool.bytes(b.offset, payload.length).set(payload);
-    const reqId = (seq++ * inflight + slot) >>> 0;
-    queue.push({ route: info.routeId, hop: 0, flags: 0, gwInst, status: 0, reqId, bufOff: b.offset, bufLen: payload.length, bufGen: b.gen });
+    payload.copy(views[slot]!, 0);
+    const d = records[slot]!;
+    d.hop = 0;
+    d.flags = 0;
+    d.status = 0;
+    d.reqId = (seq++ * inflight + slot) >>> 0;
+    d.bufLen = payload.length;
+    out[outN++] = d;
   },
   flush: () => {
-    if (!queue.length) return;
-    const out = Buffer.allocUnsafe(queue.length * DESC_SIZE);
-    for (let i = 0; i < queue.length; i++) writeDesc(out, i * DESC_SIZE, queue[i]!);
-    queue = [];
-    link.write(out);
+    const n = outN;
+    if (n === 0) return;
+    outN = 0;
+    let bytes = spare[n] ?? null;
+    if (bytes !== null) spare[n] = null;
+    else bytes = Buffer.allocUnsafe(n * DESC_SIZE);
+    for (let i = 0; i < n; i++) writeDesc(bytes, i * DESC_SIZE, out[i]!);
+    if (link.write(bytes) && link.drained) spare[n] = bytes;
   },
   done: (r) => {
     process.stdout.write(`result ${JSON.stringify(r)}\n`);
@@ -69,7 +94,11 @@ const loop = new Loop({
   },
 });
 
-const reader = new FrameReader((d) => {
+// Replies are read into one record, as the gateway reads them.
+const reply = new DescRecord();
+const reader = new FrameCutter((b, at) => {
+  readDescInto(b, at, reply);
+  const d = reply;
   const slot = d.reqId % inflight;
   let ok = !(d.flags & DESC_FLAG_ERROR) && d.hop === info.routeLen && d.bufLen === want.length;
   // Checking every answer would cost the driver more than a hop: the first ones and a sample.
