@@ -85,6 +85,8 @@ class Req implements Request {
   readonly d = new DescRecord();
   routeInfo: RouteEntry = NO_ROUTE;
   allocs: Alloc[] | null = null;
+  /** Pool index of `d.bufOff` (PoolAccess.indexOf), computed once per descriptor in accept. */
+  idx = -1;
   /** Taken from the free list and not yet given back (guards against releasing twice). */
   busy = false;
   next: Req | null = null;
@@ -118,10 +120,10 @@ class Req implements Request {
     return this.rt.instance;
   }
   get body(): Uint8Array {
-    return this.rt.mem.body(this.d.bufOff, this.d.bufLen);
+    return this.rt.mem.bodyAt(this.idx, this.d.bufOff, this.d.bufLen);
   }
   get buffer(): Uint8Array {
-    return this.rt.mem.buffer(this.d.bufOff);
+    return this.rt.mem.bufferAt(this.idx, this.d.bufOff);
   }
   text(): string {
     return utf8.decode(this.body);
@@ -236,6 +238,7 @@ export class Dispatcher {
     if (!req.busy) return;
     req.busy = false;
     req.allocs = null;
+    req.idx = -1;
     if (this.freeCount >= MAX_FREE_RECORDS) return;
     req.next = this.free;
     this.free = req;
@@ -276,7 +279,9 @@ export class Dispatcher {
     }
     // A buffer a previous hop allocated becomes ours: if that process dies now, reclaiming its
     // buffers must not pull this one from under the handler. (transfer() validates as well.)
-    const live = d.flags & DESC_FLAG_RESPONSE_NEW_BUF ? adopt(this.pool, d.bufOff, d.bufGen, this.owner) : this.mem.isLive(d.bufOff, d.bufGen);
+    const idx = this.mem.indexOf(d.bufOff);
+    req.idx = idx;
+    const live = d.flags & DESC_FLAG_RESPONSE_NEW_BUF ? adopt(this.pool, d.bufOff, d.bufGen, this.owner) : this.mem.isLiveAt(idx, d.bufOff, d.bufGen);
     if (d.bufLen > this.bufSize || !live) {
       // A stale descriptor (its buffer was freed, e.g. the gateway timed it out): touching the
       // buffer could corrupt another request, so it goes back untouched.
@@ -401,7 +406,7 @@ export class Dispatcher {
       }
       const d = req.d;
       // The buffer may have been freed while the descriptor waited (gateway timeout).
-      if (!this.mem.isLive(d.bufOff, d.bufGen)) {
+      if (!this.mem.isLiveAt(req.idx, d.bufOff, d.bufGen)) {
         this.counters.stale++;
         this.toGateway(req, 500, null);
         continue;
@@ -421,7 +426,7 @@ export class Dispatcher {
       this.release(req);
       return;
     }
-    if (!this.mem.isLive(d.bufOff, d.bufGen)) {
+    if (!this.mem.isLiveAt(req.idx, d.bufOff, d.bufGen)) {
       // The gateway gave up on the request while the handler ran (timeout) and freed its buffer,
       // which may already carry another request: write nothing, send nothing.
       this.counters.stale++;
@@ -442,7 +447,7 @@ export class Dispatcher {
         // is an error, not a cut one.
         const need = Buffer.byteLength(v, 'utf8');
         if (need > this.bufSize) throw new FunctionError(500, `response of ${need} bytes exceeds the ${this.bufSize}-byte buffer`);
-        len = utf8Out.encodeInto(v, this.mem.buffer(d.bufOff)).written;
+        len = utf8Out.encodeInto(v, this.mem.bufferAt(req.idx, d.bufOff)).written;
       } else if (v instanceof Uint8Array) {
         const allocs = req.allocs;
         if (allocs) {
@@ -456,7 +461,7 @@ export class Dispatcher {
         if (fresh) {
           len = v.byteLength;
         } else {
-          const buf = this.mem.buffer(d.bufOff);
+          const buf = this.mem.bufferAt(req.idx, d.bufOff);
           if (!(v.buffer === buf.buffer && v.byteOffset === buf.byteOffset)) {
             if (v.byteLength > this.bufSize) throw new FunctionError(500, `response of ${v.byteLength} bytes exceeds the ${this.bufSize}-byte buffer`);
             buf.set(v);

@@ -78,8 +78,12 @@ export class PoolAccess {
     this.words = known ? new Uint32Array(pool.bytes(this.base, 0).buffer) : null;
   }
 
-  /** The buffer's index when `offset` starts a buffer of this pool, else -1. */
-  private indexOf(offset: number): number {
+  /**
+   * The buffer's index when `offset` starts a buffer of this pool, else -1 (also once closed).
+   * A hop computes it once per descriptor and passes it to the `*At` variants below, which are
+   * the plain ones without the division.
+   */
+  indexOf(offset: number): number {
     const rel = offset - this.base;
     if (this.base < 0 || rel < 0) return -1;
     const i = rel / this.bufSize;
@@ -101,6 +105,36 @@ export class PoolAccess {
     if (w === null || i < 0) return isLive(this.pool, offset, gen);
     const m = i * M_STRIDE;
     return w[M_GEN0 + m] === gen >>> 0 && w[M_STATE0 + m] === STATE_IN_USE;
+  }
+
+  /** isLive for the buffer `i` (= indexOf(offset)). */
+  isLiveAt(i: number, offset: number, gen: number): boolean {
+    const w = this.words;
+    if (w === null || i < 0) return isLive(this.pool, offset, gen);
+    const m = i * M_STRIDE;
+    return w[M_GEN0 + m] === gen >>> 0 && w[M_STATE0 + m] === STATE_IN_USE;
+  }
+
+  /** buffer() for the buffer `i` (= indexOf(offset)). */
+  bufferAt(i: number, offset: number): Uint8Array {
+    if (i < 0 || this.base < 0) return this.pool.bytes(offset, this.bufSize);
+    let v = this.full[i]!;
+    if (v === EMPTY) {
+      v = this.pool.bytes(offset, this.bufSize);
+      this.full[i] = v;
+    }
+    return v;
+  }
+
+  /** body() for the buffer `i` (= indexOf(offset)). */
+  bodyAt(i: number, offset: number, len: number): Uint8Array {
+    if (i < 0 || this.base < 0 || len > this.bufSize) return this.pool.bytes(offset, len);
+    let v = this.bodies[i]!;
+    if (v === EMPTY || v.length !== len) {
+      v = this.bufferAt(i, offset).subarray(0, len);
+      this.bodies[i] = v;
+    }
+    return v;
   }
 
   /** The whole buffer at `offset` (its full capacity). @throws PoolError E_POOL_RANGE, E_POOL_CLOSED */
