@@ -23,6 +23,7 @@ import { BPFCTL_BIN, ensureBuilt } from '../helpers/dist.ts';
 import { leaksSince, removeOwnDirs, type Snapshot, snapshot } from '../helpers/leaks.ts';
 import { createNetnsBridge, type NetnsBridge } from '../helpers/netns.ts';
 import { collect, nsRun, stopChild, until as waitUntil } from '../helpers/ns-procs.ts';
+import { PROTOCOL_VERSION as V } from '../../src/runtime/node-link/protocol.ts';
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const NAME = 'mnops';
@@ -110,6 +111,39 @@ s.on('error', () => {});
 const done = (result) => { process.stdout.write(JSON.stringify({ announced, result })); process.exit(0); };
 s.on('close', () => { closed = true; done('closed'); });
 setTimeout(() => { if (!closed) done('open'); }, 10000);
+`;
+
+// A peer that holds the secret and misbehaves on a data connection: it links as `name`, then sends
+// what `mode` says and reports whether the connection stayed open.
+const DATA_CLIENT = join(dir, 'data-client.mjs');
+const DATA_CLIENT_SRC = `import net from 'node:net';
+import { authBody, CHANNEL_DATA, FrameParser, frame, HELLO_HEAD, newNonce, PROTOCOL_VERSION, T_AUTH, T_AUTH_OK, T_DATA, T_PING } from '${join(repo, 'src/runtime/node-link/protocol.ts')}';
+const [host, port, secret, policy, name, mode] = process.argv.slice(2);
+const s = net.connect(Number(port), host);
+let stage = 0; let closed = false;
+// one record: a descriptor of gateway 0 (node a's), request 12345, the route's name, a payload
+const record = (route) => {
+  const d = Buffer.alloc(24); d.writeUInt16LE(0, 4); d.writeUInt32LE(12345, 8); d.writeUInt32LE(5, 16);
+  const r = Buffer.from(route); const head = Buffer.alloc(6); head[0] = 0; head.writeUInt32LE(1, 1); head[5] = r.length;
+  const len = Buffer.alloc(4); len.writeUInt32LE(5);
+  return Buffer.concat([d, head, r, len, Buffer.from('hello')]);
+};
+const p = new FrameParser((type, body) => {
+  if (stage === 0) { stage = 1; s.write(frame(T_AUTH, authBody([Buffer.from(secret)], policy, body.subarray(HELLO_HEAD), newNonce(), name, PROTOCOL_VERSION, CHANNEL_DATA))); return; }
+  if (stage === 1 && type === T_AUTH_OK) {
+    stage = 2;
+    if (mode === 'malformed') s.write(frame(T_DATA, Buffer.concat([record('/hello'), Buffer.alloc(40, 0xff)])));
+    if (mode === 'unknown-route') s.write(frame(T_DATA, record('/no-such-route')));
+    if (mode === 'other-type') s.write(frame(T_PING));
+    if (mode === 'huge') { const h = Buffer.alloc(5); h.writeUInt32LE(0xffffff00); h[4] = T_DATA; s.write(h); }
+    setTimeout(() => done(closed ? 'closed' : 'open'), 1500);
+  }
+});
+s.on('data', (c) => p.push(c));
+s.on('error', () => {});
+const done = (result) => { process.stdout.write(JSON.stringify({ linked: stage === 2, result })); process.exit(0); };
+s.on('close', () => { closed = true; if (stage < 2) done('closed'); });
+setTimeout(() => done(closed ? 'closed' : 'open'), 10000);
 `;
 
 // A node-link acceptor of another protocol version at a node's address: it challenges every dialer
@@ -229,6 +263,7 @@ test.before(async () => {
   writeFileSync(join(dir, 'policy.ts'), POLICY);
   writeFileSync(CLIENT, CLIENT_SRC);
   writeFileSync(RAW_CLIENT, RAW_CLIENT_SRC);
+  writeFileSync(DATA_CLIENT, DATA_CLIENT_SRC);
   writeFileSync(RAW_SERVER, RAW_SERVER_SRC);
   net = createNetnsBridge(3, 'o');
   for (const [i, name] of ['a', 'b', 'c'].entries()) {
@@ -363,24 +398,24 @@ test('a node-link of another protocol version is refused on both sides, logged o
   const got = await collect(server);
   assert.is(got.code, 0, got.stderr);
   const frames = JSON.parse(got.stdout) as { from: string; type: number; version: number | null; length: number }[];
-  // Each dialer told its version (2) with the bare head, three times each (it retries), and nothing more.
+  // Each dialer told its version (V) with the bare head, three times each (it retries), and nothing more.
   for (const ip of [a.ip, b.ip]) {
     const mine = frames.filter((f) => f.from === ip);
     assert.ok(mine.length >= 3, got.stdout);
-    assert.ok(mine.every((f) => f.type === 2 && f.version === 2 && f.length === 6), got.stdout);
+    assert.ok(mine.every((f) => f.type === 2 && f.version === V && f.length === 6), got.stdout);
   }
   await until('a and b logged it', () => [a, b].every((n, i) => logged(n, 'speaks node-link protocol 99', from[i]).length > 0), 5000);
   for (const [i, n] of [a, b].entries()) {
-    const lines = logged(n, 'peer c at', from[i]).filter((l) => l.includes('speaks node-link protocol 99, this node speaks 2: not linked'));
+    const lines = logged(n, 'peer c at', from[i]).filter((l) => l.includes(`speaks node-link protocol 99, this node speaks ${V}: not linked`));
     assert.is(lines.length, 1, `${n.name} logs it once though it dialled ${frames.filter((f) => f.from === n.ip).length} times:\n${n.log.slice(from[i]).join('\n')}`);
   }
-  await until("a's status counts the dials and says why c is not up", () => counter(a, 'wrongVersion') >= wrongA + 3 && status(a)!.link.peers.find((p) => p.name === 'c')?.problem === 'protocol 99 (this node 2)');
+  await until("a's status counts the dials and says why c is not up", () => counter(a, 'wrongVersion') >= wrongA + 3 && status(a)!.link.peers.find((p) => p.name === 'c')?.problem === `protocol 99 (this node ${V})`);
   const st = await collect(nsRun(a.ns, [process.execPath, BPFCTL_BIN, 'status', NAME, '--json'], a.env));
   assert.is(st.code, 0, st.stderr);
   const peers = (JSON.parse(st.stdout) as { nodes: { peers: { node: string; up: string }[] } }).nodes.peers;
-  assert.is(peers.find((p) => p.node === 'c')?.up, 'no: protocol 99 (this node 2)', st.stdout);
+  assert.is(peers.find((p) => p.node === 'c')?.up, `no: protocol 99 (this node ${V})`, st.stdout);
   const text = await collect(nsRun(a.ns, [process.execPath, BPFCTL_BIN, 'agent', 'status', NAME], a.env));
-  assert.match(text.stdout, /no: protocol 99 \(this node 2\)/, text.stdout);
+  assert.ok(text.stdout.includes(`no: protocol 99 (this node ${V})`), text.stdout);
 
   // The other way: a client of version 99 that holds the right secret, dialling b, then a DATA frame.
   const before = { wrong: counter(b, 'wrongVersion'), received: counter(b, 'received'), refused: counter(b, 'refused') };
@@ -388,13 +423,13 @@ test('a node-link of another protocol version is refused on both sides, logged o
   for (let i = 0; i < 2; i++) {
     const r = await collect(nsRun(a.ns, [process.execPath, '--import', 'tsx', RAW_CLIENT, b.ip, String(LINK_PORT), NEW, NAME, 'a', '99']));
     assert.is(r.code, 0, r.stderr);
-    assert.equal(JSON.parse(r.stdout), { announced: 2, result: 'closed' }, 'b announced its version and closed');
+    assert.equal(JSON.parse(r.stdout), { announced: V, result: 'closed' }, 'b announced its version and closed');
   }
   await until("b's status counts both", () => counter(b, 'wrongVersion') >= before.wrong + 2);
   await sleep(1200); // the status file is rewritten every second: received must still be what it was
   assert.is(counter(b, 'received'), before.received, 'nothing was read past the version');
   assert.is(counter(b, 'refused'), before.refused, 'a version refusal is not a failed proof');
-  const lines = logged(b, `refused a node-link connection from a (${a.ip}:`, fromB).filter((l) => l.includes('it speaks node-link protocol 99, this node speaks 2'));
+  const lines = logged(b, `refused a node-link connection from a (${a.ip}:`, fromB).filter((l) => l.includes(`it speaks node-link protocol 99, this node speaks ${V}`));
   assert.is(lines.length, 1, b.log.slice(fromB).join('\n'));
 
   // c comes back with the current secret and links again.
@@ -402,6 +437,30 @@ test('a node-link of another protocol version is refused on both sides, logged o
   startAgent(c);
   await until('c rejoined', linkedAll);
   allOk(await load(a, '/hello', 200), '/hello after c rejoined');
+});
+
+test('a peer holding the secret that sends garbage on a data connection: the batch is refused whole, the connection cut where the stream is lost, the node keeps serving', async () => {
+  const [a, b] = nodes as [Node, Node];
+  const run = async (mode: string) => {
+    const r = await collect(nsRun(a.ns, [process.execPath, '--import', 'tsx', DATA_CLIENT, b.ip, String(LINK_PORT), NEW, NAME, 'a', mode]));
+    assert.is(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { linked: boolean; result: string };
+  };
+  await sleep(1200); // the status file is rewritten every second: counters as of after the last test's load
+  const before = { malformed: counter(b, 'malformed'), unknownRoute: counter(b, 'unknownRoute'), received: counter(b, 'received') };
+  // A batch whose second record is cut short: not one record of it acts (the first names a real route).
+  assert.equal(await run('malformed'), { linked: true, result: 'open' }, 'a malformed batch is dropped, the stream is still in step');
+  await until("b's status counts the malformed batch", () => counter(b, 'malformed') === before.malformed + 1, 5000);
+  assert.is(counter(b, 'received'), before.received, 'no record of a malformed batch was taken');
+  // A record for a route b does not know: answered with a 503 to its gateway's node, counted.
+  assert.equal(await run('unknown-route'), { linked: true, result: 'open' });
+  await until("b's status counts the unknown route", () => counter(b, 'unknownRoute') === before.unknownRoute + 1, 5000);
+  // Anything but DATA on a data connection, or a frame longer than any batch: cut off.
+  assert.equal(await run('other-type'), { linked: true, result: 'closed' });
+  assert.equal(await run('huge'), { linked: true, result: 'closed' });
+  // None of it disturbed the node: the route across all three answers, from a and from b.
+  allOk(await load(a, '/hello', 300), '/hello after the garbage');
+  allOk(await load(b, '/rev', 200), '/rev from b after the garbage');
 });
 
 test('stopped agents leave nothing behind', async () => {

@@ -5,7 +5,9 @@
  * node-link port without the secret is refused and injects nothing; a peer's agent killed, and
  * another node's namespace deleted, under load -> only their requests fail, with 503 at once, the
  * routes that avoid them keep serving; both rejoin; a policy change to the file converges on every
- * node with no failed request; nothing is left behind.
+ * node with no failed request; nothing is left behind. Nodes a and c move descriptors with the
+ * native data path, b with the agent's own event loop (`--node-link-engine node`): both engines,
+ * linked to each other.
  */
 import type { ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -110,7 +112,9 @@ function startAgent(n: Node): void {
   const child = nsRun(
     n.ns,
     [process.execPath, '--import', 'tsx', '-e', CLI, 'agent', 'run', '--policy', dir, '--node', n.name, '--labels', n.name === 'c' ? 'role=edge' : 'role=core',
-      '--listen', `${n.ip}:${LINK_PORT}`, '--peers', peers, '--secret-file', secretFile, '--port', String(HTTP_PORT), '--pool', `test-${process.pid}-${n.name}`, '--timeout', '4000'],
+      '--listen', `${n.ip}:${LINK_PORT}`, '--peers', peers, '--secret-file', secretFile, '--port', String(HTTP_PORT), '--pool', `test-${process.pid}-${n.name}`, '--timeout', '4000',
+      // b moves its descriptors with the agent's own event loop, a and c with the native data path: both engines, speaking to each other
+      ...(n.name === 'b' ? ['--node-link-engine', 'node'] : [])],
     n.env,
   );
   n.child = child;
@@ -274,7 +278,8 @@ test('an overloaded function spills to the other node that runs it, only under l
 /** Load through a's gateway while `kill` takes a node away; the failures must be 503s, and fast. */
 async function loadThroughLoss(kill: () => Promise<void>): Promise<Load> {
   const a = nodes[0]!;
-  const crossing = load(a, '/hello', 3000, 16);
+  // Paced (5 ms between a connection's requests): still in flight when the node goes, however fast the chain is.
+  const crossing = load(a, '/hello', 4000, 16, '', 5);
   await sleep(700);
   await kill();
   const cr = await crossing;

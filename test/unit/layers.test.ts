@@ -34,8 +34,9 @@ const LAYERS: readonly (readonly string[])[] = [
 const RESTRICTED: Record<string, readonly string[]> = {
   // Only the loader talks to libbpf; the pool uses koffi for libc (mmap, memfd_create), and
   // TypeScript packet functions for the packet runtime's own C (src/runtime/packet-ts/shim.c,
-  // packet.h's rings: no libbpf in it).
-  koffi: ['loader', 'src/runtime/pool', 'src/runtime/packet-ts'],
+  // packet.h's rings: no libbpf in it), and the node-link for sendmsg(SCM_RIGHTS) (handing sockets
+  // to its native data path).
+  koffi: ['loader', 'src/runtime/pool', 'src/runtime/packet-ts', 'src/runtime/node-link'],
   // Building users' TypeScript is the loading layer's job (tsx is a dev tool: tests only).
   esbuild: ['src/load'],
   'tsx/esm/api': [],

@@ -14,6 +14,8 @@ import { checkSelfEntry, parsePeers } from '../../src/runtime/agent/agent.ts';
 import {
   announcedVersion,
   authBody,
+  CHANNEL_CONTROL,
+  CHANNEL_DATA,
   authOkBody,
   challengeBody,
   checkAuth,
@@ -111,6 +113,24 @@ test('the version is part of the proof: an auth of another version relabelled as
   assert.ok(checkAuth([OLD], 'p', challenge, authBody([OLD], 'p', challenge, newNonce(), 'node-a')), 'the same, made for this version, holds');
 });
 
+test('the channel is part of the proof: a control connection relabelled as a data connection (or back) does not hold', () => {
+  const challenge = newNonce();
+  const nonce = newNonce();
+  const data = authBody([OLD], 'p', challenge, nonce, 'node-a', PROTOCOL_VERSION, CHANNEL_DATA);
+  assert.is(checkAuth([OLD], 'p', challenge, data)?.channel, CHANNEL_DATA);
+  assert.is(checkAuth([OLD], 'p', challenge, authBody([OLD], 'p', challenge, nonce, 'node-a'))?.channel, CHANNEL_CONTROL);
+  const relabelled = Buffer.from(data);
+  relabelled[HELLO_HEAD + NONCE] = CHANNEL_CONTROL;
+  assert.is(checkAuth([OLD], 'p', challenge, relabelled), null, 'a data proof is no control proof');
+  const unknown = Buffer.from(data);
+  unknown[HELLO_HEAD + NONCE] = 7;
+  assert.is(checkAuth([OLD], 'p', challenge, unknown), null, 'no third channel');
+  // and the acceptor's proof back names the channel too
+  const back = authOkBody(OLD, 'p', challenge, nonce, 'node-b', CHANNEL_DATA);
+  assert.is(checkAuthOk([OLD], 'p', challenge, nonce, back, CHANNEL_DATA), 'node-b');
+  assert.is(checkAuthOk([OLD], 'p', challenge, nonce, back), null);
+});
+
 test('law: every strict prefix of a valid auth body is refused, and a dialer proves at most MAX_PROOFS secrets', () => {
   const challenge = newNonce();
   fc.assert(
@@ -122,11 +142,11 @@ test('law: every strict prefix of a valid auth body is refused, and a dialer pro
     { numRuns: 30 },
   );
   const three = authBody([OTHER, NEW, OLD], 'p', challenge, newNonce(), 'node-a');
-  assert.is(three[HELLO_HEAD + NONCE], MAX_PROOFS);
+  assert.is(three[HELLO_HEAD + NONCE + 1], MAX_PROOFS, 'after the channel byte, the count of proofs');
   assert.is(checkAuth([OLD], 'p', challenge, three), null, 'the third secret was not proved');
   // A body claiming more proofs than allowed is refused rather than searched.
   const forged = Buffer.from(authBody([NEW], 'p', challenge, newNonce(), 'node-a'));
-  forged[HELLO_HEAD + NONCE] = MAX_PROOFS + 1;
+  forged[HELLO_HEAD + NONCE + 1] = MAX_PROOFS + 1;
   assert.is(checkAuth([NEW], 'p', challenge, forged), null);
 });
 

@@ -20,6 +20,7 @@ interface RunArgs {
   peers?: string;
   secretFile?: string;
   secretGrace: number;
+  nodeLinkEngine: 'native' | 'node';
   port: number;
   host?: string;
   pool?: string;
@@ -44,6 +45,7 @@ const run = defineCommand<RunArgs>({
       .option('peers', { type: 'string', describe: "the policy's nodes, NAME=HOST:PORT,... (this node's own entry is skipped, and must be its --listen address; default: $BPFCTL_PEERS)" })
       .option('secret-file', { type: 'string', describe: "file holding the policy's shared secret, followed: a new one is taken without a restart (default: $BPFCTL_SECRET_FILE)" })
       .option('secret-grace', { type: 'number', default: SECRET_GRACE_MS / 1000, describe: 'seconds the previous secret is still accepted after the secret file changes' })
+      .option('node-link-engine', { choices: ['native', 'node'] as const, default: 'native' as const, describe: "what moves descriptors between nodes: 'native' (a C process; faster) or 'node' (the agent itself; no compiler needed)" })
       .option('port', { type: 'number', default: 0, describe: 'gateway HTTP port (0: any free one)' })
       .option('host', { type: 'string', describe: 'gateway HTTP address (default 127.0.0.1)' })
       .option('pool', { type: 'string', describe: "pool file name (default: the policy's name)" })
@@ -72,6 +74,7 @@ const run = defineCommand<RunArgs>({
         secret,
         secretFile,
         secretGraceMs: argv.secretGrace * 1000,
+        nodeLinkEngine: argv.nodeLinkEngine,
         port: argv.port,
         host: argv.host === '' ? '0.0.0.0' : argv.host,
         poolName: argv.pool,
@@ -126,6 +129,7 @@ const status = defineCommand<{ policy: string }>({
       if (sec.warning) out.line(`warning: the secret file changed but was not taken: ${sec.warning}`);
     }
     const k = s.link.counters;
+    out.line(`descriptors: ${k.sent ?? 0} sent to other nodes, ${k.received ?? 0} received, ${k.failedFast ?? 0} failed at once (503)${k.malformed ? `, ${k.malformed} malformed batches refused` : ''}; ${s.link.engine ?? 'node'} data path`);
     if (k.wrongVersion || k.refused) out.line(`refused connections: ${k.refused ?? 0} without a valid proof, ${k.wrongVersion ?? 0} of another protocol version`);
   },
 });

@@ -21,7 +21,8 @@ import { networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { localShare, NODE_NAME, type NodeIdentity } from '../../ir/placement.ts';
 import { loadPolicyFile } from '../../load/index.ts';
-import { NodeLink, type NodeLinkStatus } from '../node-link/node-link.ts';
+import { buildNativeNodeLink } from '../node-link/native/build.ts';
+import { NodeLink, type NodeLinkEngine, type NodeLinkStatus } from '../node-link/node-link.ts';
 import type { PeerAddress } from '../node-link/peers.ts';
 import { SECRET_GRACE_MS, SecretRing, type SecretRingStatus } from '../node-link/secrets.ts';
 import { type Chain, startChain } from '../supervisor/chain.ts';
@@ -49,6 +50,11 @@ export interface AgentOptions {
   secretFile?: string;
   /** How long the previous secret is still accepted after a rotation (default SECRET_GRACE_MS). */
   secretGraceMs?: number;
+  /**
+   * What moves descriptors between the nodes: 'native' (default), the C data path in a process of
+   * its own, or 'node', the same in the agent's event loop (no compiler needed).
+   */
+  nodeLinkEngine?: NodeLinkEngine;
   /** Gateway HTTP address and port. */
   host?: string;
   port?: number;
@@ -199,7 +205,11 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   let link: NodeLink;
   let port: number;
   try {
+    const engine = o.nodeLinkEngine ?? 'native';
+    if (engine === 'native') progress('building the node-link data path (cached)');
+    const nativeExe = engine === 'native' ? await buildNativeNodeLink() : undefined;
     link = new NodeLink({
+      nativeExe,
       node: o.node.name,
       labels: { ...o.node.labels },
       nodes,
@@ -303,7 +313,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     }
   };
   writeStatus();
-  const statusTimer = setInterval(writeStatus, 1000);
+  // The native data path's counters are asked for first: the file shows them as of now.
+  const statusTimer = setInterval(() => void link.refresh().then(() => stopping || writeStatus()), 1000);
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {

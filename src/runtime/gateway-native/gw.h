@@ -83,6 +83,10 @@ struct bpfctl_gw_stats *gw_stats_open(const char *pin_dir, uint32_t gw_inst, cha
 void gw_maps_close(struct gw_maps *m);
 /* The current version of the route serving path[0..len) ('/a' and '/a/' are one route), or NULL. */
 const struct gw_route *gw_route_by_path(struct gw_maps *m, const char *path, size_t len);
+/* The current version of the route named name[0..len), or NULL (the node-link's lookup: names travel between nodes, slots do not). */
+const struct gw_route *gw_route_by_name(struct gw_maps *m, const char *name, size_t len);
+/* The name of whatever route version a slot holds, into name (GW_ROUTE_NAME_MAX + 1 bytes); its length, or -1 when the slot is free. */
+int gw_slot_name(const struct gw_maps *m, uint32_t slot, char *name);
 /* Length of whatever route version a slot holds (current or draining); -1 when the slot is free. */
 int gw_route_len(const struct gw_maps *m, uint32_t slot);
 uint32_t gw_live_count(const struct gw_maps *m, uint32_t fn);

@@ -234,6 +234,33 @@ const struct gw_route *gw_route_by_path(struct gw_maps *m, const char *path, siz
 	return NULL;
 }
 
+const struct gw_route *gw_route_by_name(struct gw_maps *m, const char *name, size_t len)
+{
+	if (!m->scanned || generation(m) != m->gen)
+		rescan(m);
+	for (uint32_t i = 0; i < m->ncurrent; i++) {
+		const struct gw_route *r = &m->current[i];
+
+		if (strlen(r->name) == len && memcmp(r->name, name, len) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+int gw_slot_name(const struct gw_maps *m, uint32_t slot, char *name)
+{
+	int len = gw_route_len(m, slot);
+
+	if (len < 0)
+		return -1;
+	const struct bpfctl_route *v = slot_at(m, slot);
+	uint32_t nl = v->name_len < GW_ROUTE_NAME_MAX ? v->name_len : GW_ROUTE_NAME_MAX;
+
+	memcpy(name, (const void *)v->name, nl);
+	name[nl] = 0;
+	return (int)nl;
+}
+
 int gw_route_len(const struct gw_maps *m, uint32_t slot)
 {
 	if (slot >= m->routes_entries)

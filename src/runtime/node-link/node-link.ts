@@ -23,6 +23,11 @@
  * Failures: when a peer goes down, every request of a local gateway sent there is failed at once
  * (an ERROR descriptor with 503 to its gateway), and for requests of other nodes' gateways that
  * went from here to the dead peer, a 503 goes back to their origin.
+ *
+ * Two engines move the descriptors: 'native' (the default), a C process of its own
+ * (native/node-link.c, driven through native-data.ts) that this class hands the sockets to, and
+ * 'node', the same logic in this class's event loop (fromChain, onData, flush below). The control
+ * side (peers, which sockets exist, `instances`, spilling) is this class's with either engine.
  */
 import net from 'node:net';
 import { type ChainMaps, openChainMaps } from '../../deploy/chain-maps.ts';
@@ -33,9 +38,11 @@ import { Pool } from '../pool/index.ts';
 import { LiveRouteTable } from '../route-table.ts';
 import { socketFd } from '../sdk/link.ts';
 import { DESC_FLAG_DROPPED, type Desc, DescRecord, FrameCutter, readDescInto, writeDesc } from '../sdk/wire.ts';
+import { resolvePoolPath } from '../pool/index.ts';
 import { ByteBatch } from './batch.ts';
+import { NativeDataPath } from './native-data.ts';
 import { type PeerAddress, Peers } from './peers.ts';
-import { appendRecord, putFrameHead, RecordCursor, T_DATA } from './protocol.ts';
+import { appendRecord, FrameParser, putFrameHead, RecordCursor, T_DATA } from './protocol.ts';
 import type { SecretRing } from './secrets.ts';
 import { CpuMeter, decideSpill, SAMPLE_MS } from './spill.ts';
 
@@ -71,7 +78,11 @@ export interface NodeLinkOptions {
   /** Pids of this node's running instances of a function. */
   localPids(fn: string): number[];
   log(line: string): void;
+  /** The native data path's executable (buildNativeNodeLink); without it the 'node' engine moves the descriptors. */
+  nativeExe?: string;
 }
+
+export type NodeLinkEngine = 'native' | 'node';
 
 interface Pending {
   peer: string;
@@ -97,6 +108,8 @@ interface ChainSock {
   /** 'fn': to the peer of this index; 'gw': to the node owning that gateway id. */
   sock: net.Socket;
   up: boolean;
+  /** Handed to the native data path: this process holds no descriptor of it any more. */
+  handed: boolean;
 }
 
 const key = (gw: number, req: number): number => gw * 0x1_0000_0000 + req;
@@ -116,6 +129,7 @@ export interface NodeLinkStatus {
    */
   counters: NodeLink['counters'] & { refused: number; wrongVersion: number; previousSecret: number };
   pending: number;
+  engine: NodeLinkEngine;
 }
 
 export class NodeLink {
@@ -150,7 +164,11 @@ export class NodeLink {
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
   private port = 0;
-  readonly counters = { sent: 0, received: 0, failedFast: 0, afterDown: 0, stale: 0, noBuffer: 0, unknownRoute: 0, spillChanges: 0 };
+  private readonly native: NativeDataPath | null;
+  /** 'node' engine: the data connection to each peer, and the ones each peer dialled. */
+  private readonly dataOut = new Map<string, net.Socket>();
+  private readonly dataIn = new Map<string, Set<net.Socket>>();
+  readonly counters = { sent: 0, received: 0, failedFast: 0, afterDown: 0, stale: 0, noBuffer: 0, unknownRoute: 0, malformed: 0, spillChanges: 0 };
 
   constructor(private readonly o: NodeLinkOptions) {
     this.local = new Set(o.gateways);
@@ -165,12 +183,29 @@ export class NodeLink {
       peers: o.peers,
       onState: () => this.sync(),
       onDown: (peer) => this.peerDown(peer),
-      onData: (peer, body) => this.onData(peer, body),
+      onDataChannel: (peer, dir, sock) => this.onDataChannel(peer, dir, sock),
       log: (l) => o.log(`[node-link] ${l}`),
     });
+    this.native = o.nativeExe
+      ? new NativeDataPath({
+          exe: o.nativeExe,
+          poolPath: resolvePoolPath(o.poolName),
+          pinDir: o.pinDir,
+          nodes: o.nodes,
+          gateways: o.gateways,
+          log: o.log,
+          onLost: (peer) => this.peers.dataLost(peer),
+          onExit: (why) => o.log(`[node-link] the native data path ${why}: cross-node hops fail until the agent restarts`),
+        })
+      : null;
+  }
+
+  get engine(): NodeLinkEngine {
+    return this.native ? 'native' : 'node';
   }
 
   async start(): Promise<number> {
+    await this.native?.start();
     this.inject = await this.openSock(0, INJECT_INST);
     this.port = await this.peers.start();
     this.sweeper = setInterval(() => this.sweep(), 5000);
@@ -226,6 +261,7 @@ export class NodeLink {
     }
     this.remote = remote;
     this.spill = spill;
+    this.native?.setGatewayOwners(this.gwOwner);
     // Sockets first (a listed instance must have one), then the lists, then what is no longer wanted.
     const opening: Promise<unknown>[] = [];
     for (const [k, w] of want) if (!this.socks.has(k)) opening.push(this.openSock(w.fnId, w.inst).catch((err) => this.o.log(`[node-link] socket for ${w.fnId}/${w.inst}: ${(err as Error).message}`)));
@@ -237,6 +273,10 @@ export class NodeLink {
         this.socks.delete(k);
         // The kernel may have redirected descriptors into it before `instances` changed: keep
         // reading them for a moment (fromChain fails each one fast) instead of dropping them.
+        if (s.handed) {
+          setTimeout(() => this.native?.closeChainSocket(s.fnId, s.inst), RETIRE_MS).unref();
+          continue;
+        }
         setTimeout(() => s.sock.resetAndDestroy(), RETIRE_MS).unref();
         this.retiring.add(s);
         s.sock.once('close', () => this.retiring.delete(s));
@@ -252,8 +292,62 @@ export class NodeLink {
     this.maps.instances.set(fnId, { count: live.length, inst: Array.from({ length: MAX_INSTANCES }, (_, i) => live[i] ?? 0) });
   }
 
+  /** Brings the native data path's counters up to date (status() reports the last ones read). */
+  refresh(): Promise<void> {
+    return this.native?.refresh() ?? Promise.resolve();
+  }
+
+  /** What it does now. With the native engine the data path's counters are those of the last refresh(). */
   status(): NodeLinkStatus {
-    return { node: this.o.node, listen: `${this.o.listen.host}:${this.port}`, peers: this.peers.status(), remote: this.remote, spill: this.spill, counters: { ...this.counters, refused: this.peers.counters.refused, wrongVersion: this.peers.counters.wrongVersion, previousSecret: this.peers.counters.previousSecret }, pending: this.pending.size };
+    let counters = { ...this.counters };
+    let pending = this.pending.size;
+    if (this.native) {
+      const n = this.native.counters;
+      counters = { ...counters, sent: n.sent, received: n.received, failedFast: n.failedFast, afterDown: n.afterDown, stale: n.stale, noBuffer: n.noBuffer, unknownRoute: n.unknownRoute, malformed: n.malformed };
+      pending = n.pending;
+    }
+    return { node: this.o.node, listen: `${this.o.listen.host}:${this.port}`, peers: this.peers.status(), remote: this.remote, spill: this.spill, counters: { ...counters, refused: this.peers.counters.refused, wrongVersion: this.peers.counters.wrongVersion, previousSecret: this.peers.counters.previousSecret }, pending, engine: this.engine };
+  }
+
+  /** An authenticated data connection: to the native data path, or read and written here ('node' engine). */
+  private onDataChannel(peer: string, dir: 'out' | 'in', sock: net.Socket): void {
+    if (this.closed) return void sock.destroy();
+    if (this.native) return void this.native.dataChannel(peer, dir, sock);
+    sock.on('error', () => {});
+    if (dir === 'out') {
+      this.dataOut.set(peer, sock);
+      // Nothing comes this way; reading is how its end is seen.
+      sock.on('data', () => {});
+      sock.on('close', () => {
+        if (this.dataOut.get(peer) !== sock) return;
+        this.dataOut.delete(peer);
+        this.peers.dataLost(peer);
+      });
+      sock.resume();
+      return;
+    }
+    const set = this.dataIn.get(peer) ?? new Set<net.Socket>();
+    this.dataIn.set(peer, set);
+    set.add(sock);
+    const parser = new FrameParser((type, body) => {
+      if (type === T_DATA) this.onData(peer, body);
+      else sock.resetAndDestroy();
+    });
+    sock.on('data', (c: Buffer) => {
+      if (!parser.push(c)) sock.resetAndDestroy();
+      this.scheduleFlush();
+    });
+    sock.on('close', () => set.delete(sock));
+    sock.resume();
+  }
+
+  /** Closes the 'node' engine's data connections of a peer (the native data path closes its own on peerDown). */
+  private closeData(peer: string): void {
+    const out = this.dataOut.get(peer);
+    this.dataOut.delete(peer);
+    out?.destroy();
+    for (const s of this.dataIn.get(peer) ?? []) s.destroy();
+    this.dataIn.delete(peer);
   }
 
   async close(): Promise<void> {
@@ -264,6 +358,8 @@ export class NodeLink {
     // Out of `instances` before the sockets go: the kernel must not pick a closed socket.
     for (const r of this.remote) if (this.written.has(r.fnId)) this.maps.instances.set(r.fnId, { count: 0, inst: Array.from({ length: MAX_INSTANCES }, () => 0) });
     await this.peers.close();
+    await this.native?.close();
+    for (const p of [...this.dataOut.keys(), ...this.dataIn.keys()]) this.closeData(p);
     for (const s of [...this.socks.values(), ...this.retiring]) s.sock.resetAndDestroy();
     this.socks.clear();
     this.retiring.clear();
@@ -276,17 +372,20 @@ export class NodeLink {
   private openSock(fnId: number, inst: number): Promise<ChainSock> {
     return new Promise((resolve, reject) => {
       const sock = net.connect({ host: '127.0.0.1', port: this.o.hubPort, noDelay: true });
-      const cs: ChainSock = { fnId, inst, sock, up: false };
+      const cs: ChainSock = { fnId, inst, sock, up: false, handed: false };
       const k = (fnId << 16) | inst;
-      const cutter = new FrameCutter((b, at) => this.fromChain(cs, b, at));
-      sock.on('data', (c: Buffer) => {
-        cutter.push(c);
-        this.scheduleFlush();
-      });
+      if (!this.native) {
+        const cutter = new FrameCutter((b, at) => this.fromChain(cs, b, at));
+        sock.on('data', (c: Buffer) => {
+          cutter.push(c);
+          this.scheduleFlush();
+        });
+      }
       sock.on('error', (err) => {
         if (!cs.up) reject(err);
       });
       sock.on('close', () => {
+        if (cs.handed) return;
         if (this.socks.get(k) === cs) this.socks.delete(k);
         if (this.inject === cs && !this.closed) this.o.log('[node-link] inject socket closed');
       });
@@ -299,6 +398,10 @@ export class NodeLink {
           return;
         }
         cs.up = true;
+        if (this.native) {
+          cs.handed = true;
+          this.native.addChainSocket(fnId, inst, sock);
+        }
         if (fnId !== 0 || inst !== INJECT_INST) this.socks.set(k, cs);
         resolve(cs);
       });
@@ -387,7 +490,7 @@ export class NodeLink {
     this.flushQueued = false;
     for (const [peer, q] of this.outgoing) {
       if (q.count === 0) continue;
-      const sock = this.peers.dataSocket(peer);
+      const sock = this.peers.isUp(peer) ? this.dataOut.get(peer) : undefined;
       const n = q.count;
       if (sock) {
         putFrameHead(q.bytes(), T_DATA);
@@ -430,6 +533,7 @@ export class NodeLink {
     let ok: boolean | null = true;
     while (ok === true) ok = r.next();
     if (ok === null) {
+      this.counters.malformed++;
       this.o.log(`[node-link] malformed batch from ${peer}`);
       return;
     }
@@ -497,6 +601,8 @@ export class NodeLink {
   private peerDown(peer: string): void {
     // Out of `instances` first: no new request goes to it.
     this.sync();
+    if (this.native) return void this.native.peerDown(peer);
+    this.closeData(peer);
     this.failWaitingOn(peer);
   }
 
@@ -561,6 +667,7 @@ export class NodeLink {
   }
 
   private sweep(): void {
+    this.native?.sweep();
     const old = Date.now() - FORGET_MS;
     for (const m of [this.pending, this.transit, this.arrivals] as Map<number, { at: number }>[]) for (const [k, v] of m) if (v.at < old) m.delete(k);
     this.sync();

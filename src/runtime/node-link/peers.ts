@@ -12,11 +12,18 @@
  * agent dies closes its sockets (seen at once); one whose namespace or link vanishes stops
  * answering, and is declared down after DEAD_MS of silence rather than after TCP's minutes of
  * retransmissions.
+ *
+ * Each direction has two connections (protocol 3): the control one above, and a data connection,
+ * dialled once the control one is authenticated, with its own handshake, carrying DATA frames only
+ * (dialer to acceptor). Once authenticated, a data connection is handed to the node-link
+ * (`onDataChannel`), which owns it from then on; a peer is up once its state came and its data
+ * connection is linked. Losing either takes the other down with it, and both are dialled again.
  */
 import net from 'node:net';
 import {
   announcedVersion,
   authBody,
+  CHANNEL_DATA,
   authOkBody,
   challengeBody,
   checkAuth,
@@ -32,7 +39,6 @@ import {
   T_AUTH,
   T_AUTH_OK,
   T_CHALLENGE,
-  T_DATA,
   T_PING,
   T_PONG,
   T_STATE,
@@ -56,8 +62,12 @@ export interface PeersOptions {
   onState(peer: string, state: PeerState): void;
   /** A peer went down (closed, silent, refused). */
   onDown(peer: string): void;
-  /** DATA from an authenticated peer. */
-  onData(peer: string, body: Buffer): void;
+  /**
+   * An authenticated data connection: 'out' is the one this node dialled (it sends DATA on it),
+   * 'in' one the peer dialled (DATA arrives on it). Paused, nothing read past its handshake; the
+   * callee owns it from now on (and tells `dataLost` when an 'out' one fails).
+   */
+  onDataChannel(peer: string, dir: 'out' | 'in', sock: net.Socket): void;
   log(line: string): void;
 }
 
@@ -80,6 +90,10 @@ interface Outbound {
   lastHeard: number;
   backoff: number;
   timer: NodeJS.Timeout | null;
+  /** The data connection being dialled or handed over (until the control connection closes). */
+  data: net.Socket | null;
+  /** The data connection is authenticated and handed to the node-link. */
+  dataReady: boolean;
 }
 
 export class Peers {
@@ -99,7 +113,7 @@ export class Peers {
   private readonly logged = new Map<string, string>();
 
   constructor(private readonly o: PeersOptions) {
-    for (const p of o.peers) this.out.set(p.name, { addr: p, sock: null, up: false, authed: false, state: null, problem: null, lastHeard: 0, backoff: BACKOFF_MIN, timer: null });
+    for (const p of o.peers) this.out.set(p.name, { addr: p, sock: null, up: false, authed: false, state: null, problem: null, lastHeard: 0, backoff: BACKOFF_MIN, timer: null, data: null, dataReady: false });
   }
 
   async start(): Promise<number> {
@@ -144,15 +158,74 @@ export class Peers {
     return null;
   }
 
-  /** Whether a peer is up now (authenticated, its state known, its connection open). */
+  /** Whether a peer is up now (authenticated, its state known, its data connection linked). */
   isUp(peer: string): boolean {
-    return this.dataSocket(peer) !== null;
+    const p = this.out.get(peer);
+    return !!p?.up && !!p.sock && !p.sock.destroyed;
   }
 
-  /** The connection DATA frames to a peer go on; null when it is not up. */
-  dataSocket(peer: string): net.Socket | null {
+  /** The data connection to a peer failed (its owner saw it): the control one goes too, and both are dialled again. */
+  dataLost(peer: string): void {
     const p = this.out.get(peer);
-    return p?.up && p.sock && !p.sock.destroyed ? p.sock : null;
+    if (!p?.dataReady) return;
+    this.o.log(`data connection to ${peer} lost`);
+    p.sock?.resetAndDestroy();
+  }
+
+  /** Up once the state came and the data connection is linked; dials the data connection when the control one is authenticated. */
+  private maybeUp(p: Outbound): void {
+    if (!p.state || p.up || this.closed) return;
+    if (!p.dataReady) {
+      if (!p.data) this.dialData(p);
+      return;
+    }
+    p.up = true;
+    p.backoff = BACKOFF_MIN;
+    this.o.log(`peer ${p.addr.name} up (${p.addr.host}:${p.addr.port})`);
+    this.o.onState(p.addr.name, p.state);
+  }
+
+  /** The data connection to a peer whose control connection is authenticated: the same handshake on the data channel. */
+  private dialData(p: Outbound): void {
+    const sock = net.connect({ host: p.addr.host, port: p.addr.port, noDelay: true });
+    p.data = sock;
+    const nonce = newNonce();
+    let challenge: Buffer | null = null;
+    let done = false;
+    const fail = (): void => {
+      clearTimeout(timer);
+      if (done) return;
+      done = true;
+      sock.resetAndDestroy();
+      // The control connection goes too: the peer is dialled again from the start.
+      if (p.data === sock) p.sock?.resetAndDestroy();
+    };
+    const timer = setTimeout(fail, AUTH_MS);
+    const parser = new FrameParser((type, body) => {
+      if (done || sock.destroyed) return;
+      if (!challenge) {
+        challenge = type === T_CHALLENGE ? parseChallenge(body) : null;
+        if (!challenge) return fail();
+        send(sock, frame(T_AUTH, authBody(this.o.secrets.keys(), this.o.policy, challenge, nonce, this.o.self, PROTOCOL_VERSION, CHANNEL_DATA)));
+        return;
+      }
+      const name = type === T_AUTH_OK ? checkAuthOk(this.o.secrets.keys(), this.o.policy, challenge, nonce, body, CHANNEL_DATA) : null;
+      if (name !== p.addr.name || p.data !== sock) return fail();
+      done = true;
+      clearTimeout(timer);
+      sock.pause();
+      sock.removeAllListeners('data');
+      p.dataReady = true;
+      this.o.onDataChannel(p.addr.name, 'out', sock);
+      this.maybeUp(p);
+    });
+    sock.on('data', (c: Buffer) => {
+      if (!parser.push(c)) fail();
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      if (!done) fail();
+    });
   }
 
   /** This node's state, told to every peer connected to it now and later. */
@@ -170,6 +243,7 @@ export class Peers {
     for (const p of this.out.values()) {
       if (p.timer) clearTimeout(p.timer);
       p.sock?.resetAndDestroy();
+      if (!p.dataReady) p.data?.resetAndDestroy();
     }
     for (const c of this.inbound) c.sock.resetAndDestroy();
     const server = this.server;
@@ -245,11 +319,8 @@ export class Peers {
           return void sock.resetAndDestroy();
         }
         p.state = st;
-        const wasUp = p.up;
-        p.up = true;
-        p.backoff = BACKOFF_MIN;
-        if (!wasUp) this.o.log(`peer ${p.addr.name} up (${p.addr.host}:${p.addr.port})`);
-        this.o.onState(p.addr.name, st);
+        if (p.up) this.o.onState(p.addr.name, st);
+        else this.maybeUp(p);
       }
       // PONG: lastHeard above is all it is for.
     });
@@ -267,14 +338,19 @@ export class Peers {
         this.logOnce(`dial ${p.addr.name}`, `peer ${p.addr.name} at ${p.addr.host}:${p.addr.port} closed the connection after this node's proof of the policy's secret (does it hold another secret?)`);
       }
       const wasUp = p.up;
+      const hadData = p.dataReady;
       p.up = false;
       p.authed = false;
       p.state = null;
+      // A data connection still being dialled goes with it; one handed over is closed by onDown's callee.
+      if (!p.dataReady) p.data?.resetAndDestroy();
+      p.data = null;
+      p.dataReady = false;
       if (wasUp) {
         this.counters.downs++;
         this.o.log(`peer ${p.addr.name} down`);
-        this.o.onDown(p.addr.name);
       }
+      if (wasUp || hadData) this.o.onDown(p.addr.name);
       if (this.closed) return;
       const delay = p.backoff;
       p.backoff = Math.min(BACKOFF_MAX, p.backoff * 2);
@@ -322,13 +398,24 @@ export class Peers {
           this.counters.previousSecret++;
           this.logOnce(`previous ${who.name}`, `peer ${who.name} proved only the previous secret (it has not seen the new one yet): accepted during the grace period`);
         } else this.logged.delete(`previous ${who.name}`);
+        if (who.channel === CHANNEL_DATA) {
+          send(sock, frame(T_AUTH_OK, authOkBody(who.secret, this.o.policy, challenge, who.nonce, this.o.self, CHANNEL_DATA)));
+          // Nothing follows the proof before our answer (the dialer waits for it): handed over unread.
+          this.inbound.delete(c);
+          c.peer = who.name;
+          sock.pause();
+          sock.removeAllListeners('data');
+          sock.removeAllListeners('close');
+          this.o.onDataChannel(who.name, 'in', sock);
+          return;
+        }
         // Proved back with the secret the dialer showed, which it holds (the new one when both have it).
         send(sock, frame(T_AUTH_OK, authOkBody(who.secret, this.o.policy, challenge, who.nonce, this.o.self)));
         if (this.myState) send(sock, frame(T_STATE, Buffer.from(JSON.stringify(this.myState))));
         return;
       }
       if (type === T_PING) send(sock, frame(T_PONG));
-      else if (type === T_DATA) this.o.onData(c.peer, body);
+      // DATA comes on data connections only (protocol 3): anything else on this one is ignored.
     });
     sock.on('data', (chunk: Buffer) => {
       if (!parser.push(chunk)) {

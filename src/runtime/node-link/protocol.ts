@@ -18,6 +18,11 @@
  * every secret it accepts and proves back with the one that matched, so two nodes that learnt a
  * new secret at different moments still link.
  *
+ * Channels (version 3). A node dials every peer twice: a control connection (pings, state) and a
+ * data connection (DATA only, dialer to acceptor), each with its own handshake; the channel is in
+ * the AUTH body and in its proof, so a data connection's proof is no proof for a control one. The
+ * data connections are handed to the native data path (native/node-link.c) once authenticated.
+ *
  * Frame: u32 LE length of what follows, u8 type, body. A DATA body is a run of records, one per
  * descriptor crossing: the descriptor as the sender's chain had it (24 bytes), u8 flags (bit 0:
  * bound for the gateway), u32 token (which forward of the request it answers), u8 length + the
@@ -28,8 +33,16 @@ import type net from 'node:net';
 import { DESC_SIZE } from '../../schema/descriptor.ts';
 import type { ByteBatch } from './batch.ts';
 
-/** The protocol this build speaks. 1 was bpfctl 0.1's (no version field); 2 added the version head and several proofs. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * The protocol this build speaks. 1 was bpfctl 0.1's (no version field); 2 added the version head
+ * and several proofs; 3 split each direction into a control and a data connection (the channel
+ * byte in AUTH).
+ */
+export const PROTOCOL_VERSION = 3;
+/** What a connection carries, told in its AUTH: pings and state, or DATA frames. */
+export const CHANNEL_CONTROL = 0;
+export const CHANNEL_DATA = 1;
+export type Channel = typeof CHANNEL_CONTROL | typeof CHANNEL_DATA;
 /** What the first frame body of every versioned node-link connection starts with, before the u16 version. */
 export const HELLO_MAGIC = Buffer.from('bpnl');
 /** Bytes of the version head: magic + u16 LE version. */
@@ -70,8 +83,9 @@ export function frame(type: number, body: Uint8Array = Buffer.alloc(0)): Buffer 
   return b;
 }
 
-function mac(secret: Buffer, version: number, policy: string, role: 'dial' | 'accept', a: Buffer, b: Buffer, name: string): Buffer {
-  return createHmac('sha256', secret).update(`bpfctl-node-link-v${version}\0${policy}\0${role}\0`).update(a).update(b).update(name).digest();
+function mac(secret: Buffer, version: number, policy: string, role: 'dial' | 'accept', a: Buffer, b: Buffer, name: string, channel: Channel): Buffer {
+  const ch = channel === CHANNEL_DATA ? '\0data' : '';
+  return createHmac('sha256', secret).update(`bpfctl-node-link-v${version}\0${policy}\0${role}${ch}\0`).update(a).update(b).update(name).digest();
 }
 
 export const newNonce = (): Buffer => randomBytes(NONCE);
@@ -106,45 +120,47 @@ export function parseChallenge(body: Buffer): Buffer | null {
 }
 
 /**
- * The dialer's answer to the acceptor's challenge: the version head, its nonce, one proof per
- * secret it accepts (the current one first), its name.
+ * The dialer's answer to the acceptor's challenge: the version head, its nonce, the channel, one
+ * proof per secret it accepts (the current one first), its name.
  */
-export function authBody(secrets: readonly Buffer[], policy: string, challenge: Buffer, nonce: Buffer, name: string, version = PROTOCOL_VERSION): Buffer {
+export function authBody(secrets: readonly Buffer[], policy: string, challenge: Buffer, nonce: Buffer, name: string, version = PROTOCOL_VERSION, channel: Channel = CHANNEL_CONTROL): Buffer {
   const keys = secrets.slice(0, MAX_PROOFS);
-  return Buffer.concat([helloHead(version), nonce, Buffer.from([keys.length]), ...keys.map((k) => mac(k, version, policy, 'dial', challenge, nonce, name)), Buffer.from(name)]);
+  return Buffer.concat([helloHead(version), nonce, Buffer.from([channel, keys.length]), ...keys.map((k) => mac(k, version, policy, 'dial', challenge, nonce, name, channel)), Buffer.from(name)]);
 }
 
 /**
  * The dialer's name, nonce and the secret it proved (which the acceptor proves back with) when one
  * of its proofs holds for one of `secrets` (tried in order: the current one first), else null.
  */
-export function checkAuth(secrets: readonly Buffer[], policy: string, challenge: Buffer, body: Buffer): { name: string; nonce: Buffer; secret: Buffer; index: number } | null {
-  if (body.length < HELLO_HEAD + NONCE + 1 || announcedVersion(T_AUTH, body) !== PROTOCOL_VERSION) return null;
+export function checkAuth(secrets: readonly Buffer[], policy: string, challenge: Buffer, body: Buffer): { name: string; nonce: Buffer; secret: Buffer; index: number; channel: Channel } | null {
+  if (body.length < HELLO_HEAD + NONCE + 2 || announcedVersion(T_AUTH, body) !== PROTOCOL_VERSION) return null;
   const nonce = body.subarray(HELLO_HEAD, HELLO_HEAD + NONCE);
-  const count = body[HELLO_HEAD + NONCE]!;
-  const proofsAt = HELLO_HEAD + NONCE + 1;
+  const channel = body[HELLO_HEAD + NONCE]!;
+  if (channel !== CHANNEL_CONTROL && channel !== CHANNEL_DATA) return null;
+  const count = body[HELLO_HEAD + NONCE + 1]!;
+  const proofsAt = HELLO_HEAD + NONCE + 2;
   const nameAt = proofsAt + count * MAC;
   if (count < 1 || count > MAX_PROOFS || body.length <= nameAt || body.length > nameAt + 253) return null;
   const name = body.subarray(nameAt).toString();
   for (const [index, secret] of secrets.entries()) {
-    const want = mac(secret, PROTOCOL_VERSION, policy, 'dial', challenge, nonce, name);
+    const want = mac(secret, PROTOCOL_VERSION, policy, 'dial', challenge, nonce, name, channel);
     for (let i = 0; i < count; i++) {
-      if (timingSafeEqual(want, body.subarray(proofsAt + i * MAC, proofsAt + (i + 1) * MAC))) return { name, nonce: Buffer.from(nonce), secret, index };
+      if (timingSafeEqual(want, body.subarray(proofsAt + i * MAC, proofsAt + (i + 1) * MAC))) return { name, nonce: Buffer.from(nonce), secret, index, channel };
     }
   }
   return null;
 }
 
 /** The acceptor's proof back (the dialer must not send requests to an impostor either), with the secret the dialer proved. */
-export function authOkBody(secret: Buffer, policy: string, challenge: Buffer, nonce: Buffer, name: string): Buffer {
-  return Buffer.concat([mac(secret, PROTOCOL_VERSION, policy, 'accept', nonce, challenge, name), Buffer.from(name)]);
+export function authOkBody(secret: Buffer, policy: string, challenge: Buffer, nonce: Buffer, name: string, channel: Channel = CHANNEL_CONTROL): Buffer {
+  return Buffer.concat([mac(secret, PROTOCOL_VERSION, policy, 'accept', nonce, challenge, name, channel), Buffer.from(name)]);
 }
 
 /** The acceptor's name when its proof holds for one of `secrets`, else null. */
-export function checkAuthOk(secrets: readonly Buffer[], policy: string, challenge: Buffer, nonce: Buffer, body: Buffer): string | null {
+export function checkAuthOk(secrets: readonly Buffer[], policy: string, challenge: Buffer, nonce: Buffer, body: Buffer, channel: Channel = CHANNEL_CONTROL): string | null {
   if (body.length <= MAC) return null;
   const name = body.subarray(MAC).toString();
-  for (const secret of secrets) if (timingSafeEqual(mac(secret, PROTOCOL_VERSION, policy, 'accept', nonce, challenge, name), body.subarray(0, MAC))) return name;
+  for (const secret of secrets) if (timingSafeEqual(mac(secret, PROTOCOL_VERSION, policy, 'accept', nonce, challenge, name, channel), body.subarray(0, MAC))) return name;
   return null;
 }
 
