@@ -351,19 +351,27 @@ static void queue_record(int p, const struct bpfctl_desc *d, int to_gw, uint32_t
 
 static void fail_waiting_on(int p);
 
-static void peer_lost(int p, const char *why)
+/* Closes the data connection to a peer and drops what was queued for it. */
+static void drop_out(int p)
 {
 	struct peer *x = &peers[p];
-	if (x->out.fd < 0)
-		return;
-	logf_("data connection to %s lost: %s", peer_names[p], why);
-	epoll_ctl(ep, EPOLL_CTL_DEL, x->out.fd, NULL);
-	close(x->out.fd);
-	x->out.fd = -1;
+	if (x->out.fd >= 0) {
+		epoll_ctl(ep, EPOLL_CTL_DEL, x->out.fd, NULL);
+		close(x->out.fd);
+		x->out.fd = -1;
+	}
 	x->oq.q.len = x->oq.sent = 0;
 	x->oq.frame_at = -1;
 	x->oq.count = 0;
 	x->oq.want_out = 0;
+}
+
+static void peer_lost(int p, const char *why)
+{
+	if (peers[p].out.fd < 0)
+		return;
+	logf_("data connection to %s lost: %s", peer_names[p], why);
+	drop_out(p);
 	char line[32];
 	int n = snprintf(line, sizeof(line), "E %d\n", p);
 	ctl_write(line, (size_t)n);
@@ -790,16 +798,7 @@ static int take_fd(void)
 
 static void peer_close(int p)
 {
-	struct peer *x = &peers[p];
-	if (x->out.fd >= 0) {
-		epoll_ctl(ep, EPOLL_CTL_DEL, x->out.fd, NULL);
-		close(x->out.fd);
-		x->out.fd = -1;
-	}
-	x->oq.q.len = x->oq.sent = 0;
-	x->oq.frame_at = -1;
-	x->oq.count = 0;
-	x->oq.want_out = 0;
+	drop_out(p);
 	for (int i = nins - 1; i >= 0; i--)
 		if (ins[i]->peer == p)
 			close_in(ins[i]);
@@ -857,18 +856,9 @@ static void command(char *line)
 			return;
 		}
 		if (line[0] == 'O') {
-			struct peer *x = &peers[a];
-			if (x->out.fd >= 0) {
-				epoll_ctl(ep, EPOLL_CTL_DEL, x->out.fd, NULL);
-				close(x->out.fd);
-			}
-			x->out.kind = K_OUT;
-			x->out.fd = fd;
-			x->oq.q.len = x->oq.sent = 0;
-			x->oq.frame_at = -1;
-			x->oq.count = 0;
-			x->oq.want_out = 0;
-			ep_add(&x->out, EPOLLIN);
+			drop_out((int)a);
+			peers[a].out.fd = fd;
+			ep_add(&peers[a].out, EPOLLIN);
 		} else {
 			if (nins >= MAX_IN_SOCKS) {
 				close(fd);
