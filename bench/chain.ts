@@ -58,6 +58,8 @@ import { benchCommit } from './commit.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CONCURRENCY = [1, 16, 64, 256] as const;
+/** The one-CPU layout of the descriptor level (taskset list). */
+const ONE_CPU = '0';
 const LOOP_VARIANTS: readonly VariantName[] = ['bpfctl-ts', 'tcp', 'bpfctl-c', 'tcp-c'];
 const BPFCTL_VARIANTS: readonly VariantName[] = ['bpfctl-ts', 'bpfctl-c', 'bpfctl-ts-native', 'bpfctl-c-native'];
 const REFERENCE: VariantName = 'tcp';
@@ -173,6 +175,11 @@ export interface ChainBenchResult {
   /** The best round of each variant (by rt/s); every round is in `loop_rounds`. */
   loop: LoopRow[];
   loop_rounds: LoopRow[][];
+  /**
+   * The same rounds with the driver and every process of the chain confined to one CPU, the same
+   * layout for both variants of a pair: what the transport costs without cross-CPU wakeups.
+   */
+  loop_rounds_one_cpu: LoopRow[][];
   /**
    * Not variants, for context: tcp with a write per frame; c-in-process, the three C functions
    * called in a row in one process (no transport, no driver: its CPU is the work alone).
@@ -370,7 +377,7 @@ function pairedVsRef(points: HttpPoint[]): PairedRatioVs[] {
 /** The C reference's CPU per round trip: the work alone, without transport or driver. */
 export const WORK_REFERENCE = 'c-in-process';
 
-function ratiosAndTargets(points: HttpPoint[], vsRef: PairedRatioVs[], vsSidecars: PairedRatioVs[], idle: IdleRow[], hello: HelloIdle[], rounds: LoopRow[][], loopRef: { name: string; cpu_us_per_rt_chain: number }[]): { ratios: Record<string, number>; targets: Target[] } {
+function ratiosAndTargets(points: HttpPoint[], vsRef: PairedRatioVs[], vsSidecars: PairedRatioVs[], idle: IdleRow[], hello: HelloIdle[], rounds: LoopRow[][], roundsOneCpu: LoopRow[][], loopRef: { name: string; cpu_us_per_rt_chain: number }[]): { ratios: Record<string, number>; targets: Target[] } {
   const ratios: Record<string, number> = {};
   const targets: Target[] = [];
   const add = (what: string, value: number, target: string, met: (v: number) => boolean) => {
@@ -414,9 +421,9 @@ function ratiosAndTargets(points: HttpPoint[], vsRef: PairedRatioVs[], vsSidecar
   for (const i of idle) if (BPFCTL_VARIANTS.includes(i.name)) add(`idle CPU of the warm ${i.name} chain (% of a core)`, i.cpu_pct, '< 0.5', (v) => v < 0.5);
   for (const h of hello) add(`idle CPU of bpfctl run examples/hello-chain, ${h.mode} (% of a core, whole tree)`, h.cpu_pct, '< 0.5', (v) => v < 0.5);
   // Descriptor level: per-round pairs, like the HTTP level; bpfctl-ts with tcp, bpfctl-c with tcp-c.
-  const pair = (a: VariantName, ref: VariantName, f: (r: LoopRow) => number) =>
+  const pair = (a: VariantName, ref: VariantName, f: (r: LoopRow) => number, of = rounds) =>
     spread(
-      rounds.map((rs) => {
+      of.map((rs) => {
         const x = rs.find((r) => r.name === a);
         const t = rs.find((r) => r.name === ref);
         return x && t ? f(x) / f(t) : Number.NaN;
@@ -431,13 +438,19 @@ function ratiosAndTargets(points: HttpPoint[], vsRef: PairedRatioVs[], vsSidecar
     ratios[`loop_cpu_${key(n)}_vs_${key(ref)}`] = pair(n, ref, (r) => r.cpu_us_per_rt);
     ratios[`loop_cpu_chain_${key(n)}_vs_${key(ref)}`] = pair(n, ref, (r) => r.cpu_us_per_rt_chain);
     ratios[`loop_p50_${key(n)}_vs_${key(ref)}`] = pair(n, ref, (r) => r.p50_us);
+    ratios[`loop_rt_${key(n)}_vs_${key(ref)}_one_cpu`] = pair(n, ref, (r) => r.rt_per_s, roundsOneCpu);
+    ratios[`loop_cpu_${key(n)}_vs_${key(ref)}_one_cpu`] = pair(n, ref, (r) => r.cpu_us_per_rt, roundsOneCpu);
   }
   // What the transport costs the two C chains: the chain's CPU per round trip less the work's
   // own (the C reference), per round.
   const work = loopRef.find((r) => r.name === WORK_REFERENCE)?.cpu_us_per_rt_chain;
   if (work !== undefined) ratios.loop_cpu_transport_bpfctl_c_vs_tcp_c = pair('bpfctl-c', C_REFERENCE, (r) => r.cpu_us_per_rt_chain - work);
-  add('loop: bpfctl-ts rt/s / tcp rt/s (median of paired rounds)', ratios.loop_rt_bpfctl_ts_vs_tcp!, '>= 1.3', (v) => v >= 1.3);
-  add('loop: bpfctl-ts CPU/rt / tcp CPU/rt (median of paired rounds)', ratios.loop_cpu_bpfctl_ts_vs_tcp!, '<= 0.8', (v) => v <= 0.8);
+  add('loop: bpfctl-ts rt/s / tcp rt/s (median of paired rounds; unpinned)', ratios.loop_rt_bpfctl_ts_vs_tcp!, '>= 1.3', (v) => v >= 1.3);
+  add('loop: bpfctl-ts CPU/rt / tcp CPU/rt (median of paired rounds; unpinned)', ratios.loop_cpu_bpfctl_ts_vs_tcp!, '<= 0.8', (v) => v <= 0.8);
+  if (roundsOneCpu.length) {
+    add('loop: bpfctl-ts rt/s / tcp rt/s (median of paired rounds; one CPU, both alike)', ratios.loop_rt_bpfctl_ts_vs_tcp_one_cpu!, '>= 1.3', (v) => v >= 1.3);
+    add('loop: bpfctl-ts CPU/rt / tcp CPU/rt (median of paired rounds; one CPU, both alike)', ratios.loop_cpu_bpfctl_ts_vs_tcp_one_cpu!, '<= 0.8', (v) => v <= 0.8);
+  }
   for (const [k, v] of Object.entries(ratios)) if (!Number.isFinite(v)) delete ratios[k];
   return { ratios, targets };
 }
@@ -528,21 +541,27 @@ export function print(r: ChainBenchResult): void {
       [...r.loop, ...r.loop_reference.map((l) => ({ ...l, name: `(${l.name}, reference)` }))].map((l) => [l.name, fmt(l.rt_per_s), fmt(l.p50_us), fmt(l.p99_us), fmt(l.cpu_us_per_rt, 2), fmt(l.cpu_us_per_rt_chain, 2), String(l.errors)]),
     ),
   );
-  const pairs = (a: VariantName, b: VariantName, f: (l: LoopRow) => number) =>
-    r.loop_rounds.map((rs) => {
-      const p = rs.find((l) => l.name === a);
-      const q = rs.find((l) => l.name === b);
-      return p && q ? f(p) / f(q) : Number.NaN;
-    });
-  const rt = [pairs('bpfctl-ts', 'tcp', (l) => l.rt_per_s), pairs('bpfctl-c', 'tcp-c', (l) => l.rt_per_s)];
-  const cpu = [pairs('bpfctl-ts', 'tcp', (l) => l.cpu_us_per_rt), pairs('bpfctl-c', 'tcp-c', (l) => l.cpu_us_per_rt)];
-  out.push('Descriptor level, round by round: bpfctl-ts / tcp and bpfctl-c / tcp-c (rt/s; CPU per round trip)');
-  out.push(
-    table(
-      ['round', 'bpfctl-ts/tcp rt/s', 'CPU/rt', 'bpfctl-c/tcp-c rt/s', 'CPU/rt'],
-      r.loop_rounds.map((_, i) => [String(i + 1), fmt(rt[0]![i], 2), fmt(cpu[0]![i], 2), fmt(rt[1]![i], 2), fmt(cpu[1]![i], 2)]).concat([['median', fmt(median(rt[0]!), 2), fmt(median(cpu[0]!), 2), fmt(median(rt[1]!), 2), fmt(median(cpu[1]!), 2)]]),
-    ),
-  );
+  for (const [layout, of] of [
+    ['unpinned', r.loop_rounds],
+    ['every process on CPU 0', r.loop_rounds_one_cpu],
+  ] as const) {
+    if (!of.length) continue;
+    const pairs = (a: VariantName, b: VariantName, f: (l: LoopRow) => number) =>
+      of.map((rs) => {
+        const p = rs.find((l) => l.name === a);
+        const q = rs.find((l) => l.name === b);
+        return p && q ? f(p) / f(q) : Number.NaN;
+      });
+    const rt = [pairs('bpfctl-ts', 'tcp', (l) => l.rt_per_s), pairs('bpfctl-c', 'tcp-c', (l) => l.rt_per_s)];
+    const cpu = [pairs('bpfctl-ts', 'tcp', (l) => l.cpu_us_per_rt), pairs('bpfctl-c', 'tcp-c', (l) => l.cpu_us_per_rt)];
+    out.push(`Descriptor level, round by round (${layout}): bpfctl-ts / tcp and bpfctl-c / tcp-c (rt/s; CPU per round trip)`);
+    out.push(
+      table(
+        ['round', 'bpfctl-ts/tcp rt/s', 'CPU/rt', 'bpfctl-c/tcp-c rt/s', 'CPU/rt'],
+        of.map((_, i) => [String(i + 1), fmt(rt[0]![i], 2), fmt(cpu[0]![i], 2), fmt(rt[1]![i], 2), fmt(cpu[1]![i], 2)]).concat([['median', fmt(median(rt[0]!), 2), fmt(median(cpu[0]!), 2), fmt(median(rt[1]!), 2), fmt(median(cpu[1]!), 2)]]),
+      ),
+    );
+  }
   out.push('Targets');
   out.push(table(['', 'value', 'target', 'met'], r.targets.map((t) => [t.what, fmt(t.value, t.value < 10 ? 2 : 1), t.target, t.met ? 'yes' : 'NO'])));
   const loads = (r.machine.loadavg_1m_samples as number[] | undefined) ?? [];
@@ -584,6 +603,7 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
   const helloIdle: HelloIdle[] = [];
   const loop: LoopRow[] = [];
   const rounds: LoopRow[][] = [];
+  const roundsOneCpu: LoopRow[][] = [];
   const loopRef: (Omit<LoopRow, 'name'> & { name: string })[] = [];
   const failures: { name: string; error: string }[] = [];
   const fail = (name: string, err: unknown) => {
@@ -693,21 +713,29 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
       }
     }
     // Descriptor level: rounds alternating between the variants, each variant's best round
-    // kept (and every round, for the paired ratios).
+    // kept (and every round, for the paired ratios). Each round twice: where the scheduler puts
+    // the processes, and with all of them (driver included) on CPU 0, the same layout for every
+    // variant: on this VM a wakeup across CPUs costs ~10x one on the same CPU, and which
+    // processes happen to share a CPU moves a round's ratio more than the transport does.
     const loopers = up.filter((v) => v.loop && LOOP_VARIANTS.includes(v.name));
     for (let round = 0; round < s.loopRounds && !interrupted; round++) {
-      const these: LoopRow[] = [];
-      for (const v of rotate(loopers, round)) {
-        if (interrupted) break;
-        try {
-          const r = loopRow(v.name, await v.loop!(s.loop));
-          these.push(r);
-          log(`${v.name} loop round ${round + 1}: ${r.rt_per_s.toFixed(0)} rt/s, p50 ${r.p50_us.toFixed(0)} us, ${r.cpu_us_per_rt.toFixed(2)} us CPU/rt`);
-        } catch (err) {
-          if (!interrupted) fail(`${v.name} loop`, err);
+      for (const [layout, into, cpus] of [
+        ['unpinned', rounds, undefined],
+        ['one CPU', roundsOneCpu, ONE_CPU],
+      ] as const) {
+        const these: LoopRow[] = [];
+        for (const v of rotate(loopers, round)) {
+          if (interrupted) break;
+          try {
+            const r = loopRow(v.name, await v.loop!({ ...s.loop, cpus }));
+            these.push(r);
+            log(`${v.name} loop round ${round + 1} (${layout}): ${r.rt_per_s.toFixed(0)} rt/s, p50 ${r.p50_us.toFixed(0)} us, ${r.cpu_us_per_rt.toFixed(2)} us CPU/rt`);
+          } catch (err) {
+            if (!interrupted) fail(`${v.name} loop`, err);
+          }
         }
+        into.push(these);
       }
-      rounds.push(these);
     }
     // For context, not a target: the TCP chain writing each frame on its own, as a Node program
     // does without explicit batching. The tcp variant batches like the bpfctl runtime does.
@@ -751,7 +779,7 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
   loads.push(os.loadavg());
   const vsRef = pairedVsRef(points);
   const vsSidecars = SIDECARS.flatMap((sc) => pairedVs(points, sc));
-  const { ratios, targets } = ratiosAndTargets(points, vsRef, vsSidecars, idle, helloIdle, rounds, loopRef);
+  const { ratios, targets } = ratiosAndTargets(points, vsRef, vsSidecars, idle, helloIdle, rounds, roundsOneCpu, loopRef);
   const unb = loopRef.find((r) => r.name === 'tcp-unbatched');
   const la = loop.find((r) => r.name === 'bpfctl-ts');
   if (unb && la) {
@@ -767,6 +795,7 @@ export async function run(opts: { quick?: boolean; variants?: readonly VariantNa
     hello_idle: helloIdle,
     loop,
     loop_rounds: rounds,
+    loop_rounds_one_cpu: roundsOneCpu,
     loop_reference: loopRef,
     ratios,
     targets,

@@ -28,6 +28,8 @@ export interface LoopSettings {
   inflight: number;
   warmupMs: number;
   measureMs: number;
+  /** Confine the driver and the chain to these CPUs for the loop (taskset list); unset: wherever the scheduler puts them. */
+  cpus?: string;
 }
 
 export interface Variant {
@@ -50,7 +52,7 @@ async function driverResult(d: Child, s: LoopSettings): Promise<LoopResult> {
 }
 
 function loopArgs(s: LoopSettings): string[] {
-  return ['--inflight', String(s.inflight), '--warmup', String(s.warmupMs), '--measure', String(s.measureMs)];
+  return ['--inflight', String(s.inflight), '--warmup', String(s.warmupMs), '--measure', String(s.measureMs), ...(s.cpus ? ['--cpus', s.cpus] : [])];
 }
 
 type BpfctlVariant = 'bpfctl-ts' | 'bpfctl-c' | 'bpfctl-ts-native' | 'bpfctl-c-native';

@@ -63,6 +63,7 @@ let checked = 0;
 
 let link: Link;
 const loop = new Loop({
+  cpus: a.cpus,
   inflight,
   warmupMs: Number(a.warmup ?? 1000),
   measureMs: Number(a.measure ?? 5000),

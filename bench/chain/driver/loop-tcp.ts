@@ -25,6 +25,7 @@ let checked = 0;
 
 function run(lastPort: number, chainPids: number[]): void {
   const loop = new Loop({
+    cpus: a.cpus,
     inflight,
     warmupMs: Number(a.warmup ?? 1000),
     measureMs: Number(a.measure ?? 5000),

@@ -3,7 +3,14 @@
  * through the chain, each reissued as soon as it returns, for a warm-up and then a measured
  * window. Latency is per round trip (issue to reply); CPU is read from /proc for the chain's
  * processes and the driver itself over exactly the measured window.
+ *
+ * With `cpus` (a taskset list), the driver and every process of the chain are confined to those
+ * CPUs for the run, and given all of them back after: both variants of a pair then run in the
+ * same layout, and the ratio is the transport's, not where the scheduler happened to put each
+ * process (on this 2-vCPU VM a wakeup across CPUs costs ~10x one on the same CPU).
  */
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import { cpuSeconds, totalCpu } from '../proc.ts';
 
 export interface LoopResult {
@@ -24,6 +31,8 @@ export interface LoopOptions {
   measureMs: number;
   /** The chain's processes (the driver adds itself). */
   chainPids: number[];
+  /** Confine the driver and the chain to these CPUs (taskset list, e.g. "0") for the run. */
+  cpus?: string;
   /** Sends request `slot` (queued; `flush` writes). */
   issue(slot: number): void;
   flush(): void;
@@ -47,6 +56,7 @@ export class Loop {
   }
 
   start(): void {
+    if (this.o.cpus) this.pin(this.o.cpus);
     for (let s = 0; s < this.o.inflight; s++) this.send(s);
     this.o.flush();
     setTimeout(() => {
@@ -94,9 +104,21 @@ export class Loop {
     return { chain: totalCpu(this.o.chainPids), driver: cpuSeconds(process.pid) };
   }
 
+  /** Every thread of the driver and of the chain's processes onto `cpus` (a process gone meanwhile is skipped). */
+  private pin(cpus: string): void {
+    for (const pid of [process.pid, ...this.o.chainPids]) {
+      try {
+        execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+      } catch {
+        // exited since the list was made
+      }
+    }
+  }
+
   private finish(): void {
     if (this.phase === 'done') return;
     this.phase = 'done';
+    if (this.o.cpus) this.pin(`0-${os.cpus().length - 1}`);
     const s = this.samples.subarray(0, this.n).sort();
     const pct = (p: number) => (this.n ? s[Math.min(this.n - 1, Math.floor((p / 100) * this.n))]! : Number.NaN);
     const seconds = (this.t1 - this.t0) / 1000;
