@@ -11,6 +11,11 @@
  *   plain TCP hop   (/detour-tcp - /local) / 2: reverse's work on b reached from a's function over
  *                   a plain TCP connection (bench/nodes/policy/functions/reverse-tcp.ts)
  *   and as a check /spread - /a-b-b: one hop (b -> c) cross-node against the same hop local.
+ * The c=1 latency is measured twice: where the scheduler puts the processes, and with every
+ * process of the setup, wrk included, on CPU 0 (the same layout for both hops). A request at a
+ * time is a sequence of wakeups, and on this VM one across CPUs (the other vCPU halted) costs
+ * several times one on the same CPU: which hop's processes happened to land apart moved a
+ * round's ratio more than the hops themselves did.
  *
  * Rounds: in each, at c=16, c=64 and c=1, the targets of that concurrency run one after the other
  * in an order that rotates from round to round; ratios and hop costs pair the points of a round.
@@ -45,13 +50,27 @@ const VARIANTS = ['bpfctl-1node', 'bpfctl-3node', 'http-sidecar-3node'] as const
 const HOP_ROUTES = ['bpfctl-1node', 'detour', 'detour-tcp', 'bpfctl-3node', 'a-b-b'] as const;
 /** Route of a's gateway for each bpfctl target. */
 const ROUTE: Record<string, string> = { 'bpfctl-1node': '/local', 'bpfctl-3node': '/spread', detour: '/detour', 'detour-tcp': '/detour-tcp', 'a-b-b': '/a-b-b' };
+/** The one-CPU layout (taskset list). */
+const ONE_CPU = '0';
 /** What runs at each concurrency, in the order of round 0 (it rotates). */
-const BLOCKS: { c: number; names: readonly string[] }[] = [
+const BLOCKS: { c: number; names: readonly string[]; cpus?: string }[] = [
   { c: 16, names: ['bpfctl-1node', 'bpfctl-3node', 'http-sidecar-3node', 'detour', 'detour-tcp'] },
   { c: 64, names: ['bpfctl-1node', 'bpfctl-3node', 'http-sidecar-3node'] },
   { c: 1, names: ['bpfctl-1node', 'detour', 'detour-tcp', 'bpfctl-3node', 'a-b-b'] },
+  { c: 1, names: ['bpfctl-1node', 'detour', 'detour-tcp'], cpus: ONE_CPU },
 ];
 const HOP_NAMES = { base: 'bpfctl-1node', cross: 'detour', tcp: 'detour-tcp' };
+
+/** Every thread of these processes onto `cpus` (one gone meanwhile is skipped). */
+function pin(pids: number[], cpus: string): void {
+  for (const pid of pids) {
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+    } catch {
+      // exited since the list was made
+    }
+  }
+}
 
 export interface PairedRow {
   a: string;
@@ -101,13 +120,16 @@ function pairedRow(points: Point[], a: string, b: string, c: number): PairedRow 
   return { a, b, concurrency: c, rps: paired(points, a, b, c, (p) => p.rps), p50: paired(points, a, b, c, (p) => p.p50_us), cpu_per_req: paired(points, a, b, c, (p) => p.cpu_us_per_req) };
 }
 
-function results(points: Point[]): Pick<NodesBenchResult, 'variants' | 'hop_routes' | 'paired' | 'hops' | 'ratios' | 'targets'> {
+function results(all: Point[]): Pick<NodesBenchResult, 'variants' | 'hop_routes' | 'paired' | 'hops' | 'ratios' | 'targets'> {
+  const points = all.filter((p) => !p.cpus);
+  const oneCpu = all.filter((p) => p.cpus === ONE_CPU);
   const pairs: PairedRow[] = [];
   for (const c of [16, 64]) pairs.push(pairedRow(points, 'bpfctl-3node', 'http-sidecar-3node', c));
   for (const c of [1, 16, 64]) pairs.push(pairedRow(points, 'bpfctl-3node', 'bpfctl-1node', c));
   const hops = [
     hopCost(points, 'latency, p50 at c=1 (us)', 1, (p) => p.p50_us, HOP_NAMES),
     hopCost(points, 'CPU per request at c=16 (us)', 16, (p) => p.cpu_us_per_req, HOP_NAMES),
+    ...(oneCpu.length ? [hopCost(oneCpu, 'latency, p50 at c=1, every process on CPU 0 (us)', 1, (p) => p.p50_us, HOP_NAMES)] : []),
   ];
   const ratios: Record<string, number> = {};
   const k = (s: string) => s.replace(/-/g, '_');
@@ -122,6 +144,11 @@ function results(points: Point[]): Pick<NodesBenchResult, 'variants' | 'hop_rout
   ratios.hop_cpu_us_cross_node = hops[1]!.cross_node;
   ratios.hop_cpu_us_plain_tcp = hops[1]!.plain_tcp;
   ratios.hop_cpu_cross_node_vs_plain_tcp = hops[1]!.ratio;
+  if (hops[2]) {
+    ratios.hop_latency_us_cross_node_one_cpu = hops[2].cross_node;
+    ratios.hop_latency_us_plain_tcp_one_cpu = hops[2].plain_tcp;
+    ratios.hop_latency_cross_node_vs_plain_tcp_one_cpu = hops[2].ratio;
+  }
   ratios.one_hop_p50_us_spread_minus_a_b_b = oneHop(points, 1, (p) => p.p50_us, 'bpfctl-3node', 'a-b-b');
   for (const [key, v] of Object.entries(ratios)) if (!Number.isFinite(v)) delete ratios[key];
   const targets: TargetRow[] = [];
@@ -131,6 +158,7 @@ function results(points: Point[]): Pick<NodesBenchResult, 'variants' | 'hop_rout
   for (const p of pairs.filter((q) => q.b === 'http-sidecar-3node')) add(`c=${p.concurrency}: bpfctl-3node req/s / http-sidecar-3node req/s`, p.rps.median, '>= 5', (v) => v >= 5);
   add('cross-node hop / plain TCP hop, latency (p50, c=1)', hops[0]!.ratio, '<= 1.2', (v) => v <= 1.2);
   add('cross-node hop / plain TCP hop, CPU per request (c=16)', hops[1]!.ratio, '<= 1.2', (v) => v <= 1.2);
+  if (hops[2]) add('cross-node hop / plain TCP hop, latency (p50, c=1, every process on CPU 0)', hops[2].ratio, '<= 1.2', (v) => v <= 1.2);
   return {
     variants: rows(points, VARIANTS, [16, 64]),
     hop_routes: rows(points, HOP_ROUTES, [1, 16]),
@@ -255,10 +283,12 @@ export async function run(opts: { quick?: boolean } = {}): Promise<NodesBenchRes
     if (profiling) c.startCpuProfiles();
     for (let round = 0; round < s.rounds && !interrupted; round++) {
       for (const [bi, b] of BLOCKS.entries()) {
+        // The bench itself too: the wrk it starts inherits its CPUs.
+        if (b.cpus) pin([process.pid, ...c.procs().map((p) => p.pid), ...h.procs().map((p) => p.pid)], b.cpus);
         for (const [seq, name] of rotate(b.names, round + bi).entries()) {
           if (interrupted) break;
           try {
-            const p = await measure(targets.get(name)!, b.c, s.seconds, round, seq);
+            const p = await measure(targets.get(name)!, b.c, s.seconds, round, seq, b.cpus);
             // Interrupted during the point: its processes were stopping under it.
             if (interrupted) break;
             points.push(p);
@@ -267,6 +297,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<NodesBenchRes
             if (!interrupted) fail(`${name} c=${b.c}`, err);
           }
         }
+        if (b.cpus) pin([process.pid, ...c.procs().map((p) => p.pid), ...h.procs().map((p) => p.pid)], `0-${os.cpus().length - 1}`);
       }
       loads.push(os.loadavg());
     }

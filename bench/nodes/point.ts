@@ -39,6 +39,8 @@ export interface Point {
   /** Cores busy with work that was neither the setup's nor wrk's, and cores stolen by the hypervisor. */
   others_cores: number;
   steal_cores: number;
+  /** Set when every process of the setup (and wrk) ran confined to these CPUs. */
+  cpus?: string;
 }
 
 /** user+nice+system+irq+softirq, and steal, of all CPUs, in seconds (/proc/stat's first line). */
@@ -48,7 +50,7 @@ function machineCpu(): { busy: number; steal: number } {
   return { busy: (user + nice + system + irq + softirq) / CLK_TCK, steal: steal / CLK_TCK };
 }
 
-export async function measure(t: Target, c: number, seconds: number, round: number, seq: number): Promise<Point> {
+export async function measure(t: Target, c: number, seconds: number, round: number, seq: number, cpus?: string): Promise<Point> {
   const procs = t.procs();
   const cpu0 = procs.map((p) => cpuSeconds(p.pid));
   const m0 = machineCpu();
@@ -83,5 +85,6 @@ export async function measure(t: Target, c: number, seconds: number, round: numb
     // /proc/stat counts in 10 ms units: over a 2 s point, "others" is good to ~0.02 cores.
     others_cores: Math.max(0, (m1.busy - m0.busy - cpu - wrkCpu) / secs),
     steal_cores: (m1.steal - m0.steal) / secs,
+    ...(cpus ? { cpus } : {}),
   };
 }
