@@ -14,6 +14,7 @@ import net from 'node:net';
 import { DESC_DROP_REASON_MASK, DESC_DROP_REASON_SHIFT, DROP_REASON_KEYS } from '../ir/chain-limits.ts';
 import { Link } from './sdk/link.ts';
 import { Batcher, bounce, canBounce, type Desc, FrameReader } from './sdk/wire.ts';
+import { cut } from './socket-cut.ts';
 
 export interface HubOptions {
   /** 0 (default): any free port. */
@@ -68,7 +69,7 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
   const evict = (s: net.Socket) => {
     unregistered.delete(s);
     counters.evicted++;
-    s.resetAndDestroy();
+    cut(s);
   };
   const armSweep = () => {
     if (sweep || unregistered.size === 0) return;
@@ -94,7 +95,7 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
     s.on('data', (b) => {
       counters.strayBytes += b.length;
     });
-    s.on('end', () => s.resetAndDestroy());
+    s.on('end', () => cut(s));
     s.on('error', () => s.destroy());
     s.on('close', () => {
       peers.delete(s);
@@ -146,7 +147,7 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
     close: () =>
       new Promise<void>((resolve) => {
         if (sweep) clearTimeout(sweep);
-        for (const s of peers) s.resetAndDestroy();
+        for (const s of peers) cut(s);
         peers.clear();
         server.close(() => resolve());
       }),

@@ -74,20 +74,20 @@ function post(path: string, body = 'hello world', method = 'POST'): Promise<{ st
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A wrk run against one path; statuses tallied by a Lua script (wrk itself only counts non-2xx). */
-function wrk(path: string, conns: number, seconds: number): Promise<{ requests: number; statuses: Record<string, number>; errors: string }> {
+function wrk(path: string, conns: number, seconds: number): Promise<{ requests: number; statuses: Record<string, number>; errors: string; output: string }> {
   const lua = join(repo, 'test/kernel/fixtures/wrk-status.lua');
   return new Promise((resolve) => {
     const child = spawn('wrk', ['-t1', `-c${conns}`, `-d${seconds}s`, '--timeout', '4s', '-s', lua, `${URL_}${path}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (b) => (out += b));
     child.stderr.on('data', (b) => (out += b));
-    child.on('exit', () => {
+    child.on('exit', (code, signal) => {
       const statuses: Record<string, number> = {};
       for (const m of out.matchAll(/STATUS (\w+) (\d+)/g)) if (Number(m[2]) > 0) statuses[m[1]!] = Number(m[2]);
       const last = /LASTOTHER (\d+)/.exec(out)?.[1];
       if (statuses.other && last) statuses[`other (last ${last})`] = statuses.other;
       const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-      resolve({ requests, statuses, errors: /Socket errors:.*$/m.exec(out)?.[0] ?? '' });
+      resolve({ requests, statuses, errors: /Socket errors:.*$/m.exec(out)?.[0] ?? '', output: `wrk exit ${code ?? signal}: ${out.slice(-600)}` });
     });
   });
 }
@@ -276,7 +276,7 @@ test('under wrk load: 30 route changes, 10 scale operations, 2 code applies, no 
   assert.is(applies, 2);
   for (const [i, r] of results.entries()) {
     const path = ['/hello', '/shout', '/extra'][i]!;
-    assert.ok(r.requests > 100, `${path}: only ${r.requests} requests in ${took} ms`);
+    assert.ok(r.requests > 100, `${path}: only ${r.requests} requests in ${took} ms (${r.output})`);
     assert.is(r.errors, '', `${path}: ${r.errors}`);
     const bad = Object.entries(r.statuses).filter(([s]) => s !== '200' && !(path === '/extra' && s === '404'));
     assert.equal(bad, [], `${path}: failed requests ${JSON.stringify(r.statuses)}`);

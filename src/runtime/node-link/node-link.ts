@@ -41,6 +41,7 @@ import { DESC_FLAG_DROPPED, type Desc, DescRecord, FrameCutter, readDescInto, wr
 import { resolvePoolPath } from '../pool/index.ts';
 import { ByteBatch } from './batch.ts';
 import { NativeDataPath } from './native-data.ts';
+import { cut } from '../socket-cut.ts';
 import { type PeerAddress, Peers } from './peers.ts';
 import { appendRecord, FrameParser, putFrameHead, RecordCursor, T_DATA } from './protocol.ts';
 import type { SecretRing } from './secrets.ts';
@@ -277,7 +278,7 @@ export class NodeLink {
           setTimeout(() => this.native?.closeChainSocket(s.fnId, s.inst), RETIRE_MS).unref();
           continue;
         }
-        setTimeout(() => s.sock.resetAndDestroy(), RETIRE_MS).unref();
+        setTimeout(() => cut(s.sock), RETIRE_MS).unref();
         this.retiring.add(s);
         s.sock.once('close', () => this.retiring.delete(s));
       }
@@ -331,10 +332,10 @@ export class NodeLink {
     set.add(sock);
     const parser = new FrameParser((type, body) => {
       if (type === T_DATA) this.onData(peer, body);
-      else sock.resetAndDestroy();
+      else cut(sock);
     });
     sock.on('data', (c: Buffer) => {
-      if (!parser.push(c)) sock.resetAndDestroy();
+      if (!parser.push(c)) cut(sock);
       this.scheduleFlush();
     });
     sock.on('close', () => set.delete(sock));
@@ -360,10 +361,10 @@ export class NodeLink {
     await this.peers.close();
     await this.native?.close();
     for (const p of [...this.dataOut.keys(), ...this.dataIn.keys()]) this.closeData(p);
-    for (const s of [...this.socks.values(), ...this.retiring]) s.sock.resetAndDestroy();
+    for (const s of [...this.socks.values(), ...this.retiring]) cut(s.sock);
     this.socks.clear();
     this.retiring.clear();
-    this.inject?.sock.resetAndDestroy();
+    if (this.inject) cut(this.inject.sock);
     this.maps.close();
     this.routes.close();
     this.pool.close();

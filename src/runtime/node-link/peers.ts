@@ -43,7 +43,12 @@ import {
   T_PONG,
   T_STATE,
 } from './protocol.ts';
+import { cut } from '../socket-cut.ts';
 import type { SecretRing } from './secrets.ts';
+
+const cutIf = (sock: net.Socket | null | undefined): void => {
+  if (sock) cut(sock);
+};
 
 export interface PeerAddress {
   name: string;
@@ -169,7 +174,7 @@ export class Peers {
     const p = this.out.get(peer);
     if (!p?.dataReady) return;
     this.o.log(`data connection to ${peer} lost`);
-    p.sock?.resetAndDestroy();
+    cutIf(p.sock);
   }
 
   /** Up once the state came and the data connection is linked; dials the data connection when the control one is authenticated. */
@@ -196,9 +201,9 @@ export class Peers {
       clearTimeout(timer);
       if (done) return;
       done = true;
-      sock.resetAndDestroy();
+      cut(sock);
       // The control connection goes too: the peer is dialled again from the start.
-      if (p.data === sock) p.sock?.resetAndDestroy();
+      if (p.data === sock) cutIf(p.sock);
     };
     const timer = setTimeout(fail, AUTH_MS);
     const parser = new FrameParser((type, body) => {
@@ -242,10 +247,10 @@ export class Peers {
     if (this.tick) clearInterval(this.tick);
     for (const p of this.out.values()) {
       if (p.timer) clearTimeout(p.timer);
-      p.sock?.resetAndDestroy();
-      if (!p.dataReady) p.data?.resetAndDestroy();
+      cutIf(p.sock);
+      if (!p.dataReady) cutIf(p.data);
     }
-    for (const c of this.inbound) c.sock.resetAndDestroy();
+    for (const c of this.inbound) cut(c.sock);
     const server = this.server;
     if (server) await new Promise<void>((r) => server.close(() => r()));
   }
@@ -256,16 +261,16 @@ export class Peers {
       if (!p.sock) continue;
       if (p.up && now - p.lastHeard > DEAD_MS) {
         this.o.log(`peer ${p.addr.name} silent for ${now - p.lastHeard} ms: down`);
-        p.sock.resetAndDestroy();
+        cut(p.sock);
         continue;
       }
       if (p.authed && now - p.lastHeard > DEAD_MS) {
-        p.sock.resetAndDestroy();
+        cut(p.sock);
         continue;
       }
       if (p.authed) send(p.sock, frame(T_PING));
     }
-    for (const c of this.inbound) if (now - c.lastHeard > (c.peer ? DEAD_MS : AUTH_MS)) c.sock.resetAndDestroy();
+    for (const c of this.inbound) if (now - c.lastHeard > (c.peer ? DEAD_MS : AUTH_MS)) cut(c.sock);
   }
 
   private dial(p: Outbound): void {
@@ -276,13 +281,13 @@ export class Peers {
     let challenge: Buffer | null = null;
     let proofSent = false;
     p.authed = false;
-    const authTimer = setTimeout(() => sock.resetAndDestroy(), AUTH_MS);
+    const authTimer = setTimeout(() => cut(sock), AUTH_MS);
     const parser = new FrameParser((type, body) => {
       if (sock.destroyed) return;
       p.lastHeard = Date.now();
       if (!challenge) {
         const version = announcedVersion(type, body);
-        if (type !== T_CHALLENGE || version === null) return void sock.resetAndDestroy();
+        if (type !== T_CHALLENGE || version === null) return void cut(sock);
         if (version !== PROTOCOL_VERSION) {
           this.counters.wrongVersion++;
           p.problem = `protocol ${version} (this node ${PROTOCOL_VERSION})`;
@@ -292,7 +297,7 @@ export class Peers {
           return void sock.end(frame(T_AUTH, helloHead()));
         }
         challenge = parseChallenge(body);
-        if (!challenge) return void sock.resetAndDestroy();
+        if (!challenge) return void cut(sock);
         send(sock, frame(T_AUTH, authBody(this.o.secrets.keys(), this.o.policy, challenge, nonce, this.o.self)));
         proofSent = true;
         return;
@@ -303,7 +308,7 @@ export class Peers {
           p.problem = 'did not prove the secret';
           proofSent = false;
           this.logOnce(`dial ${p.addr.name}`, `peer ${p.addr.name} at ${p.addr.host}:${p.addr.port} did not prove the policy's secret${name ? ` (says it is ${name})` : ''}`);
-          return void sock.resetAndDestroy();
+          return void cut(sock);
         }
         p.authed = true;
         p.problem = null;
@@ -316,7 +321,7 @@ export class Peers {
         try {
           st = JSON.parse(body.toString()) as PeerState;
         } catch {
-          return void sock.resetAndDestroy();
+          return void cut(sock);
         }
         p.state = st;
         if (p.up) this.o.onState(p.addr.name, st);
@@ -325,7 +330,7 @@ export class Peers {
       // PONG: lastHeard above is all it is for.
     });
     sock.on('data', (c: Buffer) => {
-      if (!parser.push(c)) sock.resetAndDestroy();
+      if (!parser.push(c)) cut(sock);
     });
     sock.on('error', () => {});
     sock.on('close', () => {
@@ -343,7 +348,7 @@ export class Peers {
       p.authed = false;
       p.state = null;
       // A data connection still being dialled goes with it; one handed over is closed by onDown's callee.
-      if (!p.dataReady) p.data?.resetAndDestroy();
+      if (!p.dataReady) cutIf(p.data);
       p.data = null;
       p.dataReady = false;
       if (wasUp) {
@@ -379,7 +384,7 @@ export class Peers {
           this.counters.wrongVersion++;
           const peer = this.peerAt(sock.remoteAddress);
           this.logOnce(`accept ${peer ?? sock.remoteAddress}`, `refused a node-link connection from ${peer ? `${peer} (${from})` : from}: it speaks node-link protocol ${version}, this node speaks ${PROTOCOL_VERSION} (run the same bpfctl on every node; docs/multi-node.md)`, `version ${version}`);
-          return void sock.resetAndDestroy();
+          return void cut(sock);
         }
         const who = type === T_AUTH ? checkAuth(this.o.secrets.keys(), this.o.policy, challenge, body) : null;
         if (!who || !this.out.has(who.name)) {
@@ -388,7 +393,7 @@ export class Peers {
           const why = who ? `unknown node ${who.name}` : 'no valid proof of the policy secret';
           // Once per address until it links: a node left with an old secret retries every second.
           this.logOnce(`accept ${peer ?? sock.remoteAddress}`, `refused a node-link connection from ${peer ? `${peer} (${from})` : from}: ${why}`, why);
-          return void sock.resetAndDestroy();
+          return void cut(sock);
         }
         c.peer = who.name;
         this.counters.authenticated++;
@@ -420,7 +425,7 @@ export class Peers {
     sock.on('data', (chunk: Buffer) => {
       if (!parser.push(chunk)) {
         if (!c.peer) this.counters.refused++;
-        sock.resetAndDestroy();
+        cut(sock);
       }
     });
     sock.on('error', () => {});

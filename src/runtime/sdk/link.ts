@@ -18,6 +18,7 @@
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
+import { cut } from '../socket-cut.ts';
 
 export type RegisterMode = 'ipc' | 'fd' | 'callback';
 
@@ -128,7 +129,7 @@ export class Link {
     const s = this.sock;
     this.sock = null;
     // RST instead of FIN: nothing is left in TIME_WAIT.
-    if (s && !s.destroyed) s.resetAndDestroy();
+    if (s && !s.destroyed) cut(s);
   }
 
   private onread = {
@@ -220,7 +221,7 @@ export class Link {
     this.sock = null;
     const wasUp = this.up;
     this.up = false;
-    if (!s.destroyed) s.resetAndDestroy();
+    if (!s.destroyed) cut(s);
     if (this.closed) return;
     this.counters.failures++;
     if (err) this.counters.writeErrors += (err as NodeJS.ErrnoException).code === 'EACCES' ? 1 : 0;
