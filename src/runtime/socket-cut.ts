@@ -6,13 +6,23 @@ import type net from 'node:net';
  * shutting down (after the peer's FIN, Node ends its side too) fails with EINVAL, and Node then
  * emits 'error' and never 'close' (net.Socket#_destroy): a peer whose agent died was seen silent
  * every 200 ms and never down (a CI run). An ending socket is destroyed instead; should a reset
- * still fail, 'close' is emitted here, since Node will not.
+ * still fail, its handle is closed and 'close' emitted here, since Node does neither.
  */
 export function cut(sock: net.Socket): void {
   if (sock.destroyed) return;
   if (sock.connecting || sock.readableEnded || sock.writableEnded) return void sock.destroy();
+  // Node drops its reference to the handle after a failed reset without closing it: the
+  // descriptor stays open, and the process's exit then waits for that handle forever (seen: an
+  // agent spinning in Environment::CleanupHandles after its stop). Closed here, then 'close'.
+  const handle = (sock as unknown as { _handle?: { close?(cb: () => void): void } | null })._handle;
   const onError = (err: NodeJS.ErrnoException) => {
-    if (err.syscall === 'reset') sock.emit('close', true);
+    if (err.syscall !== 'reset') return;
+    try {
+      handle?.close?.(() => {});
+    } catch {
+      // closing already
+    }
+    sock.emit('close', true);
   };
   sock.once('error', onError);
   sock.resetAndDestroy();

@@ -26,7 +26,12 @@ export async function stopChild(holder: { child: ChildProcess | null }, signal: 
   if (!c || c.exitCode !== null || c.signalCode !== null) return;
   const exited = new Promise((r) => c.once('exit', r));
   c.kill(signal);
-  await Promise.race([exited, sleep(20_000)]);
+  // A child that does not exit in time is killed: one stuck at exit must not keep the test
+  // runner (and CI) waiting forever.
+  if ((await Promise.race([exited.then(() => true), sleep(20_000).then(() => false)])) === false) {
+    c.kill('SIGKILL');
+    await Promise.race([exited, sleep(5000)]);
+  }
   holder.child = null;
 }
 
