@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -251,14 +252,22 @@ static struct outq *dirty[MAX_PEERS + 1];
 static int ndirty;
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A line to the agent. The control socket is non-blocking (it is read in the loop): when the
+ * agent is slow to read, wait for room rather than lose the line; only a closed socket ends this
+ * process (the agent is gone, and with it everything it handed over). */
 static void ctl_write(const char *s, size_t n)
 {
 	while (n) {
 		ssize_t w = write(CTL_FD, s, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = { .fd = CTL_FD, .events = POLLOUT };
+			poll(&pfd, 1, 1000);
+			continue;
+		}
 		if (w <= 0)
-			exit(0); /* the agent is gone */
+			exit(0);
 		s += w;
 		n -= (size_t)w;
 	}
