@@ -81,7 +81,9 @@ function wrk(path: string, conns: number, seconds: number): Promise<{ requests: 
     let out = '';
     child.stdout.on('data', (b) => (out += b));
     child.stderr.on('data', (b) => (out += b));
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': 'exit' can come before the last of wrk's output is read (it then looked
+    // like a load of 0 requests in CI).
+    child.on('close', (code, signal) => {
       const statuses: Record<string, number> = {};
       for (const m of out.matchAll(/STATUS (\w+) (\d+)/g)) if (Number(m[2]) > 0) statuses[m[1]!] = Number(m[2]);
       const last = /LASTOTHER (\d+)/.exec(out)?.[1];

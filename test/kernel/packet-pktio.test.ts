@@ -99,7 +99,7 @@ function capture(ns: string, ifname: string): Promise<{ stop: () => Promise<stri
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   const done = new Promise<string[]>((res, rej) =>
-    proc.on('exit', () => {
+    proc.on('close', () => {
       procs.delete(proc);
       try {
         res(JSON.parse(out.trim().split('\n').pop() ?? '[]'));

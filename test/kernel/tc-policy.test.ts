@@ -176,7 +176,7 @@ function startHelper<T>(ns: string, script: string, args: (string | number)[]): 
   children.add(proc);
   let out = '';
   const done = new Promise<T>((res, rej) => {
-    proc.on('exit', () => {
+    proc.on('close', () => {
       children.delete(proc);
       try {
         res(JSON.parse(out.trim().split('\n').pop() ?? '') as T);

@@ -131,7 +131,7 @@ function startReceiver(udp: number[], tcp: number[]): Promise<{ proc: ChildProce
   let out = '';
   return new Promise((resolve, reject) => {
     const done = new Promise<Record<string, number>>((res, rej) => {
-      proc.on('exit', () => {
+      proc.on('close', () => {
         receivers.delete(proc);
         const last = out.trim().split('\n').pop() ?? '';
         try {
