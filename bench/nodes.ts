@@ -34,7 +34,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { killAllSync, stopAll } from './chain/proc.ts';
+import { ALL_CPUS, killAllSync, pin, stopAll } from './chain/proc.ts';
 import { expected, PAYLOAD } from './chain/work.ts';
 import { runWrk } from './chain/wrk.ts';
 import { benchCommit } from './commit.ts';
@@ -61,16 +61,6 @@ const BLOCKS: { c: number; names: readonly string[]; cpus?: string }[] = [
 ];
 const HOP_NAMES = { base: 'bpfctl-1node', cross: 'detour', tcp: 'detour-tcp' };
 
-/** Every thread of these processes onto `cpus` (one gone meanwhile is skipped). */
-function pin(pids: number[], cpus: string): void {
-  for (const pid of pids) {
-    try {
-      execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
-    } catch {
-      // exited since the list was made
-    }
-  }
-}
 
 export interface PairedRow {
   a: string;
@@ -284,7 +274,8 @@ export async function run(opts: { quick?: boolean } = {}): Promise<NodesBenchRes
     for (let round = 0; round < s.rounds && !interrupted; round++) {
       for (const [bi, b] of BLOCKS.entries()) {
         // The bench itself too: the wrk it starts inherits its CPUs.
-        if (b.cpus) pin([process.pid, ...c.procs().map((p) => p.pid), ...h.procs().map((p) => p.pid)], b.cpus);
+        const setup = () => [process.pid, ...c.procs().map((p) => p.pid), ...h.procs().map((p) => p.pid)];
+        if (b.cpus) pin(setup(), b.cpus);
         for (const [seq, name] of rotate(b.names, round + bi).entries()) {
           if (interrupted) break;
           try {
@@ -297,7 +288,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<NodesBenchRes
             if (!interrupted) fail(`${name} c=${b.c}`, err);
           }
         }
-        if (b.cpus) pin([process.pid, ...c.procs().map((p) => p.pid), ...h.procs().map((p) => p.pid)], `0-${os.cpus().length - 1}`);
+        if (b.cpus) pin(setup(), ALL_CPUS);
       }
       loads.push(os.loadavg());
     }

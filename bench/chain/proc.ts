@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 
 const live = new Set<ChildProcess>();
 
@@ -299,4 +300,21 @@ export function exitWithParent(cleanup: () => void | Promise<void> = () => {}, o
   process.stdin.on('error', leave);
   process.on('SIGTERM', leave);
   process.on('SIGINT', leave);
+}
+
+/** All CPUs of this machine, as a taskset list. */
+export const ALL_CPUS = `0-${os.cpus().length - 1}`;
+
+/**
+ * Confines every thread of these processes to `cpus` (a taskset list): both sides of a compared
+ * pair then run in the same layout. A process gone meanwhile is skipped.
+ */
+export function pin(pids: readonly number[], cpus: string): void {
+  for (const pid of pids) {
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+    } catch {
+      // exited since the list was made
+    }
+  }
 }

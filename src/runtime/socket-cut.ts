@@ -8,8 +8,8 @@ import type net from 'node:net';
  * every 200 ms and never down (a CI run). An ending socket is destroyed instead; should a reset
  * still fail, its handle is closed and 'close' emitted here, since Node does neither.
  */
-export function cut(sock: net.Socket): void {
-  if (sock.destroyed) return;
+export function cut(sock: net.Socket | null | undefined): void {
+  if (!sock || sock.destroyed) return;
   if (sock.connecting || sock.readableEnded || sock.writableEnded) return void sock.destroy();
   // Node drops its reference to the handle after a failed reset without closing it: the
   // descriptor stays open, and the process's exit then waits for that handle forever (seen: an

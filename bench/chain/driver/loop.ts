@@ -9,9 +9,7 @@
  * same layout, and the ratio is the transport's, not where the scheduler happened to put each
  * process (on this 2-vCPU VM a wakeup across CPUs costs ~10x one on the same CPU).
  */
-import { execFileSync } from 'node:child_process';
-import os from 'node:os';
-import { cpuSeconds, totalCpu } from '../proc.ts';
+import { ALL_CPUS, cpuSeconds, pin, totalCpu } from '../proc.ts';
 
 export interface LoopResult {
   roundTrips: number;
@@ -56,7 +54,7 @@ export class Loop {
   }
 
   start(): void {
-    if (this.o.cpus) this.pin(this.o.cpus);
+    if (this.o.cpus) pin([process.pid, ...this.o.chainPids], this.o.cpus);
     for (let s = 0; s < this.o.inflight; s++) this.send(s);
     this.o.flush();
     setTimeout(() => {
@@ -104,21 +102,10 @@ export class Loop {
     return { chain: totalCpu(this.o.chainPids), driver: cpuSeconds(process.pid) };
   }
 
-  /** Every thread of the driver and of the chain's processes onto `cpus` (a process gone meanwhile is skipped). */
-  private pin(cpus: string): void {
-    for (const pid of [process.pid, ...this.o.chainPids]) {
-      try {
-        execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
-      } catch {
-        // exited since the list was made
-      }
-    }
-  }
-
   private finish(): void {
     if (this.phase === 'done') return;
     this.phase = 'done';
-    if (this.o.cpus) this.pin(`0-${os.cpus().length - 1}`);
+    if (this.o.cpus) pin([process.pid, ...this.o.chainPids], ALL_CPUS);
     const s = this.samples.subarray(0, this.n).sort();
     const pct = (p: number) => (this.n ? s[Math.min(this.n - 1, Math.floor((p / 100) * this.n))]! : Number.NaN);
     const seconds = (this.t1 - this.t0) / 1000;

@@ -37,8 +37,6 @@ export interface NativeDataPathOptions {
   onExit(why: string): void;
 }
 
-const EMPTY_COUNTERS: NativeCounters = { sent: 0, received: 0, failedFast: 0, afterDown: 0, stale: 0, noBuffer: 0, unknownRoute: 0, malformed: 0, pending: 0 };
-
 export class NativeDataPath {
   private child: ChildProcess | null = null;
   private ctl: net.Socket | null = null;
@@ -47,8 +45,8 @@ export class NativeDataPath {
   private lines = '';
   private gwSig = '';
   private waiting: (() => void)[] = [];
-  /** The counters of the last status line (asked for at every `askStatus`). */
-  counters: NativeCounters = { ...EMPTY_COUNTERS };
+  /** The counters of the last status line (`refresh` asks for one). */
+  counters: NativeCounters = { sent: 0, received: 0, failedFast: 0, afterDown: 0, stale: 0, noBuffer: 0, unknownRoute: 0, malformed: 0, pending: 0 };
 
   constructor(private readonly o: NativeDataPathOptions) {}
 

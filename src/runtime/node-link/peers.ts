@@ -46,10 +46,6 @@ import {
 import { cut } from '../socket-cut.ts';
 import type { SecretRing } from './secrets.ts';
 
-const cutIf = (sock: net.Socket | null | undefined): void => {
-  if (sock) cut(sock);
-};
-
 export interface PeerAddress {
   name: string;
   host: string;
@@ -174,7 +170,7 @@ export class Peers {
     const p = this.out.get(peer);
     if (!p?.dataReady) return;
     this.o.log(`data connection to ${peer} lost`);
-    cutIf(p.sock);
+    cut(p.sock);
   }
 
   /** Up once the state came and the data connection is linked; dials the data connection when the control one is authenticated. */
@@ -203,7 +199,7 @@ export class Peers {
       done = true;
       cut(sock);
       // The control connection goes too: the peer is dialled again from the start.
-      if (p.data === sock) cutIf(p.sock);
+      if (p.data === sock) cut(p.sock);
     };
     const timer = setTimeout(fail, AUTH_MS);
     const parser = new FrameParser((type, body) => {
@@ -247,8 +243,8 @@ export class Peers {
     if (this.tick) clearInterval(this.tick);
     for (const p of this.out.values()) {
       if (p.timer) clearTimeout(p.timer);
-      cutIf(p.sock);
-      if (!p.dataReady) cutIf(p.data);
+      cut(p.sock);
+      if (!p.dataReady) cut(p.data);
     }
     for (const c of this.inbound) cut(c.sock);
     const server = this.server;
@@ -348,7 +344,7 @@ export class Peers {
       p.authed = false;
       p.state = null;
       // A data connection still being dialled goes with it; one handed over is closed by onDown's callee.
-      if (!p.dataReady) cutIf(p.data);
+      if (!p.dataReady) cut(p.data);
       p.data = null;
       p.dataReady = false;
       if (wasUp) {
